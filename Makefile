@@ -1,0 +1,42 @@
+# LumaPay: the two commands are `make dev` and `make test`. See the README.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+# Development and tests run with DEBUG on; production sets its own environment (see the README).
+export DEBUG ?= true
+# Start a private PostgreSQL for the command unless DATABASE_URL is set.
+WITH_DATABASE := $(BIN)/python -m lumapay.embedded_database --
+ARGS ?=
+
+.PHONY: install dev test bench lock messages clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check --quiet --require-hashes -r requirements.lock
+	touch $@
+
+dev: install
+	$(WITH_DATABASE) sh -c '\
+	  $(BIN)/python manage.py migrate --noinput && \
+	  $(BIN)/python manage.py seed_demo_clinic && \
+	  $(BIN)/python manage.py dev_banner && \
+	  if [ -n "$$REDIS_URL" ]; then exec $(BIN)/honcho -f Procfile.dev start; \
+	  else exec $(BIN)/python manage.py runserver 127.0.0.1:8000; fi'
+
+test: install
+	$(WITH_DATABASE) $(BIN)/python -m pytest $(ARGS)
+
+# Re-lock dependencies after editing pyproject.toml (needs the network to PyPI).
+lock: install
+	$(BIN)/python -m pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --generate-hashes --extra dev --strip-extras -o requirements.lock pyproject.toml
+
+# Rebuild the Spanish catalogue after changing translatable text (needs gettext's msgfmt).
+messages: install
+	$(BIN)/python manage.py makemessages --locale es --ignore '.venv/*' --ignore 'tests/*'
+	$(BIN)/python manage.py compilemessages --locale es --ignore '.venv/*'
+
+clean:
+	rm -rf $(VENV) .local staticfiles .pytest_cache

@@ -1,0 +1,61 @@
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class ActorType(models.TextChoices):
+    STAFF = "staff", _("Staff")
+    PATIENT = "patient", _("Patient")
+    GATEWAY = "gateway", _("Payment gateway")
+    SYSTEM = "system", _("System")
+
+
+class AuditEvent(models.Model):
+    """Append-only record of who did what to which tenant object, and of every PHI access.
+
+    Written by ``lumapay.audit.audit_event_record`` inside the same database transaction as the
+    change it describes. Never updated or deleted.
+    """
+
+    organization = models.ForeignKey("org_profile.Organization", on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=80, db_index=True)
+    actor_type = models.CharField(max_length=20, choices=ActorType.choices)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    patient = models.ForeignKey("ehr_sync.Patient", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    payment_request = models.ForeignKey(
+        "transactions.PaymentRequest", null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events"
+    )
+    transaction = models.ForeignKey(
+        "transactions.Transaction", null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events"
+    )
+    changes = models.JSONField(default=dict, blank=True, help_text="old and new values, and other details")
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action}"
+
+
+class DevOutboxMessage(models.Model):
+    """An e-mail or SMS the app "sent" in development, so a person trying LumaPay can open it.
+
+    Written only by the dev outbox backends; never used in production.
+    """
+
+    channel = models.CharField(max_length=10, choices=[("email", "E-mail"), ("sms", "SMS")])
+    to = models.CharField(max_length=300)
+    subject = models.CharField(max_length=300, blank=True)
+    body = models.TextField()
+    html_body = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]

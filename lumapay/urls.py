@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from .dev_outbox import dev_outbox
+
+admin.site.site_header = "LumaPay operations"
+admin.site.site_title = "LumaPay operations"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("org_profile.urls")),
+    path("patients/", include("ehr_sync.urls")),
+    path("pay/", include("transactions.pay_urls")),
+    path("sandbox/", include("transactions.sandbox_urls")),
+    path("webhooks/", include("transactions.webhook_urls")),
+    path("dev/outbox/", dev_outbox, name="dev_outbox"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("transactions.urls")),
+]

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class OrgProfileConfig(AppConfig):
+    name = "org_profile"
+    verbose_name = "Organizations and staff"

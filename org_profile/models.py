@@ -1,0 +1,132 @@
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.db import models
+from django.db.models.functions import Lower
+
+from .enums import PaymentGateway, Role
+
+
+class StaffUserManager(UserManager):
+    def _create_user(self, email, password, **extra_fields):
+        email = self.normalize_email(email)
+        user = self.model(email=email, username=email, **extra_fields)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email=None, password=None, **extra_fields):
+        extra_fields.setdefault("is_staff", False)
+        extra_fields.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra_fields)
+
+    def create_superuser(self, email=None, password=None, **extra_fields):
+        extra_fields.setdefault("is_staff", True)
+        extra_fields.setdefault("is_superuser", True)
+        return self._create_user(email, password, **extra_fields)
+
+
+class User(AbstractUser):
+    """A person who signs in: clinic staff, or a platform operator (``is_staff``) for Django admin.
+
+    Signs in with the e-mail address, which is unique regardless of case. Patients are not users.
+    """
+
+    email = models.EmailField("e-mail address", unique=True)
+
+    USERNAME_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    objects = StaffUserManager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(Lower("email"), name="user_email_unique_ci")]
+
+    def __str__(self) -> str:
+        return self.get_full_name() or self.email
+
+
+class Organization(models.Model):
+    """A tenant: a practice or health system. Every tenant-owned row points at one."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    payment_gateway = models.CharField(max_length=20, choices=PaymentGateway.choices, default=PaymentGateway.SANDBOX)
+    currency = models.CharField(max_length=3, default="usd")
+    timezone = models.CharField(max_length=64, default="America/New_York")
+
+    # Legal information (what a processor needs to know about the business).
+    legal_name = models.CharField(max_length=200, blank=True)
+    tax_id_last4 = models.CharField("tax ID (last 4)", max_length=4, blank=True)
+    address_line1 = models.CharField(max_length=200, blank=True)
+    address_line2 = models.CharField(max_length=200, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    state = models.CharField(max_length=50, blank=True)
+    postal_code = models.CharField(max_length=20, blank=True)
+
+    # Public-facing information: what patients see on payment pages, e-mails and receipts.
+    public_name = models.CharField(max_length=200, blank=True)
+    support_phone = models.CharField(max_length=30, blank=True)
+    support_email = models.EmailField(blank=True)
+    website = models.URLField(blank=True)
+    statement_descriptor = models.CharField(max_length=22, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def display_name(self) -> str:
+        return self.public_name or self.name
+
+    @property
+    def address_lines(self) -> list[str]:
+        city_line = " ".join(p for p in [f"{self.city}," if self.city else "", self.state, self.postal_code] if p)
+        return [line for line in [self.address_line1, self.address_line2, city_line] if line]
+
+
+class Location(models.Model):
+    """A sub-account of an organization: a clinic site or department."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="locations")
+    name = models.CharField(max_length=200)
+    address = models.CharField(max_length=300, blank=True)
+    phone = models.CharField(max_length=30, blank=True)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["organization", "name"], name="location_name_unique_per_org")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    """A user's place in one organization: their role and, for sub-account users, their locations.
+
+    One per (user, organization). Staff with no locations see nothing location-bound.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.STAFF)
+    locations = models.ManyToManyField(Location, blank=True, related_name="memberships")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "organization"], name="membership_unique_per_org")]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.organization} · {self.get_role_display()}"
+
+    @property
+    def is_manager_or_above(self) -> bool:
+        return self.role in (Role.ADMINISTRATOR, Role.MANAGER)
+
+    @property
+    def sees_all_locations(self) -> bool:
+        return self.role != Role.STAFF

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from .enums import Role
+from .models import Location, Membership, Organization
+
+
+def memberships_of(*, user) -> QuerySet[Membership]:
+    return (
+        Membership.objects.filter(user=user, is_active=True)
+        .select_related("organization")
+        .order_by("organization__name")
+    )
+
+
+def membership_current(*, request) -> Membership | None:
+    from .middleware import SESSION_KEY
+
+    user = request.user
+    if not user.is_authenticated:
+        return None
+    memberships = memberships_of(user=user)
+    chosen = request.session.get(SESSION_KEY)
+    if chosen is not None:
+        membership = memberships.filter(organization_id=chosen).first()
+        if membership is not None:
+            return membership
+    return memberships.first()
+
+
+def location_ids_visible(*, membership: Membership) -> list[int] | None:
+    """The locations a member may see, or None when the role sees every location."""
+    if membership.role != Role.STAFF:
+        return None
+    return list(membership.locations.values_list("id", flat=True))
+
+
+def locations_for(*, membership: Membership) -> QuerySet[Location]:
+    locations = Location.objects.filter(organization=membership.organization, is_active=True)
+    visible = location_ids_visible(membership=membership)
+    if visible is not None:
+        locations = locations.filter(id__in=visible)
+    return locations.order_by("name")
+
+
+def scope_to_locations(queryset: QuerySet, *, membership: Membership, field: str = "location") -> QuerySet:
+    """Limit a tenant queryset to the member's locations (sub-account users only)."""
+    visible = location_ids_visible(membership=membership)
+    if visible is None:
+        return queryset
+    return queryset.filter(**{f"{field}_id__in": visible})
+
+
+def organization_get(*, slug: str) -> Organization | None:
+    return Organization.objects.filter(slug=slug).first()

@@ -1,0 +1,71 @@
+import pytest
+
+from lumapay import sms
+from org_profile.enums import Role
+
+from .factories import LocationFactory, MembershipFactory, OrganizationFactory, PatientFactory
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings):
+    settings.SMS_BACKEND = "memory"
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.SITE_URL = "http://testserver"
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    sms.outbox.clear()
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture
+def organization(db):
+    return OrganizationFactory(name="Riverside Family Medicine")
+
+
+@pytest.fixture
+def location(organization):
+    return LocationFactory(organization=organization, name="Downtown Clinic")
+
+
+@pytest.fixture
+def other_location(organization):
+    return LocationFactory(organization=organization, name="Northside Clinic")
+
+
+@pytest.fixture
+def administrator(organization):
+    return MembershipFactory(organization=organization, role=Role.ADMINISTRATOR).user
+
+
+@pytest.fixture
+def manager(organization):
+    return MembershipFactory(organization=organization, role=Role.MANAGER).user
+
+
+@pytest.fixture
+def staff_user(organization, location):
+    """A sub-account user limited to the Downtown Clinic."""
+    return MembershipFactory(organization=organization, role=Role.STAFF, locations=[location]).user
+
+
+@pytest.fixture
+def patient(organization):
+    return PatientFactory(organization=organization)
+
+
+@pytest.fixture
+def other_organization(db):
+    return OrganizationFactory(name="Lakeside Pediatrics")
+
+
+@pytest.fixture
+def client_for(client):
+    """client_for(user) → Django's test client, signed in as that user."""
+
+    def sign_in(user):
+        client.force_login(user)
+        return client
+
+    return sign_in

@@ -1,0 +1,88 @@
+"""The one interface every payment gateway implements. Callers never know which one they have.
+
+A gateway starts a hosted checkout, reads a checkout's outcome, refunds, verifies the events it
+sends us, and turns those events into ledger facts (``LedgerFact``). Nothing here writes to our
+ledger: the services in ``transactions.services`` do, from the facts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from lumapay.errors import ApplicationError
+
+
+class GatewayError(ApplicationError):
+    """The gateway could not do what we asked (declined, refused, unreachable)."""
+
+
+class GatewayUnavailable(GatewayError):
+    """A transient failure (timeout, connection error, 5xx): safe to retry with the same key."""
+
+
+class WebhookVerificationError(ApplicationError):
+    """The event's signature, timestamp or body does not check out. Answer 400; store nothing."""
+
+
+@dataclass(frozen=True)
+class CheckoutStart:
+    checkout_id: str
+    redirect_url: str
+
+
+@dataclass(frozen=True)
+class ChargeFact:
+    """What the gateway says happened to a checkout's payment."""
+
+    status: str  # "succeeded" | "failed" | "pending"
+    charge_id: str = ""
+    amount_cents: int = 0
+    card_brand: str = ""
+    card_last4: str = ""
+    authorization_code: str = ""
+    failure_code: str = ""
+    failure_message: str = ""
+
+
+@dataclass(frozen=True)
+class RefundFact:
+    status: str  # "succeeded" | "failed" | "pending"
+    gateway_refund_id: str
+    amount_cents: int
+    idempotency_key: str = ""
+    failure_message: str = ""
+
+
+@dataclass(frozen=True)
+class LedgerFact:
+    """One fact from a gateway event, with what identifies our transaction."""
+
+    checkout_id: str = ""
+    charge_id: str = ""
+    charge: ChargeFact | None = None
+    refund: RefundFact | None = None
+
+
+@dataclass(frozen=True)
+class VerifiedEvent:
+    event_id: str
+    event_type: str
+    payload: dict
+    facts: list[LedgerFact] = field(default_factory=list)
+
+
+class PaymentGateway(Protocol):
+    name: str
+
+    def checkout_start(self, *, transaction, success_url: str, cancel_url: str) -> CheckoutStart:
+        """Open a hosted checkout for ``transaction.amount_cents``; metadata carries opaque ids only."""
+
+    def checkout_outcome(self, *, transaction) -> ChargeFact:
+        """Ask the gateway what became of the transaction's checkout."""
+
+    def refund(self, *, refund) -> RefundFact:
+        """Refund ``refund.amount_cents`` of the transaction's charge, idempotent on ``refund.idempotency_key``."""
+
+    def event_verify(self, *, body: bytes, headers) -> VerifiedEvent:
+        """Check a delivered event's signature and freshness; parse it into facts."""

@@ -1,0 +1,296 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from lumapay.models import ActorType
+from org_profile.enums import PaymentGateway
+from org_profile.models import Location, Organization
+
+from .enums import (
+    DeliveryChannel,
+    DeliveryStatus,
+    GatewayEventStatus,
+    PaymentRequestKind,
+    PaymentRequestStatus,
+    RefundStatus,
+    SandboxSessionStatus,
+    TransactionEventKind,
+    TransactionStatus,
+)
+
+
+class PaymentRequest(models.Model):
+    """A charge staff asked a patient to pay, through a signed link sent by e-mail and/or SMS.
+
+    Never deleted: cancelled and expired requests stay on record. ``public_id`` is what the link
+    carries (signed); the database id never leaves the staff pages.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="payment_requests")
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    patient = models.ForeignKey("ehr_sync.Patient", on_delete=models.PROTECT, related_name="payment_requests")
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="payment_requests")
+    appointment = models.ForeignKey(
+        "ehr_sync.Appointment", null=True, blank=True, on_delete=models.SET_NULL, related_name="payment_requests"
+    )
+    kind = models.CharField(max_length=20, choices=PaymentRequestKind.choices)
+    billing_item = models.CharField(max_length=120)
+    amount_cents = models.BigIntegerField()
+    currency = models.CharField(max_length=3, default="usd")
+    note = models.CharField(max_length=500, blank=True, help_text="shown to the patient on the pay page")
+    status = models.CharField(max_length=20, choices=PaymentRequestStatus.choices, default=PaymentRequestStatus.OPEN)
+    expires_at = models.DateTimeField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Date-of-birth check on the pay page: failures on this link, and until when it is locked.
+    failed_verification_count = models.PositiveIntegerField(default=0)
+    verification_locked_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount_cents__gt=0) & Q(amount_cents__lte=100_000_00),
+                name="payment_request_amount_in_range",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"]),
+            models.Index(fields=["status", "expires_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} request #{self.pk}"
+
+
+class PaymentRequestDelivery(models.Model):
+    """One attempt to deliver a request's link on one channel. Written with the request, then
+    marked sent or failed by the delivery task."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    payment_request = models.ForeignKey(PaymentRequest, on_delete=models.PROTECT, related_name="deliveries")
+    channel = models.CharField(max_length=10, choices=DeliveryChannel.choices)
+    destination = models.CharField(max_length=254)
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.QUEUED)
+    error_message = models.CharField(max_length=500, blank=True)
+    provider_message_id = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class Transaction(models.Model):
+    """One payment by a patient through a gateway, with its refunds.
+
+    The truth is the append-only ``TransactionEvent`` rows; ``status``, ``charged_cents`` and
+    ``refunded_cents`` are a cache that only ``transactions.services.ledger.transaction_recalculate``
+    writes, under the row lock.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="transactions")
+    payment_request = models.ForeignKey(
+        PaymentRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="transactions"
+    )
+    patient = models.ForeignKey("ehr_sync.Patient", on_delete=models.PROTECT, related_name="transactions")
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="transactions")
+    kind = models.CharField(max_length=20, choices=PaymentRequestKind.choices)
+    billing_item = models.CharField(max_length=120)
+    amount_cents = models.BigIntegerField(help_text="the amount the patient was asked to pay")
+    currency = models.CharField(max_length=3, default="usd")
+    vendor = models.CharField(max_length=20, choices=PaymentGateway.choices)
+    gateway_checkout_id = models.CharField(max_length=100, blank=True)
+    gateway_charge_id = models.CharField(max_length=100, blank=True)
+    authorization_code = models.CharField(max_length=40, blank=True)
+    card_brand = models.CharField(max_length=20, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
+    status = models.CharField(max_length=20, choices=TransactionStatus.choices, default=TransactionStatus.PENDING)
+    charged_cents = models.BigIntegerField(default=0)
+    refunded_cents = models.BigIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_cents__gt=0), name="transaction_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(refunded_cents__gte=0) & Q(refunded_cents__lte=F("charged_cents")),
+                name="transaction_refunds_within_charge",
+            ),
+            # A request is paid at most once, however many times the patient presses "Pay".
+            models.UniqueConstraint(
+                fields=["payment_request"],
+                condition=Q(charged_cents__gt=0),
+                name="transaction_one_paid_per_request",
+            ),
+            models.UniqueConstraint(
+                fields=["vendor", "gateway_checkout_id"],
+                condition=~Q(gateway_checkout_id=""),
+                name="transaction_checkout_unique",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "-created_at", "-id"]),
+            models.Index(fields=["organization", "status", "-created_at"]),
+            models.Index(fields=["organization", "location", "-created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Transaction #{self.pk}"
+
+    @property
+    def refundable_cents(self) -> int:
+        return self.charged_cents - self.refunded_cents
+
+
+class Refund(models.Model):
+    """A refund of part or all of a transaction. The idempotency key is stored before the gateway
+    is called and reused on every retry, so a retry can never refund twice."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="refunds")
+    amount_cents = models.BigIntegerField()
+    currency = models.CharField(max_length=3, default="usd")
+    reason = models.CharField(max_length=500)
+    status = models.CharField(max_length=20, choices=RefundStatus.choices, default=RefundStatus.REQUESTED)
+    idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    gateway_refund_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    failure_message = models.CharField(max_length=500, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.CheckConstraint(condition=Q(amount_cents__gt=0), name="refund_amount_positive")]
+
+
+class TransactionEvent(models.Model):
+    """Append-only ledger row: the truth about a transaction's money.
+
+    ``idempotency_key`` is unique per transaction, so the same fact reported twice (the confirmation
+    page and the webhook, or a webhook delivered twice) is written once.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=30, choices=TransactionEventKind.choices)
+    amount_cents = models.BigIntegerField()
+    currency = models.CharField(max_length=3, default="usd")
+    refund = models.ForeignKey(Refund, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
+    actor_type = models.CharField(max_length=20, choices=ActorType.choices)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    gateway_reference = models.CharField(max_length=100, blank=True, help_text="the gateway's charge or refund id")
+    gateway_event_id = models.CharField(max_length=100, blank=True)
+    message = models.CharField(max_length=500, blank=True, help_text="the gateway's message, or the refund reason")
+    idempotency_key = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["transaction", "idempotency_key"], name="transaction_event_once"),
+            models.CheckConstraint(condition=Q(amount_cents__gte=0), name="transaction_event_amount_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.amount_cents}"
+
+
+class GatewayEvent(models.Model):
+    """An event a gateway sent us (webhook), stored raw before anything else is done with it.
+
+    One row per (gateway, event id); processing records status and error so it can be replayed.
+    """
+
+    gateway = models.CharField(max_length=20, choices=PaymentGateway.choices)
+    event_id = models.CharField(max_length=100)
+    event_type = models.CharField(max_length=100)
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    payload = models.JSONField()
+    status = models.CharField(max_length=20, choices=GatewayEventStatus.choices, default=GatewayEventStatus.RECEIVED)
+    error_message = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["gateway", "event_id"], name="gateway_event_once")]
+
+    def __str__(self) -> str:
+        return f"{self.gateway} {self.event_type} {self.event_id}"
+
+
+class SandboxCheckoutSession(models.Model):
+    """The Sandbox processor's hosted checkout: its side of the books, not ours.
+
+    Completes at most once; a declined card leaves it open for another try.
+    """
+
+    id = models.CharField(primary_key=True, max_length=40)
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    amount_cents = models.BigIntegerField()
+    currency = models.CharField(max_length=3, default="usd")
+    client_reference = models.CharField(max_length=100, help_text="our transaction id, opaque to the processor")
+    merchant_name = models.CharField(max_length=200)
+    success_url = models.URLField(max_length=500)
+    cancel_url = models.URLField(max_length=500)
+    status = models.CharField(max_length=30, choices=SandboxSessionStatus.choices, default=SandboxSessionStatus.OPEN)
+    pending_card_last4 = models.CharField(max_length=4, blank=True)
+    pending_card_brand = models.CharField(max_length=20, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+
+class SandboxCharge(models.Model):
+    """A card charge attempt at the Sandbox processor: succeeded or failed, with its refunds."""
+
+    id = models.CharField(primary_key=True, max_length=40)
+    session = models.ForeignKey(SandboxCheckoutSession, on_delete=models.PROTECT, related_name="charges")
+    amount_cents = models.BigIntegerField()
+    currency = models.CharField(max_length=3, default="usd")
+    is_paid = models.BooleanField()
+    failure_code = models.CharField(max_length=40, blank=True)
+    failure_message = models.CharField(max_length=300, blank=True)
+    card_brand = models.CharField(max_length=20)
+    card_last4 = models.CharField(max_length=4)
+    authorization_code = models.CharField(max_length=20, blank=True)
+    amount_refunded_cents = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount_refunded_cents__lte=F("amount_cents")), name="sandbox_charge_refund_within_amount"
+            ),
+            models.UniqueConstraint(fields=["session"], condition=Q(is_paid=True), name="sandbox_session_paid_once"),
+        ]
+
+
+class SandboxRefund(models.Model):
+    """A refund at the Sandbox processor. ``idempotency_key`` makes a retried request return the
+    same refund, as a real processor's idempotency keys do."""
+
+    id = models.CharField(primary_key=True, max_length=40)
+    charge = models.ForeignKey(SandboxCharge, on_delete=models.PROTECT, related_name="refunds")
+    amount_cents = models.BigIntegerField()
+    idempotency_key = models.CharField(max_length=100, unique=True)
+    status = models.CharField(max_length=20)
+    failure_message = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
