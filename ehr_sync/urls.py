@@ -1,5 +1,12 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views
 
 app_name = "patients"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.patient_hub, name="hub"),
+    path("new/", views.patient_new, name="new"),
+    path("<int:pk>/", views.patient_profile, name="profile"),
+    path("<int:pk>/edit/", views.patient_edit, name="edit"),
+]

@@ -1,5 +1,19 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from .views import dashboard, payment_requests
 
 app_name = "transactions"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", dashboard.transaction_list, name="dashboard"),
+    path("transactions/<int:pk>/", dashboard.transaction_detail, name="transaction_detail"),
+    path("transactions/<int:pk>/refund/", dashboard.transaction_refund, name="transaction_refund"),
+    path(
+        "patients/<int:patient_pk>/request-payment/",
+        payment_requests.payment_request_new,
+        name="payment_request_new",
+    ),
+    path("payment-requests/<int:pk>/", payment_requests.payment_request_detail, name="payment_request_detail"),
+    path("payment-requests/<int:pk>/resend/", payment_requests.payment_request_resend, name="payment_request_resend"),
+    path("payment-requests/<int:pk>/cancel/", payment_requests.payment_request_cancel, name="payment_request_cancel"),
+]

@@ -1,0 +1,41 @@
+"""Celery tasks: each takes ids, loads nothing itself and calls one service that checks the
+current state first, so a second delivery of the same task is harmless."""
+
+from celery import shared_task
+
+from .gateways.base import GatewayUnavailable
+
+
+@shared_task(acks_late=True)
+def payment_request_deliver(delivery_id: int) -> None:
+    from .services.payment_requests import delivery_send
+
+    delivery_send(delivery_id=delivery_id)
+
+
+@shared_task
+def payment_requests_expire_overdue() -> int:
+    from .services.payment_requests import payment_requests_expire_overdue as expire
+
+    return expire()
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(GatewayUnavailable,),
+    retry_backoff=5,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=8,
+)
+def gateway_event_process(gateway_event_id: int) -> None:
+    from .services.gateway_events import gateway_event_process as process
+
+    process(gateway_event_id=gateway_event_id)
+
+
+@shared_task(acks_late=True)
+def receipt_email_send(transaction_id: int) -> None:
+    from .services.receipts import receipt_email_send as send
+
+    send(transaction_id=transaction_id)
