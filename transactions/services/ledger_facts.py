@@ -78,11 +78,10 @@ def charge_fact_record(
                     changes={"status": [old_status, PaymentRequestStatus.PAID]},
                 )
             db_transaction.on_commit(lambda: receipt_email_send.delay(locked.pk))
-        else:
-            card = {"card_brand": fact.card_brand, "card_last4": fact.card_last4}
-            for field, value in card.items():
-                setattr(locked, field, value)
-            locked.save(update_fields=list(card))
+        elif locked.charged_cents == 0:
+            # Show the card that was declined, unless another card has already paid.
+            locked.card_brand, locked.card_last4 = fact.card_brand, fact.card_last4
+            locked.save(update_fields=["card_brand", "card_last4"])
         _copy_to(transaction, locked)
         return True
 
