@@ -8,6 +8,8 @@ from django.utils import timezone
 from ehr_sync.models import Appointment, Balance, Patient
 from org_profile.enums import Role
 from org_profile.models import Location, Membership, Organization, User
+from transactions.enums import PaymentRequestKind
+from transactions.models import PaymentRequest, PaymentRequestDelivery
 
 
 class OrganizationFactory(factory.django.DjangoModelFactory):
@@ -100,3 +102,31 @@ class BalanceFactory(factory.django.DjangoModelFactory):
     organization = factory.LazyAttribute(lambda b: b.patient.organization)
     amount_due_cents = 12000
     as_of = factory.LazyFunction(timezone.now)
+
+
+class PaymentRequestFactory(factory.django.DjangoModelFactory):
+    """An open copay request, as ``payment_request_send`` leaves it (without its deliveries)."""
+
+    class Meta:
+        model = PaymentRequest
+
+    patient = factory.SubFactory(PatientFactory)
+    organization = factory.LazyAttribute(lambda r: r.patient.organization)
+    location = factory.LazyAttribute(lambda r: LocationFactory(organization=r.organization))
+    kind = PaymentRequestKind.COPAY
+    billing_item = "Office visit copay"
+    amount_cents = 4500
+    expires_at = factory.LazyFunction(lambda: timezone.now() + datetime.timedelta(days=30))
+    last_sent_at = factory.LazyFunction(timezone.now)
+
+
+class PaymentRequestDeliveryFactory(factory.django.DjangoModelFactory):
+    """A queued e-mail delivery to the request's patient."""
+
+    class Meta:
+        model = PaymentRequestDelivery
+
+    payment_request = factory.SubFactory(PaymentRequestFactory)
+    organization = factory.LazyAttribute(lambda d: d.payment_request.organization)
+    channel = "email"
+    destination = factory.LazyAttribute(lambda d: d.payment_request.patient.email)

@@ -1,7 +1,7 @@
-"""Every row lock in the payments app, in one place and one order: payment request, then
-transaction, then refund. Call these only inside ``transaction.atomic()``."""
+"""Every row lock in the payments app, in one place and one order: payment request (or one of
+its deliveries), then transaction, then refund. Call these only inside ``transaction.atomic()``."""
 
-from .models import PaymentRequest, Refund, Transaction
+from .models import PaymentRequest, PaymentRequestDelivery, Refund, Transaction
 
 
 def payment_request_lock(*, payment_request_id: int) -> PaymentRequest:
@@ -16,3 +16,13 @@ def transaction_lock(*, transaction_id: int) -> Transaction:
 
 def refund_lock(*, refund_id: int) -> Refund:
     return Refund.objects.select_for_update().get(pk=refund_id)
+
+
+def payment_request_delivery_lock(*, delivery_id: int) -> PaymentRequestDelivery | None:
+    """The delivery with its request and patient, locked alone (not the rows it joins)."""
+    return (
+        PaymentRequestDelivery.objects.select_for_update(of=("self",))
+        .select_related("payment_request__organization", "payment_request__patient")
+        .filter(pk=delivery_id)
+        .first()
+    )

@@ -1,17 +1,194 @@
+"""Staff pages for payment requests: send one to a patient, see it, re-send it, cancel it.
+
+Every lookup is scoped to the current organization and, for sub-account users, to their
+locations: anything outside that is "not found", never "forbidden".
+"""
+
+import datetime
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib import messages
 from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils import dateformat, timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from ehr_sync.selectors import patient_get
+from lumapay.errors import ApplicationError
+from lumapay.money import format_cents
+from org_profile.access import membership_required
+
+from ..enums import DeliveryChannel, PaymentRequestStatus
+from ..forms.payment_requests import PaymentRequestForm
+from ..selectors.payment_requests import (
+    payment_request_audit_events,
+    payment_request_deliveries,
+    payment_request_get,
+)
+from ..services import payment_requests as services
+
+_CHANNEL_WORDS = {DeliveryChannel.EMAIL: "e-mail", DeliveryChannel.SMS: "text message"}
+_HISTORY_LABELS = {
+    "payment_request.sent": "Request sent",
+    "payment_request.resent": "Request re-sent",
+    "payment_request.delivery_sent": "Message handed to the provider",
+    "payment_request.delivery_failed": "Message not sent",
+    "payment_request.cancelled": "Request cancelled",
+    "payment_request.expired": "Request expired",
+    "payment_request.paid": "Paid",
+}
 
 
+@dataclass(frozen=True)
+class HistoryEntry:
+    label: str
+    actor: str
+    created_at: datetime.datetime
+    details: list[str]
+    is_failure: bool
+
+
+@membership_required()
+@require_http_methods(["GET", "POST"])
 def payment_request_new(request, patient_pk):
-    raise Http404
+    patient = patient_get(organization=request.organization, patient_id=patient_pk)
+    if patient is None:
+        raise Http404("No such patient.")
+    form = PaymentRequestForm(request.POST or None, membership=request.membership, patient=patient)
+    form.prefill_from_appointment(request.GET.get("appointment"))
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            payment_request = services.payment_request_send(
+                organization=request.organization,
+                actor=request.user,
+                patient=patient,
+                location=data["location"],
+                kind=data["kind"],
+                billing_item=data["billing_item"],
+                amount_cents=data["amount"],
+                note=data["note"],
+                appointment=data["appointment"],
+            )
+        except ApplicationError as error:
+            form.add_application_error(error)
+        else:
+            channels = " and ".join(_CHANNEL_WORDS[d.channel] for d in payment_request.deliveries.order_by("id"))
+            messages.success(
+                request,
+                f"Payment request for {format_cents(payment_request.amount_cents, payment_request.currency)} "
+                f"sent to {patient.full_name} by {channels}.",
+            )
+            return redirect("transactions:payment_request_detail", pk=payment_request.pk)
+    return render(
+        request,
+        "transactions/payment_requests/payment_request_new.html",
+        {
+            "nav": "hub",
+            "patient": patient,
+            "form": form,
+            "is_reachable": bool(patient.email or patient.can_receive_sms),
+            "has_locations": form.fields["location"].queryset.exists(),
+        },
+    )
 
 
+@membership_required()
+@require_safe
 def payment_request_detail(request, pk):
-    raise Http404
+    payment_request = payment_request_get(membership=request.membership, payment_request_id=pk)
+    if payment_request is None:
+        raise Http404("No such payment request.")
+    return render(
+        request,
+        "transactions/payment_requests/payment_request_detail.html",
+        {
+            "nav": "hub",
+            "payment_request": payment_request,
+            "deliveries": payment_request_deliveries(payment_request=payment_request),
+            "history": _history(payment_request_audit_events(payment_request=payment_request)),
+            "is_open": payment_request.status == PaymentRequestStatus.OPEN,
+            "dev_outbox_enabled": settings.DEV_OUTBOX_ENABLED,
+        },
+    )
 
 
+@membership_required()
+@require_POST
 def payment_request_resend(request, pk):
-    raise Http404
+    payment_request = payment_request_get(membership=request.membership, payment_request_id=pk)
+    if payment_request is None:
+        raise Http404("No such payment request.")
+    try:
+        services.payment_request_resend(
+            organization=request.organization, actor=request.user, payment_request=payment_request
+        )
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(
+            request,
+            f"The payment request was sent again. Its link now works for another {settings.PAYMENT_LINK_TTL_DAYS} days.",
+        )
+    return _back(request, payment_request)
 
 
+@membership_required()
+@require_POST
 def payment_request_cancel(request, pk):
-    raise Http404
+    payment_request = payment_request_get(membership=request.membership, payment_request_id=pk)
+    if payment_request is None:
+        raise Http404("No such payment request.")
+    try:
+        services.payment_request_cancel(
+            organization=request.organization,
+            actor=request.user,
+            payment_request=payment_request,
+            reason=request.POST.get("reason", ""),
+        )
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "The payment request was cancelled. Its link no longer works.")
+    return _back(request, payment_request)
+
+
+def _back(request, payment_request):
+    """Back to the page the action was taken from (the patient profile), or to the request."""
+    next_url = request.POST.get("next", "")
+    if next_url and url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(next_url)
+    return redirect("transactions:payment_request_detail", pk=payment_request.pk)
+
+
+def _history(audit_events) -> list[HistoryEntry]:
+    """The request's audit events, in words a clinic's staff reads."""
+    entries = []
+    for event in audit_events:
+        changes = event.changes or {}
+        details = []
+        if changes.get("channels"):
+            details.append("By " + " and ".join(_CHANNEL_WORDS.get(c, c) for c in changes["channels"]))
+        if changes.get("channel"):
+            details.append(_CHANNEL_WORDS.get(changes["channel"], changes["channel"]).capitalize())
+        if event.action == "payment_request.resent" and changes.get("expires_at"):
+            expires_at = timezone.localtime(datetime.datetime.fromisoformat(changes["expires_at"][1]))
+            details.append(f"The link now works until {dateformat.format(expires_at, 'M j, Y H:i')}")
+        if changes.get("error_message"):
+            details.append(changes["error_message"])
+        if changes.get("reason"):
+            details.append(f"Reason: {changes['reason']}")
+        entries.append(
+            HistoryEntry(
+                label=_HISTORY_LABELS.get(event.action, event.action),
+                actor=str(event.actor_user) if event.actor_user else event.get_actor_type_display(),
+                created_at=event.created_at,
+                details=details,
+                is_failure=event.action == "payment_request.delivery_failed",
+            )
+        )
+    return entries

@@ -1,0 +1,449 @@
+"""Payment requests: staff ask a patient to pay, by a signed link sent by e-mail and/or SMS.
+
+A request is written in one database transaction with one delivery row per channel and its audit
+event; the messages go out after commit, one Celery task per delivery (``delivery_send``). A
+request is never deleted: cancelled and expired requests stay on record.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import logging
+import smtplib
+from email.utils import formataddr, make_msgid, parseaddr
+
+from anymail.exceptions import AnymailError
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
+
+from ehr_sync.models import Appointment, Patient
+from lumapay.audit import actor_from, audit_event_record
+from lumapay.models import ActorType
+from lumapay.money import format_cents
+from lumapay.sms import SmsDeliveryError, sms_send
+from org_profile.models import Location, Membership, Organization
+from org_profile.selectors import location_ids_visible
+
+from ..enums import DeliveryChannel, DeliveryStatus, PaymentRequestKind, PaymentRequestStatus
+from ..errors import PatientUnreachableError, PaymentRequestError, PaymentRequestStateError
+from ..links import payment_link_url
+from ..locks import payment_request_delivery_lock, payment_request_lock
+from ..models import PaymentRequest, PaymentRequestDelivery
+
+logger = logging.getLogger(__name__)
+
+_MESSAGE_TEMPLATES = "transactions/payment_requests/messages"
+
+
+def payment_request_send(
+    *,
+    organization: Organization,
+    actor,
+    patient: Patient,
+    location: Location,
+    kind: str,
+    billing_item: str,
+    amount_cents: int,
+    note: str = "",
+    appointment: Appointment | None = None,
+) -> PaymentRequest:
+    """Ask a patient to pay: the request, a queued delivery per channel and the audit event, in
+    one transaction; the e-mail and SMS go out after commit."""
+    billing_item = (billing_item or "").strip()
+    note = (note or "").strip()
+    if patient.organization_id != organization.pk:
+        raise PaymentRequestError("This patient is not one of this organization's patients.")
+    _location_check(organization=organization, actor=actor, location=location)
+    if not location.is_active:
+        raise PaymentRequestError(
+            f"{location.name} is no longer active: choose another location.", extra={"field": "location"}
+        )
+    _amount_check(amount_cents)
+    if kind not in PaymentRequestKind.values:
+        raise PaymentRequestError(
+            "Choose what the request is for: copay, balance or other.", extra={"field": "kind"}
+        )
+    if not billing_item:
+        raise PaymentRequestError(
+            "Enter the billing item the patient is paying for, such as “Office visit copay”.",
+            extra={"field": "billing_item"},
+        )
+    if len(billing_item) > 120:
+        raise PaymentRequestError(
+            "The billing item can be at most 120 characters long.", extra={"field": "billing_item"}
+        )
+    if len(note) > 500:
+        raise PaymentRequestError("The note can be at most 500 characters long.", extra={"field": "note"})
+    if appointment is not None:
+        if appointment.patient_id != patient.pk or appointment.organization_id != organization.pk:
+            raise PaymentRequestError(
+                "That appointment is not one of this patient's appointments.", extra={"field": "appointment"}
+            )
+        if appointment.location_id != location.pk:
+            raise PaymentRequestError(
+                f"That appointment is at {appointment.location.name}: choose that location, "
+                "or leave the appointment out.",
+                extra={"field": "appointment"},
+            )
+    channels = _delivery_channels(patient)
+
+    now = timezone.now()
+    actor_type, actor_user = actor_from(actor)
+    with transaction.atomic():
+        payment_request = PaymentRequest.objects.create(
+            organization=organization,
+            patient=patient,
+            location=location,
+            appointment=appointment,
+            kind=kind,
+            billing_item=billing_item,
+            amount_cents=amount_cents,
+            currency=organization.currency,
+            note=note,
+            expires_at=now + datetime.timedelta(days=settings.PAYMENT_LINK_TTL_DAYS),
+            created_by=actor_user,
+            last_sent_at=now,
+        )
+        _deliveries_queue(payment_request=payment_request, channels=channels)
+        audit_event_record(
+            organization=organization,
+            action="payment_request.sent",
+            actor_type=actor_type,
+            actor_user=actor_user,
+            patient=patient,
+            payment_request=payment_request,
+            changes={
+                "status": [None, PaymentRequestStatus.OPEN],
+                "amount_cents": [None, amount_cents],
+                "currency": [None, payment_request.currency],
+                "kind": [None, kind],
+                "billing_item": [None, billing_item],
+                "note": [None, note],
+                "location_id": [None, location.pk],
+                "appointment_id": [None, appointment.pk if appointment else None],
+                "expires_at": [None, payment_request.expires_at.isoformat()],
+                "channels": [channel for channel, _ in channels],
+            },
+        )
+    return payment_request
+
+
+def payment_request_resend(*, organization: Organization, actor, payment_request: PaymentRequest) -> PaymentRequest:
+    """Send an open, unexpired request's link again, to the patient's current contact details,
+    and give the link a fresh lifetime."""
+    if payment_request.organization_id != organization.pk:
+        raise PaymentRequestError("This payment request belongs to another organization.")
+    now = timezone.now()
+    actor_type, actor_user = actor_from(actor)
+    with transaction.atomic():
+        locked = payment_request_lock(payment_request_id=payment_request.pk)
+        _location_check(organization=organization, actor=actor, location=locked.location)
+        _open_check(locked, refusals=_RESEND_REFUSALS)
+        if locked.expires_at <= now:
+            raise PaymentRequestStateError("This request's link has expired: send a new request instead.")
+        channels = _delivery_channels(locked.patient)
+        old_expires_at = locked.expires_at
+        locked.expires_at = now + datetime.timedelta(days=settings.PAYMENT_LINK_TTL_DAYS)
+        locked.last_sent_at = now
+        locked.save(update_fields=["expires_at", "last_sent_at"])
+        _deliveries_queue(payment_request=locked, channels=channels)
+        audit_event_record(
+            organization=organization,
+            action="payment_request.resent",
+            actor_type=actor_type,
+            actor_user=actor_user,
+            patient=locked.patient,
+            payment_request=locked,
+            changes={
+                "expires_at": [old_expires_at.isoformat(), locked.expires_at.isoformat()],
+                "channels": [channel for channel, _ in channels],
+            },
+        )
+    payment_request.expires_at, payment_request.last_sent_at = locked.expires_at, locked.last_sent_at
+    return payment_request
+
+
+def payment_request_cancel(
+    *, organization: Organization, actor, payment_request: PaymentRequest, reason: str = ""
+) -> PaymentRequest:
+    """Withdraw an open request: its link stops working, and it stays on record as cancelled."""
+    reason = (reason or "").strip()
+    if payment_request.organization_id != organization.pk:
+        raise PaymentRequestError("This payment request belongs to another organization.")
+    if len(reason) > 500:
+        raise PaymentRequestError("The reason can be at most 500 characters long.", extra={"field": "reason"})
+    now = timezone.now()
+    actor_type, actor_user = actor_from(actor)
+    with transaction.atomic():
+        locked = payment_request_lock(payment_request_id=payment_request.pk)
+        _location_check(organization=organization, actor=actor, location=locked.location)
+        _open_check(locked, refusals=_CANCEL_REFUSALS)
+        locked.status = PaymentRequestStatus.CANCELLED
+        locked.cancelled_at = now
+        locked.cancelled_by = actor_user
+        locked.save(update_fields=["status", "cancelled_at", "cancelled_by"])
+        audit_event_record(
+            organization=organization,
+            action="payment_request.cancelled",
+            actor_type=actor_type,
+            actor_user=actor_user,
+            patient=locked.patient,
+            payment_request=locked,
+            changes={"status": [PaymentRequestStatus.OPEN, PaymentRequestStatus.CANCELLED], "reason": reason},
+        )
+    payment_request.status = locked.status
+    payment_request.cancelled_at, payment_request.cancelled_by = locked.cancelled_at, locked.cancelled_by
+    return payment_request
+
+
+def payment_requests_expire_overdue() -> int:
+    """Mark open requests whose link has run out as expired (the beat task). Returns how many.
+
+    Each request is locked and checked again on its own, so a request re-sent or paid while this
+    runs is left alone.
+    """
+    now = timezone.now()
+    overdue_ids = list(
+        PaymentRequest.objects.filter(status=PaymentRequestStatus.OPEN, expires_at__lte=now)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    expired = 0
+    for payment_request_id in overdue_ids:
+        with transaction.atomic():
+            locked = payment_request_lock(payment_request_id=payment_request_id)
+            if locked.status != PaymentRequestStatus.OPEN or locked.expires_at > now:
+                continue
+            locked.status = PaymentRequestStatus.EXPIRED
+            locked.save(update_fields=["status"])
+            audit_event_record(
+                organization=locked.organization,
+                action="payment_request.expired",
+                actor_type=ActorType.SYSTEM,
+                patient=locked.patient,
+                payment_request=locked,
+                changes={
+                    "status": [PaymentRequestStatus.OPEN, PaymentRequestStatus.EXPIRED],
+                    "expires_at": locked.expires_at.isoformat(),
+                },
+            )
+            expired += 1
+    return expired
+
+
+def delivery_send(*, delivery_id: int) -> PaymentRequestDelivery | None:
+    """Send one queued delivery (the task ``payment_request_deliver``), then mark it sent or failed.
+
+    Idempotent: a delivery that is no longer queued is left alone. The delivery row stays locked
+    while the provider is called, so a task delivered twice at once sends one message.
+    """
+    with transaction.atomic():
+        delivery = payment_request_delivery_lock(delivery_id=delivery_id)
+        if delivery is None or delivery.status != DeliveryStatus.QUEUED:
+            return delivery
+        payment_request = delivery.payment_request
+        if payment_request.status != PaymentRequestStatus.OPEN:
+            return _delivery_mark_failed(
+                delivery,
+                f"Not sent: the request was {payment_request.get_status_display().lower()} "
+                "before this message went out.",
+            )
+        if payment_request.expires_at <= timezone.now():
+            return _delivery_mark_failed(delivery, "Not sent: the link had expired before this message went out.")
+
+        try:
+            if delivery.channel == DeliveryChannel.EMAIL:
+                provider_message_id = _email_send(delivery)
+            else:
+                provider_message_id = _sms_send(delivery)
+        except SmsDeliveryError as error:
+            return _delivery_mark_failed(delivery, error.message)
+        except (smtplib.SMTPException, OSError, AnymailError) as error:
+            what = "e-mail" if delivery.channel == DeliveryChannel.EMAIL else "text message"
+            return _delivery_mark_failed(delivery, f"The {what} could not be sent: {error}")
+
+        delivery.status = DeliveryStatus.SENT
+        delivery.provider_message_id = provider_message_id[:100]
+        delivery.sent_at = timezone.now()
+        delivery.save(update_fields=["status", "provider_message_id", "sent_at"])
+        audit_event_record(
+            organization=payment_request.organization,
+            action="payment_request.delivery_sent",
+            actor_type=ActorType.SYSTEM,
+            patient=payment_request.patient,
+            payment_request=payment_request,
+            changes={
+                "delivery_id": delivery.pk,
+                "channel": delivery.channel,
+                "status": [DeliveryStatus.QUEUED, DeliveryStatus.SENT],
+                "provider_message_id": delivery.provider_message_id,
+            },
+        )
+        return delivery
+
+
+# What stops a request that is no longer open from being re-sent or cancelled, by its status.
+_RESEND_REFUSALS = {
+    PaymentRequestStatus.PAID: "This request has already been paid: there is nothing to re-send.",
+    PaymentRequestStatus.CANCELLED: "This request was cancelled, so it cannot be re-sent: send a new request instead.",
+    PaymentRequestStatus.EXPIRED: "This request has expired, so it cannot be re-sent: send a new request instead.",
+}
+_CANCEL_REFUSALS = {
+    PaymentRequestStatus.PAID: (
+        "This request has already been paid, so it cannot be cancelled: refund the transaction instead."
+    ),
+    PaymentRequestStatus.CANCELLED: "This request is already cancelled.",
+    PaymentRequestStatus.EXPIRED: (
+        "This request has already expired: its link no longer works, so there is nothing to cancel."
+    ),
+}
+
+
+def _open_check(payment_request: PaymentRequest, *, refusals: dict[str, str]) -> None:
+    if payment_request.status != PaymentRequestStatus.OPEN:
+        raise PaymentRequestStateError(refusals[payment_request.status])
+
+
+def _amount_check(amount_cents) -> None:
+    # The same words as lumapay.money.cents_from_text, so staff read one message whatever the path.
+    if isinstance(amount_cents, bool) or not isinstance(amount_cents, int):
+        raise PaymentRequestError("Enter the amount as a whole number of cents.", extra={"field": "amount"})
+    if amount_cents <= 0:
+        raise PaymentRequestError("The amount must be more than $0.00.", extra={"field": "amount"})
+    if amount_cents > settings.PAYMENT_REQUEST_MAX_CENTS:
+        raise PaymentRequestError(
+            f"The amount cannot be more than {format_cents(settings.PAYMENT_REQUEST_MAX_CENTS)}.",
+            extra={"field": "amount"},
+        )
+
+
+def _location_check(*, organization: Organization, actor, location: Location) -> None:
+    """The location is the organization's and, for a sub-account user, one of theirs."""
+    if location.organization_id != organization.pk:
+        raise PaymentRequestError(
+            "This location is not one of this organization's locations.", extra={"field": "location"}
+        )
+    if actor is None:
+        return
+    membership = Membership.objects.filter(user=actor, organization=organization, is_active=True).first()
+    if membership is None:
+        raise PaymentRequestError("You are not a member of this organization.")
+    visible = location_ids_visible(membership=membership)
+    if visible is not None and location.pk not in visible:
+        raise PaymentRequestError(
+            f"{location.name} is not one of your locations: you can only work with payment requests "
+            "for the locations your administrator gave you.",
+            extra={"field": "location"},
+        )
+
+
+def _delivery_channels(patient: Patient) -> list[tuple[str, str]]:
+    """(channel, destination) for every way this patient can be reached, or why there is none."""
+    channels = []
+    if patient.email:
+        channels.append((DeliveryChannel.EMAIL.value, patient.email))
+    if patient.can_receive_sms:
+        channels.append((DeliveryChannel.SMS.value, patient.mobile_phone))
+    if not channels:
+        raise PatientUnreachableError(
+            f"{patient.full_name} has no e-mail address and has not agreed to text messages: "
+            "add an e-mail address or record SMS consent first."
+        )
+    return channels
+
+
+def _deliveries_queue(
+    *, payment_request: PaymentRequest, channels: list[tuple[str, str]]
+) -> list[PaymentRequestDelivery]:
+    """One queued delivery per channel, each handed to the delivery task once the transaction commits."""
+    from ..tasks import payment_request_deliver
+
+    deliveries = []
+    for channel, destination in channels:
+        delivery = PaymentRequestDelivery.objects.create(
+            organization_id=payment_request.organization_id,
+            payment_request=payment_request,
+            channel=channel,
+            destination=destination,
+        )
+        transaction.on_commit(functools.partial(payment_request_deliver.delay, delivery.pk))
+        deliveries.append(delivery)
+    return deliveries
+
+
+def _delivery_mark_failed(delivery: PaymentRequestDelivery, error_message: str) -> PaymentRequestDelivery:
+    payment_request = delivery.payment_request
+    delivery.status = DeliveryStatus.FAILED
+    delivery.error_message = error_message[:500]
+    delivery.save(update_fields=["status", "error_message"])
+    # The delivery's id and channel only: the provider's message may name the patient's address.
+    logger.warning("payment request delivery %s (%s) failed", delivery.pk, delivery.channel)
+    audit_event_record(
+        organization=payment_request.organization,
+        action="payment_request.delivery_failed",
+        actor_type=ActorType.SYSTEM,
+        patient=payment_request.patient,
+        payment_request=payment_request,
+        changes={
+            "delivery_id": delivery.pk,
+            "channel": delivery.channel,
+            "status": [DeliveryStatus.QUEUED, DeliveryStatus.FAILED],
+            "error_message": delivery.error_message,
+        },
+    )
+    return delivery
+
+
+def _message_context(payment_request: PaymentRequest) -> dict:
+    organization = payment_request.organization
+    return {
+        "clinic_name": organization.display_name,
+        "amount": format_cents(payment_request.amount_cents, payment_request.currency),
+        "billing_item": payment_request.billing_item,
+        "note": payment_request.note,
+        "link": payment_link_url(payment_request),
+        "expires_at": payment_request.expires_at,
+        "support_phone": organization.support_phone,
+        "support_email": organization.support_email,
+    }
+
+
+def _render_in_patients_language(payment_request: PaymentRequest, template_names: list[str]) -> list[str]:
+    """The message in the patient's preferred language, with dates in the clinic's time zone."""
+    context = _message_context(payment_request)
+    with translation.override(payment_request.patient.preferred_language), timezone.override(
+        payment_request.organization.timezone
+    ):
+        return [render_to_string(f"{_MESSAGE_TEMPLATES}/{name}", context) for name in template_names]
+
+
+def _email_send(delivery: PaymentRequestDelivery) -> str:
+    payment_request = delivery.payment_request
+    organization = payment_request.organization
+    subject, text_body, html_body = _render_in_patients_language(
+        payment_request, ["email_subject.txt", "email_body.txt", "email_body.html"]
+    )
+    _, from_address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+    message_id = make_msgid(domain=from_address.rpartition("@")[2] or None)
+    message = EmailMultiAlternatives(
+        subject=" ".join(subject.split()),
+        body=text_body,
+        from_email=formataddr((organization.display_name, from_address)),
+        to=[delivery.destination],
+        reply_to=[organization.support_email] if organization.support_email else None,
+        headers={"Message-ID": message_id},
+    )
+    message.attach_alternative(html_body, "text/html")
+    message.send()
+    # An ESP (django-anymail) names its own id; over SMTP the Message-ID we set is the reference.
+    anymail_message_id = getattr(getattr(message, "anymail_status", None), "message_id", None)
+    return str(anymail_message_id) if anymail_message_id else message_id
+
+
+def _sms_send(delivery: PaymentRequestDelivery) -> str:
+    (body,) = _render_in_patients_language(delivery.payment_request, ["sms.txt"])
+    return sms_send(to=delivery.destination, body=" ".join(body.split()))
