@@ -14,6 +14,5 @@ urlpatterns = [
     path("sandbox/", include("transactions.sandbox_urls")),
     path("webhooks/", include("transactions.webhook_urls")),
     path("dev/outbox/", dev_outbox, name="dev_outbox"),
-    path("i18n/", include("django.conf.urls.i18n")),
     path("", include("transactions.urls")),
 ]

@@ -109,6 +109,8 @@ class Transaction(models.Model):
     currency = models.CharField(max_length=3, default="usd")
     vendor = models.CharField(max_length=20, choices=PaymentGateway.choices)
     gateway_checkout_id = models.CharField(max_length=100, blank=True)
+    gateway_checkout_url = models.URLField(max_length=500, blank=True, help_text="the hosted checkout page")
+    gateway_checkout_expires_at = models.DateTimeField(null=True, blank=True)
     gateway_charge_id = models.CharField(max_length=100, blank=True)
     authorization_code = models.CharField(max_length=40, blank=True)
     card_brand = models.CharField(max_length=20, blank=True)
@@ -151,7 +153,9 @@ class Transaction(models.Model):
         return f"Transaction #{self.pk}"
 
     @property
-    def refundable_cents(self) -> int:
+    def unrefunded_cents(self) -> int:
+        """Charged less refunded. Refunds still waiting for the gateway hold part of this back:
+        what may be refunded now is ``selectors.ledger.transaction_refundable_cents``."""
         return self.charged_cents - self.refunded_cents
 
 

@@ -1,5 +1,15 @@
-from django.urls import path  # noqa: F401
+"""The patient's pay page, reached from the link in a payment request's e-mail or SMS."""
+
+from django.urls import path
+
+from .views import pay_page
 
 app_name = "pay"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("<str:token>/", pay_page.verify, name="verify"),
+    path("<str:token>/details/", pay_page.details, name="details"),
+    path("<str:token>/checkout/", pay_page.checkout, name="checkout"),
+    path("<str:token>/done/", pay_page.done, name="done"),
+    path("<str:token>/cancelled/", pay_page.cancelled, name="cancelled"),
+]

@@ -2,6 +2,7 @@
 current state first, so a second delivery of the same task is harmless."""
 
 from celery import shared_task
+from django.db import OperationalError
 
 from .gateways.base import GatewayUnavailable
 
@@ -22,7 +23,7 @@ def payment_requests_expire_overdue() -> int:
 
 @shared_task(
     acks_late=True,
-    autoretry_for=(GatewayUnavailable,),
+    autoretry_for=(GatewayUnavailable, OperationalError),
     retry_backoff=5,
     retry_backoff_max=600,
     retry_jitter=True,

@@ -1,5 +1,11 @@
-from django.urls import path  # noqa: F401
+"""Where gateways deliver their events."""
+
+from django.urls import path
+
+from .views import webhooks
 
 app_name = "webhooks"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("sandbox/", webhooks.sandbox, name="sandbox"),
+]

@@ -8,6 +8,7 @@ ledger: the services in ``transactions.services`` do, from the facts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from lumapay.errors import ApplicationError
@@ -29,6 +30,7 @@ class WebhookVerificationError(ApplicationError):
 class CheckoutStart:
     checkout_id: str
     redirect_url: str
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,18 @@ class PaymentGateway(Protocol):
     def checkout_outcome(self, *, transaction) -> ChargeFact:
         """Ask the gateway what became of the transaction's checkout."""
 
+    def checkout_expire(self, *, transaction) -> ChargeFact:
+        """Close the transaction's checkout so it can no longer be paid, before another replaces it.
+
+        Returns the checkout's outcome at that moment: "succeeded" when the patient paid it just
+        before it closed (the caller records that instead of starting a new one).
+        """
+
     def refund(self, *, refund) -> RefundFact:
         """Refund ``refund.amount_cents`` of the transaction's charge, idempotent on ``refund.idempotency_key``."""
 
     def event_verify(self, *, body: bytes, headers) -> VerifiedEvent:
         """Check a delivered event's signature and freshness; parse it into facts."""
+
+    def facts_from_payload(self, *, payload: dict) -> list[LedgerFact]:
+        """The ledger facts in an event already verified and stored (processing and replays)."""

@@ -131,7 +131,7 @@ class SandboxGateway:
             expires_at=timezone.now() + SESSION_LIFETIME,
         )
         url = settings.SITE_URL + reverse("sandbox:checkout", kwargs={"session_id": session.id})
-        return CheckoutStart(checkout_id=session.id, redirect_url=url)
+        return CheckoutStart(checkout_id=session.id, redirect_url=url, expires_at=session.expires_at)
 
     def checkout_outcome(self, *, transaction) -> ChargeFact:
         charges = list(SandboxCharge.objects.filter(session_id=transaction.gateway_checkout_id).order_by("created_at"))
@@ -141,6 +141,16 @@ class SandboxGateway:
         if charges:
             return _charge_fact(charges[-1])
         return ChargeFact(status="pending")
+
+    def checkout_expire(self, *, transaction) -> ChargeFact:
+        with db_transaction.atomic():
+            session = (
+                SandboxCheckoutSession.objects.select_for_update().filter(id=transaction.gateway_checkout_id).first()
+            )
+            if session is not None and session.status != SandboxSessionStatus.COMPLETE:
+                session.status = SandboxSessionStatus.EXPIRED
+                session.save(update_fields=["status"])
+        return self.checkout_outcome(transaction=transaction)
 
     def refund(self, *, refund) -> RefundFact:
         key = str(refund.idempotency_key)
@@ -196,6 +206,9 @@ class SandboxGateway:
         except (ValueError, KeyError, TypeError):
             raise WebhookVerificationError("The Sandbox event body is not a valid event.")
         return VerifiedEvent(event_id=event_id, event_type=event_type, payload=event, facts=_facts(event_type, obj))
+
+    def facts_from_payload(self, *, payload: dict) -> list[LedgerFact]:
+        return _facts(payload["type"], payload["data"]["object"])
 
     # -- the processor's own side: what its hosted checkout page calls ------------------------
 
@@ -292,7 +305,10 @@ class SandboxGateway:
             "account": session.organization_id,
             "data": {"object": obj},
         }
-        db_transaction.on_commit(lambda: sandbox_event_deliver(event))
+        # robust: our own webhook path failing must not fail the processor's side (a real
+        # processor's delivery is a separate HTTP call); the ledger still converges through the
+        # confirmation page and the refund call, which read the outcome directly.
+        db_transaction.on_commit(lambda: sandbox_event_deliver(event), robust=True)
 
 
 def sandbox_event_deliver(event: dict) -> None:

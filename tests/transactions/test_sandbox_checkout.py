@@ -1,0 +1,118 @@
+"""The Sandbox processor's hosted checkout page."""
+
+import datetime
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from transactions.enums import SandboxSessionStatus
+from transactions.models import GatewayEvent, SandboxCharge, SandboxCheckoutSession, Transaction
+
+from .pay_support import SUCCEEDS, card_fields, checkout_path, payment_request_make, text, verified
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def sandbox_path(client, organization):
+    payment_request = payment_request_make(organization=organization, amount_cents=12345)
+    verified(client, payment_request)
+    return checkout_path(client, payment_request)
+
+
+def _nothing_charged():
+    return (SandboxCharge.objects.count(), GatewayEvent.objects.count(), Transaction.objects.get().status)
+
+
+def test_the_page_says_sandbox_and_shows_merchant_amount_card_form_and_test_cards(client, sandbox_path):
+    response = client.get(sandbox_path)
+
+    page = text(response)
+    assert response.status_code == 200
+    assert "SANDBOX — test payments only" in page
+    assert "Pay <strong>Riverside Family Medicine</strong>" in page
+    assert "$123.45" in page
+    for attribute in ('autocomplete="cc-number"', 'autocomplete="cc-exp-month"', 'autocomplete="cc-exp-year"', 'autocomplete="cc-csc"'):
+        assert attribute in page
+    for label in ('<label for="card-number">Card number</label>', '<label for="card-cvc">CVC</label>'):
+        assert label in page
+    for card in ("4242 4242 4242 4242", "4000 0000 0000 0002", "4000 0000 0000 9995", "4000 0025 0000 3155", "3782 822463 10005"):
+        assert card in page
+    assert "Declined: insufficient funds" in page
+    session = SandboxCheckoutSession.objects.get()
+    assert f'href="{session.cancel_url}"' in page and "Cancel and return to Riverside Family Medicine" in page
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        (card_fields("4242 4242 4242 4241"), "Your card number is incorrect."),
+        (card_fields("5105 1051 0510 5100"), "This is the Sandbox: use a test card such as 4242 4242 4242 4242."),
+        (card_fields(SUCCEEDS, cvc="12"), "Your card&#x27;s security code is incomplete."),
+        ({**card_fields(SUCCEEDS), "expiry_month": "13"}, "Your card&#x27;s expiration date is incomplete."),
+        ({**card_fields(SUCCEEDS), "expiry_year": "2001"}, "Your card&#x27;s expiration date is in the past."),
+    ],
+)
+def test_a_card_entry_error_is_shown_on_the_form_and_nothing_is_charged(client, sandbox_path, fields, message):
+    response = client.post(sandbox_path, fields)
+
+    assert response.status_code == 400
+    assert message in text(response)
+    assert 'aria-invalid="true" aria-describedby="card-error"' in text(response)
+    assert _nothing_charged() == (0, 0, "pending")
+    assert SandboxCheckoutSession.objects.get().status == SandboxSessionStatus.OPEN
+
+
+def test_missing_fields_are_named(client, sandbox_path):
+    response = client.post(sandbox_path, {"number": "", "expiry_month": "", "expiry_year": "", "cvc": ""})
+
+    page = text(response)
+    assert response.status_code == 400
+    for message in ("Enter a card number.", "Enter the month.", "Enter the year.", "Enter the CVC."):
+        assert message in page
+    assert 'aria-describedby="number-errors"' in page
+    assert _nothing_charged() == (0, 0, "pending")
+
+
+def test_the_form_needs_its_csrf_token(organization, sandbox_path):
+    strict = Client(enforce_csrf_checks=True)
+
+    response = strict.post(sandbox_path, card_fields(SUCCEEDS))
+
+    assert response.status_code == 403
+    assert SandboxCharge.objects.count() == 0
+
+
+def test_a_paid_checkout_cannot_be_paid_again(client, sandbox_path, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(sandbox_path, card_fields(SUCCEEDS))
+
+    page = text(client.get(sandbox_path))
+    response = client.post(sandbox_path, card_fields(SUCCEEDS))
+
+    assert "This checkout is already paid." in page and 'name="number"' not in page
+    assert "This checkout is already paid." in text(response)
+    assert SandboxCharge.objects.count() == 1
+
+
+def test_an_expired_checkout_sends_the_patient_back(client, sandbox_path):
+    SandboxCheckoutSession.objects.update(expires_at=timezone.now() - datetime.timedelta(seconds=1))
+
+    response = client.post(sandbox_path, card_fields(SUCCEEDS))
+
+    assert "This checkout has expired. Go back to the payment link to start again." in text(response)
+    assert SandboxCharge.objects.count() == 0
+
+
+def test_an_unknown_checkout_is_a_404(client, db):
+    assert client.get("/sandbox/checkout/cs_sbx_nope/").status_code == 404
+    assert client.get("/sandbox/checkout/cs_sbx_nope/authenticate/").status_code == 404
+
+
+def test_the_authentication_page_without_a_pending_card_goes_back_to_the_form(client, sandbox_path):
+    response = client.get(f"{sandbox_path}authenticate/")
+
+    assert response["Location"] == sandbox_path
+    assert client.post(f"{sandbox_path}authenticate/", {"result": "pass"})["Location"] == sandbox_path
+    assert SandboxCharge.objects.count() == 0

@@ -1,0 +1,149 @@
+"""Events from payment gateways (webhooks, and the Sandbox's own deliveries).
+
+Receiving stores the verified event raw, once per (gateway, event id), and queues its processing
+after commit; processing runs in its own transaction, turns the stored payload into ledger facts and
+applies them through ``ledger_facts.ledger_fact_apply``, recording status, attempts and the error,
+so a failed event can be replayed by an operator.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import DatabaseError, IntegrityError, OperationalError, transaction as db_transaction
+from django.utils import timezone
+
+from lumapay.audit import actor_from, audit_event_record
+from lumapay.errors import ApplicationError
+
+from ..enums import GatewayEventStatus
+from ..gateways import gateway_named
+from ..gateways.base import GatewayUnavailable, LedgerFact
+from ..models import GatewayEvent, Transaction
+from .ledger_facts import ledger_fact_apply
+
+logger = logging.getLogger(__name__)
+
+# Worth retrying later with the same event: the gateway or our database was briefly unreachable.
+TRANSIENT_ERRORS = (GatewayUnavailable, OperationalError)
+# Recorded on the event for an operator to replay; anything else is a bug and propagates.
+RECORDED_ERRORS = (ApplicationError, DatabaseError, LookupError, ValueError, TypeError)
+
+
+def _organization_id_for(gateway: str, facts: list[LedgerFact]) -> int | None:
+    """The organization whose transaction the event is about, when it is one of ours."""
+    for fact in facts:
+        candidates = Transaction.objects.none()
+        if fact.checkout_id:
+            candidates = Transaction.objects.filter(vendor=gateway, gateway_checkout_id=fact.checkout_id)
+        if fact.charge_id and not candidates.exists():
+            candidates = Transaction.objects.filter(vendor=gateway, gateway_charge_id=fact.charge_id)
+        organization_id = candidates.values_list("organization_id", flat=True).first()
+        if organization_id is not None:
+            return organization_id
+    return None
+
+
+def gateway_event_receive(*, gateway: str, body: bytes, headers) -> GatewayEvent:
+    """Verify a delivered event and store it raw, once; queue its processing after commit.
+
+    Raises ``WebhookVerificationError`` (nothing stored) when the signature, timestamp or body do
+    not check out, and ``LookupError`` for a gateway we do not have. A second delivery of the same
+    event returns the stored row and queues it again only while it is not processed.
+    """
+    verified = gateway_named(gateway).event_verify(body=body, headers=headers)
+    try:
+        with db_transaction.atomic():
+            event = GatewayEvent.objects.create(
+                gateway=gateway,
+                event_id=verified.event_id,
+                event_type=verified.event_type,
+                organization_id=_organization_id_for(gateway, verified.facts),
+                payload=verified.payload,
+            )
+    except IntegrityError:
+        event = GatewayEvent.objects.get(gateway=gateway, event_id=verified.event_id)
+        logger.info("gateway %s event %s delivered again (status %s)", gateway, event.event_id, event.status)
+    if event.status in (GatewayEventStatus.RECEIVED, GatewayEventStatus.FAILED):
+        _process_on_commit(event.pk)
+    return event
+
+
+def _process_on_commit(gateway_event_id: int) -> None:
+    from ..tasks import gateway_event_process
+
+    # robust: the event is stored; a failure to process it is recorded on the row, and it must not
+    # turn the gateway's delivery (or the Sandbox checkout page that triggered it) into an error.
+    db_transaction.on_commit(lambda: gateway_event_process.delay(gateway_event_id), robust=True)
+
+
+def gateway_event_process(*, gateway_event_id: int) -> GatewayEvent:
+    """Apply a stored event's facts to the ledger, in its own transaction, once.
+
+    Skips an event already processed or ignored. An event with no fact we handle is marked
+    ignored. On failure the event is marked failed with the error and the attempt count; transient
+    errors are raised again so the task retries, others wait for an operator's replay.
+    """
+    try:
+        with db_transaction.atomic():
+            event = GatewayEvent.objects.select_for_update().get(pk=gateway_event_id)
+            if event.status in (GatewayEventStatus.PROCESSED, GatewayEventStatus.IGNORED):
+                return event
+            facts = gateway_named(event.gateway).facts_from_payload(payload=event.payload)
+            for fact in facts:
+                ledger_fact_apply(gateway=event.gateway, fact=fact, gateway_event_id=event.event_id)
+            event.status = GatewayEventStatus.PROCESSED if facts else GatewayEventStatus.IGNORED
+            event.attempts += 1
+            event.error_message = ""
+            event.processed_at = timezone.now()
+            if event.organization_id is None:
+                event.organization_id = _organization_id_for(event.gateway, facts)
+            event.save(update_fields=["status", "attempts", "error_message", "processed_at", "organization"])
+            return event
+    except RECORDED_ERRORS as exc:
+        event = _failure_record(gateway_event_id=gateway_event_id, error=exc)
+        if isinstance(exc, TRANSIENT_ERRORS):
+            raise
+        return event
+
+
+def _failure_record(*, gateway_event_id: int, error: Exception) -> GatewayEvent:
+    with db_transaction.atomic():
+        event = GatewayEvent.objects.select_for_update().get(pk=gateway_event_id)
+        event.status = GatewayEventStatus.FAILED
+        event.attempts += 1
+        event.error_message = f"{type(error).__name__}: {error}"
+        event.save(update_fields=["status", "attempts", "error_message"])
+    logger.warning(
+        "gateway %s event %s failed (attempt %s): %s", event.gateway, event.event_id, event.attempts, type(error).__name__
+    )
+    return event
+
+
+class GatewayEventReplayFailed(ApplicationError):
+    """Processing the event failed again; the message is the error recorded on the event."""
+
+
+def gateway_event_replay(*, gateway_event_id: int, actor=None) -> GatewayEvent:
+    """Process a stored event again, now, for an operator (an admin action or the
+    ``replay_gateway_events`` command). Harmless for an event already processed: the ledger's
+    idempotency keys write each fact once. Raises ``GatewayEventReplayFailed`` when it fails again
+    (the error stays recorded on the event)."""
+    with db_transaction.atomic():
+        event = GatewayEvent.objects.select_for_update().get(pk=gateway_event_id)
+        old_status = event.status
+        event.status = GatewayEventStatus.RECEIVED
+        event.save(update_fields=["status"])
+        if event.organization_id is not None:
+            actor_type, actor_user = actor_from(actor)
+            audit_event_record(
+                organization=event.organization,
+                action="gateway_event.replayed",
+                actor_type=actor_type,
+                actor_user=actor_user,
+                changes={"gateway_event": event.event_id, "status": [old_status, GatewayEventStatus.RECEIVED]},
+            )
+    event = gateway_event_process(gateway_event_id=gateway_event_id)
+    if event.status == GatewayEventStatus.FAILED:
+        raise GatewayEventReplayFailed(f"Event {event.event_id} failed again: {event.error_message}")
+    return event

@@ -1,0 +1,106 @@
+"""The patient's e-mailed receipt, sent once per paid transaction, in the patient's language."""
+
+from __future__ import annotations
+
+import logging
+import zoneinfo
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction as db_transaction
+from django.template.loader import render_to_string
+from django.utils import translation
+
+from lumapay.audit import audit_event_record
+from lumapay.models import ActorType, AuditEvent
+
+from ..locks import transaction_lock
+
+logger = logging.getLogger(__name__)
+
+SENT = "receipt.sent"
+SKIPPED = "receipt.skipped"
+
+
+def _organization_zone(organization) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(organization.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+
+
+def receipt_context(*, transaction) -> dict:
+    """What a receipt shows; also used by the confirmation page so both say the same."""
+    organization = transaction.organization
+    paid_at = transaction.paid_at or transaction.created_at
+    return {
+        "transaction": transaction,
+        "organization": organization,
+        "clinic_name": organization.display_name,
+        "clinic_address_lines": organization.address_lines,
+        "clinic_phone": organization.support_phone or transaction.location.phone,
+        "clinic_email": organization.support_email,
+        # Templates show it with {% timezone clinic_timezone %}: the clinic's time, not the server's.
+        "paid_at": paid_at,
+        "clinic_timezone": _organization_zone(organization),
+        "amount_cents": transaction.charged_cents or transaction.amount_cents,
+        "currency": transaction.currency,
+        "status_label": transaction.get_status_display(),
+        "vendor_label": transaction.get_vendor_display(),
+        "kind_label": transaction.get_kind_display(),
+        "billing_item": transaction.billing_item,
+        "location": transaction.location,
+        "card_brand": transaction.card_brand,
+        "card_last4": transaction.card_last4,
+        "authorization_code": transaction.authorization_code,
+        "reference": transaction.gateway_charge_id,
+    }
+
+
+def receipt_email_send(*, transaction_id: int) -> bool:
+    """E-mail the receipt for a paid transaction, once. Returns True when this call sent it.
+
+    The "receipt.sent" audit event is the record that it went out: when one exists nothing is
+    done. A patient without an e-mail address gets an audit note ("receipt.skipped") instead.
+    Holds the transaction's lock while sending, so two deliveries of the task cannot both send.
+    """
+    with db_transaction.atomic():
+        transaction = transaction_lock(transaction_id=transaction_id)
+        if transaction.charged_cents <= 0:
+            logger.info("transaction %s is not paid; no receipt", transaction.pk)
+            return False
+        done = AuditEvent.objects.filter(transaction=transaction, action__in=[SENT, SKIPPED]).exists()
+        if done:
+            return False
+        patient = transaction.patient
+        language = patient.preferred_language or settings.LANGUAGE_CODE
+        audit = {
+            "organization": transaction.organization,
+            "actor_type": ActorType.SYSTEM,
+            "patient": patient,
+            "payment_request": transaction.payment_request,
+            "transaction": transaction,
+        }
+        if not patient.email:
+            audit_event_record(action=SKIPPED, changes={"reason": "no_email"}, **audit)
+            return False
+
+        with translation.override(language):
+            context = receipt_context(transaction=transaction)
+            context["patient_first_name"] = patient.first_name
+            subject = " ".join(render_to_string("transactions/emails/receipt.subject.txt", context).split())
+            text_body = render_to_string("transactions/emails/receipt.txt", context)
+            html_body = render_to_string("transactions/emails/receipt.html", context)
+        message = EmailMultiAlternatives(
+            subject=subject,
+            body=text_body,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[patient.email],
+            reply_to=[transaction.organization.support_email] if transaction.organization.support_email else None,
+        )
+        message.attach_alternative(html_body, "text/html")
+        audit_event_record(action=SENT, changes={"channel": "email", "language": language}, **audit)
+        # Sent last: if it raises, the audit row rolls back and a retry sends it.
+        message.send()
+        logger.info("transaction %s: receipt e-mailed", transaction.pk)
+        return True

@@ -1,0 +1,124 @@
+"""The Sandbox processor's hosted checkout page.
+
+It stands for the processor's own site (where Stripe Checkout would be): not one of our tenant
+pages, it shows only what the processor knows (merchant name, amount) and no patient data. English
+only, test cards only. Card numbers typed here are never shown back or logged.
+"""
+
+from __future__ import annotations
+
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone, translation
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+
+from ..enums import SandboxSessionStatus
+from ..forms.pay_page import SandboxCardForm
+from ..gateways.sandbox import TEST_CARDS, CardEntryError, SandboxGateway
+
+OUTCOME_LABELS = {
+    "succeeds": "Succeeds",
+    "declined": "Declined",
+    "insufficient_funds": "Declined: insufficient funds",
+    "authenticate": "Asks for authentication: you choose to pass or fail it",
+    "refund_fails": "Succeeds; any refund of it fails",
+}
+
+
+def _grouped(number: str) -> str:
+    if len(number) == 15:  # American Express: 4-6-5
+        return f"{number[:4]} {number[4:10]} {number[10:]}"
+    return " ".join(number[i : i + 4] for i in range(0, len(number), 4))
+
+
+def _test_cards() -> list[dict]:
+    return [
+        {"number": _grouped(number), "brand": card.brand.title(), "outcome": OUTCOME_LABELS.get(card.outcome, card.outcome)}
+        for number, card in TEST_CARDS.items()
+    ]
+
+
+def _session_or_404(session_id: str):
+    session = SandboxGateway().session_get(session_id)
+    if session is None:
+        raise Http404("No such Sandbox checkout.")
+    return session
+
+
+def _closed_message(session) -> str:
+    if session.status == SandboxSessionStatus.COMPLETE:
+        return "This checkout is already paid."
+    if session.status == SandboxSessionStatus.EXPIRED or session.expires_at <= timezone.now():
+        return "This checkout has expired. Go back to the payment link to start again."
+    return ""
+
+
+def _render_checkout(request, session, *, form=None, error: str = "", decline: str = "", status: int = 200):
+    with translation.override("en"):
+        return render(
+            request,
+            "transactions/sandbox/checkout.html",
+            {
+                "session": session,
+                "form": form or SandboxCardForm(),
+                "error": error,
+                "decline": decline,
+                "closed_message": _closed_message(session),
+                "test_cards": _test_cards(),
+            },
+            status=status,
+        )
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def checkout(request, session_id: str):
+    session = _session_or_404(session_id)
+    if session.status == SandboxSessionStatus.AWAITING_AUTHENTICATION:
+        return redirect("sandbox:authenticate", session_id=session.id)
+    if request.method != "POST" or _closed_message(session):
+        return _render_checkout(request, session)
+
+    form = SandboxCardForm(request.POST)
+    if not form.is_valid():
+        return _render_checkout(request, session, form=form, status=400)
+    data = form.cleaned_data
+    try:
+        attempt = SandboxGateway().card_submit(
+            session_id=session.id,
+            card_number=data["number"],
+            expiry_month=data["expiry_month"],
+            expiry_year=data["expiry_year"],
+            cvc=data["cvc"],
+        )
+    except CardEntryError as error:
+        session.refresh_from_db()
+        return _render_checkout(request, session, form=form, error=error.message, status=400)
+    if attempt.outcome == "succeeded":
+        return redirect(attempt.redirect_url)
+    if attempt.outcome == "authenticate":
+        return redirect("sandbox:authenticate", session_id=session.id)
+    # Declined: the checkout stays open for another card; the form starts empty.
+    return _render_checkout(request, session, decline=attempt.message, status=402)
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def authenticate(request, session_id: str):
+    session = _session_or_404(session_id)
+    if session.status != SandboxSessionStatus.AWAITING_AUTHENTICATION:
+        return redirect("sandbox:checkout", session_id=session.id)
+    if request.method == "POST":
+        passed = request.POST.get("result") == "pass"
+        try:
+            attempt = SandboxGateway().authentication_complete(session_id=session.id, passed=passed)
+        except CardEntryError as error:
+            session.refresh_from_db()
+            return _render_checkout(request, session, error=error.message, status=400)
+        if attempt.outcome == "succeeded":
+            return redirect(attempt.redirect_url)
+        session.refresh_from_db()
+        return _render_checkout(request, session, decline=attempt.message, status=402)
+    with translation.override("en"):
+        return render(request, "transactions/sandbox/authenticate.html", {"session": session})

@@ -1,0 +1,31 @@
+"""Gateway webhooks: verify, store raw, answer quickly; processing happens in its own transaction.
+
+Not atomic as a whole and exempt from CSRF (the signature is the proof). 400 only when the
+signature, timestamp or body do not check out (then nothing is stored); 200 for everything
+stored, including duplicates and event types we do not handle.
+"""
+
+from __future__ import annotations
+
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from org_profile.enums import PaymentGateway as GatewayName
+
+from ..gateways.base import WebhookVerificationError
+from ..services.gateway_events import gateway_event_receive
+
+
+def _receive(request, *, gateway: str):
+    try:
+        event = gateway_event_receive(gateway=gateway, body=request.body, headers=request.headers)
+    except WebhookVerificationError as error:
+        return JsonResponse({"error": error.message}, status=400)
+    return JsonResponse({"received": True, "id": event.event_id})
+
+
+@csrf_exempt
+@require_POST
+def sandbox(request):
+    return _receive(request, gateway=GatewayName.SANDBOX)
