@@ -8,6 +8,8 @@ from .factories import LocationFactory, MembershipFactory, OrganizationFactory, 
 
 @pytest.fixture(autouse=True)
 def _test_settings(settings):
+    # Hashing a password properly takes most of a second; tests make many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.SMS_BACKEND = "memory"
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.SITE_URL = "http://testserver"

@@ -28,8 +28,9 @@ def charge_event_key(fact: ChargeFact) -> str:
     return f"charge:{fact.charge_id}:{fact.status}"
 
 
-def refund_event_key(fact: RefundFact) -> str:
-    return f"refund:{fact.gateway_refund_id}:{fact.status}"
+def refund_event_key(fact: RefundFact, *, refund: Refund) -> str:
+    # A refund the gateway refused outright has no gateway id: our own idempotency key names it.
+    return f"refund:{fact.gateway_refund_id or refund.idempotency_key}:{fact.status}"
 
 
 def charge_fact_record(
@@ -77,7 +78,8 @@ def charge_fact_record(
                     transaction=locked,
                     changes={"status": [old_status, PaymentRequestStatus.PAID]},
                 )
-            db_transaction.on_commit(lambda: receipt_email_send.delay(locked.pk))
+            # robust: a mail server that is down must not turn the patient's confirmation into an error.
+            db_transaction.on_commit(lambda: receipt_email_send.delay(locked.pk), robust=True)
         elif locked.charged_cents == 0:
             # Show the card that was declined, unless another card has already paid.
             locked.card_brand, locked.card_last4 = fact.card_brand, fact.card_last4
@@ -98,14 +100,14 @@ def refund_fact_record(*, refund: Refund, fact: RefundFact, actor_type: str = Ac
             transaction=locked_refund.transaction,
             kind=kind,
             amount_cents=fact.amount_cents,
-            idempotency_key=refund_event_key(fact),
+            idempotency_key=refund_event_key(fact, refund=locked_refund),
             actor_type=actor_type,
             refund=locked_refund,
             gateway_reference=fact.gateway_refund_id,
             gateway_event_id=gateway_event_id,
             message=fact.failure_message,
         )
-        locked_refund.gateway_refund_id = fact.gateway_refund_id
+        locked_refund.gateway_refund_id = fact.gateway_refund_id or locked_refund.gateway_refund_id
         locked_refund.status = RefundStatus.SUCCEEDED if fact.status == "succeeded" else RefundStatus.FAILED
         locked_refund.failure_message = fact.failure_message[:500]
         locked_refund.save(update_fields=["gateway_refund_id", "status", "failure_message", "updated_at"])

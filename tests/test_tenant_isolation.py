@@ -1,0 +1,100 @@
+"""Signed in to organization B, every staff page asked for organization A's ids answers 404.
+
+The test walks the URL configuration, so a new staff page that takes an id fails here until it
+is listed in OBJECT_FOR_URL (and so until someone has thought about its tenant scope).
+"""
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from org_profile.enums import Role
+from transactions.enums import PaymentRequestKind
+from transactions.models import PaymentRequest, Transaction
+
+from .factories import AppointmentFactory, LocationFactory, MembershipFactory, OrganizationFactory, PatientFactory
+
+STAFF_NAMESPACES = ("transactions", "patients")
+
+# url name -> which of organization A's objects its id names.
+OBJECT_FOR_URL = {
+    "patients:profile": "patient",
+    "patients:edit": "patient",
+    "transactions:payment_request_new": "patient",
+    "transactions:payment_request_detail": "payment_request",
+    "transactions:payment_request_resend": "payment_request",
+    "transactions:payment_request_cancel": "payment_request",
+    "transactions:transaction_detail": "transaction",
+    "transactions:transaction_refund": "transaction",
+}
+
+
+def _staff_urls_with_ids():
+    found = []
+
+    def walk(patterns, namespace):
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, pattern.namespace or namespace)
+            elif isinstance(pattern, URLPattern) and namespace in STAFF_NAMESPACES and pattern.pattern.converters:
+                found.append((f"{namespace}:{pattern.name}", list(pattern.pattern.converters)))
+
+    walk(get_resolver().url_patterns, None)
+    return found
+
+
+@pytest.fixture
+def organization_a_objects(db):
+    organization = OrganizationFactory(name="Organization A")
+    location = LocationFactory(organization=organization)
+    patient = PatientFactory(organization=organization)
+    AppointmentFactory(patient=patient, organization=organization, location=location)
+    payment_request = PaymentRequest.objects.create(
+        organization=organization,
+        patient=patient,
+        location=location,
+        kind=PaymentRequestKind.COPAY,
+        billing_item="Office visit copay",
+        amount_cents=2500,
+        expires_at="2099-01-01T00:00:00Z",
+    )
+    transaction = Transaction.objects.create(
+        organization=organization,
+        payment_request=payment_request,
+        patient=patient,
+        location=location,
+        kind=PaymentRequestKind.COPAY,
+        billing_item="Office visit copay",
+        amount_cents=2500,
+        vendor="sandbox",
+    )
+    return {"patient": patient, "payment_request": payment_request, "transaction": transaction}
+
+
+def test_every_staff_url_with_an_id_is_covered_here():
+    names = {name for name, _ in _staff_urls_with_ids()}
+    assert names, "no staff URL with an id was found: the URL walk is broken"
+    assert names <= set(OBJECT_FOR_URL), f"add these pages to OBJECT_FOR_URL: {sorted(names - set(OBJECT_FOR_URL))}"
+
+
+@pytest.mark.parametrize("role", [Role.ADMINISTRATOR, Role.MANAGER, Role.STAFF])
+def test_organization_b_gets_404_for_every_page_of_organization_a(client, organization_a_objects, role):
+    organization_b = OrganizationFactory(name="Organization B")
+    location_b = LocationFactory(organization=organization_b)
+    user_b = MembershipFactory(organization=organization_b, role=role, locations=[location_b]).user
+    client.force_login(user_b)
+
+    checked = 0
+    for name, converters in _staff_urls_with_ids():
+        target = organization_a_objects[OBJECT_FOR_URL[name]]
+        url = reverse(name, kwargs={converter: target.pk for converter in converters})
+        for method in ("get", "post"):
+            response = getattr(client, method)(url)
+            if response.status_code == 403:
+                # A page this role may not use at all: fine, as long as it says the same for an id
+                # that exists nowhere, so the answer confirms nothing about organization A.
+                missing = reverse(name, kwargs={converter: 987654321 for converter in converters})
+                assert getattr(client, method)(missing).status_code == 403, f"{name} leaks existence"
+                continue
+            assert response.status_code in (404, 405), f"{method.upper()} {url} ({name}) answered {response.status_code}"
+            checked += response.status_code == 404
+    assert checked >= len(OBJECT_FOR_URL) // 2

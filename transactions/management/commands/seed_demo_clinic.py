@@ -1,0 +1,616 @@
+"""Seed a demo clinic for `make dev`: an organization, two locations, one user per role, about 200
+patients with appointments and balances, payment requests in every status and a few hundred
+transactions over the last 90 days in every status, each with its ledger events and the Sandbox
+processor's matching books (so a manager can refund a seeded payment through the Sandbox).
+
+Idempotent: everything hangs off the organization slug ``demo-clinic`` and what exists is skipped.
+Deterministic: one ``random.Random(2026)`` draws every name, amount and date offset.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection, transaction as db_transaction
+from django.utils import timezone
+
+from ehr_sync.enums import AppointmentStatus, PreferredLanguage
+from ehr_sync.models import Appointment, Balance, Patient
+from lumapay.models import ActorType
+from org_profile.enums import PaymentGateway, Role
+from org_profile.models import Location, Membership, Organization, User
+
+from ...enums import (
+    DeliveryChannel,
+    DeliveryStatus,
+    PaymentRequestKind,
+    PaymentRequestStatus,
+    RefundStatus,
+    SandboxSessionStatus,
+    TransactionEventKind as Kind,
+    TransactionStatus,
+)
+from ...gateways.base import ChargeFact, RefundFact
+from ...gateways.sandbox import DECLINES, SESSION_LIFETIME, TEST_CARDS
+from ...models import (
+    PaymentRequest,
+    PaymentRequestDelivery,
+    Refund,
+    SandboxCharge,
+    SandboxCheckoutSession,
+    SandboxRefund,
+    Transaction,
+    TransactionEvent,
+)
+from ...services.ledger import transaction_recalculate
+from ...services.ledger_facts import charge_event_key, refund_event_key
+
+SLUG = "demo-clinic"
+PASSWORD = "demo-clinic-2026"
+EMAIL_DOMAIN = "demo.lumapay.test"
+SEED = 2026
+PATIENT_COUNT = 200
+TRANSACTION_COUNT = 300
+DAYS = 90
+LINK_TTL = timedelta(days=30)
+
+USERS = [
+    (f"admin@{EMAIL_DOMAIN}", "Avery", "Brooks", Role.ADMINISTRATOR),
+    (f"manager@{EMAIL_DOMAIN}", "Morgan", "Reyes", Role.MANAGER),
+    (f"staff@{EMAIL_DOMAIN}", "Sam", "Okafor", Role.STAFF),
+]
+LOCATIONS = [
+    ("Downtown", "410 Grace Street, Richmond, VA 23219", "+18045550110"),
+    ("Northside", "3200 Brook Road, Richmond, VA 23227", "+18045550120"),
+]
+FIRST_NAMES = [
+    "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Elizabeth",
+    "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah", "Charles", "Karen",
+    "Daniel", "Nancy", "Matthew", "Lisa", "Anthony", "Betty", "Mark", "Sandra", "Steven", "Ashley",
+    "Kevin", "Emily", "Brian", "Michelle", "Aisha", "Wei", "Priya", "Kwame", "Hannah", "Noah",
+]
+LAST_NAMES = [
+    "Smith", "Johnson", "Williams", "Brown", "Jones", "Miller", "Davis", "Wilson", "Anderson", "Taylor",
+    "Thomas", "Moore", "Jackson", "Martin", "Lee", "Thompson", "White", "Harris", "Clark", "Lewis",
+    "Robinson", "Walker", "Young", "Allen", "King", "Wright", "Scott", "Green", "Baker", "Nguyen",
+    "Patel", "Kim", "Chen", "Okafor", "Hughes", "Bennett", "Foster", "Price", "Coleman", "Sullivan",
+]
+HISPANIC_FIRST_NAMES = [
+    "José", "María", "Juan", "Guadalupe", "Luis", "Carmen", "Carlos", "Rosa", "Jorge", "Ana",
+    "Miguel", "Lucía", "Alejandro", "Sofía", "Javier", "Valentina", "Diego", "Isabel", "Ricardo", "Elena",
+]
+HISPANIC_LAST_NAMES = [
+    "García", "Rodríguez", "Martínez", "Hernández", "López", "González", "Pérez", "Sánchez", "Ramírez",
+    "Torres", "Flores", "Rivera", "Gómez", "Díaz", "Cruz", "Morales", "Reyes", "Gutiérrez", "Ortiz", "Castillo",
+]
+PROVIDERS = ["Dr. Alex Chen", "Dr. Priya Raman", "Dr. Samuel Ortiz", "Dr. Grace Whitfield", "Jordan Blake, NP"]
+COPAYS = [1500, 2000, 2500, 3000, 3500, 4000, 5000]
+BILLING_ITEMS = {
+    PaymentRequestKind.COPAY: ["Office visit copay", "Specialist visit copay", "Telehealth visit copay", "Urgent care copay"],
+    PaymentRequestKind.BALANCE: ["Statement balance", "Lab work balance", "Imaging balance", "Physical therapy balance"],
+    PaymentRequestKind.OTHER: ["Medical records fee", "Sports physical", "Flu vaccination", "Missed appointment fee"],
+}
+REFUND_REASONS = [
+    "Copay charged twice",
+    "Insurance paid the visit in full",
+    "Visit cancelled by the clinic",
+    "Patient overpaid their balance",
+    "Billing error corrected",
+]
+PAYING_CARDS = ["4242424242424242", "5555555555554444", "378282246310005", "6011111111111117"]
+REFUND_FAILS_CARD = "4000000000005126"
+DECLINED_CARDS = {"4000000000000002": "declined", "4000000000009995": "insufficient_funds"}
+# How the few hundred transactions are spread over the statuses.
+STATUS_WEIGHTS = [
+    (TransactionStatus.SUCCEEDED, 58),
+    (TransactionStatus.PARTIALLY_REFUNDED, 9),
+    (TransactionStatus.REFUNDED, 9),
+    (TransactionStatus.FAILED, 14),
+    (TransactionStatus.PENDING, 10),
+]
+# Payment requests without a transaction, per status.
+UNPAID_REQUESTS = {PaymentRequestStatus.OPEN: 18, PaymentRequestStatus.CANCELLED: 12, PaymentRequestStatus.EXPIRED: 15}
+
+
+@dataclass
+class Plan:
+    """What one seeded payment is made of, before it is written."""
+
+    status: str
+    at: datetime
+    card: str = ""
+    refunds: list[int] = field(default_factory=list)
+    refund_fails: bool = False
+
+
+class Command(BaseCommand):
+    help = "Create (once) the demo clinic that `make dev` signs in to. Development only."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="seed even with DEBUG off (the demo users' password is printed and public)",
+        )
+
+    def handle(self, *args, force: bool = False, **options):
+        if not settings.DEBUG and not force:
+            raise CommandError(
+                "seed_demo_clinic creates users whose password is public; it runs only with DEBUG=true "
+                "(or --force, for a throwaway demo server)."
+            )
+        self.rng = random.Random(SEED)
+        self.now = timezone.now()
+        with db_transaction.atomic():
+            organization, created = Organization.objects.get_or_create(
+                slug=SLUG,
+                defaults=dict(
+                    name="Demo Family Clinic",
+                    legal_name="Demo Family Clinic PLLC",
+                    public_name="Demo Family Clinic",
+                    payment_gateway=PaymentGateway.SANDBOX,
+                    address_line1="410 Grace Street",
+                    address_line2="Suite 200",
+                    city="Richmond",
+                    state="VA",
+                    postal_code="23219",
+                    support_phone="+1 (804) 555-0100",
+                    support_email=f"billing@{EMAIL_DOMAIN}",
+                    website="https://demo.lumapay.test",
+                    statement_descriptor="DEMO FAMILY CLINIC",
+                    tax_id_last4="4821",
+                ),
+            )
+            locations = self._locations(organization)
+            users = self._users(organization, locations)
+            if not Patient.objects.filter(organization=organization).exists():
+                self._patients(organization, locations)
+            if not (
+                PaymentRequest.objects.filter(organization=organization).exists()
+                or Transaction.objects.filter(organization=organization).exists()
+            ):
+                self._payments(organization, locations, users)
+        self._summary(organization, created)
+
+    # -- tenancy -----------------------------------------------------------------------------------
+
+    def _locations(self, organization) -> list[Location]:
+        return [
+            Location.objects.get_or_create(
+                organization=organization, name=name, defaults={"address": address, "phone": phone}
+            )[0]
+            for name, address, phone in LOCATIONS
+        ]
+
+    def _users(self, organization, locations) -> dict[str, User]:
+        users = {}
+        for email, first_name, last_name, role in USERS:
+            user = User.objects.filter(email__iexact=email).first()
+            if user is None:
+                user = User.objects.create_user(
+                    email=email, password=PASSWORD, first_name=first_name, last_name=last_name
+                )
+            membership, created = Membership.objects.get_or_create(
+                user=user, organization=organization, defaults={"role": role}
+            )
+            if created and role == Role.STAFF:
+                membership.locations.set([locations[0]])
+            users[role] = user
+        return users
+
+    # -- the EHR mirror ----------------------------------------------------------------------------
+
+    def _patients(self, organization, locations) -> None:
+        rng = self.rng
+        patients = []
+        for number in range(1, PATIENT_COUNT + 1):
+            hispanic = rng.random() < 0.3
+            first = rng.choice(HISPANIC_FIRST_NAMES if hispanic else FIRST_NAMES)
+            last = rng.choice(HISPANIC_LAST_NAMES if hispanic else LAST_NAMES)
+            spanish = hispanic and rng.random() < 0.6
+            # About one patient in twenty-five can be reached neither way (staff must call them).
+            reachable = rng.random() >= 0.04
+            has_email = reachable and rng.random() < 0.85
+            has_phone = rng.random() < 0.8
+            sms_consent = reachable and has_phone and (not has_email or rng.random() < 0.7)
+            ascii_last = last.encode("ascii", "ignore").decode().lower() or "patient"
+            patients.append(
+                Patient(
+                    organization=organization,
+                    first_name=first,
+                    last_name=last,
+                    date_of_birth=date(1938, 1, 1) + timedelta(days=rng.randrange(0, 365 * 82)),
+                    email=f"{first[0].lower()}.{ascii_last}{number}@mail.example" if has_email else "",
+                    mobile_phone=f"+1804555{number:04d}" if has_phone else "",
+                    preferred_language=PreferredLanguage.SPANISH if spanish else PreferredLanguage.ENGLISH,
+                    sms_consent=sms_consent,
+                    sms_consent_at=self.now - timedelta(days=rng.randrange(100, 900)) if sms_consent else None,
+                    external_ehr_id=f"DEMO-{number:06d}",
+                )
+            )
+        patients = Patient.objects.bulk_create(patients)
+
+        appointments, balances = [], []
+        for patient in patients:
+            for _ in range(rng.choice([0, 1, 1, 2, 2, 3])):
+                offset_days = rng.randrange(-DAYS, 30)
+                starts_at = timezone.localtime(self.now + timedelta(days=offset_days)).replace(
+                    hour=rng.randrange(8, 17), minute=rng.choice([0, 15, 30, 45]), second=0, microsecond=0
+                )
+                if starts_at > self.now:
+                    status = AppointmentStatus.BOOKED
+                else:
+                    status = rng.choices(
+                        [AppointmentStatus.FULFILLED, AppointmentStatus.NO_SHOW, AppointmentStatus.CANCELLED],
+                        weights=[85, 7, 8],
+                    )[0]
+                appointments.append(
+                    Appointment(
+                        organization=organization,
+                        patient=patient,
+                        location=rng.choice(locations),
+                        provider_name=rng.choice(PROVIDERS),
+                        starts_at=starts_at,
+                        status=status,
+                        copay_cents=rng.choice(COPAYS),
+                        external_ehr_id=f"DEMO-APT-{len(appointments) + 1:06d}",
+                    )
+                )
+            if rng.random() < 0.6:
+                balances.append(
+                    Balance(
+                        organization=organization,
+                        patient=patient,
+                        amount_due_cents=rng.choice([0, 0, 4500, 8250, 12000, 18575, 26000, 43210, 61500]),
+                        as_of=self.now - timedelta(days=rng.randrange(0, 20)),
+                    )
+                )
+        Appointment.objects.bulk_create(appointments)
+        Balance.objects.bulk_create(balances)
+
+    # -- payments ----------------------------------------------------------------------------------
+
+    def _payments(self, organization, locations, users) -> None:
+        rng = self.rng
+        patients = Patient.objects.filter(organization=organization).order_by("id")
+        reachable = [patient for patient in patients if patient.email or patient.can_receive_sms]
+        staff_actors = [users[Role.STAFF], users[Role.MANAGER], users[Role.ADMINISTRATOR]]
+        refunders = [users[Role.MANAGER], users[Role.ADMINISTRATOR]]
+
+        plans = [self._plan() for _ in range(TRANSACTION_COUNT)]
+        plans.sort(key=lambda plan: plan.at)
+
+        # One payment request per transaction (the request is paid when its transaction is), plus
+        # requests nobody paid yet, cancelled ones and expired ones.
+        requests: list[PaymentRequest] = []
+        request_times: list[datetime] = []
+        for plan in plans:
+            requests.append(self._request(organization, rng.choice(reachable), rng.choice(locations), staff_actors))
+            request_times.append(plan.at - timedelta(days=rng.randrange(0, 4), minutes=rng.randrange(5, 600)))
+        for status, count in UNPAID_REQUESTS.items():
+            for _ in range(count):
+                if status == PaymentRequestStatus.EXPIRED:
+                    at = self.now - timedelta(days=rng.randrange(31, DAYS), minutes=rng.randrange(0, 600))
+                else:
+                    at = self.now - timedelta(days=rng.randrange(0, 29), minutes=rng.randrange(0, 600))
+                request = self._request(organization, rng.choice(reachable), rng.choice(locations), staff_actors)
+                request.status = status
+                if status == PaymentRequestStatus.CANCELLED:
+                    request.cancelled_by = rng.choice(staff_actors)
+                requests.append(request)
+                request_times.append(at)
+
+        for request, at in zip(requests, request_times):
+            request.expires_at = at + LINK_TTL
+            request.last_sent_at = at
+            if request.status == PaymentRequestStatus.CANCELLED:
+                request.cancelled_at = at + timedelta(days=rng.randrange(1, 5))
+        for request, plan in zip(requests, plans):
+            if plan.status in (TransactionStatus.PENDING, TransactionStatus.FAILED):
+                expired = request.expires_at <= self.now
+                request.status = PaymentRequestStatus.EXPIRED if expired else PaymentRequestStatus.OPEN
+            else:
+                request.status = PaymentRequestStatus.PAID
+                request.paid_at = plan.at + timedelta(minutes=3)
+        requests = PaymentRequest.objects.bulk_create(requests)
+        self._backdate(PaymentRequest, list(zip(requests, request_times)))
+        self._deliveries(requests)
+
+        transactions = [
+            Transaction(
+                organization=organization,
+                payment_request=request,
+                patient=request.patient,
+                location=request.location,
+                kind=request.kind,
+                billing_item=request.billing_item,
+                amount_cents=request.amount_cents,
+                currency=request.currency,
+                vendor=PaymentGateway.SANDBOX,
+            )
+            for request in requests[: len(plans)]
+        ]
+        self._books_and_ledger(organization, transactions, plans, refunders)
+
+    def _plan(self) -> Plan:
+        rng = self.rng
+        status = rng.choices([s for s, _ in STATUS_WEIGHTS], weights=[w for _, w in STATUS_WEIGHTS])[0]
+        # Days are drawn so that more payments are recent, as in a clinic that has been growing.
+        at = self.now - timedelta(days=DAYS * rng.random() ** 1.3, minutes=rng.randrange(10, 70))
+        if status == TransactionStatus.FAILED:
+            return Plan(status=status, at=at, card=rng.choice(list(DECLINED_CARDS)))
+        if status == TransactionStatus.PENDING:
+            return Plan(status=status, at=at)
+        refund_fails = status == TransactionStatus.SUCCEEDED and rng.random() < 0.04
+        card = REFUND_FAILS_CARD if refund_fails else rng.choice(PAYING_CARDS)
+        return Plan(status=status, at=at, card=card, refund_fails=refund_fails)
+
+    def _request(self, organization, patient, location, staff_actors) -> PaymentRequest:
+        rng = self.rng
+        kind = rng.choices(list(BILLING_ITEMS), weights=[55, 35, 10])[0]
+        if kind == PaymentRequestKind.COPAY:
+            amount = rng.choice(COPAYS)
+        elif kind == PaymentRequestKind.BALANCE:
+            amount = rng.randrange(40_00, 650_00, 25)
+        else:
+            amount = rng.choice([25_00, 35_00, 60_00, 75_00])
+        return PaymentRequest(
+            organization=organization,
+            patient=patient,
+            location=location,
+            kind=kind,
+            billing_item=rng.choice(BILLING_ITEMS[kind]),
+            amount_cents=amount,
+            created_by=rng.choice(staff_actors),
+            expires_at=self.now,  # set with the request's time
+        )
+
+    def _deliveries(self, requests) -> None:
+        deliveries = []
+        for request in requests:
+            patient = request.patient
+            channels = []
+            if patient.email:
+                channels.append((DeliveryChannel.EMAIL, patient.email))
+            if patient.can_receive_sms:
+                channels.append((DeliveryChannel.SMS, patient.mobile_phone))
+            for channel, destination in channels:
+                deliveries.append(
+                    PaymentRequestDelivery(
+                        organization_id=request.organization_id,
+                        payment_request=request,
+                        channel=channel,
+                        destination=destination,
+                        status=DeliveryStatus.SENT,
+                        provider_message_id=f"demo-{request.pk}-{channel}",
+                        sent_at=request.created_at + timedelta(seconds=4),
+                    )
+                )
+        deliveries = PaymentRequestDelivery.objects.bulk_create(deliveries)
+        self._backdate(PaymentRequestDelivery, [(d, d.sent_at - timedelta(seconds=4)) for d in deliveries])
+
+    def _books_and_ledger(self, organization, transactions, plans, refunders) -> None:
+        """The Sandbox's side (sessions, charges, refunds) and ours (transactions, ledger events,
+        refunds). ``transactions`` are not saved yet: their gateway fields are filled in first."""
+        rng = self.rng
+        sessions, charges, sandbox_refunds, refunds = [], [], [], []
+        events: list[tuple[TransactionEvent, datetime]] = []
+
+        def event(transaction, kind, amount, key, at, **extra):
+            events.append(
+                (
+                    TransactionEvent(
+                        organization=organization,
+                        transaction=transaction,
+                        kind=kind,
+                        amount_cents=amount,
+                        currency=transaction.currency,
+                        idempotency_key=key,
+                        **extra,
+                    ),
+                    at,
+                )
+            )
+
+        refund_plans = []
+        for transaction, plan in zip(transactions, plans):
+            session = SandboxCheckoutSession(
+                id=self._id("cs"),
+                organization=organization,
+                amount_cents=transaction.amount_cents,
+                currency=transaction.currency,
+                client_reference="",  # the transaction's id, once it has one
+                merchant_name=organization.display_name,
+                success_url=f"{settings.SITE_URL}/pay/done",
+                cancel_url=f"{settings.SITE_URL}/pay/cancelled",
+                expires_at=plan.at + SESSION_LIFETIME,
+            )
+            sessions.append((session, plan.at))
+            transaction.gateway_checkout_id = session.id
+            event(
+                transaction, Kind.CHARGE_REQUESTED, transaction.amount_cents, f"checkout:{session.id}", plan.at,
+                actor_type=ActorType.PATIENT, gateway_reference=session.id,
+            )
+            if plan.status == TransactionStatus.PENDING:
+                session.status = (
+                    SandboxSessionStatus.EXPIRED if session.expires_at <= self.now else SandboxSessionStatus.OPEN
+                )
+                continue
+
+            card = TEST_CARDS[plan.card]
+            paid_at = plan.at + timedelta(minutes=2, seconds=rng.randrange(0, 60))
+            decline = DECLINES.get(DECLINED_CARDS.get(plan.card, ""))
+            charge = SandboxCharge(
+                id=self._id("ch"),
+                session=session,
+                amount_cents=transaction.amount_cents,
+                currency=transaction.currency,
+                is_paid=decline is None,
+                failure_code=decline[0] if decline else "",
+                failure_message=decline[1] if decline else "",
+                card_brand=card.brand,
+                card_last4=plan.card[-4:],
+                authorization_code="" if decline else f"{rng.randrange(0, 10**6):06d}",
+            )
+            charges.append((charge, paid_at))
+            fact = ChargeFact(
+                status="failed" if decline else "succeeded",
+                charge_id=charge.id,
+                amount_cents=0 if decline else charge.amount_cents,
+                failure_message=charge.failure_message,
+            )
+            transaction.card_brand, transaction.card_last4 = charge.card_brand, charge.card_last4
+            if decline:
+                session.status = SandboxSessionStatus.EXPIRED if session.expires_at <= self.now else SandboxSessionStatus.OPEN
+                event(
+                    transaction, Kind.CHARGE_FAILED, 0, charge_event_key(fact), paid_at,
+                    actor_type=ActorType.GATEWAY, gateway_reference=charge.id, message=charge.failure_message,
+                )
+                continue
+            session.status = SandboxSessionStatus.COMPLETE
+            transaction.gateway_charge_id = charge.id
+            transaction.authorization_code = charge.authorization_code
+            transaction.paid_at = paid_at
+            event(
+                transaction, Kind.CHARGE_SUCCEEDED, charge.amount_cents, charge_event_key(fact), paid_at,
+                actor_type=ActorType.GATEWAY, gateway_reference=charge.id,
+            )
+            for amount, succeeded in self._refund_amounts(transaction.amount_cents, plan):
+                refund_at = min(paid_at + timedelta(days=rng.randrange(1, 12), minutes=rng.randrange(0, 480)), self.now)
+                refund_plans.append((transaction, charge, amount, succeeded, refund_at))
+                if succeeded:
+                    charge.amount_refunded_cents += amount
+
+        Transaction.objects.bulk_create(transactions)
+        for (session, _), transaction in zip(sessions, transactions):
+            session.client_reference = str(transaction.pk)
+        SandboxCheckoutSession.objects.bulk_create([session for session, _ in sessions])
+        SandboxCharge.objects.bulk_create([charge for charge, _ in charges])
+
+        for transaction, charge, amount, succeeded, refund_at in refund_plans:
+            refund = Refund(
+                organization=organization,
+                transaction=transaction,
+                amount_cents=amount,
+                currency=transaction.currency,
+                reason=rng.choice(REFUND_REASONS),
+                status=RefundStatus.SUCCEEDED if succeeded else RefundStatus.FAILED,
+                idempotency_key=uuid.UUID(int=rng.getrandbits(128), version=4),
+                gateway_refund_id=self._id("re"),
+                failure_message="" if succeeded else "The card issuer declined the refund. Refund the patient another way.",
+                requested_by=rng.choice(refunders),
+            )
+            refunds.append((refund, refund_at))
+            sandbox_refunds.append(
+                SandboxRefund(
+                    id=refund.gateway_refund_id,
+                    charge=charge,
+                    amount_cents=amount,
+                    idempotency_key=str(refund.idempotency_key),
+                    status="succeeded" if succeeded else "failed",
+                    failure_message=refund.failure_message,
+                )
+            )
+        Refund.objects.bulk_create([refund for refund, _ in refunds])
+        SandboxRefund.objects.bulk_create(sandbox_refunds)
+
+        for refund, at in refunds:
+            event(
+                refund.transaction, Kind.REFUND_REQUESTED, refund.amount_cents, f"refund_requested:{refund.pk}", at,
+                actor_type=ActorType.STAFF, actor_user=refund.requested_by, refund=refund, message=refund.reason,
+            )
+            fact = RefundFact(
+                status="succeeded" if refund.status == RefundStatus.SUCCEEDED else "failed",
+                gateway_refund_id=refund.gateway_refund_id,
+                amount_cents=refund.amount_cents,
+            )
+            event(
+                refund.transaction,
+                Kind.REFUND_SUCCEEDED if refund.status == RefundStatus.SUCCEEDED else Kind.REFUND_FAILED,
+                refund.amount_cents, refund_event_key(fact, refund=refund), at + timedelta(seconds=2),
+                actor_type=ActorType.GATEWAY, refund=refund, gateway_reference=refund.gateway_refund_id,
+                message=refund.failure_message,
+            )
+        TransactionEvent.objects.bulk_create([row for row, _ in events], batch_size=1000)
+
+        # auto_now_add stamped everything "now": move each row to its moment in the last 90 days.
+        self._backdate(Transaction, [(t, p.at) for t, p in zip(transactions, plans)])
+        self._backdate(SandboxCheckoutSession, sessions)
+        self._backdate(SandboxCharge, charges)
+        self._backdate(SandboxRefund, [(sr, at) for sr, (_, at) in zip(sandbox_refunds, refunds)])
+        self._backdate(Refund, refunds)
+        self._backdate(TransactionEvent, events)
+
+        # The cached totals come from the ledger through the one function that derives them. These
+        # rows were created in this database transaction and no one else can see them yet, so
+        # there is no row to lock against.
+        for transaction in transactions:
+            transaction_recalculate(transaction=transaction)
+
+    def _refund_amounts(self, amount_cents: int, plan: Plan) -> list[tuple[int, bool]]:
+        rng = self.rng
+        if plan.refund_fails:
+            return [(amount_cents, False)]
+        if plan.status == TransactionStatus.PARTIALLY_REFUNDED:
+            return [(max(100, amount_cents * rng.choice([20, 25, 40, 50, 60]) // 100), True)]
+        if plan.status == TransactionStatus.REFUNDED:
+            if amount_cents >= 2000 and rng.random() < 0.3:
+                first = amount_cents // 2
+                return [(first, True), (amount_cents - first, True)]
+            return [(amount_cents, True)]
+        return []
+
+    def _backdate(self, model, rows) -> None:
+        """Set each row's ``created_at`` (which ``auto_now_add`` stamped "now") in one statement."""
+        if not rows:
+            return
+        for row, at in rows:
+            row.created_at = at
+        table = connection.ops.quote_name(model._meta.db_table)
+        pk = connection.ops.quote_name(model._meta.pk.column)
+        values = ", ".join(["(%s, %s::timestamptz)"] * len(rows))
+        params = [value for row, at in rows for value in (row.pk, at)]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET created_at = v.at FROM (VALUES {values}) AS v(pk, at) WHERE {table}.{pk} = v.pk",
+                params,
+            )
+
+    def _id(self, prefix: str) -> str:
+        return f"{prefix}_sbx_{self.rng.getrandbits(96):024x}"
+
+    # -- the summary -------------------------------------------------------------------------------
+
+    def _summary(self, organization, created: bool) -> None:
+        out = self.stdout
+        transactions = Counter(
+            Transaction.objects.filter(organization=organization).values_list("status", flat=True)
+        )
+        requests = Counter(PaymentRequest.objects.filter(organization=organization).values_list("status", flat=True))
+        verb = "Created" if created else "Already seeded:"
+        out.write(f"{verb} {organization.name} (slug {organization.slug}), sandbox payments.")
+        out.write(
+            f"  {Location.objects.filter(organization=organization).count()} locations, "
+            f"{Patient.objects.filter(organization=organization).count()} patients, "
+            f"{Appointment.objects.filter(organization=organization).count()} appointments, "
+            f"{Balance.objects.filter(organization=organization).count()} balances"
+        )
+        out.write(
+            f"  {sum(requests.values())} payment requests: "
+            + ", ".join(f"{requests[s]} {s}" for s in PaymentRequestStatus.values)
+        )
+        out.write(
+            f"  {sum(transactions.values())} transactions: "
+            + ", ".join(f"{transactions[s]} {s.replace('_', ' ')}" for s in TransactionStatus.values)
+        )
+        out.write("Demo sign-ins (development only):")
+        for email, _first, _last, role in USERS:
+            note = " (Downtown only)" if role == Role.STAFF else ""
+            out.write(f"  {Role(role).label:<18} {email}{note}")
+        out.write(f"  password for each:  {PASSWORD}")
