@@ -1,13 +1,13 @@
 from django.urls import path
 
-from .views import dashboard, payment_requests
+from .views import dashboard, payment_requests, transaction_detail
 
 app_name = "transactions"
 
 urlpatterns = [
     path("", dashboard.transaction_list, name="dashboard"),
-    path("transactions/<int:pk>/", dashboard.transaction_detail, name="transaction_detail"),
-    path("transactions/<int:pk>/refund/", dashboard.transaction_refund, name="transaction_refund"),
+    path("transactions/<int:pk>/", transaction_detail.transaction_detail, name="transaction_detail"),
+    path("transactions/<int:pk>/refund/", transaction_detail.transaction_refund, name="transaction_refund"),
     path(
         "patients/<int:patient_pk>/request-payment/",
         payment_requests.payment_request_new,
