@@ -44,6 +44,10 @@ class User(AbstractUser):
         return self.get_full_name() or self.email
 
 
+def default_refund_roles() -> list[str]:
+    return [Role.ADMINISTRATOR, Role.MANAGER]
+
+
 class Organization(models.Model):
     """A tenant: a practice or health system. Every tenant-owned row points at one."""
 
@@ -52,6 +56,9 @@ class Organization(models.Model):
     payment_gateway = models.CharField(max_length=20, choices=PaymentGateway.choices, default=PaymentGateway.SANDBOX)
     currency = models.CharField(max_length=3, default="usd")
     timezone = models.CharField(max_length=64, default="America/New_York")
+    refund_roles = models.JSONField(
+        default=default_refund_roles, help_text="the roles that may refund a payment"
+    )
 
     # Legal information (what a processor needs to know about the business).
     legal_name = models.CharField(max_length=200, blank=True)
@@ -76,6 +83,9 @@ class Organization(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def role_may_refund(self, role: str) -> bool:
+        return role in self.refund_roles
 
     @property
     def display_name(self) -> str:

@@ -61,3 +61,11 @@ class SandboxSessionStatus(models.TextChoices):
     AWAITING_AUTHENTICATION = "awaiting_authentication", _("Awaiting authentication")
     COMPLETE = "complete", _("Complete")
     EXPIRED = "expired", _("Expired")
+
+
+class ExportStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Preparing")
+    READY = "ready", _("Ready")
+    FAILED = "failed", _("Failed")
+    EXPIRED = "expired", _("Expired")

@@ -11,6 +11,7 @@ from org_profile.models import Location, Organization
 from .enums import (
     DeliveryChannel,
     DeliveryStatus,
+    ExportStatus,
     GatewayEventStatus,
     PaymentRequestKind,
     PaymentRequestStatus,
@@ -118,6 +119,7 @@ class Transaction(models.Model):
     status = models.CharField(max_length=20, choices=TransactionStatus.choices, default=TransactionStatus.PENDING)
     charged_cents = models.BigIntegerField(default=0)
     refunded_cents = models.BigIntegerField(default=0)
+    fee_cents = models.BigIntegerField(default=0, help_text="the processor's fee on the charge, when known")
     last_error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     paid_at = models.DateTimeField(null=True, blank=True)
@@ -298,3 +300,28 @@ class SandboxRefund(models.Model):
     status = models.CharField(max_length=20)
     failure_message = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+
+class TransactionExport(models.Model):
+    """An Excel file of exactly the transactions a staff user had filtered, made for that user.
+
+    Only ``requested_by`` may download it, and only until ``expires_at``. Asking for it is a PHI
+    access, recorded as an audit event with the filters and the row count.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    filters = models.JSONField(default=dict, help_text="the dashboard's query parameters")
+    filter_summary = models.JSONField(default=list, help_text="[label, value] pairs, as shown on the filters sheet")
+    status = models.CharField(max_length=20, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
+    total_rows = models.PositiveIntegerField(null=True, blank=True)
+    rows_written = models.PositiveIntegerField(default=0)
+    file = models.FileField(upload_to="exports/%Y/%m/", blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "requested_by", "-created_at"])]

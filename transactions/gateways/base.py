@@ -43,6 +43,7 @@ class ChargeFact:
     card_brand: str = ""
     card_last4: str = ""
     authorization_code: str = ""
+    fee_cents: int = 0
     failure_code: str = ""
     failure_message: str = ""
 

@@ -92,6 +92,11 @@ class CardAttempt:
     message: str = ""
 
 
+def sandbox_fee_cents(amount_cents: int) -> int:
+    """The Sandbox charges what a typical US card processor does: 2.9% + 30¢, rounded half up."""
+    return (amount_cents * 29 + 500) // 1000 + 30
+
+
 def _new_id(prefix: str) -> str:
     return f"{prefix}_sbx_{secrets.token_hex(12)}"
 
@@ -340,6 +345,7 @@ def _charge_payload(charge: SandboxCharge) -> dict:
         "failure_code": charge.failure_code,
         "failure_message": charge.failure_message,
         "authorization_code": charge.authorization_code,
+        "fee": sandbox_fee_cents(charge.amount_cents) if charge.is_paid else 0,
         "card": {"brand": charge.card_brand, "last4": charge.card_last4},
     }
 
@@ -365,6 +371,7 @@ def _charge_fact(charge: SandboxCharge) -> ChargeFact:
         card_brand=charge.card_brand,
         card_last4=charge.card_last4,
         authorization_code=charge.authorization_code,
+        fee_cents=sandbox_fee_cents(charge.amount_cents) if charge.is_paid else 0,
         failure_code=charge.failure_code,
         failure_message=charge.failure_message,
     )
@@ -389,6 +396,7 @@ def _facts(event_type: str, obj: dict) -> list[LedgerFact]:
             card_brand=obj.get("card", {}).get("brand", ""),
             card_last4=obj.get("card", {}).get("last4", ""),
             authorization_code=obj.get("authorization_code", ""),
+            fee_cents=obj.get("fee", 0),
             failure_code=obj.get("failure_code", ""),
             failure_message=obj.get("failure_message", ""),
         )

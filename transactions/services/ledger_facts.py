@@ -63,7 +63,10 @@ def charge_fact_record(
             locked.card_brand = fact.card_brand
             locked.card_last4 = fact.card_last4
             locked.authorization_code = fact.authorization_code
-            locked.save(update_fields=["gateway_charge_id", "card_brand", "card_last4", "authorization_code"])
+            locked.fee_cents = fact.fee_cents
+            locked.save(
+                update_fields=["gateway_charge_id", "card_brand", "card_last4", "authorization_code", "fee_cents"]
+            )
             if transaction.payment_request_id and payment_request.status != PaymentRequestStatus.PAID:
                 old_status = payment_request.status
                 payment_request.status = PaymentRequestStatus.PAID
@@ -149,6 +152,6 @@ def _refund_for(transaction: Transaction, fact: RefundFact) -> Refund | None:
 def _copy_to(target: Transaction, source: Transaction) -> None:
     for field in (
         "charged_cents", "refunded_cents", "status", "last_error", "paid_at",
-        "gateway_charge_id", "card_brand", "card_last4", "authorization_code",
+        "gateway_charge_id", "card_brand", "card_last4", "authorization_code", "fee_cents",
     ):
         setattr(target, field, getattr(source, field))
