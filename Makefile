@@ -31,7 +31,7 @@ test: install
 # Re-lock dependencies after editing pyproject.toml (needs the network to PyPI).
 lock: install
 	$(BIN)/python -m pip install --quiet pip-tools
-	$(BIN)/pip-compile --quiet --generate-hashes --extra dev --strip-extras -o requirements.lock pyproject.toml
+	$(BIN)/pip-compile --quiet --generate-hashes --no-emit-index-url --no-emit-find-links --extra dev --strip-extras -o requirements.lock pyproject.toml
 
 # Rebuild the Spanish catalogue after changing translatable text (needs gettext's msgfmt).
 messages: install

