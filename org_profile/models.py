@@ -80,6 +80,20 @@ class Organization(models.Model):
     website = models.URLField(blank=True)
     statement_descriptor = models.CharField(max_length=22, blank=True)
 
+    # Stripe Connect: the clinic's connected account and what Stripe last said about it. Written
+    # by transactions.services.stripe_connect only (onboarding, and account.updated events).
+    stripe_account_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    stripe_charges_enabled = models.BooleanField(default=False)
+    stripe_payouts_enabled = models.BooleanField(default=False)
+    stripe_details_submitted = models.BooleanField(default=False)
+    stripe_requirements_due = models.JSONField(
+        default=list, blank=True, help_text="what Stripe still needs (currently due and past due)"
+    )
+    stripe_disabled_reason = models.CharField(max_length=100, blank=True)
+    stripe_account_updated_at = models.DateTimeField(
+        null=True, blank=True, help_text="when Stripe reported the account state above"
+    )
+
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -8,10 +8,12 @@ from lumapay.admin import ReadOnlyAdmin
 from lumapay.errors import ApplicationError
 
 from .models import (
+    Dispute,
     GatewayEvent,
     PaymentRequest,
     PaymentRequestDelivery,
     Refund,
+    SavedCard,
     Transaction,
     TransactionEvent,
 )
@@ -99,6 +101,24 @@ class RefundAdmin(ReadOnlyAdmin):
     list_filter = ["organization", "status"]
     search_fields = ["=id", "=transaction__id", "gateway_refund_id", "idempotency_key", "reason"]
     list_select_related = ["organization", "requested_by"]
+
+
+@admin.register(Dispute)
+class DisputeAdmin(ReadOnlyAdmin):
+    list_display = ["id", "created_at", "organization", "transaction_id", "amount_cents", "status", "evidence_due_by"]
+    list_filter = ["organization", "status"]
+    search_fields = ["=transaction__id", "gateway_dispute_id"]
+    list_select_related = ["organization"]
+
+
+@admin.register(SavedCard)
+class SavedCardAdmin(ReadOnlyAdmin):
+    """Consent records: who agreed, when, from where; the card itself stays at the gateway."""
+
+    list_display = ["id", "created_at", "organization", "patient_id", "vendor", "card_brand", "card_last4", "status"]
+    list_filter = ["organization", "vendor", "status"]
+    search_fields = ["=patient__id", "gateway_customer_id", "gateway_payment_method_id"]
+    list_select_related = ["organization"]
 
 
 @admin.register(TransactionEvent)

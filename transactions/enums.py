@@ -32,6 +32,14 @@ class TransactionStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
     PARTIALLY_REFUNDED = "partially_refunded", _("Partially refunded")
     REFUNDED = "refunded", _("Refunded")
+    # The cardholder disputed the charge with their bank: the amount is held back until it closes.
+    DISPUTED = "disputed", _("Disputed")
+    # The bank sided with the cardholder: the disputed amount went back to them for good.
+    DISPUTE_LOST = "dispute_lost", _("Dispute lost")
+    # A saved card's amount held before the visit, to be captured at check-in…
+    AUTHORIZED = "authorized", _("Authorized")
+    # …or let go (appointment cancelled or missed): nothing was charged.
+    RELEASED = "released", _("Authorization released")
 
 
 class TransactionEventKind(models.TextChoices):
@@ -41,6 +49,33 @@ class TransactionEventKind(models.TextChoices):
     REFUND_REQUESTED = "refund_requested", _("Refund requested")
     REFUND_SUCCEEDED = "refund_succeeded", _("Refund succeeded")
     REFUND_FAILED = "refund_failed", _("Refund failed")
+    CHARGE_AUTHORIZED = "charge_authorized", _("Payment authorized")
+    AUTHORIZATION_RELEASED = "authorization_released", _("Authorization released")
+    DISPUTE_OPENED = "dispute_opened", _("Dispute opened")
+    DISPUTE_UPDATED = "dispute_updated", _("Dispute under review")
+    DISPUTE_WON = "dispute_won", _("Dispute won")
+    DISPUTE_LOST = "dispute_lost", _("Dispute lost")
+
+
+class DisputeStatus(models.TextChoices):
+    """Stripe's dispute statuses. ``warning_*`` are inquiries, which do not withdraw funds yet."""
+
+    WARNING_NEEDS_RESPONSE = "warning_needs_response", _("Inquiry: needs a response")
+    WARNING_UNDER_REVIEW = "warning_under_review", _("Inquiry: under review")
+    WARNING_CLOSED = "warning_closed", _("Inquiry closed")
+    NEEDS_RESPONSE = "needs_response", _("Needs a response")
+    UNDER_REVIEW = "under_review", _("Under review")
+    APPEAL_NEEDS_RESPONSE = "appeal_needs_response", _("Appeal: needs a response")
+    APPEAL_UNDER_REVIEW = "appeal_under_review", _("Appeal: under review")
+    WON = "won", _("Won")
+    LOST = "lost", _("Lost")
+    PREVENTED = "prevented", _("Prevented")
+
+
+class SavedCardStatus(models.TextChoices):
+    PENDING = "pending", _("Waiting for the card")
+    ACTIVE = "active", _("On file")
+    REMOVED = "removed", _("Removed")
 
 
 class RefundStatus(models.TextChoices):

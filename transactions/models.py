@@ -11,12 +11,14 @@ from org_profile.models import Location, Organization
 from .enums import (
     DeliveryChannel,
     DeliveryStatus,
+    DisputeStatus,
     ExportStatus,
     GatewayEventStatus,
     PaymentRequestKind,
     PaymentRequestStatus,
     RefundStatus,
     SandboxSessionStatus,
+    SavedCardStatus,
     TransactionEventKind,
     TransactionStatus,
 )
@@ -93,9 +95,9 @@ class PaymentRequestDelivery(models.Model):
 class Transaction(models.Model):
     """One payment by a patient through a gateway, with its refunds.
 
-    The truth is the append-only ``TransactionEvent`` rows; ``status``, ``charged_cents`` and
-    ``refunded_cents`` are a cache that only ``transactions.services.ledger.transaction_recalculate``
-    writes, under the row lock.
+    The truth is the append-only ``TransactionEvent`` rows; ``status``, ``charged_cents``,
+    ``refunded_cents`` and ``disputed_cents`` are a cache that only
+    ``transactions.services.ledger.transaction_recalculate`` writes, under the row lock.
     """
 
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="transactions")
@@ -113,12 +115,22 @@ class Transaction(models.Model):
     gateway_checkout_url = models.URLField(max_length=500, blank=True, help_text="the hosted checkout page")
     gateway_checkout_expires_at = models.DateTimeField(null=True, blank=True)
     gateway_charge_id = models.CharField(max_length=100, blank=True)
+    # A staff charge of a card on file (off-session), and the visit an authorization is for.
+    saved_card = models.ForeignKey(
+        "SavedCard", null=True, blank=True, on_delete=models.PROTECT, related_name="transactions"
+    )
+    appointment = models.ForeignKey(
+        "ehr_sync.Appointment", null=True, blank=True, on_delete=models.SET_NULL, related_name="transactions"
+    )
     authorization_code = models.CharField(max_length=40, blank=True)
     card_brand = models.CharField(max_length=20, blank=True)
     card_last4 = models.CharField(max_length=4, blank=True)
     status = models.CharField(max_length=20, choices=TransactionStatus.choices, default=TransactionStatus.PENDING)
     charged_cents = models.BigIntegerField(default=0)
     refunded_cents = models.BigIntegerField(default=0)
+    disputed_cents = models.BigIntegerField(
+        default=0, help_text="held back by open disputes or lost to lost ones (not given back by won ones)"
+    )
     fee_cents = models.BigIntegerField(default=0, help_text="the processor's fee on the charge, when known")
     last_error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -133,6 +145,7 @@ class Transaction(models.Model):
                 condition=Q(refunded_cents__gte=0) & Q(refunded_cents__lte=F("charged_cents")),
                 name="transaction_refunds_within_charge",
             ),
+            models.CheckConstraint(condition=Q(disputed_cents__gte=0), name="transaction_disputed_not_negative"),
             # A request is paid at most once, however many times the patient presses "Pay".
             models.UniqueConstraint(
                 fields=["payment_request"],
@@ -146,9 +159,28 @@ class Transaction(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["organization", "-created_at", "-id"]),
             models.Index(fields=["organization", "status", "-created_at"]),
-            models.Index(fields=["organization", "location", "-created_at"]),
+            # The dashboard's filters, totals, chart and export (migration 0005 says why each).
+            models.Index(
+                fields=["organization", "-created_at", "-id"],
+                include=[
+                    "location", "status", "kind", "amount_cents", "charged_cents", "refunded_cents", "paid_at",
+                    "vendor", "card_brand",
+                ],
+                name="transaction_org_created_cover",
+            ),
+            models.Index(
+                fields=["organization", "location", "-created_at", "-id"],
+                include=[
+                    "status", "kind", "amount_cents", "charged_cents", "refunded_cents", "paid_at", "vendor",
+                    "card_brand",
+                ],
+                name="transaction_org_location_cover",
+            ),
+            models.Index(fields=["organization", "billing_item", "-created_at", "-id"], name="transaction_org_billing_item"),
+            models.Index(
+                fields=["organization", "-paid_at"], condition=Q(paid_at__isnull=False), name="transaction_org_paid"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -156,9 +188,11 @@ class Transaction(models.Model):
 
     @property
     def unrefunded_cents(self) -> int:
-        """Charged less refunded. Refunds still waiting for the gateway hold part of this back:
-        what may be refunded now is ``selectors.ledger.transaction_refundable_cents``."""
-        return self.charged_cents - self.refunded_cents
+        """Charged less refunded, less what disputes hold back or took (the card network, not the
+        clinic, returns that to the cardholder, so refunding it too would pay the patient twice).
+        Refunds still waiting for the gateway hold part of this back: what may be refunded now is
+        ``selectors.ledger.transaction_refundable_cents``."""
+        return max(self.charged_cents - self.refunded_cents - self.disputed_cents, 0)
 
 
 class Refund(models.Model):
@@ -181,6 +215,73 @@ class Refund(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [models.CheckConstraint(condition=Q(amount_cents__gt=0), name="refund_amount_positive")]
+
+
+class SavedCard(models.Model):
+    """A patient's card kept at the gateway, with the patient's consent to charge it later.
+
+    The gateway holds the card; we keep its ids, brand, last 4 digits and expiry, and the consent
+    exactly as given: the text the patient agreed to, when, and from which address. Pending until
+    the gateway confirms the card; a removed card stays on record (``removed_at``) and is never
+    charged again.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey("ehr_sync.Patient", on_delete=models.PROTECT, related_name="saved_cards")
+    vendor = models.CharField(max_length=20, choices=PaymentGateway.choices)
+    status = models.CharField(max_length=20, choices=SavedCardStatus.choices, default=SavedCardStatus.PENDING)
+    gateway_customer_id = models.CharField(max_length=100)
+    gateway_setup_id = models.CharField(max_length=100, blank=True, help_text="the gateway's card-saving checkout")
+    gateway_payment_method_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    card_brand = models.CharField(max_length=20, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
+    exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
+    exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
+    consent_text = models.TextField()
+    consented_at = models.DateTimeField()
+    consent_ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    removed_at = models.DateTimeField(null=True, blank=True)
+    removed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["vendor", "gateway_setup_id"], condition=~Q(gateway_setup_id=""), name="saved_card_setup_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.card_brand or 'Card'} ···· {self.card_last4 or '????'}"
+
+
+class Dispute(models.Model):
+    """A cardholder's dispute of a transaction's charge, as the gateway last described it.
+
+    One per gateway dispute id. The money side is in the ledger (``dispute_*`` events); this row
+    keeps what staff need to act: reason, status, evidence deadline. ``status_as_of`` is the
+    gateway's time for ``status``, so an event delivered late never sets an older status.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="disputes")
+    gateway_dispute_id = models.CharField(max_length=100, unique=True)
+    amount_cents = models.BigIntegerField()
+    currency = models.CharField(max_length=3, default="usd")
+    reason = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=30, choices=DisputeStatus.choices)
+    evidence_due_by = models.DateTimeField(null=True, blank=True)
+    status_as_of = models.BigIntegerField(default=0, help_text="the gateway's event time (Unix seconds) for the status")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.CheckConstraint(condition=Q(amount_cents__gte=0), name="dispute_amount_not_negative")]
+
+    def __str__(self) -> str:
+        return f"Dispute {self.gateway_dispute_id}"
 
 
 class TransactionEvent(models.Model):
@@ -212,6 +313,14 @@ class TransactionEvent(models.Model):
             models.UniqueConstraint(fields=["transaction", "idempotency_key"], name="transaction_event_once"),
             models.CheckConstraint(condition=Q(amount_cents__gte=0), name="transaction_event_amount_not_negative"),
         ]
+        indexes = [
+            # Failure events only: the dashboard's "has errors" filter (migration 0005).
+            models.Index(
+                fields=["organization", "transaction"],
+                condition=Q(kind__in=["charge_failed", "refund_failed"]),
+                name="transaction_event_failures",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.amount_cents}"
@@ -240,6 +349,22 @@ class GatewayEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.gateway} {self.event_type} {self.event_id}"
+
+
+class GatewayEventCursor(models.Model):
+    """How far the periodic listing of a gateway's events has read, per account ("" for the
+    platform's own): the next listing starts a little before ``last_event_created``."""
+
+    gateway = models.CharField(max_length=20, choices=PaymentGateway.choices)
+    account = models.CharField(max_length=100, blank=True)
+    last_event_created = models.BigIntegerField(help_text="Unix seconds of the newest event listed")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["gateway", "account"], name="gateway_event_cursor_once")]
+
+    def __str__(self) -> str:
+        return f"{self.gateway} {self.account or 'platform'} @ {self.last_event_created}"
 
 
 class SandboxCheckoutSession(models.Model):

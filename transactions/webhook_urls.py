@@ -8,4 +8,5 @@ app_name = "webhooks"
 
 urlpatterns = [
     path("sandbox/", webhooks.sandbox, name="sandbox"),
+    path("stripe/", webhooks.stripe, name="stripe"),
 ]

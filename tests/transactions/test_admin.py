@@ -6,10 +6,12 @@ from ehr_sync.models import Appointment, Balance, Patient
 from lumapay.models import AuditEvent
 from tests.factories import AppointmentFactory, BalanceFactory, UserFactory
 from transactions.models import (
+    Dispute,
     GatewayEvent,
     PaymentRequest,
     PaymentRequestDelivery,
     Refund,
+    SavedCard,
     Transaction,
     TransactionEvent,
 )
@@ -22,7 +24,10 @@ REGISTERED = [
     PaymentRequest, PaymentRequestDelivery, Transaction, Refund, TransactionEvent, GatewayEvent,
     Patient, Appointment, Balance, AuditEvent,
 ]
-READ_ONLY = [PaymentRequest, PaymentRequestDelivery, Transaction, Refund, TransactionEvent, GatewayEvent, AuditEvent, Appointment, Balance]
+READ_ONLY = [
+    PaymentRequest, PaymentRequestDelivery, Transaction, Refund, TransactionEvent, GatewayEvent, AuditEvent,
+    Appointment, Balance, Dispute, SavedCard,
+]
 
 
 @pytest.fixture
@@ -62,6 +67,14 @@ def ledger(organization, other_organization, manager, patient, location):
     )
     AppointmentFactory(patient=patient, organization=organization, location=location)
     BalanceFactory(patient=patient, organization=organization)
+    Dispute.objects.create(
+        organization=organization, transaction=payment, gateway_dispute_id="dp_1", amount_cents=4000,
+        reason="fraudulent", status="needs_response",
+    )
+    SavedCard.objects.create(
+        organization=organization, patient=patient, vendor="stripe", status="active", gateway_customer_id="cus_1",
+        card_brand="visa", card_last4="4242", consent_text="I agree to save my card.", consented_at=timezone.now(),
+    )
     return payment
 
 

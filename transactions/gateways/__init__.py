@@ -10,6 +10,10 @@ def gateway_named(name: str) -> PaymentGateway:
         from .sandbox import SandboxGateway
 
         return SandboxGateway()
+    if name == GatewayName.STRIPE:
+        from .stripe import StripeGateway
+
+        return StripeGateway()
     raise LookupError(f"No payment gateway called {name!r} is available.")
 
 

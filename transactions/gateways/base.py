@@ -37,7 +37,9 @@ class CheckoutStart:
 class ChargeFact:
     """What the gateway says happened to a checkout's payment."""
 
-    status: str  # "succeeded" | "failed" | "pending"
+    # "succeeded" | "failed" | "pending"; for a card held before a visit (manual capture),
+    # "authorized" (the amount is held) and "released" (let go without charging).
+    status: str
     charge_id: str = ""
     amount_cents: int = 0
     card_brand: str = ""
@@ -58,13 +60,43 @@ class RefundFact:
 
 
 @dataclass(frozen=True)
+class DisputeFact:
+    """What the gateway says about a dispute (chargeback or inquiry) on a charge."""
+
+    gateway_dispute_id: str
+    amount_cents: int
+    status: str  # the gateway's status: "needs_response", "under_review", "won", "lost", "warning_…"
+    reason: str = ""
+    evidence_due_by: datetime | None = None
+    as_of: int = 0  # the event's creation time (Unix seconds): older news never overwrites newer
+
+
+@dataclass(frozen=True)
+class AccountFact:
+    """What the gateway says about a clinic's own account with it (Stripe Connect)."""
+
+    account_id: str
+    charges_enabled: bool
+    payouts_enabled: bool
+    details_submitted: bool
+    requirements_due: list[str] = field(default_factory=list)
+    disabled_reason: str = ""
+    as_of: int = 0  # the event's creation time (Unix seconds): older news never overwrites newer
+
+
+@dataclass(frozen=True)
 class LedgerFact:
-    """One fact from a gateway event, with what identifies our transaction."""
+    """One fact from a gateway event, with what identifies our transaction.
+
+    ``account`` is the one fact that is not about a transaction: the clinic's account changed.
+    """
 
     checkout_id: str = ""
     charge_id: str = ""
     charge: ChargeFact | None = None
     refund: RefundFact | None = None
+    dispute: DisputeFact | None = None
+    account: AccountFact | None = None
 
 
 @dataclass(frozen=True)

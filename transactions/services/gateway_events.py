@@ -30,8 +30,17 @@ TRANSIENT_ERRORS = (GatewayUnavailable, OperationalError)
 RECORDED_ERRORS = (ApplicationError, DatabaseError, LookupError, ValueError, TypeError)
 
 
-def _organization_id_for(gateway: str, facts: list[LedgerFact]) -> int | None:
-    """The organization whose transaction the event is about, when it is one of ours."""
+def _organization_id_for(gateway: str, facts: list[LedgerFact], payload: dict | None = None) -> int | None:
+    """The organization whose transaction the event is about, when it is one of ours.
+
+    A gateway that knows its clinics by account (Stripe Connect) names the organization from
+    the event itself (``organization_id_for_event``); otherwise the facts' transaction decides.
+    """
+    by_account = getattr(gateway_named(gateway), "organization_id_for_event", None)
+    if by_account is not None and payload is not None:
+        organization_id = by_account(payload)
+        if organization_id is not None:
+            return organization_id
     for fact in facts:
         candidates = Transaction.objects.none()
         if fact.checkout_id:
@@ -58,7 +67,7 @@ def gateway_event_receive(*, gateway: str, body: bytes, headers) -> GatewayEvent
                 gateway=gateway,
                 event_id=verified.event_id,
                 event_type=verified.event_type,
-                organization_id=_organization_id_for(gateway, verified.facts),
+                organization_id=_organization_id_for(gateway, verified.facts, verified.payload),
                 payload=verified.payload,
             )
     except IntegrityError:
@@ -67,6 +76,37 @@ def gateway_event_receive(*, gateway: str, body: bytes, headers) -> GatewayEvent
     if event.status in (GatewayEventStatus.RECEIVED, GatewayEventStatus.FAILED):
         _process_on_commit(event.pk)
     return event
+
+
+def gateway_event_store_fetched(
+    *, gateway: str, payload: dict, organization_id: int | None = None
+) -> tuple[GatewayEvent, bool]:
+    """Store an event we listed from the gateway's API ourselves (it never reached the webhook,
+    or not yet), as a delivered one is stored: raw, once per (gateway, event id), processed after
+    commit. Returns (event, created).
+
+    There is no signature to check: the event came over our own authenticated call to the
+    gateway, not from whoever can reach the webhook. One already stored (delivered, or listed
+    before) is left as it is.
+    """
+    try:
+        event_id, event_type = payload["id"], payload["type"]
+    except (KeyError, TypeError):
+        raise ValueError("A listed gateway event has no id or type.")
+    try:
+        with db_transaction.atomic():
+            event = GatewayEvent.objects.create(
+                gateway=gateway,
+                event_id=event_id,
+                event_type=event_type,
+                organization_id=organization_id or _organization_id_for(gateway, [], payload),
+                payload=payload,
+            )
+    except IntegrityError:
+        return GatewayEvent.objects.get(gateway=gateway, event_id=event_id), False
+    logger.info("gateway %s event %s (%s) recovered by listing", gateway, event_id, event_type)
+    _process_on_commit(event.pk)
+    return event, True
 
 
 def _process_on_commit(gateway_event_id: int) -> None:
@@ -97,7 +137,7 @@ def gateway_event_process(*, gateway_event_id: int) -> GatewayEvent:
             event.error_message = ""
             event.processed_at = timezone.now()
             if event.organization_id is None:
-                event.organization_id = _organization_id_for(event.gateway, facts)
+                event.organization_id = _organization_id_for(event.gateway, facts, event.payload)
             event.save(update_fields=["status", "attempts", "error_message", "processed_at", "organization"])
             return event
     except RECORDED_ERRORS as exc:

@@ -61,16 +61,45 @@ def transaction_event_append(
         return event, True
 
 
+DISPUTE_KINDS = (Kind.DISPUTE_OPENED, Kind.DISPUTE_WON, Kind.DISPUTE_LOST)
+
+
 def transaction_recalculate(*, transaction: Transaction) -> Transaction:
-    """Derive status and totals from the events. The caller holds the row lock."""
+    """Derive status and totals from the events. The caller holds the row lock.
+
+    Disputes: the card network takes the disputed amount back when a dispute opens and returns
+    it only if the clinic wins. So ``disputed_cents`` is what opened disputes took less what won
+    ones gave back: it stays taken after a loss. Charged and refunded are unchanged by disputes
+    (the patient paid, and the clinic refunded what it refunded); the refundable remainder
+    leaves the disputed amount out. Status: "disputed" while any dispute is open, then "dispute
+    lost" if one was lost (and not won on appeal), otherwise what refunds make it.
+    """
     sums = dict(
-        TransactionEvent.objects.filter(transaction=transaction, kind__in=[Kind.CHARGE_SUCCEEDED, Kind.REFUND_SUCCEEDED])
+        TransactionEvent.objects.filter(
+            transaction=transaction, kind__in=[Kind.CHARGE_SUCCEEDED, Kind.REFUND_SUCCEEDED, *DISPUTE_KINDS]
+        )
         .values_list("kind")
         .annotate(total=Sum("amount_cents"))
         .values_list("kind", "total")
     )
     charged = sums.get(Kind.CHARGE_SUCCEEDED, 0) or 0
     refunded = sums.get(Kind.REFUND_SUCCEEDED, 0) or 0
+    # A refund can fail after it succeeded (the card was closed): the money came back to the
+    # clinic, so it no longer counts, in whatever order the two reports arrived.
+    failed_after_success = (
+        TransactionEvent.objects.filter(transaction=transaction, kind=Kind.REFUND_SUCCEEDED, refund__isnull=False)
+        .filter(refund_id__in=TransactionEvent.objects.filter(transaction=transaction, kind=Kind.REFUND_FAILED).values("refund_id"))
+        .aggregate(total=Sum("amount_cents"))["total"]
+    )
+    refunded -= failed_after_success or 0
+    disputed = max((sums.get(Kind.DISPUTE_OPENED, 0) or 0) - (sums.get(Kind.DISPUTE_WON, 0) or 0), 0)
+    disputes: dict[str, set[str]] = {kind: set() for kind in DISPUTE_KINDS}
+    for kind, reference in TransactionEvent.objects.filter(transaction=transaction, kind__in=DISPUTE_KINDS).values_list(
+        "kind", "gateway_reference"
+    ):
+        disputes[kind].add(reference)
+    open_disputes = disputes[Kind.DISPUTE_OPENED] - disputes[Kind.DISPUTE_WON] - disputes[Kind.DISPUTE_LOST]
+    lost_disputes = disputes[Kind.DISPUTE_LOST] - disputes[Kind.DISPUTE_WON]
     last_charge_event = (
         TransactionEvent.objects.filter(
             transaction=transaction, kind__in=[Kind.CHARGE_REQUESTED, Kind.CHARGE_SUCCEEDED, Kind.CHARGE_FAILED]
@@ -85,9 +114,25 @@ def transaction_recalculate(*, transaction: Transaction) -> Transaction:
         .first()
     )
 
+    authorization = set(
+        TransactionEvent.objects.filter(
+            transaction=transaction, kind__in=[Kind.CHARGE_AUTHORIZED, Kind.AUTHORIZATION_RELEASED]
+        ).values_list("kind", flat=True)
+    )
+
     if charged == 0:
         failed = last_charge_event is not None and last_charge_event.kind == Kind.CHARGE_FAILED
-        status = TransactionStatus.FAILED if failed else TransactionStatus.PENDING
+        # An authorization is held until it is captured (a charge) or released; either is final.
+        if Kind.AUTHORIZATION_RELEASED in authorization:
+            status = TransactionStatus.RELEASED
+        elif Kind.CHARGE_AUTHORIZED in authorization:
+            status = TransactionStatus.AUTHORIZED
+        else:
+            status = TransactionStatus.FAILED if failed else TransactionStatus.PENDING
+    elif open_disputes:
+        status = TransactionStatus.DISPUTED
+    elif lost_disputes:
+        status = TransactionStatus.DISPUTE_LOST
     elif refunded >= charged:
         status = TransactionStatus.REFUNDED
     elif refunded > 0:
@@ -97,16 +142,19 @@ def transaction_recalculate(*, transaction: Transaction) -> Transaction:
 
     transaction.charged_cents = charged
     transaction.refunded_cents = refunded
+    transaction.disputed_cents = disputed
     transaction.status = status
     transaction.last_error = last_failure or ""
     if charged and transaction.paid_at is None:
         transaction.paid_at = timezone.now()
     transaction.save(
-        update_fields=["charged_cents", "refunded_cents", "status", "last_error", "paid_at", "updated_at"]
+        update_fields=[
+            "charged_cents", "refunded_cents", "disputed_cents", "status", "last_error", "paid_at", "updated_at"
+        ]
     )
     return transaction
 
 
 def _copy_to(target: Transaction, source: Transaction) -> None:
-    for field in ("charged_cents", "refunded_cents", "status", "last_error", "paid_at", "updated_at"):
+    for field in ("charged_cents", "refunded_cents", "disputed_cents", "status", "last_error", "paid_at", "updated_at"):
         setattr(target, field, getattr(source, field))

@@ -15,10 +15,10 @@ from django.utils import timezone
 from lumapay.audit import audit_event_record
 from lumapay.models import ActorType
 
-from ..enums import PaymentRequestStatus, RefundStatus, TransactionEventKind as Kind
-from ..gateways.base import ChargeFact, LedgerFact, RefundFact
+from ..enums import DisputeStatus, PaymentRequestStatus, RefundStatus, TransactionEventKind as Kind
+from ..gateways.base import ChargeFact, DisputeFact, LedgerFact, RefundFact
 from ..locks import payment_request_lock, refund_lock, transaction_lock
-from ..models import Refund, Transaction
+from ..models import Dispute, Refund, Transaction
 from .ledger import transaction_event_append
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,10 @@ def charge_fact_record(
     *, transaction: Transaction, fact: ChargeFact, actor_type: str = ActorType.GATEWAY, gateway_event_id: str = ""
 ) -> bool:
     """Record a charge's outcome once. Returns True when this call wrote the event."""
+    if fact.status in ("authorized", "released"):
+        return authorization_fact_record(
+            transaction=transaction, fact=fact, actor_type=actor_type, gateway_event_id=gateway_event_id
+        )
     if fact.status not in ("succeeded", "failed"):
         return False
     from ..tasks import receipt_email_send
@@ -91,6 +95,31 @@ def charge_fact_record(
         return True
 
 
+def authorization_fact_record(
+    *, transaction: Transaction, fact: ChargeFact, actor_type: str = ActorType.GATEWAY, gateway_event_id: str = ""
+) -> bool:
+    """Record that a card's amount is held ("authorized") or was let go ("released"), once each.
+    Capturing it is a charge like any other (``charge_fact_record`` with "succeeded")."""
+    with db_transaction.atomic():
+        locked = transaction_lock(transaction_id=transaction.pk)
+        held = fact.status == "authorized"
+        _event, created = transaction_event_append(
+            transaction=locked,
+            kind=Kind.CHARGE_AUTHORIZED if held else Kind.AUTHORIZATION_RELEASED,
+            amount_cents=fact.amount_cents,
+            idempotency_key=f"authorization:{fact.charge_id}:{fact.status}",
+            actor_type=actor_type,
+            gateway_reference=fact.charge_id,
+            gateway_event_id=gateway_event_id,
+        )
+        if created and held and locked.charged_cents == 0 and fact.card_last4:
+            locked.card_brand, locked.card_last4 = fact.card_brand, fact.card_last4
+            locked.authorization_code = fact.authorization_code
+            locked.save(update_fields=["card_brand", "card_last4", "authorization_code"])
+        _copy_to(transaction, locked)
+        return created
+
+
 def refund_fact_record(*, refund: Refund, fact: RefundFact, actor_type: str = ActorType.GATEWAY, gateway_event_id: str = "") -> bool:
     """Record a refund's outcome once. Returns True when this call wrote the event."""
     if fact.status not in ("succeeded", "failed"):
@@ -111,17 +140,126 @@ def refund_fact_record(*, refund: Refund, fact: RefundFact, actor_type: str = Ac
             message=fact.failure_message,
         )
         locked_refund.gateway_refund_id = fact.gateway_refund_id or locked_refund.gateway_refund_id
-        locked_refund.status = RefundStatus.SUCCEEDED if fact.status == "succeeded" else RefundStatus.FAILED
-        locked_refund.failure_message = fact.failure_message[:500]
+        # Failed is final: a refund can fail after it succeeded, never the other way round, so a
+        # late report of its success does not undo a failure already recorded.
+        if locked_refund.status != RefundStatus.FAILED:
+            locked_refund.status = RefundStatus.SUCCEEDED if fact.status == "succeeded" else RefundStatus.FAILED
+            locked_refund.failure_message = fact.failure_message[:500]
         locked_refund.save(update_fields=["gateway_refund_id", "status", "failure_message", "updated_at"])
         refund.status, refund.gateway_refund_id = locked_refund.status, locked_refund.gateway_refund_id
         refund.failure_message = locked_refund.failure_message
         return created
 
 
+# Dispute statuses, by what they mean for the money (see ``ledger.transaction_recalculate``).
+DISPUTE_WON_STATUSES = frozenset({DisputeStatus.WON, DisputeStatus.WARNING_CLOSED, DisputeStatus.PREVENTED})
+DISPUTE_LOST_STATUSES = frozenset({DisputeStatus.LOST})
+DISPUTE_REVIEW_STATUSES = frozenset(
+    {
+        DisputeStatus.UNDER_REVIEW,
+        DisputeStatus.WARNING_UNDER_REVIEW,
+        DisputeStatus.APPEAL_NEEDS_RESPONSE,
+        DisputeStatus.APPEAL_UNDER_REVIEW,
+    }
+)
+# Two reports from the same second: the later stage wins.
+_DISPUTE_STAGE = {
+    DisputeStatus.WARNING_NEEDS_RESPONSE: 0,
+    DisputeStatus.NEEDS_RESPONSE: 0,
+    DisputeStatus.WARNING_UNDER_REVIEW: 1,
+    DisputeStatus.UNDER_REVIEW: 1,
+    DisputeStatus.APPEAL_NEEDS_RESPONSE: 3,
+    DisputeStatus.APPEAL_UNDER_REVIEW: 4,
+}
+_DISPUTE_MESSAGES = {
+    DisputeStatus.UNDER_REVIEW: "Evidence submitted; the card issuer is reviewing it.",
+    DisputeStatus.WARNING_UNDER_REVIEW: "Inquiry answered; the card issuer is reviewing it.",
+    DisputeStatus.APPEAL_NEEDS_RESPONSE: "The dispute can be appealed.",
+    DisputeStatus.APPEAL_UNDER_REVIEW: "Appeal submitted; the card network is reviewing it.",
+    DisputeStatus.WON: "The card issuer decided for the clinic: the amount was returned.",
+    DisputeStatus.WARNING_CLOSED: "The inquiry closed without a chargeback.",
+    DisputeStatus.PREVENTED: "The dispute was prevented before it became a chargeback.",
+    DisputeStatus.LOST: "The card issuer decided for the cardholder: the amount stays with them.",
+}
+
+
+def dispute_event_key(fact: DisputeFact, stage: str) -> str:
+    return f"dispute:{fact.gateway_dispute_id}:{stage}"
+
+
+def _dispute_stage(status: str) -> int:
+    return _DISPUTE_STAGE.get(status, 2)  # closed (won, lost, ...) between review and appeal
+
+
+def dispute_fact_record(
+    *, transaction: Transaction, fact: DisputeFact, actor_type: str = ActorType.GATEWAY, gateway_event_id: str = ""
+) -> bool:
+    """Record what the gateway says about a dispute. Returns True when this call wrote a ledger event.
+
+    The ledger gets one event per stage the dispute reached, whatever order the reports arrive
+    in: "opened" always (a report of a closed dispute implies it opened), "updated" for each
+    review status, and "won" or "lost" when it closed. The ``Dispute`` row takes the newest report.
+    The ledger events are the record of what the gateway said (as for refunds, no audit event).
+    """
+    with db_transaction.atomic():
+        locked = transaction_lock(transaction_id=transaction.pk)
+        dispute = Dispute.objects.filter(gateway_dispute_id=fact.gateway_dispute_id).first()
+        if dispute is None:
+            dispute = Dispute.objects.create(
+                organization_id=locked.organization_id,
+                transaction=locked,
+                gateway_dispute_id=fact.gateway_dispute_id,
+                amount_cents=fact.amount_cents,
+                currency=locked.currency,
+                reason=fact.reason[:100],
+                status=fact.status,
+                evidence_due_by=fact.evidence_due_by,
+                status_as_of=fact.as_of,
+            )
+        elif dispute.transaction_id != locked.pk:
+            logger.warning("dispute %s belongs to another transaction; skipped", fact.gateway_dispute_id)
+            return False
+        elif (fact.as_of, _dispute_stage(fact.status)) >= (dispute.status_as_of, _dispute_stage(dispute.status)):
+            dispute.amount_cents = fact.amount_cents
+            dispute.reason = fact.reason[:100] or dispute.reason
+            dispute.status = fact.status
+            dispute.evidence_due_by = fact.evidence_due_by or dispute.evidence_due_by
+            dispute.status_as_of = fact.as_of
+            dispute.save(
+                update_fields=["amount_cents", "reason", "status", "evidence_due_by", "status_as_of", "updated_at"]
+            )
+
+        stages = [(Kind.DISPUTE_OPENED, "opened", fact.amount_cents, f"Reason: {fact.reason or 'not given'}")]
+        if fact.status in DISPUTE_REVIEW_STATUSES:
+            stages.append((Kind.DISPUTE_UPDATED, fact.status, 0, _DISPUTE_MESSAGES[fact.status]))
+        elif fact.status in DISPUTE_WON_STATUSES:
+            stages.append((Kind.DISPUTE_WON, "won", fact.amount_cents, _DISPUTE_MESSAGES[fact.status]))
+        elif fact.status in DISPUTE_LOST_STATUSES:
+            stages.append((Kind.DISPUTE_LOST, "lost", fact.amount_cents, _DISPUTE_MESSAGES[fact.status]))
+        written = False
+        for kind, stage, amount_cents, message in stages:
+            _event, created = transaction_event_append(
+                transaction=locked,
+                kind=kind,
+                amount_cents=amount_cents,
+                idempotency_key=dispute_event_key(fact, stage),
+                actor_type=actor_type,
+                gateway_reference=fact.gateway_dispute_id,
+                gateway_event_id=gateway_event_id,
+                message=message,
+            )
+            written = written or created
+        _copy_to(transaction, locked)
+        return written
+
+
 def ledger_fact_apply(*, gateway: str, fact: LedgerFact, gateway_event_id: str = "") -> bool:
     """Apply one fact from a gateway event. Unknown transactions or refunds are logged and skipped
     (an event for an object we never created must not fail the webhook)."""
+    if fact.account is not None:
+        from .stripe_connect import stripe_account_state_record
+
+        return stripe_account_state_record(fact=fact.account)
     transaction = None
     if fact.checkout_id:
         transaction = Transaction.objects.filter(vendor=gateway, gateway_checkout_id=fact.checkout_id).first()
@@ -138,6 +276,8 @@ def ledger_fact_apply(*, gateway: str, fact: LedgerFact, gateway_event_id: str =
             logger.info("gateway %s refund %s is not one of ours; skipped", gateway, fact.refund.gateway_refund_id)
             return False
         return refund_fact_record(refund=refund, fact=fact.refund, gateway_event_id=gateway_event_id)
+    if fact.dispute is not None:
+        return dispute_fact_record(transaction=transaction, fact=fact.dispute, gateway_event_id=gateway_event_id)
     return False
 
 
@@ -151,7 +291,7 @@ def _refund_for(transaction: Transaction, fact: RefundFact) -> Refund | None:
 
 def _copy_to(target: Transaction, source: Transaction) -> None:
     for field in (
-        "charged_cents", "refunded_cents", "status", "last_error", "paid_at",
+        "charged_cents", "refunded_cents", "disputed_cents", "status", "last_error", "paid_at",
         "gateway_charge_id", "card_brand", "card_last4", "authorization_code", "fee_cents",
     ):
         setattr(target, field, getattr(source, field))

@@ -29,3 +29,10 @@ def _receive(request, *, gateway: str):
 @require_POST
 def sandbox(request):
     return _receive(request, gateway=GatewayName.SANDBOX)
+
+
+@csrf_exempt
+@require_POST
+def stripe(request):
+    """Stripe's events (the Connect endpoint's, and the platform's), signed with STRIPE_WEBHOOK_SECRET."""
+    return _receive(request, gateway=GatewayName.STRIPE)

@@ -1,0 +1,741 @@
+"""The Stripe side of the Stripe gateway's tests: a real localstripe server, Stripe's own example
+objects for what localstripe lacks, webhook signing, and a recording HTTP client.
+
+- ``LocalStripeServer`` runs localstripe's aiohttp ``app`` on 127.0.0.1 (a free port), in a
+  thread with its own event loop, once per test session. Its data is flushed between tests
+  (``DELETE /_config/data``). Its store is kept in memory only: localstripe would otherwise pickle
+  it to /tmp/localstripe.pickle after every write, a file other test runs on this machine share.
+- localstripe has no Checkout and no Connect, so ``RecordingStripeClient`` answers those routes
+  itself (``FakeCheckout``, ``FakeConnect``) with objects built from Stripe's fixtures3.json (read
+  in place from ../shared, never copied). A Checkout "payment" is made for real at localstripe: a
+  PaymentIntent with the session's metadata, confirmed with a test card.
+- ``RecordingStripeClient`` is installed as the gateway's HTTP client (``stripe_http`` fixture in
+  tests/transactions/conftest.py). It records every request LumaPay sends to Stripe and checks
+  each one for the PHI of every patient in the database at that moment (names, date of birth,
+  e-mail, phone, medical record number).
+- ``signed_event`` signs an event body the way Stripe does: ``t=<unix time>,v1=<HMAC-SHA256 of
+  "<t>.<body>" with the endpoint secret>``, so ``stripe.Webhook.construct_event`` runs for real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import functools
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
+
+import pytest
+import requests
+import stripe
+from requests.structures import CaseInsensitiveDict
+
+BASE_DIR = Path(__file__).resolve().parents[1]
+FIXTURES_PATH = BASE_DIR.parent / "shared" / "fixtures" / "stripe" / "fixtures3.json"
+
+SECRET_KEY = "sk_test_lumapay_localstripe"
+PUBLISHABLE_KEY = "pk_test_lumapay_localstripe"
+WEBHOOK_SECRET = "whsec_test_lumapay_endpoint"
+
+# localstripe's test cards (it declines at charge time only with …0341).
+CARD_SUCCEEDS = "4242424242424242"
+CARD_DECLINED_AT_CHARGE = "4000000000000341"
+
+_fixtures: dict | None = None
+
+
+def stripe_fixtures() -> dict:
+    """Stripe's example objects (fixtures3.json), read in place; the test is skipped without them."""
+    global _fixtures
+    if _fixtures is None:
+        if not FIXTURES_PATH.exists():
+            pytest.skip(
+                f"Stripe's example objects are not at {FIXTURES_PATH} (../shared/fixtures/stripe/fixtures3.json "
+                "next to the checkout). CI has them; a fresh clone does not. See ../shared/fixtures/SOURCES.md."
+            )
+        _fixtures = json.loads(FIXTURES_PATH.read_text())["resources"]
+    return _fixtures
+
+
+def stripe_object(name: str) -> dict:
+    """A fresh copy of Stripe's example object of that type ("checkout.session", "dispute", …)."""
+    return copy.deepcopy(stripe_fixtures()[name])
+
+
+def _token(length: int = 24) -> str:
+    return secrets.token_hex(length // 2)
+
+
+# -- the localstripe server -----------------------------------------------------------------------
+
+
+class LocalStripeServer:
+    """localstripe's aiohttp app on 127.0.0.1, in a background thread with its own event loop."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.url = ""
+        self._runner = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        from aiohttp import web
+        from localstripe.resources import store
+        from localstripe.server import app
+
+        store.dump_to_disk = lambda: None  # memory only (see the module docstring)
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        async def serve() -> None:
+            self._runner = web.AppRunner(app, access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            await site.start()
+            host, port = self._runner.addresses[0][:2]
+            self.url = f"http://{host}:{port}"
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            try:
+                self.loop.run_until_complete(serve())
+            except BaseException as error:  # reported to the starting thread below
+                failure.append(error)
+                ready.set()
+                return
+            ready.set()
+            self.loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="localstripe", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout=30) or failure:
+            raise RuntimeError(f"localstripe did not start: {failure[0] if failure else 'timed out'}")
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(timeout=10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def flush(self) -> None:
+        """Forget every object, webhook endpoint and delivery still waiting (localstripe sends
+        each event about a second later: one from the previous test must not reach this one)."""
+        from localstripe import webhooks
+
+        webhooks._webhooks.clear()
+
+        async def cancel_deliveries() -> None:
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task() and "_send_webhook" in repr(task.get_coro()):
+                    task.cancel()
+
+        asyncio.run_coroutine_threadsafe(cancel_deliveries(), self.loop).result(timeout=10)
+        requests.delete(f"{self.url}/_config/data", timeout=10).raise_for_status()
+
+    def webhook_register(self, *, url: str, secret: str = WEBHOOK_SECRET) -> None:
+        """localstripe signs and POSTs its events to ``url`` (about a second after each)."""
+        requests.post(
+            f"{self.url}/_config/webhooks/lumapay", data={"url": url, "secret": secret}, timeout=10
+        ).raise_for_status()
+
+    # Stripe's side of things a test acts out (the patient's card, Stripe's own state). These go
+    # straight to localstripe, not through LumaPay's client: LumaPay does not send them.
+
+    def call(self, method: str, path: str, **data) -> dict:
+        response = requests.request(
+            method,
+            f"{self.url}{path}",
+            data=_form(data) if method != "GET" else None,
+            params=_form(data) if method == "GET" else None,
+            headers={"Authorization": f"Bearer {SECRET_KEY}"},
+            timeout=10,
+        )
+        body = response.json()
+        if response.status_code >= 400:
+            raise LocalStripeError(response.status_code, body)
+        return body
+
+    def payment_method(self, card_number: str = CARD_SUCCEEDS) -> str:
+        return self.call(
+            "POST",
+            "/v1/payment_methods",
+            type="card",
+            card={"number": card_number, "exp_month": "12", "exp_year": "2034", "cvc": "123"},
+        )["id"]
+
+    def payment_intent_pay(
+        self, *, amount_cents: int, currency: str = "usd", metadata: dict | None = None, card_number: str = CARD_SUCCEEDS
+    ) -> dict:
+        """A PaymentIntent paid (or declined) with a test card, as Checkout would make it."""
+        payment_method = self.payment_method(card_number)
+        intent = self.call(
+            "POST",
+            "/v1/payment_intents",
+            amount=amount_cents,
+            currency=currency,
+            payment_method=payment_method,
+            metadata=metadata or {},
+        )
+        try:
+            self.call("POST", f"/v1/payment_intents/{intent['id']}/confirm")
+        except LocalStripeError as error:
+            if error.status != 402:
+                raise
+        return self.call("GET", f"/v1/payment_intents/{intent['id']}", expand=["latest_charge"])
+
+    def refunds_of(self, payment_intent: str) -> list[dict]:
+        return self.call("GET", "/v1/refunds", payment_intent=payment_intent, limit=100)["data"]
+
+
+class LocalStripeError(Exception):
+    def __init__(self, status: int, body: dict) -> None:
+        super().__init__(f"localstripe answered {status}: {body}")
+        self.status = status
+        self.body = body
+
+
+def _form(data: dict, prefix: str = "") -> list[tuple[str, str]]:
+    """Stripe's form encoding: nested dicts as a[b]=, lists as a[0]=."""
+    pairs: list[tuple[str, str]] = []
+    for key, value in data.items():
+        name = f"{prefix}[{key}]" if prefix else str(key)
+        if isinstance(value, dict):
+            pairs += _form(value, name)
+        elif isinstance(value, (list, tuple)):
+            pairs += _form({str(index): item for index, item in enumerate(value)}, name)
+        elif value is not None:
+            pairs.append((name, str(value).lower() if isinstance(value, bool) else str(value)))
+    return pairs
+
+
+def _unform(pairs: list[tuple[str, str]]) -> dict:
+    """The reverse of ``_form``: a[b][0]=x → {"a": {"b": ["x"]}}."""
+    root: dict = {}
+    for name, value in pairs:
+        parts = re.findall(r"[^\[\]]+", name)
+        node = root
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+
+    def listify(node):
+        if isinstance(node, dict):
+            node = {key: listify(value) for key, value in node.items()}
+            if node and all(key.isdigit() for key in node):
+                return [node[key] for key in sorted(node, key=int)]
+        return node
+
+    return listify(root)
+
+
+# -- what localstripe lacks: Checkout and Connect, from Stripe's example objects --------------------
+
+
+def _error_body(status: int, message: str, code: str = "") -> tuple[bytes, int]:
+    body = {"error": {"type": "invalid_request_error", "message": message}}
+    if code:
+        body["error"]["code"] = code
+    return json.dumps(body).encode(), status
+
+
+class FakeCheckout:
+    """Stripe Checkout, which localstripe does not have. Sessions are built from Stripe's
+    ``checkout.session`` example; paying one makes a real PaymentIntent at localstripe."""
+
+    def __init__(self, server: LocalStripeServer) -> None:
+        self.server = server
+        self.sessions: dict[str, dict] = {}
+        self.line_item_names: list[str] = []
+        self._accounts: dict[str, str] = {}
+        self._intent_metadata: dict[str, dict] = {}
+
+    def create(self, params: dict, account: str) -> dict:
+        session = stripe_object("checkout.session")
+        if params["mode"] == "setup":
+            amount, currency = None, params.get("currency")
+        else:
+            line = params["line_items"][0]
+            amount = int(line["price_data"]["unit_amount"]) * int(line.get("quantity", 1))
+            currency = line["price_data"]["currency"]
+            self.line_item_names.append(line["price_data"]["product_data"]["name"])
+        session_id = f"cs_test_{_token(40)}"
+        session.update(
+            id=session_id,
+            mode=params["mode"],
+            customer=params.get("customer"),
+            setup_intent=None,
+            amount_subtotal=amount,
+            amount_total=amount,
+            currency=currency,
+            client_reference_id=params.get("client_reference_id"),
+            metadata=params.get("metadata") or {},
+            success_url=params["success_url"],
+            cancel_url=params["cancel_url"],
+            created=int(time.time()),
+            expires_at=int(params.get("expires_at") or time.time() + 24 * 3600),
+            status="open",
+            payment_status="unpaid",
+            payment_intent=None,
+            customer_details=None,
+            url=f"https://checkout.stripe.com/c/pay/{session_id}",
+        )
+        self.sessions[session_id] = session
+        self._accounts[session_id] = account
+        intent_data = params.get("setup_intent_data" if params["mode"] == "setup" else "payment_intent_data") or {}
+        self._intent_metadata[session_id] = intent_data.get("metadata") or {}
+        return session
+
+    def get(self, session_id: str, account: str) -> dict | None:
+        if self._accounts.get(session_id) != account:
+            return None  # another account's session does not exist for this one, as at Stripe
+        return self.sessions.get(session_id)
+
+    def expire(self, session_id: str, account: str) -> tuple[dict | None, str]:
+        session = self.get(session_id, account)
+        if session is None:
+            return None, "missing"
+        if session["status"] != "open":
+            return None, f"Only Checkout Sessions with a status in [\"open\"] can be expired. This Checkout Session has a status of \"{session['status']}\"."
+        session["status"] = "expired"
+        return session, ""
+
+    def pay(self, session_id: str, *, card_number: str = CARD_SUCCEEDS) -> dict:
+        """The patient pays on the hosted page: a real PaymentIntent at localstripe. A declined card
+        leaves the session open (the patient may try another), as Checkout does."""
+        session = self.sessions[session_id]
+        assert session["status"] == "open", f"session is {session['status']}"
+        intent = self.server.payment_intent_pay(
+            amount_cents=session["amount_total"],
+            currency=session["currency"],
+            metadata=self._intent_metadata[session_id],
+            card_number=card_number,
+        )
+        session["payment_intent"] = intent["id"]
+        if intent["status"] == "succeeded":
+            session.update(status="complete", payment_status="paid")
+        return intent
+
+    def save_card(self, session_id: str, *, card_number: str = CARD_SUCCEEDS) -> dict:
+        """The patient enters a card on the setup-mode page: a real SetupIntent at localstripe,
+        its card attached to the session's Customer. A card declined at attach time leaves the
+        session open."""
+        session = self.sessions[session_id]
+        assert session["mode"] == "setup" and session["status"] == "open", session["status"]
+        payment_method = self.server.payment_method(card_number)
+        intent = self.server.call(
+            "POST", "/v1/setup_intents", customer=session["customer"], usage="off_session", metadata=self._intent_metadata[session_id]
+        )
+        session["setup_intent"] = intent["id"]
+        intent = self.server.call("POST", f"/v1/setup_intents/{intent['id']}/confirm", payment_method=payment_method)
+        self.server.call("POST", f"/v1/payment_methods/{payment_method}/attach", customer=session["customer"])
+        session.update(status="complete")
+        return intent
+
+    def account_of(self, session_id: str) -> str:
+        return self._accounts[session_id]
+
+
+class FakeConnect:
+    """Stripe Connect accounts and account links, which localstripe does not have, from Stripe's
+    ``account`` and ``account_link`` examples."""
+
+    def __init__(self) -> None:
+        self.accounts: dict[str, dict] = {}
+        self.links: list[dict] = []
+
+    def create(self, params: dict) -> dict:
+        account = stripe_object("account")
+        account_id = f"acct_{_token(16)}"
+        business_profile = {**account["business_profile"], **(params.get("business_profile") or {})}
+        account.update(
+            id=account_id,
+            type=params.get("type", "standard"),
+            email=params.get("email"),
+            country=params.get("country", "US"),
+            default_currency=params.get("default_currency", "usd"),
+            business_type=params.get("business_type"),
+            business_profile=business_profile,
+            company=params.get("company") or {},
+            metadata=params.get("metadata") or {},
+            created=int(time.time()),
+        )
+        self.accounts[account_id] = account
+        return account
+
+    def onboard(self, account_id: str, *, charges: bool = True, payouts: bool = True) -> dict:
+        """The administrator finished Stripe's onboarding: Stripe's side of the account changes."""
+        account = self.accounts[account_id]
+        account.update(charges_enabled=charges, payouts_enabled=payouts, details_submitted=True)
+        account["requirements"].update(currently_due=[], past_due=[], eventually_due=[], disabled_reason=None)
+        return account
+
+    def link(self, params: dict) -> tuple[dict | None, str]:
+        if params.get("account") not in self.accounts:
+            return None, f"No such account: '{params.get('account')}'"
+        if not params.get("return_url") or not params.get("refresh_url"):
+            return None, "return_url and refresh_url are required."
+        link = stripe_object("account_link")
+        link.update(
+            created=int(time.time()),
+            expires_at=int(time.time()) + 300,
+            url=f"https://connect.stripe.com/setup/s/{params['account']}/{_token(12)}",
+        )
+        self.links.append({**params, "url": link["url"]})
+        return link, ""
+
+
+# -- the recording client -------------------------------------------------------------------------
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    url: str
+    headers: dict
+    body: str
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.url).path
+
+    @property
+    def params(self) -> dict:
+        if self.method.upper() == "GET":
+            return _unform(parse_qsl(urlsplit(self.url).query))
+        return _unform(parse_qsl(self.body or ""))
+
+    @property
+    def account(self) -> str | None:
+        return self.headers.get("Stripe-Account")
+
+    def text(self) -> str:
+        """Everything the request carries, decoded, to search for PHI."""
+        return unquote_plus(" ".join([self.url, json.dumps(self.headers), self.body or ""]))
+
+
+@dataclass
+class PhiLeak:
+    request: RecordedRequest
+    what: str
+
+
+@dataclass
+class _FailAfter:
+    method: str
+    path: str
+    times: int
+
+
+@dataclass
+class _Answer:
+    method: str
+    path: str
+    status: int
+    body: dict
+
+
+def phi_found_in(text: str) -> list[str]:
+    """What PHI of the patients now in the database the text carries: names, birth date, e-mail,
+    phone, medical record number."""
+    from ehr_sync.models import Patient
+
+    lowered = text.lower()
+    found = []
+    for values in Patient.objects.values_list(
+        "first_name", "last_name", "external_ehr_id", "date_of_birth", "email", "mobile_phone"
+    ):
+        for what, literal, pattern in _phi_patterns(*values):
+            # The substring test is cheap; the pattern (word edges, phone separators) decides.
+            if literal in lowered and pattern.search(text):
+                found.append(what)
+    return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _phi_patterns(first_name, last_name, external_ehr_id, dob, email, mobile_phone) -> tuple[tuple[str, str, re.Pattern], ...]:
+    found = []
+    words = {"first name": first_name, "last name": last_name, "medical record number": external_ehr_id}
+    for what, value in words.items():
+        if value:
+            pattern = re.compile(rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])", re.I)
+            found.append((f"{what} {value!r}", value.lower(), pattern))
+    for text in {dob.isoformat(), dob.strftime("%m/%d/%Y"), f"{dob.month}/{dob.day}/{dob.year}", dob.strftime("%Y%m%d")}:
+        found.append((f"date of birth {text}", text, re.compile(re.escape(text))))
+    if email:
+        found.append((f"e-mail {email!r}", email.lower(), re.compile(re.escape(email), re.I)))
+    digits = re.sub(r"\D", "", mobile_phone or "")[-10:]
+    if len(digits) == 10:
+        # 6175550123, 617-555-0123, (617) 555 0123, 617.555.0123 …
+        separator = r"[\s().-]*"
+        pattern = separator.join([re.escape(digits[:3]), re.escape(digits[3:6]), re.escape(digits[6:])])
+        found.append(
+            (f"phone {mobile_phone!r}", digits[6:], re.compile(rf"(?<!\d)(?:\+?1{separator})?{pattern}(?!\d)"))
+        )
+    return tuple(found)
+
+
+class RecordingStripeClient(stripe.RequestsClient):
+    """The Stripe library's own HTTP client, recording every request, answering the routes
+    localstripe lacks, and (on request) failing after Stripe has acted, like a timeout."""
+
+    name = "lumapay-test-recording"
+
+    def __init__(self, server: LocalStripeServer) -> None:
+        super().__init__(timeout=30)
+        self.server = server
+        self.checkout = FakeCheckout(server)
+        self.connect = FakeConnect()
+        self.recorded: list[RecordedRequest] = []
+        self.leaks: list[PhiLeak] = []
+        self._fail_after: list[_FailAfter] = []
+        self._answers: list[_Answer] = []
+        self._lock = threading.Lock()
+
+    # -- what tests use --
+
+    def fail_after(self, method: str, path: str, *, times: int = 1) -> None:
+        """The next ``times`` requests to ``path`` reach Stripe, which acts on them, and then time
+        out on our side (as ``requests`` reports a read timeout)."""
+        self._fail_after.append(_FailAfter(method.upper(), path, times))
+
+    def answer_once(self, method: str, path: str, *, status: int, body: dict) -> None:
+        """Stripe answers the next request to ``path`` with this (for answers localstripe never
+        gives: a refusal of a disputed charge, a 500)."""
+        self._answers.append(_Answer(method.upper(), path, status, body))
+
+    def sent(self, method: str | None = None, path: str | None = None) -> list[RecordedRequest]:
+        return [
+            r
+            for r in list(self.recorded)
+            if (method is None or r.method.upper() == method.upper()) and (path is None or r.path.startswith(path))
+        ]
+
+    # -- the client --
+
+    def request(self, method, url, headers, post_data=None):
+        recorded = RecordedRequest(
+            method=method.upper(),
+            url=url,
+            headers=dict(headers or {}),
+            body=post_data.decode() if isinstance(post_data, bytes) else (post_data or ""),
+        )
+        self._check_for_phi(recorded)
+        with self._lock:
+            self.recorded.append(recorded)
+        fake = self._fake(recorded)
+        if fake is not None:
+            body, status = fake
+            return body, status, CaseInsensitiveDict({"Request-Id": f"req_fake_{_token(12)}"})
+        response = super().request(method, url, headers, post_data)
+        if self._should_fail(recorded):
+            import requests as requests_library
+
+            self._handle_request_error(requests_library.exceptions.ReadTimeout("Read timed out. (read timeout=80)"))
+        return response
+
+    def _should_fail(self, recorded: RecordedRequest) -> bool:
+        with self._lock:
+            for rule in self._fail_after:
+                if rule.times > 0 and rule.method == recorded.method and recorded.path.startswith(rule.path):
+                    rule.times -= 1
+                    return True
+        return False
+
+    def _check_for_phi(self, recorded: RecordedRequest) -> None:
+        for what in phi_found_in(recorded.text()):
+            self.leaks.append(PhiLeak(recorded, what))
+
+    def _fake(self, recorded: RecordedRequest) -> tuple[bytes, int] | None:
+        path, method, account = recorded.path, recorded.method, recorded.account or ""
+        with self._lock:
+            for answer in self._answers:
+                if answer.method == method and path.startswith(answer.path):
+                    self._answers.remove(answer)
+                    return json.dumps(answer.body).encode(), answer.status
+        if path == "/v1/checkout/sessions" and method == "POST":
+            return json.dumps(self.checkout.create(recorded.params, account)).encode(), 200
+        match = re.fullmatch(r"/v1/checkout/sessions/([^/]+)(/expire)?", path)
+        if match:
+            session_id = match.group(1)
+            if match.group(2) and method == "POST":
+                session, problem = self.checkout.expire(session_id, account)
+                if session is None:
+                    if problem == "missing":
+                        return _error_body(404, f"No such checkout.session: '{session_id}'", "resource_missing")
+                    return _error_body(400, problem, "checkout_session_not_expirable")
+                return json.dumps(session).encode(), 200
+            session = self.checkout.get(session_id, account)
+            if session is None:
+                return _error_body(404, f"No such checkout.session: '{session_id}'", "resource_missing")
+            return json.dumps(session).encode(), 200
+        if path == "/v1/accounts" and method == "POST":
+            return json.dumps(self.connect.create(recorded.params)).encode(), 200
+        match = re.fullmatch(r"/v1/accounts/([^/]+)", path)
+        if match and method == "GET":
+            account_obj = self.connect.accounts.get(match.group(1))
+            if account_obj is None:
+                return _error_body(404, f"No such account: '{match.group(1)}'", "resource_missing")
+            return json.dumps(account_obj).encode(), 200
+        if path == "/v1/account_links" and method == "POST":
+            link, problem = self.connect.link(recorded.params)
+            if link is None:
+                return _error_body(400, problem)
+            return json.dumps(link).encode(), 200
+        if path == "/v1/events" and method == "GET" and not account:
+            # localstripe ignores Stripe-Account: it would show the connected accounts' events to
+            # the platform too. At Stripe, the platform's own list has none of them.
+            return json.dumps({"object": "list", "data": [], "has_more": False, "url": "/v1/events"}).encode(), 200
+        return None
+
+
+# -- events, signed as Stripe signs them ----------------------------------------------------------
+
+
+def stripe_signature(body: bytes, *, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def stripe_event(event_type: str, obj: dict, *, account: str | None, created: int | None = None, event_id: str | None = None) -> dict:
+    """An event as Stripe delivers it, from Stripe's ``event`` example."""
+    event = stripe_object("event")
+    event.update(
+        id=event_id or f"evt_{_token(24)}",
+        type=event_type,
+        created=int(time.time()) if created is None else created,
+        api_version=None,
+        data={"object": copy.deepcopy(obj)},
+    )
+    if account:
+        event["account"] = account
+    return event
+
+
+def event_body(event: dict) -> bytes:
+    return json.dumps(event, separators=(",", ":")).encode()
+
+
+def event_post(client, event: dict, *, secret: str = WEBHOOK_SECRET, timestamp: int | None = None, body: bytes | None = None):
+    """POST an event to /webhooks/stripe/ with Stripe's signature over ``event`` (``body``, when
+    given, is sent instead: an altered body)."""
+    signed = event_body(event)
+    return client.post(
+        "/webhooks/stripe/",
+        data=body if body is not None else signed,
+        content_type="application/json",
+        headers={"Stripe-Signature": stripe_signature(signed, secret=secret, timestamp=timestamp)},
+    )
+
+
+def event_receive(event: dict, *, secret: str = WEBHOOK_SECRET):
+    """Hand a signed event to the receiving service directly (what the view does)."""
+    from transactions.services.gateway_events import gateway_event_receive
+
+    body = event_body(event)
+    return gateway_event_receive(gateway="stripe", body=body, headers={"Stripe-Signature": stripe_signature(body, secret=secret)})
+
+
+def dispute_object(*, charge: str, payment_intent: str, amount_cents: int, status: str, reason: str = "fraudulent", dispute_id: str | None = None) -> dict:
+    """A dispute (localstripe has none), from Stripe's ``dispute`` example."""
+    dispute = stripe_object("dispute")
+    dispute.update(
+        id=dispute_id or f"dp_{_token(24)}",
+        charge=charge,
+        payment_intent=payment_intent,
+        amount=amount_cents,
+        status=status,
+        reason=reason,
+        created=int(time.time()),
+    )
+    dispute["evidence_details"]["due_by"] = int(time.time()) + 14 * 24 * 3600
+    return dispute
+
+
+@dataclass
+class StripeWorld:
+    """What a Stripe test has: the server, the recording client, and the fakes."""
+
+    server: LocalStripeServer
+    http: RecordingStripeClient
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def checkout(self) -> FakeCheckout:
+        return self.http.checkout
+
+    @property
+    def connect(self) -> FakeConnect:
+        return self.http.connect
+
+
+# -- a clinic on Stripe, and its patients' payments -------------------------------------------------
+
+
+def stripe_clinic(world: StripeWorld, organization, *, onboarded: bool = True):
+    """The organization takes payments through Stripe, on a connected account that finished (or
+    not) Stripe's onboarding."""
+    account = world.connect.create({"type": "standard", "business_profile": {"name": organization.display_name}})
+    if onboarded:
+        world.connect.onboard(account["id"])
+    organization.payment_gateway = "stripe"
+    organization.stripe_account_id = account["id"]
+    organization.stripe_charges_enabled = onboarded
+    organization.stripe_payouts_enabled = onboarded
+    organization.stripe_details_submitted = onboarded
+    organization.save()
+    return organization
+
+
+def stripe_checkout_open(organization, *, amount_cents: int = 10000, patient=None, location=None):
+    """A payment request whose patient pressed "Pay": a transaction with an open Stripe Checkout."""
+    from transactions.models import Transaction
+    from transactions.services.payments import checkout_begin
+
+    from .transactions.pay_support import payment_request_make
+
+    payment_request = payment_request_make(
+        organization=organization, patient=patient, location=location, amount_cents=amount_cents
+    )
+    start = checkout_begin(payment_request=payment_request, ip_address="127.0.0.1")
+    return Transaction.objects.get(gateway_checkout_id=start.checkout_id)
+
+
+def stripe_checkout_paid(
+    world: StripeWorld, organization, *, amount_cents: int = 10000, patient=None, card_number: str = CARD_SUCCEEDS, record: bool = True
+):
+    """The patient paid on Checkout (a real PaymentIntent at localstripe). With ``record``, the
+    confirmation page has read the outcome; without, nothing has reached us yet."""
+    from transactions.services.payments import checkout_outcome_record
+
+    transaction = stripe_checkout_open(organization, amount_cents=amount_cents, patient=patient)
+    world.checkout.pay(transaction.gateway_checkout_id, card_number=card_number)
+    if record:
+        checkout_outcome_record(transaction=transaction)
+    transaction.refresh_from_db()
+    return transaction
+
+
+def session_completed_event(world: StripeWorld, transaction, **kwargs) -> dict:
+    session = world.checkout.sessions[transaction.gateway_checkout_id]
+    return stripe_event("checkout.session.completed", session, account=world.checkout.account_of(session["id"]), **kwargs)
+
+
+def payment_intent_event(world: StripeWorld, transaction, event_type: str = "payment_intent.succeeded", **kwargs) -> dict:
+    """The PaymentIntent event, with the object as localstripe has it now (its charge collapsed to
+    an id, as Stripe sends it)."""
+    session = world.checkout.sessions[transaction.gateway_checkout_id]
+    intent = world.server.call("GET", f"/v1/payment_intents/{session['payment_intent']}")
+    if isinstance(intent.get("latest_charge"), dict):
+        intent["latest_charge"] = intent["latest_charge"]["id"]
+    intent.pop("charges", None)
+    return stripe_event(event_type, intent, account=world.checkout.account_of(session["id"]), **kwargs)

@@ -1,0 +1,50 @@
+"""Fixtures for the Stripe gateway's tests (see tests/stripe_support.py).
+
+``stripe_world`` points LumaPay at a real localstripe on 127.0.0.1 through the recording client,
+and after the test fails it if any request LumaPay sent to Stripe carried a patient's PHI.
+"""
+
+import pytest
+
+from transactions.gateways import stripe as stripe_gateway
+
+from ..stripe_support import (
+    PUBLISHABLE_KEY,
+    SECRET_KEY,
+    WEBHOOK_SECRET,
+    LocalStripeServer,
+    RecordingStripeClient,
+    StripeWorld,
+    stripe_clinic,
+    stripe_fixtures,
+)
+
+
+@pytest.fixture(scope="session")
+def localstripe_server():
+    server = LocalStripeServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stripe_world(localstripe_server, settings, monkeypatch):
+    stripe_fixtures()  # skips, saying why, when ../shared/fixtures is absent
+    localstripe_server.flush()
+    settings.STRIPE_SECRET_KEY = SECRET_KEY
+    settings.STRIPE_PUBLISHABLE_KEY = PUBLISHABLE_KEY
+    settings.STRIPE_WEBHOOK_SECRET = [WEBHOOK_SECRET]
+    settings.STRIPE_API_BASE = localstripe_server.url
+    http = RecordingStripeClient(localstripe_server)
+    monkeypatch.setattr(stripe_gateway, "http_client", http)
+    yield StripeWorld(server=localstripe_server, http=http)
+    localstripe_server.flush()
+    leaks = sorted({f"{leak.request.method} {leak.request.path}: {leak.what}" for leak in http.leaks})
+    assert leaks == [], "LumaPay sent a patient's PHI to Stripe:\n" + "\n".join(leaks)
+
+
+@pytest.fixture
+def stripe_organization(stripe_world, organization):
+    """The Riverside clinic, taking payments through Stripe on its onboarded connected account."""
+    return stripe_clinic(stripe_world, organization)

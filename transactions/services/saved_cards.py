@@ -1,0 +1,327 @@
+"""Cards on file: saved with the patient's consent, charged by staff while the patient is away,
+held before a visit and captured at check-in (or released when the visit is cancelled or
+missed), and removed by the patient or staff.
+
+Stripe keeps the card (a PaymentMethod under a Customer on the clinic's connected account that
+carries no patient information); we keep its ids, brand, last 4 digits and expiry, and the
+consent as given. Like refunds, a staff charge writes its transaction and "charge requested"
+event first, then calls the gateway outside any database transaction (with the transaction's own
+idempotency key), then records the answer through the ledger path the gateway's events also
+take, so the two converge.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import transaction as db_transaction
+from django.utils import timezone
+
+from lumapay.audit import audit_event_record
+from lumapay.errors import ApplicationError
+from lumapay.models import ActorType
+from lumapay.money import format_cents
+from org_profile.access import EVERYONE
+from org_profile.enums import PaymentGateway
+from org_profile.models import Membership
+
+from ..enums import SavedCardStatus, TransactionEventKind as Kind, TransactionStatus
+from ..gateways.base import ChargeFact, CheckoutStart, GatewayError, GatewayUnavailable
+from ..gateways.stripe import StripeGateway
+from ..locks import payment_request_lock, transaction_lock
+from ..models import SavedCard, Transaction
+from .ledger import transaction_event_append
+from .ledger_facts import charge_fact_record
+
+logger = logging.getLogger(__name__)
+
+# Shown to the patient next to the box they tick; recorded word for word with the card.
+CARD_ON_FILE_CONSENT = (
+    "I authorize {clinic} to keep this card on file with its payment processor and to charge it for my "
+    "copays and balances, including holding a copay before a visit and charging it at check-in. I can "
+    "remove the card at any time from a payment link or by asking the clinic."
+)
+
+
+def card_on_file_consent_text(organization) -> str:
+    return CARD_ON_FILE_CONSENT.format(clinic=organization.display_name)
+
+
+def _stripe_for(organization) -> StripeGateway:
+    if organization.payment_gateway != PaymentGateway.STRIPE:
+        raise ApplicationError("Cards can be kept on file only when the clinic takes payments through Stripe.")
+    return StripeGateway()
+
+
+def _membership(*, organization, actor, roles=EVERYONE) -> Membership:
+    membership = (
+        Membership.objects.filter(user=actor, organization=organization, is_active=True, role__in=roles)
+        .prefetch_related("locations")
+        .first()
+    )
+    if membership is None:
+        raise ApplicationError("Your role does not allow this.")
+    return membership
+
+
+# -- saving a card (the patient, through the payment link) -------------------------------------------
+
+
+def saved_card_setup_begin(
+    *, payment_request, consent_given: bool, consent_text: str, ip_address: str | None, success_url: str, cancel_url: str
+) -> CheckoutStart:
+    """The patient (past the date-of-birth check) agreed to keep a card on file: record the consent
+    and open Stripe's page where they enter the card. Nothing is charged."""
+    organization = payment_request.organization
+    expected = card_on_file_consent_text(organization)
+    if not consent_given or consent_text != expected:
+        raise ApplicationError("Tick the box to agree before your card is kept on file.")
+    gateway = _stripe_for(organization)
+    with db_transaction.atomic():
+        locked = payment_request_lock(payment_request_id=payment_request.pk)
+        patient = locked.patient
+        customer_id = (
+            SavedCard.objects.filter(organization=organization, patient=patient, vendor=PaymentGateway.STRIPE)
+            .exclude(gateway_customer_id="")
+            .values_list("gateway_customer_id", flat=True)
+            .first()
+        ) or gateway.customer_create(organization=organization)
+        card = SavedCard.objects.create(
+            organization=organization,
+            patient=patient,
+            vendor=PaymentGateway.STRIPE,
+            gateway_customer_id=customer_id,
+            consent_text=expected,
+            consented_at=timezone.now(),
+            consent_ip_address=ip_address,
+        )
+        start = gateway.card_setup_start(
+            organization=organization,
+            customer_id=customer_id,
+            saved_card_id=card.pk,
+            success_url=success_url,
+            cancel_url=cancel_url,
+        )
+        card.gateway_setup_id = start.checkout_id
+        card.save(update_fields=["gateway_setup_id"])
+        audit_event_record(
+            organization=organization,
+            action="saved_card.consented",
+            actor_type=ActorType.PATIENT,
+            patient=patient,
+            payment_request=locked,
+            changes={"saved_card": card.pk, "consent_text": expected},
+            ip_address=ip_address,
+        )
+    return start
+
+
+def saved_card_setup_complete(*, saved_card: SavedCard) -> SavedCard:
+    """Keep the card once Stripe has it (the patient is back from Stripe's page). Harmless to call
+    again: a card already kept, or still being entered, is returned as it is."""
+    if saved_card.status != SavedCardStatus.PENDING:
+        return saved_card
+    fact = StripeGateway().card_setup_outcome(organization=saved_card.organization, setup_id=saved_card.gateway_setup_id)
+    if fact is None:
+        return saved_card
+    with db_transaction.atomic():
+        kept = SavedCard.objects.filter(pk=saved_card.pk, status=SavedCardStatus.PENDING).update(
+            status=SavedCardStatus.ACTIVE,
+            gateway_payment_method_id=fact.payment_method_id,
+            card_brand=fact.card_brand,
+            card_last4=fact.card_last4,
+            exp_month=fact.exp_month,
+            exp_year=fact.exp_year,
+        )
+        if kept:
+            audit_event_record(
+                organization=saved_card.organization,
+                action="saved_card.saved",
+                actor_type=ActorType.GATEWAY,
+                patient=saved_card.patient,
+                changes={"saved_card": saved_card.pk, "card": f"{fact.card_brand} {fact.card_last4}"},
+            )
+    saved_card.refresh_from_db()
+    return saved_card
+
+
+def saved_card_remove(*, saved_card: SavedCard, actor=None, ip_address: str | None = None) -> SavedCard:
+    """Remove a card: Stripe forgets it, and we never charge it again. ``actor`` is the staff user,
+    or None for the patient (through their payment link)."""
+    if actor is not None:
+        _membership(organization=saved_card.organization, actor=actor)
+    if saved_card.status == SavedCardStatus.REMOVED:
+        return saved_card
+    if saved_card.gateway_payment_method_id:
+        StripeGateway().saved_card_detach(saved_card=saved_card)
+    with db_transaction.atomic():
+        removed = SavedCard.objects.filter(pk=saved_card.pk).exclude(status=SavedCardStatus.REMOVED).update(
+            status=SavedCardStatus.REMOVED, removed_at=timezone.now(), removed_by=actor
+        )
+        if removed:
+            audit_event_record(
+                organization=saved_card.organization,
+                action="saved_card.removed",
+                actor_type=ActorType.STAFF if actor is not None else ActorType.PATIENT,
+                actor_user=actor,
+                patient=saved_card.patient,
+                changes={"saved_card": saved_card.pk, "card": str(saved_card)},
+                ip_address=ip_address,
+            )
+    saved_card.refresh_from_db()
+    return saved_card
+
+
+# -- charging it (staff) -------------------------------------------------------------------------------
+
+
+def saved_card_charge(
+    *,
+    organization,
+    actor,
+    saved_card: SavedCard,
+    amount_cents: int,
+    kind: str,
+    billing_item: str,
+    location,
+    appointment=None,
+    hold_only: bool = False,
+) -> Transaction:
+    """Charge a patient's card on file, or with ``hold_only`` hold the amount before a visit (to be
+    captured at check-in with ``authorization_capture`` or let go with ``authorization_release``).
+
+    Returns the transaction: succeeded (or authorized), failed when the card was declined (the
+    bank's message is on it), or pending when Stripe could not be reached (the PaymentIntent's
+    events settle it). Raises ``ApplicationError`` when the charge is not allowed (nothing written).
+    """
+    membership = _membership(organization=organization, actor=actor)
+    if saved_card.organization_id != organization.pk or location.organization_id != organization.pk:
+        raise ApplicationError("This card does not exist.")
+    if not membership.sees_all_locations and location not in membership.locations.all():
+        raise ApplicationError("You can charge cards only for your own locations.")
+    if saved_card.status != SavedCardStatus.ACTIVE:
+        raise ApplicationError("This card is not on file (it was removed, or the patient never finished saving it).")
+    if not 0 < amount_cents <= settings.PAYMENT_REQUEST_MAX_CENTS:
+        raise ApplicationError(f"The amount must be between $0.01 and {format_cents(settings.PAYMENT_REQUEST_MAX_CENTS, 'usd')}.")
+    billing_item = (billing_item or "").strip()
+    if not billing_item:
+        raise ApplicationError("Say what the charge is for. It is kept in the transaction's history.")
+    gateway = _stripe_for(organization)
+
+    with db_transaction.atomic():
+        transaction = Transaction.objects.create(
+            organization=organization,
+            patient=saved_card.patient,
+            location=location,
+            kind=kind,
+            billing_item=billing_item[:120],
+            amount_cents=amount_cents,
+            currency=organization.currency,
+            vendor=saved_card.vendor,
+            saved_card=saved_card,
+            appointment=appointment,
+        )
+        transaction_event_append(
+            transaction=transaction,
+            kind=Kind.CHARGE_REQUESTED,
+            amount_cents=amount_cents,
+            idempotency_key=f"saved_card_charge:{transaction.pk}",
+            actor_type=ActorType.STAFF,
+            actor_user=actor,
+            message=f"Card on file {saved_card}" + (", held until check-in" if hold_only else ""),
+        )
+        audit_event_record(
+            organization=organization,
+            action="saved_card.hold_requested" if hold_only else "saved_card.charge_requested",
+            actor_type=ActorType.STAFF,
+            actor_user=actor,
+            patient=saved_card.patient,
+            transaction=transaction,
+            changes={"saved_card": saved_card.pk, "amount_cents": amount_cents},
+        )
+
+    try:
+        payment_intent, fact = gateway.saved_card_charge(transaction=transaction, saved_card=saved_card, capture=not hold_only)
+    except GatewayUnavailable as error:
+        logger.warning("transaction %s: Stripe unavailable, left pending: %s", transaction.pk, error)
+        return transaction
+    except GatewayError as error:
+        fact, payment_intent = ChargeFact(status="failed", charge_id=f"request:{transaction.pk}", failure_message=error.message), ""
+    if payment_intent:
+        Transaction.objects.filter(pk=transaction.pk).update(gateway_checkout_id=payment_intent)
+        transaction.gateway_checkout_id = payment_intent
+    charge_fact_record(transaction=transaction, fact=fact)
+    transaction.refresh_from_db()
+    return transaction
+
+
+def authorization_capture(*, organization, actor, transaction: Transaction) -> Transaction:
+    """Charge the amount held on the card (the patient checked in)."""
+    _membership(organization=organization, actor=actor)
+    _require_authorized(organization=organization, transaction=transaction)
+    fact = _stripe_for(organization).authorization_capture(transaction=transaction)
+    with db_transaction.atomic():
+        charge_fact_record(transaction=transaction, fact=fact)
+        audit_event_record(
+            organization=organization,
+            action="authorization.captured",
+            actor_type=ActorType.STAFF,
+            actor_user=actor,
+            patient=transaction.patient,
+            transaction=transaction,
+            changes={"amount_cents": fact.amount_cents},
+        )
+    transaction.refresh_from_db()
+    return transaction
+
+
+def authorization_release(*, organization, actor, transaction: Transaction, reason: str) -> Transaction:
+    """Let the held amount go without charging it (the visit was cancelled or missed). ``actor``
+    None: the system (an appointment the EHR reports cancelled or missed)."""
+    if actor is not None:
+        _membership(organization=organization, actor=actor, roles=EVERYONE)
+    _require_authorized(organization=organization, transaction=transaction)
+    fact = _stripe_for(organization).authorization_release(transaction=transaction)
+    actor_type = ActorType.STAFF if actor is not None else ActorType.SYSTEM
+    with db_transaction.atomic():
+        charge_fact_record(transaction=transaction, fact=fact)
+        audit_event_record(
+            organization=organization,
+            action="authorization.released",
+            actor_type=actor_type,
+            actor_user=actor,
+            patient=transaction.patient,
+            transaction=transaction,
+            changes={"amount_cents": transaction.amount_cents, "reason": reason},
+        )
+    transaction.refresh_from_db()
+    return transaction
+
+
+def authorizations_release_for_appointment(*, appointment, reason: str) -> int:
+    """Release every amount still held for a visit that will not happen (for the EHR sync when it
+    sees the appointment cancelled or missed). Returns how many were released."""
+    released = 0
+    held = Transaction.objects.filter(appointment=appointment, status=TransactionStatus.AUTHORIZED).select_related(
+        "organization", "patient"
+    )
+    for transaction in held:
+        try:
+            authorization_release(organization=transaction.organization, actor=None, transaction=transaction, reason=reason)
+        except GatewayError as error:
+            logger.warning("transaction %s: the hold was not released: %s", transaction.pk, error.message)
+            continue
+        released += 1
+    return released
+
+
+def _require_authorized(*, organization, transaction: Transaction) -> None:
+    if transaction.organization_id != organization.pk:
+        raise ApplicationError("This transaction does not exist.")
+    with db_transaction.atomic():
+        locked = transaction_lock(transaction_id=transaction.pk)
+        if locked.status != TransactionStatus.AUTHORIZED:
+            raise ApplicationError(
+                f"This payment is {locked.get_status_display().lower()}: there is no held amount to capture or release."
+            )

@@ -1,0 +1,156 @@
+"""Stripe Connect: each clinic's connected account, its onboarding, and what Stripe says about it.
+
+An administrator starts onboarding: the clinic's connected account is created if it has none
+(with the organization's business information only, never a patient's), and Stripe's hosted
+onboarding opens through an account link that comes back to the settings page. What Stripe last
+said about the account (charges enabled, payouts enabled, what it still needs) is kept on the
+Organization, from the page's refresh on return and from ``account.updated`` events; a report
+older than the one stored never overwrites it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone as dt_timezone
+
+from django.db.models import Q
+
+from lumapay.audit import audit_event_record
+from lumapay.errors import ApplicationError
+from lumapay.models import ActorType
+from org_profile.access import ADMINISTRATORS
+from org_profile.enums import PaymentGateway
+from org_profile.models import Membership, Organization
+
+from ..gateways.base import AccountFact
+from ..gateways.stripe import StripeGateway, stripe_configured
+
+logger = logging.getLogger(__name__)
+
+_STATE_FIELDS = (
+    "stripe_charges_enabled",
+    "stripe_payouts_enabled",
+    "stripe_details_submitted",
+    "stripe_requirements_due",
+    "stripe_disabled_reason",
+)
+
+
+def _require_administrator(*, organization: Organization, actor) -> None:
+    allowed = Membership.objects.filter(
+        user=actor, organization=organization, is_active=True, role__in=ADMINISTRATORS
+    ).exists()
+    if not allowed:
+        raise ApplicationError("Only administrators can manage the clinic's Stripe account.")
+
+
+def _state_of(fact: AccountFact) -> dict:
+    return {
+        "stripe_charges_enabled": fact.charges_enabled,
+        "stripe_payouts_enabled": fact.payouts_enabled,
+        "stripe_details_submitted": fact.details_submitted,
+        "stripe_requirements_due": list(fact.requirements_due),
+        "stripe_disabled_reason": fact.disabled_reason[:100],
+    }
+
+
+def stripe_account_state_record(*, fact: AccountFact, actor_type: str = ActorType.GATEWAY) -> bool:
+    """Keep what Stripe says about a clinic's account. Returns True when it changed anything.
+
+    One conditional UPDATE: a report older than the one stored (events arrive in any order)
+    changes nothing. An account that is no clinic of ours is logged and skipped.
+    """
+    organization = Organization.objects.filter(stripe_account_id=fact.account_id).first()
+    if organization is None:
+        logger.info("stripe account %s is no clinic of ours; its update is skipped", fact.account_id)
+        return False
+    as_of = datetime.fromtimestamp(fact.as_of, tz=dt_timezone.utc)
+    before = {field: getattr(organization, field) for field in _STATE_FIELDS}
+    state = _state_of(fact)
+    updated = (
+        Organization.objects.filter(pk=organization.pk, stripe_account_id=fact.account_id)
+        .filter(Q(stripe_account_updated_at__isnull=True) | Q(stripe_account_updated_at__lte=as_of))
+        .update(**state, stripe_account_updated_at=as_of)
+    )
+    if not updated:
+        logger.info("stripe account %s: a newer report is already stored; this one is skipped", fact.account_id)
+        return False
+    changes = {field: [before[field], state[field]] for field in _STATE_FIELDS if before[field] != state[field]}
+    if changes:
+        audit_event_record(
+            organization=organization, action="stripe.account_updated", actor_type=actor_type, changes=changes
+        )
+    return bool(changes)
+
+
+def stripe_onboarding_start(*, organization: Organization, actor, return_url: str, refresh_url: str) -> str:
+    """The address of Stripe's hosted onboarding for the clinic, creating its connected account
+    first if it has none. Starting again resumes where the administrator left off."""
+    _require_administrator(organization=organization, actor=actor)
+    if not stripe_configured():
+        raise ApplicationError("Stripe is not configured on this server: set STRIPE_SECRET_KEY.")
+    gateway = StripeGateway()
+    if not organization.stripe_account_id:
+        fact = gateway.account_create(organization=organization)
+        # A second administrator's click at the same moment gets the same account from Stripe
+        # (same idempotency key); whichever request stores it first wins, the other reads it.
+        stored = Organization.objects.filter(pk=organization.pk, stripe_account_id__isnull=True).update(
+            stripe_account_id=fact.account_id,
+            **_state_of(fact),
+            stripe_account_updated_at=datetime.fromtimestamp(fact.as_of, tz=dt_timezone.utc),
+        )
+        organization.refresh_from_db()
+        if stored:
+            audit_event_record(
+                organization=organization,
+                action="stripe.account_created",
+                actor_type=ActorType.STAFF,
+                actor_user=actor,
+                changes={"stripe_account_id": [None, fact.account_id]},
+            )
+    url = gateway.account_link_create(
+        account_id=organization.stripe_account_id, return_url=return_url, refresh_url=refresh_url
+    )
+    audit_event_record(
+        organization=organization,
+        action="stripe.onboarding_started",
+        actor_type=ActorType.STAFF,
+        actor_user=actor,
+        changes={"stripe_account_id": organization.stripe_account_id},
+    )
+    return url
+
+
+def stripe_account_refresh(*, organization: Organization, actor) -> Organization:
+    """Ask Stripe for the account's state now (the administrator is back from onboarding)."""
+    _require_administrator(organization=organization, actor=actor)
+    if not organization.stripe_account_id:
+        return organization
+    fact = StripeGateway().account_retrieve(account_id=organization.stripe_account_id)
+    stripe_account_state_record(fact=fact, actor_type=ActorType.STAFF)
+    organization.refresh_from_db()
+    return organization
+
+
+def stripe_payments_enable(*, organization: Organization, actor) -> Organization:
+    """Take the clinic's payments through Stripe from now on (it has been using the Sandbox).
+
+    Only once Stripe accepts charges on its account; checkouts already open finish where they began.
+    """
+    _require_administrator(organization=organization, actor=actor)
+    organization.refresh_from_db()
+    if organization.payment_gateway == PaymentGateway.STRIPE:
+        return organization
+    if not (organization.stripe_account_id and organization.stripe_charges_enabled):
+        raise ApplicationError("Stripe does not accept payments on this clinic's account yet: finish onboarding first.")
+    old = organization.payment_gateway
+    organization.payment_gateway = PaymentGateway.STRIPE
+    organization.save(update_fields=["payment_gateway"])
+    audit_event_record(
+        organization=organization,
+        action="organization.payment_gateway_changed",
+        actor_type=ActorType.STAFF,
+        actor_user=actor,
+        changes={"payment_gateway": [old, PaymentGateway.STRIPE]},
+    )
+    return organization
