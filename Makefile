@@ -28,6 +28,11 @@ dev: install
 test: install
 	$(WITH_DATABASE) $(BIN)/python -m pytest $(ARGS)
 
+# Benchmarks (not tests): load a million transactions once into the lumapay_bench database on the
+# same server, then print each figure beside its baseline and write benchmarks/results/latest.json.
+bench: install
+	$(WITH_DATABASE) $(BIN)/python -m benchmarks.run $(ARGS)
+
 # Re-lock dependencies after editing pyproject.toml (needs the network to PyPI).
 lock: install
 	$(BIN)/python -m pip install --quiet pip-tools

@@ -1,0 +1,392 @@
+"""`make bench`: load (once) a million transactions into ``lumapay_bench`` and measure, in the same
+run, each figure beside its baseline:
+
+1. the filtered dashboard page (three filters combined, 25 rows, totals and chart; the first page
+   and a page 10,000 rows deep) through Django's test client, against the raw SQL the page ran,
+   replayed on the same connection: median < 100 ms and <= max(3x raw, raw + 30 ms);
+2. the Excel export of ~100,000 filtered rows (the Celery task's path) against a bare loop
+   reading the same SELECT through a server-side cursor into openpyxl write-only: <= 1.3x, and a
+   peak RSS under 150 MB, each side in its own process;
+3. the receipt PDF (``receipt_pdf``) against bare WeasyPrint on the same HTML: <= 1.5x.
+
+Writes ``benchmarks/results/latest.json`` and prints a table. Options: ``--runs N`` (dashboard
+runs, default 30), ``--export-runs N`` (each side, default 3), ``--receipt-runs N`` (default 15),
+``--only dashboard,export,receipt``. Pass them as ``make bench ARGS="--runs 50"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from datetime import datetime, timedelta, timezone as dt_timezone
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+BASE_DIR = Path(__file__).resolve().parent.parent
+DEEP_ROWS = 10_000  # "page 401": the page after 400 pages of 25
+EXPORT_ROWS = 100_000
+
+
+def prepare(*, log=print):
+    """Create and migrate ``lumapay_bench``; load the data set unless it is already there."""
+    from .database import BENCH_DATABASE, database_create, database_drop, database_exists, server_from_environment
+
+    server = server_from_environment()
+    if not database_exists(server):
+        database_create(server)
+    os.environ["DATABASE_URL"] = server.url_for(BENCH_DATABASE)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lumapay.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connections
+
+    from .generate import DATASET_VERSION, dataset_loaded, generate, has_rows
+
+    call_command("migrate", interactive=False, verbosity=0)
+    dataset = dataset_loaded()
+    if dataset is not None and dataset.version == DATASET_VERSION:
+        log(
+            f"Data set already loaded ({dataset.transactions:,} transactions, {dataset.events:,} events, "
+            f"generated {dataset.generated_at:%Y-%m-%d %H:%M} UTC in {dataset.seconds:.0f} s): skipping generation."
+        )
+        return server, dataset
+    if dataset is not None or has_rows():
+        log("The benchmark database holds another or a partial data set: recreating it.")
+        connections.close_all()
+        database_drop(server)
+        database_create(server)
+        call_command("migrate", interactive=False, verbosity=0)
+    log(f"Loading the data set into {BENCH_DATABASE} with COPY …")
+    started = time.monotonic()
+    dataset = generate(log=log)
+    log(f"Loaded {dataset.transactions:,} transactions and {dataset.events:,} events in {time.monotonic() - started:.0f} s.")
+    return server, dataset
+
+
+# -- measures --------------------------------------------------------------------------------------
+
+
+def _paired_medians_ms(measured, baseline, runs: int, warmup: int = 3) -> tuple[float, float]:
+    """Median milliseconds of each, the two run alternately so that whatever else the machine is
+    doing weighs on both alike."""
+    for _ in range(warmup):
+        measured()
+        baseline()
+    measured_times, baseline_times = [], []
+    for _ in range(runs):
+        for action, times in ((measured, measured_times), (baseline, baseline_times)):
+            started = time.perf_counter()
+            action()
+            times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(measured_times), statistics.median(baseline_times)
+
+
+def _bench_organization():
+    from org_profile.models import Location, Membership
+
+    membership = Membership.objects.select_related("organization", "user").get(
+        user__email="manager1@bench.lumapay.test", organization__slug="bench-clinic-1"
+    )
+    main_street = Location.objects.get(organization=membership.organization, name="Main Street")
+    return membership, main_street
+
+
+def _local_today(dataset, organization):
+    from zoneinfo import ZoneInfo
+
+    return dataset.generated_at.astimezone(ZoneInfo(organization.timezone)).date()
+
+
+def _replayer(statements: list[str]):
+    """Run the page's SQL as it was sent, on the same connection, fetching every row."""
+    from django.db import connection
+
+    connection.ensure_connection()
+    raw = connection.connection
+    runnable = []
+    for sql in statements:
+        if sql.startswith("DECLARE "):  # a server-side cursor: its SELECT
+            sql = sql.split(" FOR ", 1)[1]
+        elif sql.startswith(("FETCH ", "CLOSE ")):
+            continue
+        runnable.append(sql)
+
+    def replay():
+        with raw.cursor() as cursor:
+            for sql in runnable:
+                cursor.execute(sql)
+                if cursor.description is not None:
+                    cursor.fetchall()
+
+    return replay, len(runnable)
+
+
+def bench_dashboard(dataset, *, runs: int, log=print) -> list[dict]:
+    from django.db import connection
+    from django.http import QueryDict
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from transactions.filters import TransactionFilter
+    from transactions.selectors.dashboard import Cursor
+
+    membership, main_street = _bench_organization()
+    organization = membership.organization
+    today = _local_today(dataset, organization)
+    filters = QueryDict(mutable=True)
+    filters["created_from"] = (today - timedelta(days=365)).isoformat()
+    filters["location"] = str(main_street.pk)
+    filters.setlist("status", ["succeeded", "partially_refunded"])
+    filtered = TransactionFilter(filters, membership=membership).qs
+    count = filtered.count()
+    deep = filtered.order_by("-created_at", "-id")[DEEP_ROWS - 1]
+    client = Client()
+    client.force_login(membership.user)
+
+    pages = [
+        ("dashboard: 3 filters, first page", filters.urlencode(), count, "filtered"),
+        ("dashboard: 3 filters, page 401 (10,000 rows deep)",
+         f"{filters.urlencode()}&older_than={Cursor.of(deep).encode()}", count, "filtered"),
+        ("dashboard: no filter (one organization)", "", None, "info"),
+    ]
+    results = []
+    for name, query, rows, kind in pages:
+        url = f"/?{query}" if query else "/"
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+        # Outside the test runner the client keeps no context: count the rows in the HTML.
+        assert response.content.decode().count('<span class="status status-') == 25, url
+        with CaptureQueriesContext(connection) as captured:
+            client.get(url)
+        replay, statements = _replayer([query["sql"] for query in captured.captured_queries])
+        page_ms, raw_ms = _paired_medians_ms(lambda: client.get(url), replay, runs)
+        rows = rows if rows is not None else TransactionFilter(None, membership=membership).qs.count()
+        if kind == "filtered":
+            limit = min(100.0, max(3 * raw_ms, raw_ms + 30))
+            target = "median < 100 ms and <= max(3x raw, raw + 30 ms)"
+        else:
+            limit, target = None, "none (shown for information)"
+        results.append(_result(name, page_ms, raw_ms, target, "ms", rows, limit=limit,
+                               notes=f"{statements} SQL statements, median of {runs}"))
+        log(f"  {name}: {page_ms:.1f} ms (raw SQL {raw_ms:.1f} ms)")
+    return results
+
+
+def bench_export(server, dataset, *, runs: int, log=print) -> list[dict]:
+    from zoneinfo import ZoneInfo
+
+    from transactions.filters import TransactionFilter, query_from_params
+
+    membership, _ = _bench_organization()
+    organization = membership.organization
+    params = {"status": ["succeeded", "partially_refunded", "refunded"], "vendor": [organization.payment_gateway]}
+    # The third filter, created from: the local day from which the set holds about 100,000 rows.
+    base = TransactionFilter(query_from_params(params), membership=membership).qs
+    boundary = base.order_by("-created_at", "-id").values_list("created_at", flat=True)[EXPORT_ROWS - 1]
+    start_day = boundary.astimezone(ZoneInfo(organization.timezone)).date() + timedelta(days=1)
+    params["created_from"] = [start_day.isoformat()]
+    rows_expected = TransactionFilter(query_from_params(params), membership=membership).qs.count()
+
+    spec = {"email": membership.user.email, "organization": organization.slug, "params": params}
+    # A first run, not counted: it warms the caches and tells the bare loop which SELECT to run.
+    warm = _worker("ours", spec)
+    bare_spec = {"sql": warm["sql"], "conninfo": server.conninfo("lumapay_bench")}
+    ours_runs, bare_runs = [], []
+    for _ in range(runs):
+        ours_runs.append(_worker("ours", spec))
+        bare_runs.append(_worker("bare", bare_spec))
+    for result in ours_runs + bare_runs:
+        assert result["rows"] == rows_expected, (result["rows"], rows_expected)
+    ours_s = statistics.median(r["seconds"] for r in ours_runs)
+    bare_s = statistics.median(r["seconds"] for r in bare_runs)
+    ours_cpu = statistics.median(r["cpu_seconds"] for r in ours_runs)
+    bare_cpu = statistics.median(r["cpu_seconds"] for r in bare_runs)
+    ours_mb = max(r["peak_rss_mb"] for r in ours_runs)
+    bare_mb = max(r["peak_rss_mb"] for r in bare_runs)
+    log(f"  export: {ours_s:.2f} s, {ours_mb:.0f} MB (bare loop {bare_s:.2f} s, {bare_mb:.0f} MB), {rows_expected:,} rows")
+    filters_text = "status in 3, created from " + start_day.isoformat() + ", vendor " + organization.payment_gateway
+    return [
+        _result("export: 100k rows to Excel, time", ours_s, bare_s, "<= 1.3x the bare loop", "s", rows_expected,
+                limit=1.3 * bare_s,
+                notes=(
+                    f"{filters_text}; median of {runs} runs each, alternated; Python CPU {ours_cpu:.1f} s vs "
+                    f"{bare_cpu:.1f} s; runs {[round(r['seconds'], 1) for r in ours_runs]} vs "
+                    f"{[round(r['seconds'], 1) for r in bare_runs]}; file {ours_runs[0]['bytes'] / 1e6:.1f} MB"
+                )),
+        _result("export: 100k rows to Excel, peak memory", ours_mb, bare_mb, "peak RSS < 150 MB", "MB", rows_expected,
+                limit=150.0, notes="whole-process peak RSS (VmHWM), Django loaded on our side only"),
+    ]
+
+
+def _worker(mode: str, spec: dict) -> dict:
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.export_worker", mode, json.dumps(spec)],
+        cwd=BASE_DIR, env=os.environ.copy(), capture_output=True, text=True,
+    )
+    if completed.returncode != 0:
+        raise SystemExit(f"benchmarks: the {mode} export failed:\n{completed.stderr}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def bench_receipt(*, runs: int, log=print) -> list[dict]:
+    try:
+        from transactions.services.receipt_documents import receipt_html, receipt_pdf
+    except ImportError:
+        log("  receipt: transactions.services.receipt_documents is not there yet: skipped")
+        return []
+    from weasyprint import HTML
+
+    from transactions.models import Transaction
+
+    membership, _ = _bench_organization()
+    transaction = (
+        Transaction.objects.filter(organization=membership.organization, status="partially_refunded")
+        .select_related("organization", "patient", "location", "payment_request")
+        .order_by("-created_at")
+        .first()
+    )
+    html = receipt_html(transaction=transaction)
+    ours_ms, bare_ms = _paired_medians_ms(
+        lambda: receipt_pdf(transaction=transaction), lambda: HTML(string=html).write_pdf(), runs
+    )
+    log(f"  receipt: {ours_ms:.1f} ms (bare WeasyPrint {bare_ms:.1f} ms)")
+    return [
+        _result("receipt PDF", ours_ms, bare_ms, "<= 1.5x bare WeasyPrint", "ms", 1, limit=1.5 * bare_ms,
+                notes=f"median of {runs}, {len(receipt_pdf(transaction=transaction)):,} bytes"),
+    ]
+
+
+def _result(name, value, baseline, target, unit, rows, *, limit=None, notes="") -> dict:
+    return {
+        "name": name,
+        "value": round(value, 2),
+        "baseline": round(baseline, 2),
+        "ratio": round(value / baseline, 2) if baseline else None,
+        "target": target,
+        "unit": unit,
+        "rows": rows,
+        "limit": round(limit, 2) if limit is not None else None,
+        "met": (value <= limit) if limit is not None else None,
+        "notes": notes,
+    }
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+
+def machine() -> dict:
+    from django.db import connection
+
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        cpu = platform.processor()
+    memory_gb = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        postgres = cursor.fetchone()[0]
+    return {
+        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": memory_gb,
+        "python": platform.python_version(),
+        "postgresql": postgres,
+        "platform": platform.platform(),
+    }
+
+
+def table(results: list[dict]) -> str:
+    lines = [
+        "| measure | value | baseline | ratio | target | met | rows |",
+        "|---|---:|---:|---:|---|---|---:|",
+    ]
+    for r in results:
+        met = "—" if r["met"] is None else ("yes" if r["met"] else f"**no** (limit {r['limit']} {r['unit']})")
+        lines.append(
+            f"| {r['name']} | {r['value']:.2f} {r['unit']} | {r['baseline']:.2f} {r['unit']} | "
+            f"{r['ratio']:.2f}x | {r['target']} | {met} | {r['rows']:,} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--export-runs", type=int, default=3)
+    parser.add_argument("--receipt-runs", type=int, default=15)
+    parser.add_argument("--only", default="dashboard,export,receipt")
+    args = parser.parse_args(argv)
+    only = set(args.only.split(","))
+
+    server, dataset = prepare()
+    import logging
+
+    from django.conf import settings
+
+    # WeasyPrint logs each step of each PDF at INFO; WhiteNoise warns that static files were not
+    # collected, which pages served by the test client do not need.
+    logging.getLogger("weasyprint").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message="No directory at")
+
+    # Production-like: no query log kept in memory, templates compiled once.
+    settings.DEBUG = False
+    results: list[dict] = []
+    print("Measuring …", flush=True)
+    if "dashboard" in only:
+        results += bench_dashboard(dataset, runs=args.runs)
+    if "export" in only:
+        results += bench_export(server, dataset, runs=args.export_runs)
+    if "receipt" in only:
+        results += bench_receipt(runs=args.receipt_runs)
+
+    report = {
+        "measured_at": datetime.now(dt_timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "dataset": {
+            "transactions": dataset.transactions,
+            "events": dataset.events,
+            "patients": dataset.patients,
+            "organizations": 5,
+            "load_seconds": round(dataset.seconds, 1),
+        },
+        "results": results,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    info = report["machine"]
+    print()
+    print(f"Machine: {info['nproc']} CPU ({info['cpu']}), {info['memory_gb']} GB RAM, "
+          f"PostgreSQL {info['postgresql']}, Python {info['python']}")
+    print(f"Data set: {dataset.transactions:,} transactions, {dataset.events:,} ledger events, "
+          f"{dataset.patients:,} patients, 5 organizations (loaded in {dataset.seconds:.0f} s)")
+    print()
+    print(table(results))
+    print()
+    print(f"Written to {RESULTS.relative_to(BASE_DIR)}")
+    missed = [r["name"] for r in results if r["met"] is False]
+    if missed:
+        print(f"Targets missed: {', '.join(missed)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,555 @@
+"""The dashboard's filters, alone and combined, its totals and chart, htmx and the URL.
+
+The organization is in Los Angeles while the server's TIME_ZONE is New York, so a date filter that
+used the server's timezone would put the rows near midnight on the wrong day.
+"""
+
+import datetime
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from org_profile.enums import PaymentGateway, Role
+from tests.factories import LocationFactory, MembershipFactory, PatientFactory
+from transactions.enums import PaymentRequestKind, TransactionStatus
+from transactions.filters import TransactionFilter
+from transactions.models import Transaction
+from transactions.selectors.dashboard import dashboard_summary
+from transactions.selectors.ledger import transactions_for
+
+from .dashboard_support import ledger_transaction, local
+
+pytestmark = pytest.mark.django_db
+
+DASHBOARD = reverse("transactions:dashboard")
+LA = "America/Los_Angeles"
+HTMX = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "transaction-results"}
+
+
+@pytest.fixture
+def data(organization, location, other_location):
+    """Six transactions of a Los Angeles clinic, named t1 (oldest) to t6, and one elsewhere."""
+    organization.timezone = LA
+    organization.save(update_fields=["timezone"])
+    maria = PatientFactory(organization=organization, first_name="Maria", last_name="Lopez", external_ehr_id="MRN-1001")
+    james = PatientFactory(organization=organization, first_name="James", last_name="Obrien", external_ehr_id="EHR_77")
+    ann = PatientFactory(organization=organization, first_name="Ann", last_name="Lee", external_ehr_id="MRN-2002")
+    copay, balance, other = PaymentRequestKind.COPAY, PaymentRequestKind.BALANCE, PaymentRequestKind.OTHER
+
+    def make(**kwargs):
+        return ledger_transaction(organization=organization, **kwargs)
+
+    rows = {
+        # Feb 28 23:30 in Los Angeles is Mar 1 02:30 in New York.
+        "t1": make(location=location, patient=maria, created_at=local(LA, 2026, 2, 28, 23, 30), amount_cents=1500,
+                   kind=copay, billing_item="Office visit copay", vendor=PaymentGateway.SANDBOX, card_brand="visa"),
+        "t2": make(location=location, patient=james, created_at=local(LA, 2026, 3, 1, 0, 30), amount_cents=5000,
+                   kind=copay, billing_item="Specialist visit copay", vendor=PaymentGateway.STRIPE,
+                   card_brand="mastercard", card_last4="4444"),
+        "t3": make(location=other_location, patient=ann, created_at=local(LA, 2026, 3, 15, 12, 0), amount_cents=5001,
+                   kind=balance, billing_item="Statement balance", vendor=PaymentGateway.SANDBOX, card_brand="amex",
+                   card_last4="0005", refunded_cents=2001),
+        "t4": make(location=location, patient=maria, created_at=local(LA, 2026, 3, 31, 23, 0), amount_cents=12000,
+                   kind=balance, billing_item="Statement balance", vendor=PaymentGateway.SANDBOX, card_brand="visa",
+                   card_last4="0002", outcome="declined"),
+        "t5": make(location=other_location, patient=james, created_at=local(LA, 2026, 4, 1, 0, 30), amount_cents=7500,
+                   kind=other, billing_item="Flu vaccination", vendor=PaymentGateway.STRIPE, outcome="pending"),
+        "t6": make(location=location, patient=ann, created_at=local(LA, 2026, 3, 20, 9, 0), amount_cents=3000,
+                   kind=copay, billing_item="Office visit copay", vendor=PaymentGateway.SANDBOX, card_brand="discover",
+                   card_last4="1117", paid_at=local(LA, 2026, 3, 22, 10, 0), refund_fails=True),
+    }
+    elsewhere = PatientFactory(organization=LocationFactory().organization, first_name="Maria", last_name="Lopez")
+    ledger_transaction(
+        organization=elsewhere.organization, location=LocationFactory(organization=elsewhere.organization),
+        patient=elsewhere, created_at=local(LA, 2026, 3, 10, 12, 0), billing_item="Another clinic's item",
+    )
+    return rows
+
+
+def _names(response, data):
+    by_pk = {transaction.pk: name for name, transaction in data.items()}
+    return [by_pk.get(transaction.pk, f"other:{transaction.pk}") for transaction in response.context["page"].object_list]
+
+
+def test_the_ledger_set_the_statuses_the_filters_rely_on(data):
+    statuses = {name: (t.status, t.charged_cents, t.refunded_cents, t.last_error) for name, t in data.items()}
+
+    assert statuses == {
+        "t1": (TransactionStatus.SUCCEEDED, 1500, 0, ""),
+        "t2": (TransactionStatus.SUCCEEDED, 5000, 0, ""),
+        "t3": (TransactionStatus.PARTIALLY_REFUNDED, 5001, 2001, ""),
+        "t4": (TransactionStatus.FAILED, 0, 0, "Your card was declined."),
+        "t5": (TransactionStatus.PENDING, 0, 0, ""),
+        "t6": (TransactionStatus.SUCCEEDED, 3000, 0, "The card issuer declined the refund."),
+    }
+
+
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        ({}, ["t5", "t4", "t6", "t3", "t2", "t1"]),
+        # Created, in the organization's dates.
+        ({"created_from": "2026-03-01", "created_to": "2026-03-31"}, ["t4", "t6", "t3", "t2"]),
+        ({"created_from": "2026-03-20"}, ["t5", "t4", "t6"]),
+        ({"created_to": "2026-02-28"}, ["t1"]),
+        ({"created_from": "2026-04-01", "created_to": "2026-04-01"}, ["t5"]),
+        # Date paid, in the organization's dates (t6 was paid two days after it was created).
+        ({"paid_from": "2026-03-22", "paid_to": "2026-03-22"}, ["t6"]),
+        ({"paid_to": "2026-02-28"}, ["t1"]),
+        ({"paid_from": "2026-03-20"}, ["t6"]),
+        # Amounts typed in dollars, compared in cents, both ends included.
+        ({"amount_min": "50"}, ["t5", "t4", "t3", "t2"]),
+        ({"amount_min": "50.01"}, ["t5", "t4", "t3"]),
+        ({"amount_max": "$50.00"}, ["t6", "t2", "t1"]),
+        ({"amount_min": "30", "amount_max": "75"}, ["t5", "t6", "t3", "t2"]),
+        ({"amount_min": "$1,200"}, []),
+        # Several billing items, statuses and kinds.
+        ({"billing_item": ["Statement balance", "Flu vaccination"]}, ["t5", "t4", "t3"]),
+        ({"billing_item": ["Office visit copay"]}, ["t6", "t1"]),
+        ({"status": ["succeeded", "partially_refunded"]}, ["t6", "t3", "t2", "t1"]),
+        ({"status": ["pending"]}, ["t5"]),
+        ({"kind": ["balance"]}, ["t4", "t3"]),
+        ({"kind": ["copay", "other"]}, ["t5", "t6", "t2", "t1"]),
+        # Vendor and card brand.
+        ({"vendor": "stripe"}, ["t5", "t2"]),
+        ({"vendor": "sandbox"}, ["t4", "t6", "t3", "t1"]),
+        ({"card_brand": "visa"}, ["t4", "t1"]),
+        ({"card_brand": "amex"}, ["t3"]),
+        # Errors: a declined card, a refund that failed.
+        ({"has_errors": "true"}, ["t4", "t6"]),
+        ({"has_errors": "false"}, ["t5", "t3", "t2", "t1"]),
+        # Patient: name or EHR id, any case, every word.
+        ({"q": "lop"}, ["t4", "t1"]),
+        ({"q": "MARIA lop"}, ["t4", "t1"]),
+        ({"q": "maria lee"}, []),
+        ({"q": "mrn-2002"}, ["t6", "t3"]),
+        ({"q": "EHR_77"}, ["t5", "t2"]),
+        ({"q": "%"}, []),
+        ({"q": "N_2"}, []),
+        # Combined.
+        ({"created_from": "2026-03-01", "created_to": "2026-03-31", "amount_min": "50", "status": ["failed"]}, ["t4"]),
+        ({"created_from": "2026-03-01", "created_to": "2026-03-31", "status": ["succeeded", "partially_refunded"],
+          "kind": ["copay"]}, ["t6", "t2"]),
+        ({"created_from": "2026-02-01", "created_to": "2026-04-30", "paid_from": "2026-03-01", "amount_max": "60",
+          "billing_item": ["Specialist visit copay", "Statement balance", "Office visit copay"],
+          "status": ["succeeded", "partially_refunded"], "vendor": "sandbox", "has_errors": "false"}, ["t3"]),
+        ({"q": "ann", "has_errors": "true", "card_brand": "discover", "kind": ["copay"],
+          "billing_item": ["Office visit copay"]}, ["t6"]),
+        ({"q": "maria", "kind": ["copay"], "created_from": "2026-03-01"}, []),
+    ],
+)
+def test_each_filter_alone_and_combined(client_for, manager, data, params, expected):
+    response = client_for(manager).get(DASHBOARD, params)
+
+    assert response.status_code == 200
+    assert _names(response, data) == expected
+    assert response.context["summary"].count == len(expected)
+
+
+def test_location_filter_and_its_choices(client_for, manager, data, location, other_location):
+    client = client_for(manager)
+
+    northside = client.get(DASHBOARD, {"location": [other_location.pk]})
+    both = client.get(DASHBOARD, {"location": [location.pk, other_location.pk]})
+
+    assert _names(northside, data) == ["t5", "t3"]
+    assert _names(both, data) == ["t5", "t4", "t6", "t3", "t2", "t1"]
+    choices = [choice[1] for choice in northside.context["filterset"].form.fields["location"].choices]
+    assert choices == ["Downtown Clinic", "Northside Clinic"]
+
+
+def test_billing_item_choices_are_the_organizations_own(client_for, manager, data):
+    form = client_for(manager).get(DASHBOARD).context["filterset"].form
+
+    assert [value for value, _ in form.fields["billing_item"].choices] == [
+        "Flu vaccination", "Office visit copay", "Specialist visit copay", "Statement balance",
+    ]
+
+
+def test_another_organizations_billing_item_or_location_is_refused(client_for, manager, data):
+    foreign_location = LocationFactory()
+
+    response = client_for(manager).get(
+        DASHBOARD, {"billing_item": ["Another clinic's item"], "location": [foreign_location.pk]}
+    )
+
+    errors = response.context["filterset"].form.errors
+    assert set(errors) == {"billing_item", "location"}
+    assert _names(response, data) == ["t5", "t4", "t6", "t3", "t2", "t1"]
+
+
+def test_has_errors_counts_a_failure_event_without_a_message_and_a_gateway_error_alone(
+    client_for, manager, organization, location
+):
+    from lumapay.models import ActorType
+    from transactions.enums import TransactionEventKind as Kind
+    from transactions.services.ledger import transaction_event_append
+
+    patient = PatientFactory(organization=organization)
+    silent_failure = ledger_transaction(
+        organization=organization, location=location, patient=patient, created_at=local(LA, 2026, 3, 2, 9, 0),
+        outcome="pending",
+    )
+    transaction_event_append(
+        transaction=silent_failure, kind=Kind.CHARGE_FAILED, amount_cents=0, idempotency_key="charge:0",
+        actor_type=ActorType.GATEWAY, message="",
+    )
+    reported = ledger_transaction(
+        organization=organization, location=location, patient=patient, created_at=local(LA, 2026, 3, 3, 9, 0)
+    )
+    Transaction.objects.filter(pk=reported.pk).update(last_error="Processor timeout")
+    clean = ledger_transaction(
+        organization=organization, location=location, patient=patient, created_at=local(LA, 2026, 3, 4, 9, 0)
+    )
+    silent_failure.refresh_from_db()
+
+    client = client_for(manager)
+    with_errors = client.get(DASHBOARD, {"has_errors": "true"})
+    without = client.get(DASHBOARD, {"has_errors": "false"})
+
+    assert silent_failure.last_error == ""
+    assert [t.pk for t in with_errors.context["page"].object_list] == [reported.pk, silent_failure.pk]
+    assert [t.pk for t in without.context["page"].object_list] == [clean.pk]
+
+
+def test_staff_see_only_their_locations_whatever_the_filters(client_for, staff_user, data, other_location):
+    client = client_for(staff_user)
+
+    everything = client.get(DASHBOARD)
+    other_place = client.get(DASHBOARD, {"location": [other_location.pk]})
+    pending = client.get(DASHBOARD, {"status": ["pending"]})
+
+    assert _names(everything, data) == ["t4", "t6", "t2", "t1"]
+    assert everything.context["summary"].count == 4
+    assert "location" in other_place.context["filterset"].form.errors
+    assert _names(other_place, data) == ["t4", "t6", "t2", "t1"]
+    assert _names(pending, data) == []
+    assert [choice[1] for choice in everything.context["filterset"].form.fields["location"].choices] == ["Downtown Clinic"]
+
+
+def test_invalid_values_are_shown_and_left_out(client_for, manager, data):
+    response = client_for(manager).get(
+        DASHBOARD,
+        {"amount_min": "abc", "created_from": "2026-03-31", "created_to": "2026-03-01", "kind": ["balance"]},
+    )
+    body = response.content.decode()
+
+    errors = response.context["filterset"].form.errors
+    assert set(errors) == {"amount_min", "created_to"}
+    assert "“abc” is not an amount." in errors["amount_min"][0]
+    assert errors["created_to"] == ["The end date is before the start date."]
+    assert "The end date is before the start date." in body
+    # The valid filters still apply: kind, and the start date alone.
+    assert _names(response, data) == ["t4"]
+    partial = client_for(manager).get(DASHBOARD, {"amount_min": "abc", "kind": ["balance"]}, **HTMX).content.decode()
+    assert "These filters were left out:" in partial
+    assert "<li>Amount from ($): “abc” is not an amount." in partial
+
+
+def test_totals_for_the_filtered_set(client_for, manager, data):
+    response = client_for(manager).get(DASHBOARD, {"created_from": "2026-03-01", "created_to": "2026-03-31"})
+    summary = response.context["summary"]
+    body = response.content.decode()
+
+    assert (summary.count, summary.collected_cents, summary.refunded_cents, summary.net_cents) == (4, 13001, 2001, 11000)
+    assert re.search(r'Transactions</span> <span class="total-value">4</span>', body)
+    assert re.search(r'Collected</span> <span class="total-value">\$130.01</span>', body)
+    assert re.search(r'Refunded</span> <span class="total-value">\$20.01</span>', body)
+    assert re.search(r'Net</span> <span class="total-value">\$110.00</span>', body)
+
+
+def test_the_chart_has_a_bar_per_local_day_of_the_range(client_for, manager, data):
+    response = client_for(manager).get(DASHBOARD, {"created_from": "2026-03-01", "created_to": "2026-03-31"})
+    chart = response.context["summary"].chart
+    body = response.content.decode()
+
+    assert chart.unit == "day"
+    assert (chart.first, chart.last) == (datetime.date(2026, 3, 1), datetime.date(2026, 3, 31))
+    assert len(chart.bars) == 31
+    collected = {bar.start: (bar.collected_cents, bar.payments) for bar in chart.bars if bar.collected_cents}
+    # t6 was created on Mar 20 and paid on Mar 22: collections count on the day paid.
+    assert collected == {
+        datetime.date(2026, 3, 1): (5000, 1),
+        datetime.date(2026, 3, 15): (5001, 1),
+        datetime.date(2026, 3, 22): (3000, 1),
+    }
+    assert chart.max_cents == 5001
+    tallest = next(bar for bar in chart.bars if bar.start == datetime.date(2026, 3, 15))
+    assert (tallest.height, tallest.y) == (156, 4)
+    assert body.count("<rect ") == 3
+    assert "<title>Mar 15, 2026: $50.01</title>" in body
+    assert "Collections per day, Mar 1, 2026 – Mar 31, 2026" in body
+    assert "Highest: $50.01 on Mar 15, 2026." in body
+
+
+def test_unfiltered_chart_spans_the_days_with_collections(client_for, manager, data):
+    chart = client_for(manager).get(DASHBOARD).context["summary"].chart
+
+    # t1 was paid at 23:32 on Feb 28 in Los Angeles (Mar 1 in UTC); t6 on Mar 22.
+    assert (chart.first, chart.last, chart.unit, len(chart.bars)) == (
+        datetime.date(2026, 2, 28), datetime.date(2026, 3, 22), "day", 23,
+    )
+    assert chart.bars[0].collected_cents == 1500
+
+
+def test_long_ranges_are_charted_per_week_then_per_month(manager, organization, data):
+    membership = organization.memberships.get(user=manager)
+    transactions = transactions_for(membership=membership)
+
+    weekly = dashboard_summary(
+        transactions, organization=organization, chart_from=datetime.date(2026, 1, 1),
+        chart_to=datetime.date(2026, 6, 30), today=datetime.date(2026, 11, 1),
+    ).chart
+    monthly = dashboard_summary(
+        transactions, organization=organization, chart_from=datetime.date(2024, 1, 1),
+        chart_to=datetime.date(2026, 6, 30), today=datetime.date(2026, 11, 1),
+    ).chart
+
+    assert weekly.unit == "week"
+    assert (weekly.bars[0].start, weekly.bars[0].end) == (datetime.date(2026, 1, 1), datetime.date(2026, 1, 4))
+    week_of_mar_15 = next(bar for bar in weekly.bars if bar.start <= datetime.date(2026, 3, 15) <= bar.end)
+    assert (week_of_mar_15.start, week_of_mar_15.end, week_of_mar_15.collected_cents) == (
+        datetime.date(2026, 3, 9), datetime.date(2026, 3, 15), 5001,
+    )
+    assert sum(bar.collected_cents for bar in weekly.bars) == 14501
+    assert monthly.unit == "month"
+    assert len(monthly.bars) == 30
+    assert [(bar.start, bar.collected_cents) for bar in monthly.bars if bar.collected_cents] == [
+        (datetime.date(2026, 2, 1), 1500), (datetime.date(2026, 3, 1), 13001),
+    ]
+
+
+def test_the_chart_never_runs_past_today(manager, organization, data):
+    membership = organization.memberships.get(user=manager)
+
+    chart = dashboard_summary(
+        transactions_for(membership=membership), organization=organization,
+        chart_from=datetime.date(2026, 3, 1), chart_to=datetime.date(2026, 12, 31), today=datetime.date(2026, 3, 10),
+    ).chart
+
+    # Widened back to the first day with collections (Feb 28), and cut at today.
+    assert (chart.first, chart.last, len(chart.bars)) == (datetime.date(2026, 2, 28), datetime.date(2026, 3, 10), 11)
+    assert sum(bar.collected_cents for bar in chart.bars) == 6500
+
+
+def test_no_transactions_means_no_chart_and_zero_totals(client_for, manager):
+    response = client_for(manager).get(DASHBOARD, {"status": ["refunded"]})
+    summary = response.context["summary"]
+
+    assert (summary.count, summary.collected_cents, summary.refunded_cents, summary.chart.bars) == (0, 0, 0, [])
+    assert "No transaction matches these filters." in response.content.decode()
+
+
+def test_htmx_gets_the_results_alone(client_for, manager, data):
+    response = client_for(manager).get(DASHBOARD, {"kind": ["balance"]}, **HTMX)
+    body = response.content.decode()
+
+    assert response.templates[0].name == "transactions/dashboard/_results.html"
+    assert body.lstrip().startswith('<section id="transaction-results" aria-label="Transactions" hx-history="false">')
+    assert "<html" not in body
+    assert 'role="search"' not in body
+    assert _names(response, data) == ["t4", "t3"]
+    assert {"HX-Request", "HX-Target"} <= {value.strip() for value in response["Vary"].split(",")}
+
+
+def test_htmx_history_restore_gets_the_whole_page(client_for, manager, data):
+    response = client_for(manager).get(
+        DASHBOARD, {"kind": ["balance"]}, HTTP_HX_HISTORY_RESTORE_REQUEST="true", **HTMX
+    )
+    body = response.content.decode()
+
+    assert response.templates[0].name == "transactions/dashboard/list.html"
+    assert "<html" in body and 'role="search"' in body
+
+
+def test_a_plain_visit_gets_the_page_with_a_working_form(client_for, manager, data):
+    body = client_for(manager).get(DASHBOARD).content.decode()
+
+    assert '<form method="get" action="/" role="search"' in body
+    assert 'hx-get="/" hx-target="#transaction-results" hx-swap="outerHTML" hx-push-url="true"' in body
+    assert '<section id="transaction-results"' in body
+    assert '<button type="submit">Apply filters</button>' in body
+
+
+def test_filters_round_trip_through_the_url(client_for, manager, data, other_location):
+    params = {
+        "q": "ann", "created_from": "2026-03-01", "created_to": "2026-03-31", "amount_min": "30",
+        "status": ["succeeded", "partially_refunded"], "location": [str(other_location.pk)], "vendor": "sandbox",
+        "has_errors": "false",
+    }
+    response = client_for(manager).get(DASHBOARD, params)
+    body = response.content.decode()
+
+    assert _names(response, data) == ["t3"]
+    assert 'name="q" value="ann"' in body
+    assert 'name="created_from" value="2026-03-01"' in body
+    assert 'name="amount_min" value="30"' in body
+    assert 'name="status" value="succeeded" id="id_status_1" checked' in body
+    assert 'name="status" value="pending" id="id_status_0">' in body
+    assert f'name="location" value="{other_location.pk}" id="id_location_1" checked' in body
+    assert '<option value="sandbox" selected>' in body
+    assert '<option value="false" selected>Without errors</option>' in body
+    # The same filters, in order, for links and the export.
+    query = response.context["filter_query"]
+    assert query == (
+        f"q=ann&created_from=2026-03-01&created_to=2026-03-31&amount_min=30&status=succeeded"
+        f"&status=partially_refunded&location={other_location.pk}&vendor=sandbox&has_errors=false"
+    )
+    again = client_for(manager).get(f"{DASHBOARD}?{query}")
+    assert _names(again, data) == ["t3"]
+    assert '<input type="hidden" name="status" value="partially_refunded">' in body
+
+
+def test_pages_go_older_and_newer_and_keep_the_filters(client_for, manager, organization, location):
+    patient = PatientFactory(organization=organization)
+    start = local(LA, 2026, 1, 1, 9, 0)
+    made = []
+    for number in range(27):
+        made.append(ledger_transaction(
+            organization=organization, location=location, patient=patient,
+            created_at=start + datetime.timedelta(hours=number), amount_cents=6000,
+        ).pk)
+    # Noise the filter leaves out, newer than all of them.
+    ledger_transaction(organization=organization, location=location, patient=patient,
+                       created_at=start + datetime.timedelta(days=5), amount_cents=1000)
+    newest_first = list(reversed(made))
+    client = client_for(manager)
+
+    first = client.get(DASHBOARD, {"amount_min": "50"})
+    page = first.context["page"]
+    second = client.get(DASHBOARD, {"amount_min": "50", "older_than": page.older_cursor})
+    back = client.get(DASHBOARD, {"amount_min": "50", "newer_than": second.context["page"].newer_cursor})
+
+    assert [t.pk for t in page.object_list] == newest_first[:25]
+    assert (page.has_newer, page.has_older) == (False, True)
+    assert [t.pk for t in second.context["page"].object_list] == newest_first[25:]
+    assert (second.context["page"].has_newer, second.context["page"].has_older) == (True, False)
+    assert [t.pk for t in back.context["page"].object_list] == newest_first[:25]
+    assert f'href="/?amount_min=50&amp;older_than={page.older_cursor}"' in first.content.decode()
+    second_body = second.content.decode()
+    assert f'href="/?amount_min=50&amp;newer_than={second.context["page"].newer_cursor}"' in second_body
+    assert 'href="/?amount_min=50"' in second_body
+    assert second.context["summary"].count == 27
+
+
+def test_ties_on_the_same_moment_page_by_id(client_for, manager, organization, location):
+    patient = PatientFactory(organization=organization)
+    moment = local(LA, 2026, 2, 2, 9, 0)
+    made = [
+        ledger_transaction(organization=organization, location=location, patient=patient, created_at=moment).pk
+        for _ in range(27)
+    ]
+    client = client_for(manager)
+
+    first = client.get(DASHBOARD).context["page"]
+    second = client.get(DASHBOARD, {"older_than": first.older_cursor}).context["page"]
+
+    assert [t.pk for t in first.object_list] + [t.pk for t in second.object_list] == sorted(made, reverse=True)
+
+
+def test_a_broken_cursor_shows_the_first_page(client_for, manager, data):
+    response = client_for(manager).get(DASHBOARD, {"older_than": "12_x"})
+
+    assert _names(response, data) == ["t5", "t4", "t6", "t3", "t2", "t1"]
+
+
+def test_a_deep_page_runs_the_same_queries_and_no_count_or_offset(client_for, manager, organization, location):
+    patient = PatientFactory(organization=organization)
+    start = local(LA, 2026, 1, 1, 9, 0)
+    for number in range(60):
+        ledger_transaction(organization=organization, location=location, patient=patient,
+                           created_at=start + datetime.timedelta(hours=number))
+    client = client_for(manager)
+    first = client.get(DASHBOARD, {"kind": ["copay"]})
+    cursor = client.get(DASHBOARD, {"kind": ["copay"], "older_than": first.context["page"].older_cursor})
+
+    with CaptureQueriesContext(connection) as top:
+        client.get(DASHBOARD, {"kind": ["copay"]})
+    with CaptureQueriesContext(connection) as deep:
+        client.get(DASHBOARD, {"kind": ["copay"], "older_than": cursor.context["page"].older_cursor})
+
+    assert len(deep) == len(top)
+    statements = [query["sql"] for query in deep.captured_queries]
+    assert not any("OFFSET" in sql for sql in statements)
+    counting = [sql for sql in statements if "COUNT(" in sql]
+    assert len(counting) == 1 and "GROUP BY" in counting[0]
+
+
+def test_the_filterset_summary_reads_in_words(manager, organization, data, other_location):
+    membership = organization.memberships.get(user=manager)
+    from django.http import QueryDict
+
+    query = QueryDict(mutable=True)
+    query.update({"q": " ann ", "created_from": "2026-03-01", "amount_max": "50", "vendor": "stripe",
+                  "card_brand": "amex", "has_errors": "true"})
+    query.setlist("status", ["succeeded", "refunded"])
+    query.setlist("location", [str(other_location.pk)])
+    query.setlist("billing_item", ["Statement balance"])
+
+    summary = TransactionFilter(query, membership=membership).summary()
+
+    assert summary == [
+        ("Patient", "ann"),
+        ("Created", "from Mar 1, 2026"),
+        ("Amount", "up to $50.00"),
+        ("Status", "Succeeded, Refunded"),
+        ("Billing item", "Statement balance"),
+        ("Location", "Northside Clinic"),
+        ("Vendor", "Stripe"),
+        ("Card brand", "American Express"),
+        ("Errors", "With errors"),
+    ]
+
+
+def test_sub_account_users_see_no_export_button(client_for, staff_user, manager, data):
+    staff_body = client_for(staff_user).get(DASHBOARD).content.decode()
+    manager_body = client_for(manager).get(DASHBOARD).content.decode()
+
+    assert "Export 4 transactions to Excel" not in staff_body
+    assert 'action="/transactions/export/"' not in staff_body
+    assert "Export 6 transactions to Excel" in manager_body
+
+
+def test_a_member_of_two_organizations_filters_the_current_one(client_for, organization, data):
+    from tests.factories import OrganizationFactory
+
+    second = OrganizationFactory(name="Lakeside Pediatrics")
+    member = MembershipFactory(organization=organization, role=Role.MANAGER).user
+    MembershipFactory(user=member, organization=second, role=Role.MANAGER)
+    client = client_for(member)
+    client.post(reverse("organization_switch"), {"organization": second.pk})
+
+    response = client.get(DASHBOARD, {"q": "maria"})
+
+    assert response.context["page"].object_list == []
+    assert response.context["summary"].count == 0
+
+
+def test_the_dashboard_indexes_exist_as_designed(db):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE indexname = ANY(%s)",
+            [["transaction_org_created_cover", "transaction_org_location_cover", "transaction_org_billing_item",
+              "transaction_org_paid", "transaction_event_failures"]],
+        )
+        definitions = {name: definition.split(" USING ", 1)[1] for name, definition in cursor.fetchall()}
+
+    assert definitions == {
+        "transaction_org_created_cover": (
+            "btree (organization_id, created_at DESC, id DESC) INCLUDE (location_id, status, kind, amount_cents, "
+            "charged_cents, refunded_cents, paid_at, vendor, card_brand)"
+        ),
+        "transaction_org_location_cover": (
+            "btree (organization_id, location_id, created_at DESC, id DESC) INCLUDE (status, kind, amount_cents, "
+            "charged_cents, refunded_cents, paid_at, vendor, card_brand)"
+        ),
+        "transaction_org_billing_item": "btree (organization_id, billing_item, created_at DESC, id DESC)",
+        "transaction_org_paid": "btree (organization_id, paid_at DESC) WHERE (paid_at IS NOT NULL)",
+        "transaction_event_failures": (
+            "btree (organization_id, transaction_id) WHERE ((kind)::text = ANY "
+            "((ARRAY['charge_failed'::character varying, 'refund_failed'::character varying])::text[]))"
+        ),
+    }

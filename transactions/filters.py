@@ -1,0 +1,289 @@
+"""The dashboard's filters (django-filter) over the transactions a member may see.
+
+Every filter lives in the URL's query string, so a filtered view can be bookmarked, shared and
+exported exactly. Dates are the organization's local dates: "created to Mar 31" means before
+midnight at the start of Apr 1 in the organization's timezone. Amounts are typed in dollars and
+compared in cents. A filter whose value does not validate is shown with its error and left out.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import django_filters
+from django import forms
+from django.conf import settings
+from django.db.models import F, Q, QuerySet
+from django.http import QueryDict
+from django.utils.formats import date_format
+
+from ehr_sync.selectors import ContainsIgnoringCase
+from lumapay.money import AmountError, cents_from_text, format_cents
+from org_profile.enums import PaymentGateway
+from org_profile.models import Membership
+from org_profile.selectors import locations_for
+
+from .enums import PaymentRequestKind, TransactionStatus
+from .models import Transaction, TransactionEvent
+from .selectors.dashboard import billing_items_of
+from .selectors.ledger import ERROR_EVENT_KINDS, transactions_for
+
+# The brands gateways report (Stripe's names; the Sandbox uses the same).
+CARD_BRANDS = [
+    ("visa", "Visa"),
+    ("mastercard", "Mastercard"),
+    ("amex", "American Express"),
+    ("discover", "Discover"),
+    ("diners", "Diners Club"),
+    ("jcb", "JCB"),
+    ("unionpay", "UnionPay"),
+]
+HAS_ERRORS_CHOICES = [("", "Any"), ("true", "With errors"), ("false", "Without errors")]
+MULTIPLE_CHOICE_FILTERS = ("status", "kind", "billing_item", "location")
+# Words of a patient search: more than this is someone pasting a paragraph.
+_MAX_SEARCH_TERMS = 5
+
+
+class DollarsField(forms.CharField):
+    """Dollars as a person types them ("50", "49.99", "$1,200") → integer cents."""
+
+    def to_python(self, value):
+        text = super().to_python(value)
+        if not text:
+            return None
+        try:
+            return cents_from_text(text, max_cents=settings.PAYMENT_REQUEST_MAX_CENTS)
+        except AmountError as error:
+            raise forms.ValidationError(error.message, code="amount")
+
+
+class CentsFilter(django_filters.Filter):
+    field_class = DollarsField
+
+
+class LocalDateFilter(django_filters.DateFilter):
+    """A date in the organization's timezone against a timestamp column.
+
+    ``bound="from"`` keeps rows at or after that day's local midnight; ``bound="to"`` keeps the
+    whole day, up to (not including) the next local midnight.
+    """
+
+    def __init__(self, *args, bound: str, **kwargs):
+        self.bound = bound
+        super().__init__(*args, **kwargs)
+
+    def filter(self, queryset, value):
+        if value is None:
+            return queryset
+        tz = self.parent.timezone
+        if self.bound == "from":
+            return queryset.filter(**{f"{self.field_name}__gte": local_midnight(value, tz)})
+        return queryset.filter(**{f"{self.field_name}__lt": local_midnight(value + timedelta(days=1), tz)})
+
+
+class AnyOfFilter(django_filters.MultipleChoiceFilter):
+    """Any of the chosen values, as one ``IN (…)``; never DISTINCT (no join multiplies rows)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["distinct"] = False
+        super().__init__(*args, **kwargs)
+
+    def filter(self, queryset, value):
+        if not value:
+            return queryset
+        return queryset.filter(**{f"{self.field_name}__in": list(value)})
+
+
+class TransactionFilterForm(forms.Form):
+    RANGES = (
+        ("created_from", "created_to", "The end date is before the start date."),
+        ("paid_from", "paid_to", "The end date is before the start date."),
+        ("amount_min", "amount_max", "The largest amount is less than the smallest."),
+    )
+
+    def clean(self):
+        data = super().clean()
+        for low, high, message in self.RANGES:
+            if data.get(low) is not None and data.get(high) is not None and data[low] > data[high]:
+                self.add_error(high, message)
+        return data
+
+
+class TransactionFilter(django_filters.FilterSet):
+    # The template writes the inputs out itself (list.html); the form parses and validates.
+    q = django_filters.CharFilter(label="Patient", method="filter_patient")
+    created_from = LocalDateFilter(field_name="created_at", bound="from", label="Created from")
+    created_to = LocalDateFilter(field_name="created_at", bound="to", label="Created to")
+    paid_from = LocalDateFilter(field_name="paid_at", bound="from", label="Paid from")
+    paid_to = LocalDateFilter(field_name="paid_at", bound="to", label="Paid to")
+    amount_min = CentsFilter(field_name="amount_cents", lookup_expr="gte", label="Amount from ($)")
+    amount_max = CentsFilter(field_name="amount_cents", lookup_expr="lte", label="Amount to ($)")
+    status = AnyOfFilter(field_name="status", label="Status", choices=TransactionStatus.choices)
+    kind = AnyOfFilter(field_name="kind", label="Kind", choices=PaymentRequestKind.choices)
+    billing_item = AnyOfFilter(field_name="billing_item", label="Billing item", choices=[])
+    location = AnyOfFilter(field_name="location_id", label="Location", choices=[])
+    vendor = django_filters.ChoiceFilter(
+        field_name="vendor", label="Vendor", choices=PaymentGateway.choices, empty_label="Any vendor"
+    )
+    card_brand = django_filters.ChoiceFilter(
+        field_name="card_brand", label="Card brand", choices=CARD_BRANDS, empty_label="Any card"
+    )
+    has_errors = django_filters.BooleanFilter(
+        label="Errors",
+        method="filter_has_errors",
+        widget=django_filters.widgets.BooleanWidget,  # "true" / "false" in the URL
+    )
+
+    class Meta:
+        model = Transaction
+        fields: list[str] = []
+        form = TransactionFilterForm
+
+    def __init__(self, data=None, *, membership: Membership, queryset: QuerySet | None = None, **kwargs):
+        self.membership = membership
+        self.organization = membership.organization
+        self.timezone = ZoneInfo(self.organization.timezone)
+        if queryset is None:
+            queryset = transactions_for(membership=membership)
+        super().__init__(data, queryset=queryset, **kwargs)
+        # Choices are lists read once (one query each), not querysets that each render re-reads.
+        self.filters["location"].extra["choices"] = [
+            (str(location.pk), location.name) for location in locations_for(membership=membership)
+        ]
+        self.filters["billing_item"].extra["choices"] = [
+            (item, item) for item in billing_items_of(organization=self.organization)
+        ]
+
+    # -- filters with their own SQL ----------------------------------------------------------------
+
+    def filter_patient(self, queryset, name, value):
+        """Every word must appear in the patient's first name, last name or external EHR id, with the
+        ``ILIKE '%…%'`` the Hub uses, so the trigram index on patients can answer it."""
+        condition = Q()
+        for term in value.split()[:_MAX_SEARCH_TERMS]:
+            pattern = _like_pattern(term)
+            condition &= (
+                Q(ContainsIgnoringCase(F("patient__first_name"), pattern))
+                | Q(ContainsIgnoringCase(F("patient__last_name"), pattern))
+                | Q(ContainsIgnoringCase(F("patient__external_ehr_id"), pattern))
+            )
+        return queryset.filter(condition)
+
+    def filter_has_errors(self, queryset, name, value):
+        """A charge or refund that failed (its ledger event) or an error the gateway reported.
+
+        ``id IN (the organization's failure events)`` rather than a correlated EXISTS: PostgreSQL
+        hashes the one small list (a partial index holds only failure events) instead of probing
+        the ledger once per transaction when it totals a large filtered set.
+        """
+        if value is None:
+            return queryset
+        failed = TransactionEvent.objects.filter(
+            organization_id=self.organization.pk, kind__in=sorted(ERROR_EVENT_KINDS)
+        ).values("transaction_id")
+        condition = Q(pk__in=failed) | ~Q(last_error="")
+        return queryset.filter(condition) if value else queryset.exclude(condition)
+
+    # -- what the filters were, for links, the export and its Filters sheet -----------------------
+
+    def used_params(self) -> QueryDict:
+        """The query parameters of the filters in use (nothing else: no page cursor), in a stable
+        order, for links that keep the filters and for the export."""
+        params = QueryDict(mutable=True)
+        data = self.data or {}
+        for name in self.filters:
+            values = data.getlist(name) if hasattr(data, "getlist") else _as_list(data.get(name))
+            values = [value for value in values if value not in ("", None)]
+            if values:
+                params.setlist(name, values)
+        return params
+
+    def form_choices(self) -> tuple[dict[str, list], dict[str, set[str]]]:
+        """The choices of each choice filter (with "any" first for the single ones) and the values
+        chosen in each multiple one, for the template to write the inputs out itself."""
+        choices = {name: list(self.filters[name].extra["choices"]) for name in MULTIPLE_CHOICE_FILTERS}
+        choices["vendor"] = [("", "Any vendor"), *PaymentGateway.choices]
+        choices["card_brand"] = [("", "Any card"), *CARD_BRANDS]
+        choices["has_errors"] = list(HAS_ERRORS_CHOICES)
+        data = self.data or QueryDict()
+        chosen = {
+            name: set(data.getlist(name) if hasattr(data, "getlist") else _as_list(data.get(name)))
+            for name in MULTIPLE_CHOICE_FILTERS
+        }
+        return choices, chosen
+
+    def summary(self) -> list[tuple[str, str]]:
+        """(label, value) for each valid filter in use, in words: the export's Filters sheet and the
+        audit event show exactly this."""
+        data = self._cleaned()
+        pairs: list[tuple[str, str]] = []
+        if data.get("q"):
+            pairs.append(("Patient", data["q"].strip()))
+        for label, low, high in (("Created", "created_from", "created_to"), ("Paid", "paid_from", "paid_to")):
+            text = _range_text(data.get(low), data.get(high), _date_text)
+            if text:
+                pairs.append((label, text))
+        amount = _range_text(data.get("amount_min"), data.get("amount_max"), lambda cents: format_cents(cents, self.organization.currency))
+        if amount:
+            pairs.append(("Amount", amount))
+        for name in MULTIPLE_CHOICE_FILTERS:
+            if data.get(name):
+                labels = dict(self.filters[name].extra["choices"])
+                pairs.append((str(self.filters[name].label), ", ".join(str(labels.get(v, v)) for v in data[name])))
+        if data.get("vendor"):
+            pairs.append(("Vendor", str(dict(PaymentGateway.choices).get(data["vendor"], data["vendor"]))))
+        if data.get("card_brand"):
+            pairs.append(("Card brand", dict(CARD_BRANDS).get(data["card_brand"], data["card_brand"])))
+        if data.get("has_errors") is not None:
+            pairs.append(("Errors", "With errors" if data["has_errors"] else "Without errors"))
+        return pairs
+
+    def _cleaned(self) -> dict:
+        """The values that validated (an invalid filter is left out, as it is from the list)."""
+        if not self.is_bound:
+            return {}
+        self.form.is_valid()
+        return self.form.cleaned_data
+
+    def date_range(self, prefix: str) -> tuple[date | None, date | None]:
+        """The valid (from, to) local dates of the ``created`` or ``paid`` filter."""
+        data = self._cleaned()
+        return data.get(f"{prefix}_from"), data.get(f"{prefix}_to")
+
+
+def query_from_params(params: dict | None) -> QueryDict:
+    """Stored ``{name: [values]}`` (an export's filters) back into query parameters."""
+    data = QueryDict(mutable=True)
+    for name, values in (params or {}).items():
+        data.setlist(name, [str(value) for value in (values if isinstance(values, list) else [values])])
+    return data
+
+
+def local_midnight(day: date, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=tz)
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _date_text(day: date) -> str:
+    return date_format(day, "M j, Y")
+
+
+def _range_text(low, high, render) -> str:
+    if low is not None and high is not None:
+        return f"{render(low)} – {render(high)}"
+    if low is not None:
+        return f"from {render(low)}"
+    if high is not None:
+        return f"up to {render(high)}"
+    return ""

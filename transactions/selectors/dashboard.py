@@ -1,0 +1,319 @@
+"""Reads for the dashboard: one page of the filtered transactions, their totals and the chart of
+collections, and the organization's billing items (the filter's choices).
+
+Paging is by keyset on (created_at, id), never OFFSET and never a separate count: the count shown
+comes from the one totals query, which the page needs anyway. Why keyset rather than a Paginator
+fed that count: OFFSET makes PostgreSQL walk and discard every earlier row, so page 400 of a
+filtered set reads 10,000 rows to show 25; a keyset page starts at its cursor in the
+(organization, …, created_at, id) index and reads 26 rows, however deep it is. What keyset paging
+gives up is "page N of M" and jumping to a page number, which billing staff do not use: they narrow
+the filters instead.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone as dt_timezone
+from zoneinfo import ZoneInfo
+
+from django.db import connection
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+from django.utils import dateformat
+
+from org_profile.models import Organization
+
+from ..models import Transaction
+
+PAGE_SIZE = 25
+# The chart shows days up to this many, then weeks, then (past two years) months.
+CHART_MAX_DAYS = 92
+CHART_MAX_WEEKS_SPAN_DAYS = 731
+CHART_WIDTH = 720
+CHART_HEIGHT = 160
+_EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
+
+
+# -- billing items ---------------------------------------------------------------------------------
+
+_BILLING_ITEMS_SQL = """
+WITH RECURSIVE items(item) AS (
+    (SELECT billing_item FROM transactions_transaction
+      WHERE organization_id = %(organization)s ORDER BY billing_item LIMIT 1)
+    UNION ALL
+    SELECT (SELECT t.billing_item FROM transactions_transaction t
+             WHERE t.organization_id = %(organization)s AND t.billing_item > items.item
+             ORDER BY t.billing_item LIMIT 1)
+      FROM items WHERE items.item IS NOT NULL
+)
+SELECT item FROM items WHERE item IS NOT NULL
+"""
+
+
+def billing_items_of(*, organization: Organization) -> list[str]:
+    """The organization's distinct billing items, alphabetically.
+
+    A loose index scan (one probe of the (organization, billing_item) index per distinct item)
+    instead of ``SELECT DISTINCT``, which would read every one of the organization's transactions.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_BILLING_ITEMS_SQL, {"organization": organization.pk})
+        return [row[0] for row in cursor.fetchall()]
+
+
+# -- keyset pages ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cursor:
+    created_at: datetime
+    pk: int
+
+    def encode(self) -> str:
+        delta = self.created_at - _EPOCH
+        micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        return f"{micros}_{self.pk}"
+
+    @classmethod
+    def decode(cls, text: str | None) -> Cursor | None:
+        """A cursor from the URL, or None for anything that is not one (the first page then)."""
+        if not text or text.count("_") != 1:
+            return None
+        micros, pk = text.split("_")
+        if not (micros.lstrip("-").isdigit() and pk.isdigit()) or len(micros) > 20:
+            return None
+        try:
+            return cls(_EPOCH + timedelta(microseconds=int(micros)), int(pk))
+        except OverflowError:
+            return None
+
+    @classmethod
+    def of(cls, transaction: Transaction) -> Cursor:
+        return cls(transaction.created_at, transaction.pk)
+
+
+@dataclass(frozen=True)
+class KeysetPage:
+    object_list: list[Transaction]
+    has_newer: bool
+    has_older: bool
+
+    @property
+    def newer_cursor(self) -> str:
+        return Cursor.of(self.object_list[0]).encode() if self.object_list else ""
+
+    @property
+    def older_cursor(self) -> str:
+        return Cursor.of(self.object_list[-1]).encode() if self.object_list else ""
+
+    @property
+    def has_other_pages(self) -> bool:
+        return self.has_newer or self.has_older
+
+    def __iter__(self):
+        return iter(self.object_list)
+
+    def __len__(self) -> int:
+        return len(self.object_list)
+
+
+def transactions_page(
+    transactions: QuerySet[Transaction],
+    *,
+    older_than: Cursor | None = None,
+    newer_than: Cursor | None = None,
+    size: int = PAGE_SIZE,
+) -> KeysetPage:
+    """``size`` transactions, newest first: the newest ones, or those just older than
+    ``older_than``, or just newer than ``newer_than``.
+
+    The redundant ``created_at <= cursor`` lets PostgreSQL start the index range at the cursor;
+    the OR then settles ties on the same microsecond by id.
+    """
+    if newer_than is not None:
+        rows = list(
+            transactions.filter(created_at__gte=newer_than.created_at)
+            .filter(Q(created_at__gt=newer_than.created_at) | Q(id__gt=newer_than.pk))
+            .order_by("created_at", "id")[: size + 1]
+        )
+        if len(rows) <= size:
+            # Back at the newest rows: show the first page whole rather than a short one.
+            return transactions_page(transactions, size=size)
+        rows = rows[:size]
+        rows.reverse()
+        return KeysetPage(object_list=rows, has_newer=True, has_older=True)
+    if older_than is not None:
+        transactions = transactions.filter(created_at__lte=older_than.created_at).filter(
+            Q(created_at__lt=older_than.created_at) | Q(id__lt=older_than.pk)
+        )
+    rows = list(transactions.order_by("-created_at", "-id")[: size + 1])
+    return KeysetPage(object_list=rows[:size], has_newer=older_than is not None, has_older=len(rows) > size)
+
+
+# -- totals and the chart --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChartBar:
+    start: date
+    end: date
+    collected_cents: int
+    payments: int
+    x: float
+    y: float
+    width: float
+    height: float
+
+    @property
+    def is_single_day(self) -> bool:
+        return self.start == self.end
+
+    label: str = ""  # "Mar 3, 2026", or "Mar 2, 2026 – Mar 8, 2026" for a week or a month
+
+
+@dataclass(frozen=True)
+class Chart:
+    unit: str  # "day" | "week" | "month"
+    bars: list[ChartBar] = field(default_factory=list)
+    max_cents: int = 0
+    width: int = CHART_WIDTH
+    height: int = CHART_HEIGHT
+
+    @property
+    def first(self) -> date | None:
+        return self.bars[0].start if self.bars else None
+
+    @property
+    def last(self) -> date | None:
+        return self.bars[-1].end if self.bars else None
+
+    @property
+    def busiest(self) -> ChartBar | None:
+        return max(self.bars, key=lambda bar: bar.collected_cents) if self.max_cents else None
+
+
+@dataclass(frozen=True)
+class DashboardSummary:
+    count: int
+    collected_cents: int
+    refunded_cents: int
+    currency: str
+    chart: Chart
+
+    @property
+    def net_cents(self) -> int:
+        return self.collected_cents - self.refunded_cents
+
+
+def dashboard_summary(
+    transactions: QuerySet[Transaction],
+    *,
+    organization: Organization,
+    chart_from: date | None = None,
+    chart_to: date | None = None,
+    today: date | None = None,
+) -> DashboardSummary:
+    """Count, collected, refunded and net of the filtered set, and collections per local day.
+
+    One grouped query: rows by the local date they were paid (NULL for unpaid ones), each with
+    its count and sums; the totals are the sums of those rows, so the page never counts the set a
+    second time. The chart spans ``chart_from``–``chart_to`` when given (a date filter), otherwise
+    the paid days found (see ``_chart``).
+    """
+    tz = ZoneInfo(organization.timezone)
+    rows = (
+        transactions.order_by()
+        .annotate(paid_day=TruncDate("paid_at", tzinfo=tz))
+        .values("paid_day")
+        .annotate(
+            count=Count("*"),
+            collected=Sum("charged_cents"),
+            refunded=Sum("refunded_cents"),
+            payments=Count("id", filter=Q(charged_cents__gt=0)),
+        )
+        .values_list("paid_day", "count", "collected", "refunded", "payments")
+    )
+    count = collected = refunded = 0
+    per_day: dict[date, tuple[int, int]] = {}
+    for paid_day, day_count, day_collected, day_refunded, payments in rows:
+        count += day_count
+        collected += day_collected or 0
+        refunded += day_refunded or 0
+        if paid_day is not None and day_collected:
+            per_day[paid_day] = (day_collected, payments)
+    today = today or datetime.now(tz).date()
+    chart = _chart(per_day, start=chart_from, end=chart_to, today=today)
+    return DashboardSummary(
+        count=count, collected_cents=collected, refunded_cents=refunded, currency=organization.currency, chart=chart
+    )
+
+
+def _chart(per_day: dict[date, tuple[int, int]], *, start: date | None, end: date | None, today: date) -> Chart:
+    """Bars over the filter's dates, widened to every day with collections in the set (a payment
+    made just after the created range still shows), never past today."""
+    if start is None and not per_day:
+        return Chart(unit="day")
+    if per_day:
+        start = min(start or min(per_day), min(per_day))
+        end = max(end or max(per_day), max(per_day))
+    end = min(end or today, today)
+    if end < start:
+        return Chart(unit="day")
+    span = (end - start).days + 1
+    if span <= CHART_MAX_DAYS:
+        unit, bucket_of = "day", lambda day: (day, day)
+    elif span <= CHART_MAX_WEEKS_SPAN_DAYS:
+        unit, bucket_of = "week", _week
+    else:
+        unit, bucket_of = "month", _month
+
+    buckets: dict[date, list] = {}
+    day = start
+    while day <= end:
+        bucket_start, bucket_end = bucket_of(day)
+        buckets.setdefault(bucket_start, [max(bucket_start, start), min(bucket_end, end), 0, 0])
+        day = bucket_end + timedelta(days=1)
+    for day, (cents, payments) in per_day.items():
+        if start <= day <= end:
+            bucket = buckets[bucket_of(day)[0]]
+            bucket[2] += cents
+            bucket[3] += payments
+
+    day_text = _day_texts()
+    max_cents = max((bucket[2] for bucket in buckets.values()), default=0)
+    slot = CHART_WIDTH / len(buckets)
+    gap = min(2.0, slot * 0.2)
+    bars = []
+    for index, (bucket_start, (first, last, cents, payments)) in enumerate(sorted(buckets.items())):
+        height = round((cents / max_cents) * (CHART_HEIGHT - 4), 2) if max_cents else 0
+        bars.append(
+            ChartBar(
+                start=first,
+                end=last,
+                collected_cents=cents,
+                payments=payments,
+                x=round(index * slot + gap / 2, 2),
+                y=round(CHART_HEIGHT - height, 2),
+                width=round(slot - gap, 2),
+                height=height,
+                label=day_text(first) if first == last else f"{day_text(first)} – {day_text(last)}",
+            )
+        )
+    return Chart(unit=unit, bars=bars, max_cents=max_cents)
+
+
+def _day_texts():
+    """"Mar 3, 2026" for a date, with the month's abbreviation in the active language, computed
+    once per month name rather than once per bar (the chart has up to a hundred bars)."""
+    months = [dateformat.format(date(2000, month, 1), "M") for month in range(1, 13)]
+    return lambda day: f"{months[day.month - 1]} {day.day}, {day.year}"
+
+
+def _week(day: date) -> tuple[date, date]:
+    monday = day - timedelta(days=day.weekday())
+    return monday, monday + timedelta(days=6)
+
+
+def _month(day: date) -> tuple[date, date]:
+    return day.replace(day=1), day.replace(day=calendar.monthrange(day.year, day.month)[1])

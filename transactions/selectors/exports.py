@@ -1,0 +1,45 @@
+"""Reads of Excel exports: only the member who asked ever sees one."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+
+from org_profile.models import Membership
+
+from ..enums import ExportStatus
+from ..models import TransactionExport
+
+# Statuses during which the page keeps polling.
+EXPORT_IN_PROGRESS = (ExportStatus.QUEUED, ExportStatus.RUNNING)
+
+
+def exports_of_requester(*, membership: Membership, limit: int = 20) -> QuerySet[TransactionExport]:
+    """The member's own exports in their current organization, newest first."""
+    return TransactionExport.objects.filter(
+        organization_id=membership.organization_id, requested_by_id=membership.user_id
+    ).order_by("-created_at", "-id")[:limit]
+
+
+def export_of_requester(*, membership: Membership, pk: int) -> TransactionExport:
+    """One export, for the member who asked for it. Anyone else, in this organization or another,
+    gets 404: an export's existence is not theirs to know."""
+    return get_object_or_404(
+        TransactionExport.objects.select_related("organization"),
+        pk=pk,
+        organization_id=membership.organization_id,
+        requested_by_id=membership.user_id,
+    )
+
+
+def export_is_downloadable(export: TransactionExport) -> bool:
+    return export.status == ExportStatus.READY and bool(export.file) and export.expires_at > timezone.now()
+
+
+def export_percent(export: TransactionExport) -> int:
+    if export.status == ExportStatus.READY:
+        return 100
+    if not export.total_rows:
+        return 0
+    return min(99, export.rows_written * 100 // export.total_rows)
