@@ -161,6 +161,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "transactions.tasks.payment_requests_expire_overdue",
         "schedule": 15 * 60,
     },
+    # Stripe events that never reached the webhook (endpoint down, delivery given up) are
+    # listed from Stripe and stored like delivered ones.
+    "stripe-events-recover": {
+        "task": "transactions.tasks.stripe_events_recover",
+        "schedule": 10 * 60,
+    },
+    # Excel exports past their expiry lose their file.
+    "transaction-exports-expire": {
+        "task": "transactions.tasks.transaction_exports_expire",
+        "schedule": 60 * 60,
+    },
 }
 
 # E-mail: the dev outbox in development (a page lists what was "sent"), SMTP or an
@@ -193,8 +204,23 @@ PAY_LINK_LOCKOUT_MINUTES = env.int("PAY_LINK_LOCKOUT_MINUTES", default=30)
 PAY_PAGE_MAX_FAILED_DOB_ATTEMPTS_PER_ADDRESS = env.int("PAY_PAGE_MAX_FAILED_DOB_ATTEMPTS_PER_ADDRESS", default=20)
 PAYMENT_REQUEST_MAX_CENTS = 100_000_00
 
+# Excel exports of the dashboard: up to this many rows download at once; more are written in the
+# background and kept this many hours for the member who asked.
+EXPORT_SYNC_MAX_ROWS = 5000
+EXPORT_TTL_HOURS = 24
+
 # The Sandbox gateway signs the events it delivers to the webhook path with this secret.
 SANDBOX_WEBHOOK_SECRET = env.str("SANDBOX_WEBHOOK_SECRET", default=f"sandbox:{SECRET_KEY}")
+
+# Stripe: the platform's keys (each clinic's connected account id is on its Organization).
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
+# Signing secrets of the webhook endpoints that deliver to /webhooks/stripe/, comma-separated.
+STRIPE_WEBHOOK_SECRET = env.list("STRIPE_WEBHOOK_SECRET", default=[])
+# The one place the Stripe API version is pinned: every request and every event parsed uses it.
+STRIPE_API_VERSION = env.str("STRIPE_API_VERSION", default="2026-10-28.endive")
+# Another address for Stripe's API (a test server such as localstripe); empty means Stripe's own.
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="").rstrip("/")
 
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -213,5 +239,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # WeasyPrint reports every step of every PDF at INFO.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "weasyprint": {"level": "WARNING"}},
 }

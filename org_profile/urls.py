@@ -15,4 +15,5 @@ urlpatterns = [
     ),
     path("password-reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("organization/switch/", views.organization_switch, name="organization_switch"),
+    path("organization/", views.organization_settings, name="organization_settings"),
 ]

@@ -8,8 +8,8 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from org_profile.enums import Role
-from transactions.enums import PaymentRequestKind
-from transactions.models import PaymentRequest, Transaction
+from transactions.enums import ExportStatus, PaymentRequestKind
+from transactions.models import PaymentRequest, Transaction, TransactionExport
 
 from .factories import AppointmentFactory, LocationFactory, MembershipFactory, OrganizationFactory, PatientFactory
 
@@ -25,6 +25,9 @@ OBJECT_FOR_URL = {
     "transactions:payment_request_cancel": "payment_request",
     "transactions:transaction_detail": "transaction",
     "transactions:transaction_refund": "transaction",
+    "transactions:transaction_receipt": "transaction",
+    "transactions:export_detail": "export",
+    "transactions:export_download": "export",
 }
 
 
@@ -67,7 +70,14 @@ def organization_a_objects(db):
         amount_cents=2500,
         vendor="sandbox",
     )
-    return {"patient": patient, "payment_request": payment_request, "transaction": transaction}
+    export = TransactionExport.objects.create(
+        organization=organization,
+        requested_by=MembershipFactory(organization=organization, role=Role.MANAGER).user,
+        status=ExportStatus.READY,
+        total_rows=1,
+        expires_at="2099-01-01T00:00:00Z",
+    )
+    return {"patient": patient, "payment_request": payment_request, "transaction": transaction, "export": export}
 
 
 def test_every_staff_url_with_an_id_is_covered_here():

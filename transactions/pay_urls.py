@@ -11,5 +11,6 @@ urlpatterns = [
     path("<str:token>/details/", pay_page.details, name="details"),
     path("<str:token>/checkout/", pay_page.checkout, name="checkout"),
     path("<str:token>/done/", pay_page.done, name="done"),
+    path("<str:token>/receipt.pdf", pay_page.receipt, name="receipt"),
     path("<str:token>/cancelled/", pay_page.cancelled, name="cancelled"),
 ]

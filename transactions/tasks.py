@@ -40,3 +40,27 @@ def receipt_email_send(transaction_id: int) -> None:
     from .services.receipts import receipt_email_send as send
 
     send(transaction_id=transaction_id)
+
+
+@shared_task
+def stripe_events_recover() -> int:
+    """List recent Stripe events and store any the webhook never received (beat, every 10 minutes)."""
+    from .services.stripe_events import stripe_events_recover as recover
+
+    return recover()
+
+
+@shared_task(acks_late=True)
+def transaction_export_build(export_id: int) -> None:
+    """Write a large Excel export of the dashboard's filtered transactions."""
+    from .services.exports import transaction_export_build as build
+
+    build(export_id=export_id)
+
+
+@shared_task
+def transaction_exports_expire() -> int:
+    """Delete the files of Excel exports past their expiry (beat, hourly)."""
+    from .services.exports import transaction_exports_expire as expire
+
+    return expire()

@@ -1,13 +1,18 @@
 from django.urls import path
 
-from .views import dashboard, payment_requests, transaction_detail
+from .views import dashboard, exports, payment_requests, stripe_connect, transaction_detail
 
 app_name = "transactions"
 
 urlpatterns = [
     path("", dashboard.transaction_list, name="dashboard"),
+    path("transactions/export/", exports.transaction_export_create, name="export_create"),
+    path("transactions/exports/", exports.transaction_export_list, name="export_list"),
+    path("transactions/exports/<int:pk>/", exports.transaction_export_detail, name="export_detail"),
+    path("transactions/exports/<int:pk>/download/", exports.transaction_export_download, name="export_download"),
     path("transactions/<int:pk>/", transaction_detail.transaction_detail, name="transaction_detail"),
     path("transactions/<int:pk>/refund/", transaction_detail.transaction_refund, name="transaction_refund"),
+    path("transactions/<int:pk>/receipt.pdf", transaction_detail.transaction_receipt, name="transaction_receipt"),
     path(
         "patients/<int:patient_pk>/request-payment/",
         payment_requests.payment_request_new,
@@ -16,4 +21,5 @@ urlpatterns = [
     path("payment-requests/<int:pk>/", payment_requests.payment_request_detail, name="payment_request_detail"),
     path("payment-requests/<int:pk>/resend/", payment_requests.payment_request_resend, name="payment_request_resend"),
     path("payment-requests/<int:pk>/cancel/", payment_requests.payment_request_cancel, name="payment_request_cancel"),
+    path("settings/stripe/", stripe_connect.stripe_connect, name="stripe_connect"),
 ]

@@ -140,7 +140,7 @@ def test_staff_cannot_refund(organization, staff_user, payment):
     with pytest.raises(ApplicationError) as error:
         refund_create(organization=organization, actor=staff_user, transaction=payment, amount_cents=100, reason="Overpaid")
 
-    assert error.value.message == "Only managers and administrators can refund."
+    assert error.value.message == "In this organization, only administrators and managers can refund payments."
     assert money_state(payment) == before
 
 
@@ -153,7 +153,7 @@ def test_a_manager_of_another_organization_cannot_refund(organization, other_org
 
     with pytest.raises(ApplicationError) as error:
         refund_create(organization=organization, actor=outsider, transaction=payment, amount_cents=100, reason="Overpaid")
-    assert error.value.message == "Only managers and administrators can refund."
+    assert error.value.message == "In this organization, only administrators and managers can refund payments."
 
     with pytest.raises(ApplicationError) as error:
         refund_create(
@@ -201,7 +201,7 @@ def test_refund_of_a_5126_card_fails_and_shows_in_the_timeline(organization, man
         (Kind.REFUND_FAILED, 2000),
     ]
     failed = [(entry.title, entry.detail, entry.actor) for entry in transaction_timeline(transaction=payment) if entry.is_error]
-    assert failed == [("Refund failed", message, "Sandbox (test payments only)")]
+    assert failed == [("Refund failed", message, "Payment processor")]
 
 
 def test_a_refusal_by_the_processor_is_recorded_as_failed(organization, manager, payment):
@@ -280,7 +280,7 @@ def test_staff_cannot_retry_a_refund(organization, manager, staff_user, payment,
     with pytest.raises(ApplicationError) as error:
         refund_retry(organization=organization, actor=staff_user, refund=refund)
 
-    assert error.value.message == "Only managers and administrators can refund."
+    assert error.value.message == "In this organization, only administrators and managers can refund payments."
     assert money_state(payment) == before
 
 

@@ -1,3 +1,5 @@
+import uuid
+
 from django import forms
 
 from lumapay.money import AmountError, cents_from_text, format_cents
@@ -9,8 +11,11 @@ PARTIAL = "partial"
 class RefundForm(forms.Form):
     """How much to refund (in full by default, or an amount typed in dollars) and why.
 
-    ``refundable_cents`` is the remainder shown on the page; the service checks it again under
-    the transaction's lock.
+    Posted twice: first from the transaction's page (``confirmed`` empty: the view shows the
+    confirmation), then from the confirmation page with ``confirmed`` set and the same values, plus
+    an ``idempotency_key`` made for that confirmation, so a double click refunds once.
+    ``refundable_cents`` is the remainder shown on the page; the service checks it again under the
+    transaction's lock.
     """
 
     scope = forms.ChoiceField(widget=forms.RadioSelect, initial=FULL, label="How much")
@@ -28,6 +33,8 @@ class RefundForm(forms.Form):
         error_messages={"required": "Enter a reason for the refund."},
         widget=forms.Textarea(attrs={"rows": 2}),
     )
+    confirmed = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    idempotency_key = forms.UUIDField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, refundable_cents: int, currency: str = "usd", **kwargs):
         super().__init__(*args, **kwargs)
@@ -47,3 +54,18 @@ class RefundForm(forms.Form):
             except AmountError as error:
                 self.add_error("amount", error.message)
         return cleaned
+
+    def confirmation_fields(self) -> dict:
+        """The hidden values the confirmation page posts back, with a key for this confirmation.
+
+        Always the exact amount shown, never "in full": if another refund lands in between, the
+        confirmation is refused instead of quietly refunding a different amount.
+        """
+        cents = self.cleaned_data["amount_cents"]
+        return {
+            "scope": PARTIAL,
+            "amount": f"{cents // 100}.{cents % 100:02d}",
+            "reason": self.cleaned_data["reason"],
+            "confirmed": "1",
+            "idempotency_key": str(self.cleaned_data.get("idempotency_key") or uuid.uuid4()),
+        }

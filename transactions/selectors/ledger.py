@@ -1,44 +1,72 @@
 """Reads of transactions for staff pages: tenant and location scope, the refundable remainder and
-the timeline that merges the ledger with the audit trail."""
+the audit timeline that merges the ledger with the audit trail."""
 
 from __future__ import annotations
 
+import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.db.models import Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
+from django.utils import dateformat, timezone
+from django.utils.dateparse import parse_datetime
 
 from lumapay.models import ActorType, AuditEvent
-from org_profile.models import Membership
+from lumapay.money import format_cents
+from org_profile.models import Membership, Organization
 from org_profile.selectors import scope_to_locations
 
 from ..enums import DeliveryChannel, RefundStatus, TransactionEventKind as Kind
 from ..models import Refund, Transaction, TransactionEvent
 
-# Ledger kinds and audit actions that mean something went wrong: the timeline shows them in red.
+# Ledger kinds that mean the processor failed a payment or a refund: the timeline shows them in
+# red, flagged "Error", and counts them in the "problems with this payment" summary. The
+# dashboard's "has errors" filter uses the same set, so both agree on what an error is.
 ERROR_EVENT_KINDS = frozenset({Kind.CHARGE_FAILED, Kind.REFUND_FAILED})
+# Ledger kinds that need a manager's attention without being a processing error: a cardholder's
+# dispute (named as strings: the dispute kinds come with the Stripe work).
+WARNING_EVENT_KINDS = frozenset({"dispute_opened", "dispute_lost"})
+# Audit actions that are errors in processing the request (the patient never got the link).
+ERROR_ACTIONS = frozenset({"payment_request.delivery_failed"})
+# Audit actions that are worth noticing but are not a fault of the payment: a wrong date of birth.
+WARNING_ACTIONS = frozenset({"pay_link.verification_failed", "pay_link.verification_refused", "pay_link.locked"})
 
-# Audit actions the timeline leaves out: PHI-access records (every visit to the page would add a
-# line), and actions whose fact the ledger already shows ("charge_requested", "refund_requested").
-TIMELINE_HIDDEN_ACTIONS = frozenset({"transaction.viewed", "patient.viewed", "checkout.started", "refund.requested"})
-# Words in an audit action that mean something went wrong for the patient or the clinic.
-_ERROR_ACTION_WORDS = ("failed", "locked", "refused")
+# Audit actions the timeline leaves out, because a ledger event already tells the same fact
+# ("checkout.started" is the "charge requested" event, "refund.requested" the "refund requested"
+# event, "payment_request.paid" the "charge succeeded" event), or because they are about the
+# patient rather than this payment ("patient.viewed").
+TIMELINE_HIDDEN_ACTIONS = frozenset(
+    {"checkout.started", "refund.requested", "payment_request.paid", "patient.viewed"}
+)
 
-# Titles for the audit actions the payment services write; any other action is shown as its
-# name in words ("payment_request.cancelled" → "Payment request cancelled").
+# The other engineer's Excel export records one audit event per export, linked to no transaction.
+# It belongs on a transaction's timeline only when it names the transaction's id in
+# ``changes["transaction_ids"]``; exports that do not are left out.
+EXPORT_ACTION = "transactions.exported"
+
+# Titles for the audit actions the services write; any other action is shown as its name in
+# words ("gateway_event.replayed" → "Gateway event replayed").
 AUDIT_ACTION_TITLES = {
+    "payment_request.sent": "Payment request sent",
+    "payment_request.resent": "Payment request sent again",
+    "payment_request.cancelled": "Payment request cancelled",
+    "payment_request.expired": "Payment request expired",
     "payment_request.delivery_sent": "Payment link delivered",
     "payment_request.delivery_failed": "Payment link not delivered",
-    "payment_request.paid": "Payment request marked paid",
     "pay_link.opened": "Payment link opened",
     "pay_link.verification_passed": "Date of birth confirmed",
     "pay_link.verification_failed": "Date of birth did not match",
     "pay_link.verification_refused": "Date of birth check refused",
     "pay_link.locked": "Payment link locked after too many attempts",
+    "checkout.resumed": "Checkout resumed",
     "receipt.sent": "Receipt e-mailed",
     "receipt.skipped": "No receipt sent",
+    "receipt.downloaded": "Receipt downloaded",
     "refund.retried": "Refund sent to the processor again",
+    "transaction.viewed": "Viewed by staff",
+    EXPORT_ACTION: "Exported to Excel",
 }
 
 LEDGER_TITLES = {
@@ -49,6 +77,10 @@ LEDGER_TITLES = {
     Kind.REFUND_SUCCEEDED: "Refund succeeded",
     Kind.REFUND_FAILED: "Refund failed",
 }
+
+GATEWAY_ACTOR = "Payment processor"
+SYSTEM_ACTOR = "LumaPay"
+PATIENT_ACTOR = "Patient"
 
 # Where the audit helper's callers put a failure's text in ``changes``.
 _AUDIT_MESSAGE_KEYS = ("error", "error_message", "failure_message", "message", "reason")
@@ -63,14 +95,33 @@ _REASON_TEXTS = {
 
 @dataclass(frozen=True)
 class TimelineEntry:
+    """One line of a transaction's audit timeline.
+
+    ``anchor`` is unique on the page (the problems summary links to it); ``reference`` is the
+    processor's id for the charge or refund; ``other_transaction_id`` names another checkout of the
+    same payment request when the entry happened there.
+    """
+
     at: datetime
     title: str
     actor: str
+    anchor: str
     amount_cents: int | None = None
     currency: str = "usd"
     detail: str = ""
     is_error: bool = False
-    source: str = ""  # "ledger" | "audit"
+    is_warning: bool = False
+    source: str = ""  # "ledger" | "funds" | "audit"
+    reference: str = ""
+    other_transaction_id: int | None = None
+
+
+def organization_zone(organization: Organization) -> zoneinfo.ZoneInfo:
+    """The organization's time zone, for every date a clinic or its patients read."""
+    try:
+        return zoneinfo.ZoneInfo(organization.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo(settings.TIME_ZONE)
 
 
 def transactions_for(*, membership: Membership) -> QuerySet[Transaction]:
@@ -86,7 +137,9 @@ def transactions_for(*, membership: Membership) -> QuerySet[Transaction]:
 
 def transaction_get(*, membership: Membership, pk: int) -> Transaction:
     """One transaction the member may see; 404 for another organization's or another location's."""
-    return get_object_or_404(transactions_for(membership=membership).select_related("payment_request"), pk=pk)
+    return get_object_or_404(
+        transactions_for(membership=membership).select_related("payment_request", "organization"), pk=pk
+    )
 
 
 def refund_reserved_cents(*, transaction: Transaction) -> int:
@@ -110,61 +163,145 @@ def transaction_refunds(*, transaction: Transaction) -> list[Refund]:
     return list(Refund.objects.filter(transaction=transaction).select_related("requested_by").order_by("created_at", "id"))
 
 
-def transaction_timeline(*, transaction: Transaction) -> list[TimelineEntry]:
-    """Everything that happened to a transaction and its payment request, oldest first."""
-    vendor = transaction.get_vendor_display()
-    rows: list[tuple[datetime, int, int, TimelineEntry]] = []
+def transaction_net_cents(*, transaction: Transaction) -> int:
+    """What the clinic keeps: charged, less refunds that succeeded, less what disputes hold back or
+    took (when the ledger has disputes), less the processor's fee."""
+    disputed = getattr(transaction, "disputed_cents", 0)
+    return transaction.charged_cents - transaction.refunded_cents - disputed - transaction.fee_cents
 
-    events = TransactionEvent.objects.filter(transaction=transaction).select_related("actor_user")
-    for event in events:
-        is_error = event.kind in ERROR_EVENT_KINDS
-        detail = event.message
-        if event.kind == Kind.REFUND_REQUESTED and event.message:
-            detail = f"Reason: {event.message}"
+
+def transaction_timeline(*, transaction: Transaction) -> list[TimelineEntry]:
+    """Everything that happened to a transaction and its payment request, oldest first.
+
+    Two queries whatever the length: the ledger events of the request's checkouts, and the audit
+    events of the transaction and its request, each with its staff user.
+    """
+    rows: list[tuple[datetime, int, int, int, TimelineEntry]] = []
+    audits = list(_audit_events(transaction))
+    # The patient's address for each checkout they started, from the audit event of the same step.
+    checkout_addresses = {
+        (audit.changes or {}).get("checkout_id"): audit.ip_address
+        for audit in audits
+        if audit.action == "checkout.started" and isinstance(audit.changes, dict)
+    }
+
+    for event in _ledger_events(transaction):
+        other = event.transaction_id if event.transaction_id != transaction.pk else None
+        ip_address = checkout_addresses.get(event.gateway_reference) if event.kind == Kind.CHARGE_REQUESTED else None
         entry = TimelineEntry(
             at=event.created_at,
             title=LEDGER_TITLES.get(event.kind, event.get_kind_display()),
-            actor=_actor_label(event.actor_type, event.actor_user, vendor),
+            actor=_actor_label(event.actor_type, event.actor_user, ip_address),
+            anchor=f"ledger-{event.pk}",
             amount_cents=event.amount_cents or None,
             currency=event.currency,
-            detail=detail,
-            is_error=is_error,
+            detail=_ledger_detail(event, transaction),
+            is_error=event.kind in ERROR_EVENT_KINDS,
+            is_warning=event.kind in WARNING_EVENT_KINDS,
             source="ledger",
+            reference=event.gateway_reference,
+            other_transaction_id=other,
         )
-        rows.append((event.created_at, 0, event.pk, entry))
+        rows.append((event.created_at, 0, event.pk, 0, entry))
+        fee = _fee_entry(event, transaction)
+        if fee is not None:
+            rows.append((event.created_at, 0, event.pk, 1, fee))
 
-    linked = Q(transaction=transaction)
-    if transaction.payment_request_id:
-        linked |= Q(payment_request_id=transaction.payment_request_id)
-    audits = (
-        AuditEvent.objects.filter(linked, organization_id=transaction.organization_id)
-        .exclude(action__in=TIMELINE_HIDDEN_ACTIONS)
-        .select_related("actor_user")
-    )
     for audit in audits:
-        is_error = any(word in audit.action for word in _ERROR_ACTION_WORDS)
+        if audit.action in TIMELINE_HIDDEN_ACTIONS:
+            continue
+        other = audit.transaction_id if audit.transaction_id not in (None, transaction.pk) else None
         entry = TimelineEntry(
             at=audit.created_at,
             title=AUDIT_ACTION_TITLES.get(audit.action, _humanize(audit.action)),
-            actor=_actor_label(audit.actor_type, audit.actor_user, vendor),
-            detail=_audit_detail(audit),
-            is_error=is_error,
+            actor=_actor_label(audit.actor_type, audit.actor_user, audit.ip_address),
+            anchor=f"audit-{audit.pk}",
+            detail=_audit_detail(audit, transaction),
+            is_error=audit.action in ERROR_ACTIONS,
+            is_warning=audit.action in WARNING_ACTIONS,
             source="audit",
+            other_transaction_id=other,
         )
-        rows.append((audit.created_at, 1, audit.pk, entry))
+        rows.append((audit.created_at, 1, audit.pk, 0, entry))
 
-    rows.sort(key=lambda row: row[:3])
-    return [row[3] for row in rows]
+    rows.sort(key=lambda row: row[:4])
+    return [row[4] for row in rows]
 
 
-def _actor_label(actor_type: str, user, vendor: str) -> str:
+def timeline_problems(timeline: list[TimelineEntry]) -> list[TimelineEntry]:
+    """The entries a manager has to look at: errors in processing or refunding, oldest first."""
+    return [entry for entry in timeline if entry.is_error]
+
+
+def _ledger_events(transaction: Transaction) -> QuerySet[TransactionEvent]:
+    # Every checkout of the same payment request: a declined attempt on an earlier, expired
+    # checkout is part of this payment's story.
+    if transaction.payment_request_id:
+        scope = Q(transaction__payment_request_id=transaction.payment_request_id)
+    else:
+        scope = Q(transaction_id=transaction.pk)
+    return (
+        TransactionEvent.objects.filter(scope, organization_id=transaction.organization_id)
+        .select_related("actor_user")
+        .order_by("created_at", "id")
+    )
+
+
+def _audit_events(transaction: Transaction) -> QuerySet[AuditEvent]:
+    linked = Q(transaction_id=transaction.pk)
+    if transaction.payment_request_id:
+        linked |= Q(payment_request_id=transaction.payment_request_id)
+    linked |= Q(action=EXPORT_ACTION, changes__transaction_ids__contains=[transaction.pk])
+    return (
+        AuditEvent.objects.filter(linked, organization_id=transaction.organization_id)
+        .select_related("actor_user")
+        .order_by("created_at", "id")
+    )
+
+
+def _fee_entry(event: TransactionEvent, transaction: Transaction) -> TimelineEntry | None:
+    """The processor's fee, beside the charge it was taken from."""
+    if event.kind != Kind.CHARGE_SUCCEEDED or event.transaction_id != transaction.pk or not transaction.fee_cents:
+        return None
+    fee = format_cents(transaction.fee_cents, transaction.currency)
+    net = format_cents(event.amount_cents - transaction.fee_cents, transaction.currency)
+    return TimelineEntry(
+        at=event.created_at,
+        title=f"Processing fee −{fee}, net {net}",
+        actor=GATEWAY_ACTOR,
+        anchor=f"fee-{event.pk}",
+        source="funds",
+    )
+
+
+def _ledger_detail(event: TransactionEvent, transaction: Transaction) -> str:
+    if event.kind == Kind.REFUND_REQUESTED:
+        return f"Reason: {event.message}" if event.message else ""
+    if event.kind in ERROR_EVENT_KINDS:
+        return event.message or "The payment processor gave no reason."
+    if (
+        event.kind == Kind.CHARGE_SUCCEEDED
+        and event.transaction_id == transaction.pk
+        and transaction.card_last4
+    ):
+        card = f"{transaction.card_brand.title()} ···· {transaction.card_last4}"
+        if transaction.authorization_code:
+            return f"{card}, authorization code {transaction.authorization_code}"
+        return card
+    return event.message
+
+
+def _actor_label(actor_type: str, user, ip_address: str | None = None) -> str:
     if actor_type == ActorType.STAFF:
-        return str(user) if user is not None else "Clinic staff"
+        if user is None:
+            return "Clinic staff"
+        name = user.get_full_name()
+        return f"{name} ({user.email})" if name else user.email
     if actor_type == ActorType.PATIENT:
-        return "Patient"
+        return f"{PATIENT_ACTOR} ({ip_address})" if ip_address else PATIENT_ACTOR
     if actor_type == ActorType.GATEWAY:
-        return vendor
-    return "LumaPay"
+        return GATEWAY_ACTOR
+    return SYSTEM_ACTOR
 
 
 def _humanize(action: str) -> str:
@@ -172,12 +309,31 @@ def _humanize(action: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _audit_detail(audit: AuditEvent) -> str:
-    changes = audit.changes if isinstance(audit.changes, dict) else {}
-    for key in _AUDIT_MESSAGE_KEYS:
-        value = changes.get(key)
-        if isinstance(value, str) and value:
-            return _REASON_TEXTS.get(value, value)
+def _channels_text(changes: dict) -> str:
     channels = changes.get("channels") or [changes.get("channel")]
     labels = [str(_CHANNEL_LABELS.get(channel, channel)) for channel in channels if channel]
     return f"By {' and '.join(labels)}" if labels else ""
+
+
+def _audit_detail(audit: AuditEvent, transaction: Transaction) -> str:
+    changes = audit.changes if isinstance(audit.changes, dict) else {}
+    if audit.action == "pay_link.verification_failed":
+        count = changes.get("failed_verification_count")
+        if isinstance(count, list) and len(count) == 2:
+            return f"Wrong date of birth, attempt {count[1]} on this link."
+    if audit.action == "pay_link.locked":
+        until = changes.get("verification_locked_until")
+        locked_until = parse_datetime(until[1]) if isinstance(until, list) and until[1:] and until[1] else None
+        if locked_until is not None:
+            local = timezone.localtime(locked_until, organization_zone(transaction.organization))
+            return f"Locked until {dateformat.format(local, 'M j, Y g:i A T')}."
+    if audit.action == EXPORT_ACTION:
+        rows = changes.get("row_count", changes.get("rows"))
+        return f"{rows} rows" if isinstance(rows, int) else ""
+    channels = _channels_text(changes)
+    for key in _AUDIT_MESSAGE_KEYS:
+        value = changes.get(key)
+        if isinstance(value, str) and value:
+            message = _REASON_TEXTS.get(value, value)
+            return f"{channels}: {message}" if channels and audit.action in ERROR_ACTIONS else message
+    return channels

@@ -9,6 +9,7 @@ that commit, with the refund's stored idempotency key, so a retry can never refu
 from __future__ import annotations
 
 import logging
+import uuid
 
 from django.db import transaction as db_transaction
 
@@ -16,7 +17,7 @@ from lumapay.audit import audit_event_record
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
 from lumapay.money import format_cents
-from org_profile.access import MANAGERS
+from org_profile.enums import Role
 from org_profile.models import Membership
 
 from ..enums import RefundStatus, TransactionEventKind as Kind
@@ -35,13 +36,25 @@ class RefundFailed(ApplicationError):
     """The gateway refused or failed the refund; it is recorded as failed and holds no money back."""
 
 
-def refund_create(*, organization, actor, transaction: Transaction, amount_cents: int, reason: str) -> Refund:
+def refund_create(
+    *,
+    organization,
+    actor,
+    transaction: Transaction,
+    amount_cents: int,
+    reason: str,
+    idempotency_key: uuid.UUID | None = None,
+) -> Refund:
     """Refund ``amount_cents`` of a paid transaction to the patient's card.
 
+    Only a member whose role the organization lets refund (``Organization.refund_roles``) may.
     Returns the refund: succeeded, or still "requested" when the gateway could not be reached (its
     amount stays reserved until ``refund_retry`` or the gateway's event settles it). Raises
     ``ApplicationError`` when the refund is not allowed (nothing is written) and ``RefundFailed``
     when the gateway says no (the failure is recorded).
+
+    ``idempotency_key`` (the confirmation page's) makes a second submit of the same confirmation
+    return the refund the first one made, instead of refunding again.
     """
     reason = (reason or "").strip()
     if not reason:
@@ -56,6 +69,13 @@ def refund_create(*, organization, actor, transaction: Transaction, amount_cents
 
     with db_transaction.atomic():
         locked = transaction_lock(transaction_id=transaction.pk)
+        if idempotency_key is not None:
+            # Under the transaction's lock, so the first submit has committed or not started.
+            existing = Refund.objects.filter(idempotency_key=idempotency_key).first()
+            if existing is not None:
+                if existing.transaction_id != locked.pk or existing.amount_cents != amount_cents:
+                    raise ApplicationError("This refund form was already used. Start the refund again.")
+                return existing
         if locked.charged_cents == 0:
             raise ApplicationError(
                 f"This payment is {locked.get_status_display().lower()}: nothing was charged, so there is nothing to refund."
@@ -80,6 +100,7 @@ def refund_create(*, organization, actor, transaction: Transaction, amount_cents
             currency=locked.currency,
             reason=reason,
             requested_by=actor,
+            **({"idempotency_key": idempotency_key} if idempotency_key is not None else {}),
         )
         transaction_event_append(
             transaction=locked,
@@ -168,9 +189,24 @@ def _refused_fact(refund: Refund, message: str) -> RefundFact:
     )
 
 
+# Role names as a sentence says them, in the order roles are listed everywhere.
+_ROLE_PLURALS = {Role.ADMINISTRATOR: "administrators", Role.MANAGER: "managers", Role.STAFF: "sub-account users"}
+
+
+def refund_roles_text(organization) -> str:
+    """Who may refund in this organization, in words: "administrators and managers"."""
+    names = [plural for role, plural in _ROLE_PLURALS.items() if organization.role_may_refund(role)]
+    if len(names) <= 1:
+        return "".join(names) or "nobody"
+    return f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def _require_refund_role(*, organization, actor) -> None:
-    allowed = Membership.objects.filter(
-        user=actor, organization=organization, is_active=True, role__in=MANAGERS
-    ).exists()
-    if not allowed:
-        raise ApplicationError("Only managers and administrators can refund.")
+    """The actor is an active member whose role the organization's setting lets refund."""
+    role = (
+        Membership.objects.filter(user=actor, organization=organization, is_active=True)
+        .values_list("role", flat=True)
+        .first()
+    )
+    if role is None or not organization.role_may_refund(role):
+        raise ApplicationError(f"In this organization, only {refund_roles_text(organization)} can refund payments.")

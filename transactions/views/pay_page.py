@@ -331,3 +331,33 @@ def cancelled(request, payment_request, token):
 def _masked_email(email: str) -> str:
     local, _at, domain = email.partition("@")
     return f"{local[:1]}•••@{domain}" if domain else "•••"
+
+
+@require_http_methods(["GET", "HEAD"])
+@_pay_page
+def receipt(request, payment_request, token):
+    """The receipt PDF of a paid request, in the page's language, for a patient who confirmed their
+    date of birth in this session (anyone else goes to the date-of-birth question first)."""
+    from django.http import Http404
+
+    from ..services.receipt_documents import ReceiptUnavailable, receipt_download, receipt_filename
+    from .transaction_detail import pdf_response
+
+    if not _is_verified(request, payment_request):
+        return redirect("pay:verify", token=token)
+    if payment_request_state(payment_request) != State.PAID:
+        raise Http404
+    transaction = payment_request.transactions.filter(charged_cents__gt=0).select_related("organization").first()
+    if transaction is None:
+        raise Http404
+    try:
+        pdf = receipt_download(
+            organization=payment_request.organization,
+            actor=None,
+            transaction=transaction,
+            ip_address=_ip(request),
+            language=translation.get_language(),
+        )
+    except ReceiptUnavailable:
+        raise Http404
+    return pdf_response(pdf, filename=receipt_filename(transaction=transaction))

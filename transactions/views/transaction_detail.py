@@ -1,26 +1,31 @@
-"""One transaction: its details, its timeline, and refunds."""
+"""One transaction: its details, its audit timeline, its receipt, and refunds."""
 
 from django.contrib import messages
-from django.http import Http404
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from lumapay.audit import audit_event_record, client_ip
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
 from lumapay.money import format_cents
-from org_profile.access import MANAGERS, membership_required
+from org_profile.access import membership_required
 
 from ..enums import RefundStatus
 from ..forms.refunds import RefundForm
 from ..selectors.ledger import (
+    organization_zone,
     refund_reserved_cents,
+    timeline_problems,
     transaction_get,
+    transaction_net_cents,
     transaction_refundable_cents,
     transaction_refunds,
     transaction_timeline,
 )
-from ..services.refunds import refund_create, refund_retry
+from ..services.receipt_documents import ReceiptUnavailable, receipt_download
+from ..services.refunds import refund_create, refund_retry, refund_roles_text
 
 
 @membership_required()
@@ -38,34 +43,83 @@ def transaction_detail(request, pk):
     return _detail(request, transaction)
 
 
+@require_GET
+@membership_required()
+def transaction_receipt(request, pk):
+    """The receipt PDF, shown in the browser (to print) or saved (the page's link says download)."""
+    transaction = transaction_get(membership=request.membership, pk=pk)
+    try:
+        pdf = receipt_download(
+            organization=request.organization,
+            actor=request.user,
+            transaction=transaction,
+            ip_address=client_ip(request),
+        )
+    except ReceiptUnavailable:
+        raise Http404("This payment has no receipt.")
+    return pdf_response(pdf, filename=f"receipt-{transaction.pk}.pdf")
+
+
+def pdf_response(pdf: bytes, *, filename: str) -> HttpResponse:
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{filename}"'
+    # A patient's document: never kept by a shared cache or the browser's back-forward cache.
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
 @require_POST
-@membership_required(roles=MANAGERS)
+@membership_required()
 def transaction_refund(request, pk):
-    """Refund part or all of a transaction; with ``retry_refund`` in the form, send a refund that is
-    still waiting for the processor again."""
+    """Refund part or all of a transaction, in two steps: the form posts here and gets the
+    confirmation page; the confirmation (``confirmed``) posts here again and refunds. With
+    ``retry_refund``, send a refund still waiting for the processor again."""
+    # The role check comes before the lookup, so the answer says nothing about the id.
+    if not request.organization.role_may_refund(request.membership.role):
+        raise PermissionDenied(f"In this organization, only {refund_roles_text(request.organization)} can refund payments.")
     transaction = transaction_get(membership=request.membership, pk=pk)
     if "retry_refund" in request.POST:
         return _retry(request, transaction)
 
-    form = RefundForm(
-        request.POST,
-        refundable_cents=transaction_refundable_cents(transaction=transaction),
-        currency=transaction.currency,
-    )
+    refundable = transaction_refundable_cents(transaction=transaction)
+    form = RefundForm(request.POST, refundable_cents=refundable, currency=transaction.currency)
+    if "back" in request.POST:
+        form = RefundForm(
+            initial={key: request.POST.get(key, "") for key in ("scope", "amount", "reason")},
+            refundable_cents=refundable,
+            currency=transaction.currency,
+        )
+        return _detail(request, transaction, form=form)
     if not form.is_valid():
         return _detail(request, transaction, form=form, status=400)
+    amount_cents = form.cleaned_data["amount_cents"]
+    if not form.cleaned_data["confirmed"]:
+        return render(
+            request,
+            "transactions/dashboard/refund_confirm.html",
+            {
+                "transaction": transaction,
+                "amount_cents": amount_cents,
+                "reason": form.cleaned_data["reason"],
+                "refundable_cents": refundable,
+                "remainder_cents": refundable - amount_cents,
+                "fields": form.confirmation_fields(),
+                "nav": "dashboard",
+            },
+        )
     try:
         refund = refund_create(
             organization=request.organization,
             actor=request.user,
             transaction=transaction,
-            amount_cents=form.cleaned_data["amount_cents"],
+            amount_cents=amount_cents,
             reason=form.cleaned_data["reason"],
+            idempotency_key=form.cleaned_data["idempotency_key"],
         )
     except ApplicationError as error:
         messages.error(request, error.message)
         transaction.refresh_from_db()
-        return _detail(request, transaction, form=form, status=400)
+        return _detail(request, transaction, status=400)
     _tell_outcome(request, refund)
     return redirect("transactions:transaction_detail", pk=transaction.pk)
 
@@ -88,6 +142,8 @@ def _tell_outcome(request, refund) -> None:
     amount = format_cents(refund.amount_cents, refund.currency)
     if refund.status == RefundStatus.SUCCEEDED:
         messages.success(request, f"Refunded {amount} to the patient's card.")
+    elif refund.status == RefundStatus.FAILED:
+        messages.error(request, f"The refund of {amount} failed: {refund.failure_message}")
     else:
         messages.warning(
             request,
@@ -98,17 +154,24 @@ def _tell_outcome(request, refund) -> None:
 
 def _detail(request, transaction, *, form=None, status=200):
     refundable = transaction_refundable_cents(transaction=transaction)
-    can_refund = request.membership.role in MANAGERS and refundable > 0
+    may_refund = request.organization.role_may_refund(request.membership.role)
+    can_refund = may_refund and refundable > 0
     if can_refund and form is None:
         form = RefundForm(refundable_cents=refundable, currency=transaction.currency)
+    timeline = transaction_timeline(transaction=transaction)
     context = {
         "transaction": transaction,
         "refunds": transaction_refunds(transaction=transaction),
-        "timeline": transaction_timeline(transaction=transaction),
+        "timeline": timeline,
+        "problems": timeline_problems(timeline),
+        "organization_zone": organization_zone(request.organization),
         "reserved_cents": refund_reserved_cents(transaction=transaction),
         "refundable_cents": refundable,
+        "net_cents": transaction_net_cents(transaction=transaction),
+        "may_refund": may_refund,
         "can_refund": can_refund,
         "form": form if can_refund else None,
+        "has_receipt": transaction.charged_cents > 0,
         "nav": "dashboard",
     }
     return render(request, "transactions/dashboard/detail.html", context, status=status)

@@ -1,0 +1,138 @@
+"""Writes to an organization's own settings: its legal and public-facing information, and which
+roles may refund. Administrators only; every change is audited with its old and new values."""
+
+from __future__ import annotations
+
+import re
+
+from django.core.exceptions import ValidationError
+from django.db import transaction as db_transaction
+
+from lumapay.audit import audit_event_record
+from lumapay.errors import ApplicationError
+from lumapay.models import ActorType
+
+from .enums import Role
+from .models import Membership, Organization
+
+UPDATED = "organization.updated"
+
+LEGAL_FIELDS = ("legal_name", "tax_id_last4", "address_line1", "address_line2", "city", "state", "postal_code")
+PUBLIC_FIELDS = ("public_name", "support_phone", "support_email", "website", "statement_descriptor")
+EDITABLE_FIELDS = LEGAL_FIELDS + PUBLIC_FIELDS + ("refund_roles",)
+
+STATEMENT_DESCRIPTOR_MAX_LENGTH = 22
+# Card networks print it on the patient's statement; processors (Stripe among them) accept 5 to 22
+# Latin letters, digits and spaces with at least one letter. It never carries patient data.
+_DESCRIPTOR_CHARACTERS = re.compile(r"[A-Za-z0-9 ]*")
+_PHONE_CHARACTERS = re.compile(r"\+?[0-9 ().\-]*")
+
+
+class OrganizationSettingsInvalid(ApplicationError):
+    """Some values are not acceptable; ``errors`` maps each field to its messages. Nothing was saved."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("Some settings need fixing: nothing was saved.", extra={"errors": errors})
+        self.errors = errors
+
+
+def statement_descriptor_problem(value: str) -> str | None:
+    """What is wrong with a statement descriptor, or None (an empty one is allowed)."""
+    if not value:
+        return None
+    if len(value) > STATEMENT_DESCRIPTOR_MAX_LENGTH:
+        return f"Use at most {STATEMENT_DESCRIPTOR_MAX_LENGTH} characters (this has {len(value)})."
+    if not _DESCRIPTOR_CHARACTERS.fullmatch(value):
+        return "Use only letters (A–Z), digits and spaces."
+    if len(value) < 5:
+        return "Use at least 5 characters."
+    if not any(character.isalpha() for character in value):
+        return "Include at least one letter."
+    return None
+
+
+def refund_roles_normalize(roles) -> list[str]:
+    """Administrators always, then the chosen roles, in the roles' own order."""
+    chosen = set(roles or []) | {Role.ADMINISTRATOR}
+    unknown = chosen - set(Role.values)
+    if unknown:
+        raise OrganizationSettingsInvalid({"refund_roles": [f"Unknown role: {', '.join(sorted(unknown))}."]})
+    return [role for role in Role.values if role in chosen]
+
+
+def organization_update(*, organization: Organization, actor, data: dict) -> Organization:
+    """Change the organization's legal and public-facing information and its refund roles.
+
+    ``data`` holds any of ``EDITABLE_FIELDS``; keys left out keep their value. Only an active
+    administrator of the organization may. Raises ``OrganizationSettingsInvalid`` (per-field
+    messages) or ``ApplicationError``, and then writes nothing. Writes one "organization.updated"
+    audit event with ``{field: [old, new]}`` for each field that changed, in the same database
+    transaction, and none when nothing changed. Updates ``organization`` in place.
+    """
+    is_administrator = Membership.objects.filter(
+        user=actor, organization=organization, role=Role.ADMINISTRATOR, is_active=True
+    ).exists()
+    if not is_administrator:
+        raise ApplicationError("Only administrators can change the organization's settings.")
+    unknown = set(data) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ApplicationError(f"These settings cannot be changed here: {', '.join(sorted(unknown))}.")
+    values = _clean(organization, data)
+
+    with db_transaction.atomic():
+        # Locked so two administrators saving at once each record the values they replaced.
+        locked = Organization.objects.select_for_update().get(pk=organization.pk)
+        changes = {
+            field: [getattr(locked, field), value] for field, value in values.items() if getattr(locked, field) != value
+        }
+        if changes:
+            for field, (_old, new) in changes.items():
+                setattr(locked, field, new)
+            locked.save(update_fields=list(changes))
+            audit_event_record(
+                organization=locked,
+                action=UPDATED,
+                actor_type=ActorType.STAFF,
+                actor_user=actor,
+                changes=changes,
+            )
+    for field in EDITABLE_FIELDS:
+        setattr(organization, field, getattr(locked, field))
+    return organization
+
+
+def _clean(organization: Organization, data: dict) -> dict:
+    """Normalized values, or ``OrganizationSettingsInvalid`` with every problem at once."""
+    errors: dict[str, list[str]] = {}
+    values: dict = {}
+    for field, raw in data.items():
+        if field == "refund_roles":
+            try:
+                values[field] = refund_roles_normalize(raw)
+            except OrganizationSettingsInvalid as error:
+                errors.update(error.errors)
+            continue
+        value = " ".join(str(raw or "").split()) if field != "website" else str(raw or "").strip()
+        problem = _field_problem(field, value)
+        if problem:
+            errors[field] = [problem]
+            continue
+        try:
+            # Then the model field's own checks: length, e-mail address, URL.
+            values[field] = Organization._meta.get_field(field).clean(value, organization)
+        except ValidationError as error:
+            errors[field] = list(error.messages)
+    if errors:
+        raise OrganizationSettingsInvalid(errors)
+    return values
+
+
+def _field_problem(field: str, value: str) -> str | None:
+    if field == "statement_descriptor":
+        return statement_descriptor_problem(value)
+    if field == "tax_id_last4" and value and not (len(value) == 4 and value.isdigit()):
+        return "Enter exactly the last 4 digits of the tax ID."
+    if field == "support_phone" and value:
+        if not _PHONE_CHARACTERS.fullmatch(value) or sum(c.isdigit() for c in value) < 7:
+            return "Enter a phone number, such as +1 217 555 0100."
+    return None
