@@ -16,7 +16,9 @@ from lumapay.errors import ApplicationError
 from org_profile.access import membership_required
 from org_profile.selectors import scope_to_locations
 from transactions.enums import PaymentRequestStatus
+from transactions.forms.saved_cards import SavedCardChargeForm, SavedCardHoldForm
 from transactions.selectors.payment_requests import payment_requests_of_patient
+from transactions.selectors.saved_cards import card_on_file_offered, saved_cards_active
 
 from . import services
 from .forms import PatientForm, PatientSearchForm
@@ -101,10 +103,15 @@ def patient_profile(request, pk):
         organization=request.organization, actor=request.user, patient=patient, ip_address=client_ip(request)
     )
     membership = request.membership
+    cards_offered = card_on_file_offered(request.organization)
     return render(
         request,
         "ehr_sync/patient_profile.html",
         {
+            "card_on_file_offered": cards_offered,
+            "saved_cards": saved_cards_active(organization=request.organization, patient=patient) if cards_offered else [],
+            "card_charge_form": SavedCardChargeForm(membership=membership) if cards_offered else None,
+            "card_hold_form": SavedCardHoldForm(membership=membership, patient=patient) if cards_offered else None,
             "nav": "hub",
             "patient": patient,
             "appointments": patient_appointments(patient=patient),

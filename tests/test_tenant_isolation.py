@@ -9,7 +9,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from org_profile.enums import Role
 from transactions.enums import ExportStatus, PaymentRequestKind
-from transactions.models import PaymentRequest, Transaction, TransactionExport
+from transactions.models import PaymentRequest, SavedCard, Transaction, TransactionExport
 
 from .factories import AppointmentFactory, LocationFactory, MembershipFactory, OrganizationFactory, PatientFactory
 
@@ -26,6 +26,11 @@ OBJECT_FOR_URL = {
     "transactions:transaction_detail": "transaction",
     "transactions:transaction_refund": "transaction",
     "transactions:transaction_receipt": "transaction",
+    "transactions:transaction_capture": "transaction",
+    "transactions:transaction_release": "transaction",
+    "transactions:saved_card_charge": "saved_card",
+    "transactions:saved_card_hold": "saved_card",
+    "transactions:saved_card_remove": "saved_card",
     "transactions:export_detail": "export",
     "transactions:export_download": "export",
 }
@@ -77,7 +82,25 @@ def organization_a_objects(db):
         total_rows=1,
         expires_at="2099-01-01T00:00:00Z",
     )
-    return {"patient": patient, "payment_request": payment_request, "transaction": transaction, "export": export}
+    saved_card = SavedCard.objects.create(
+        organization=organization,
+        patient=patient,
+        vendor="stripe",
+        status="active",
+        gateway_customer_id="cus_organization_a",
+        gateway_payment_method_id="pm_organization_a",
+        card_brand="visa",
+        card_last4="4242",
+        consent_text="I agree.",
+        consented_at="2026-01-01T00:00:00Z",
+    )
+    return {
+        "patient": patient,
+        "payment_request": payment_request,
+        "transaction": transaction,
+        "export": export,
+        "saved_card": saved_card,
+    }
 
 
 def test_every_staff_url_with_an_id_is_covered_here():

@@ -13,4 +13,7 @@ urlpatterns = [
     path("<str:token>/done/", pay_page.done, name="done"),
     path("<str:token>/receipt.pdf", pay_page.receipt, name="receipt"),
     path("<str:token>/cancelled/", pay_page.cancelled, name="cancelled"),
+    path("<str:token>/save-card/", pay_page.card_save, name="card_save"),
+    path("<str:token>/card-saved/", pay_page.card_saved, name="card_saved"),
+    path("<str:token>/remove-card/", pay_page.card_remove, name="card_remove"),
 ]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import dashboard, exports, payment_requests, stripe_connect, transaction_detail
+from .views import dashboard, exports, payment_requests, saved_cards, stripe_connect, transaction_detail
 
 app_name = "transactions"
 
@@ -12,6 +12,11 @@ urlpatterns = [
     path("transactions/exports/<int:pk>/download/", exports.transaction_export_download, name="export_download"),
     path("transactions/<int:pk>/", transaction_detail.transaction_detail, name="transaction_detail"),
     path("transactions/<int:pk>/refund/", transaction_detail.transaction_refund, name="transaction_refund"),
+    path("transactions/<int:pk>/capture/", saved_cards.transaction_capture, name="transaction_capture"),
+    path("transactions/<int:pk>/release/", saved_cards.transaction_release, name="transaction_release"),
+    path("cards/<int:pk>/charge/", saved_cards.saved_card_charge_view, name="saved_card_charge"),
+    path("cards/<int:pk>/hold/", saved_cards.saved_card_hold, name="saved_card_hold"),
+    path("cards/<int:pk>/remove/", saved_cards.saved_card_remove_view, name="saved_card_remove"),
     path("transactions/<int:pk>/receipt.pdf", transaction_detail.transaction_receipt, name="transaction_receipt"),
     path(
         "patients/<int:patient_pk>/request-payment/",

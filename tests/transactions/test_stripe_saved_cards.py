@@ -305,3 +305,14 @@ def test_a_hold_whose_release_and_hold_events_arrive_out_of_order_ends_released(
     held.refresh_from_db()
     assert held.status == TransactionStatus.RELEASED
     assert _ledger(held) == [(Kind.CHARGE_REQUESTED, 3000), (Kind.CHARGE_AUTHORIZED, 3000), (Kind.AUTHORIZATION_RELEASED, 3000)]
+
+
+def test_the_consent_is_worded_in_the_language_the_patient_reads(organization):
+    from django.utils import translation
+
+    with translation.override("es"):
+        spanish = card_on_file_consent_text(organization)
+    english = card_on_file_consent_text(organization)
+
+    assert spanish.startswith(f"Autorizo a {organization.display_name} a guardar esta tarjeta")
+    assert english.startswith(f"I authorize {organization.display_name} to keep this card on file")

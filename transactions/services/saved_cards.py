@@ -17,6 +17,7 @@ import logging
 from django.conf import settings
 from django.db import transaction as db_transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from lumapay.audit import audit_event_record
 from lumapay.errors import ApplicationError
@@ -37,15 +38,14 @@ from .ledger_facts import charge_fact_record
 logger = logging.getLogger(__name__)
 
 # Shown to the patient next to the box they tick; recorded word for word with the card.
-CARD_ON_FILE_CONSENT = (
-    "I authorize {clinic} to keep this card on file with its payment processor and to charge it for my "
-    "copays and balances, including holding a copay before a visit and charging it at check-in. I can "
-    "remove the card at any time from a payment link or by asking the clinic."
-)
-
-
 def card_on_file_consent_text(organization) -> str:
-    return CARD_ON_FILE_CONSENT.format(clinic=organization.display_name)
+    """The consent, in the active language: the pay page shows it in the patient's language, and
+    the text shown is the text recorded."""
+    return gettext(
+        "I authorize %(clinic)s to keep this card on file with its payment processor and to charge it for my "
+        "copays and balances, including holding a copay before a visit and charging it at check-in. I can "
+        "remove the card at any time from a payment link or by asking the clinic."
+    ) % {"clinic": organization.display_name}
 
 
 def _stripe_for(organization) -> StripeGateway:

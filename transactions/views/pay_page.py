@@ -15,19 +15,23 @@ import uuid
 from functools import wraps
 
 from django.conf import settings
+from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext as _, gettext_noop
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from lumapay.audit import client_ip
+from lumapay.errors import ApplicationError
 from org_profile.models import Organization
 
 from ..enums import PaymentRequestStatus as State
 from ..forms.pay_page import DateOfBirthForm
 from ..gateways.base import GatewayError
 from ..links import payment_request_from_token
+from ..selectors.saved_cards import card_on_file_offered, saved_card_of_patient, saved_card_of_setup, saved_cards_active
 from ..services.payments import (
     DateOfBirthMismatch,
     PaymentLinkLocked,
@@ -41,6 +45,12 @@ from ..services.payments import (
     payment_request_state,
 )
 from ..services.receipts import receipt_context
+from ..services.saved_cards import (
+    card_on_file_consent_text,
+    saved_card_remove,
+    saved_card_setup_begin,
+    saved_card_setup_complete,
+)
 
 SESSION_KEY = "pay_links"
 VERIFICATION_LIFETIME_SECONDS = 30 * 60
@@ -258,7 +268,9 @@ def details(request, payment_request, token):
         return redirect("pay:verify", token=token)
     last_attempt = payment_request.transactions.order_by("-created_at", "-id").first()
     last_failure = last_attempt.last_error if last_attempt and last_attempt.charged_cents == 0 else ""
-    return _render(request, payment_request, token, "details.html", {"last_failure": last_failure})
+    return _render(
+        request, payment_request, token, "details.html", {"last_failure": last_failure, **_cards_context(payment_request)}
+    )
 
 
 @require_POST
@@ -302,10 +314,7 @@ def done(request, payment_request, token):
         except GatewayError:
             pass  # shown as "still confirming"; the gateway's event will settle it
     if transaction.charged_cents > 0:
-        context = receipt_context(transaction=transaction)
-        email = transaction.patient.email
-        context["receipt_email"] = _masked_email(email) if email else ""
-        return _render(request, payment_request, token, "done.html", {"outcome": "succeeded", **context})
+        return _paid_page(request, payment_request, token, transaction)
     outcome = "failed" if transaction.last_error or transaction.status == "failed" else "pending"
     return _render(
         request,
@@ -314,6 +323,108 @@ def done(request, payment_request, token):
         "done.html",
         {"outcome": outcome, "transaction": transaction, "failure_message": transaction.last_error},
     )
+
+
+def _cards_context(payment_request, **extra) -> dict:
+    """The patient's cards on file, and the offer to save one, for clinics that keep cards."""
+    if not card_on_file_offered(payment_request.organization):
+        return {"card_on_file_offered": False}
+    return {
+        "card_on_file_offered": True,
+        "saved_cards": saved_cards_active(organization=payment_request.organization, patient=payment_request.patient),
+        "consent_text": card_on_file_consent_text(payment_request.organization),
+        **extra,
+    }
+
+
+def _paid_page(request, payment_request, token, transaction, *, card_error: str = "", status: int = 200):
+    context = receipt_context(transaction=transaction)
+    email = transaction.patient.email
+    context["receipt_email"] = _masked_email(email) if email else ""
+    return _render(
+        request,
+        payment_request,
+        token,
+        "done.html",
+        {"outcome": "succeeded", **context, **_cards_context(payment_request, card_error=card_error)},
+        status=status,
+    )
+
+
+# -- cards on file (clinics on Stripe) -------------------------------------------------------------
+
+
+@require_POST
+@_pay_page
+def card_save(request, payment_request, token):
+    """The patient ticked the box to keep their card on file: record the consent and send them to
+    the payment processor's page to enter the card. Offered after a successful payment."""
+    if not card_on_file_offered(payment_request.organization):
+        raise Http404("This clinic does not keep cards on file.")
+    if not _is_verified(request, payment_request):
+        return redirect("pay:verify", token=token)
+    if payment_request_state(payment_request) != State.PAID:
+        return redirect("pay:verify", token=token)
+    try:
+        start = saved_card_setup_begin(
+            payment_request=payment_request,
+            consent_given=request.POST.get("consent") == "yes",
+            consent_text=request.POST.get("consent_text", ""),
+            ip_address=_ip(request),
+            success_url=request.build_absolute_uri(reverse("pay:card_saved", kwargs={"token": token})),
+            cancel_url=request.build_absolute_uri(reverse("pay:done", kwargs={"token": token})),
+        )
+    except GatewayError:
+        error, status = _("We could not reach the payment service. Your card was not saved. Please try again in a minute."), 502
+    except ApplicationError:
+        error, status = _("Tick the box to agree before your card is kept on file."), 400
+    else:
+        _link_state_update(request, payment_request, card_setup=start.checkout_id)
+        return redirect(start.redirect_url)
+    transaction = payment_request.transactions.filter(charged_cents__gt=0).first()
+    return _paid_page(request, payment_request, token, transaction, card_error=error, status=status)
+
+
+@require_http_methods(["GET", "HEAD"])
+@_pay_page
+def card_saved(request, payment_request, token):
+    """Back from the payment processor's page: keep the card once the processor has it."""
+    if not _is_verified(request, payment_request):
+        return redirect("pay:verify", token=token)
+    saved_card = saved_card_of_setup(
+        payment_request=payment_request, setup_id=_link_state(request, payment_request).get("card_setup", "")
+    )
+    if saved_card is None:
+        return redirect("pay:done" if payment_request_state(payment_request) == State.PAID else "pay:verify", token=token)
+    try:
+        saved_card = saved_card_setup_complete(saved_card=saved_card)
+    except GatewayError:
+        pass  # shown as "still confirming"; the next visit asks again
+    return _render(request, payment_request, token, "card_saved.html", {"saved_card": saved_card})
+
+
+@require_POST
+@_pay_page
+def card_remove(request, payment_request, token):
+    """The patient removes one of their cards on file through their link."""
+    if not _is_verified(request, payment_request):
+        return redirect("pay:verify", token=token)
+    card_id = request.POST.get("card", "")
+    if not card_id.isdigit():
+        raise Http404
+    saved_card = saved_card_of_patient(payment_request=payment_request, pk=int(card_id))
+    try:
+        saved_card = saved_card_remove(saved_card=saved_card, actor=None, ip_address=_ip(request))
+    except GatewayError:
+        return _render(
+            request,
+            payment_request,
+            token,
+            "card_removed.html",
+            {"saved_card": saved_card, "remove_error": _("We could not reach the payment service. Your card was not removed. Please try again in a minute.")},
+            status=502,
+        )
+    return _render(request, payment_request, token, "card_removed.html", {"saved_card": saved_card})
 
 
 @require_http_methods(["GET", "HEAD"])
@@ -338,8 +449,6 @@ def _masked_email(email: str) -> str:
 def receipt(request, payment_request, token):
     """The receipt PDF of a paid request, in the page's language, for a patient who confirmed their
     date of birth in this session (anyone else goes to the date-of-birth question first)."""
-    from django.http import Http404
-
     from ..services.receipt_documents import ReceiptUnavailable, receipt_download, receipt_filename
     from .transaction_detail import pdf_response
 

@@ -12,8 +12,9 @@ from lumapay.models import ActorType
 from lumapay.money import format_cents
 from org_profile.access import membership_required
 
-from ..enums import RefundStatus
+from ..enums import RefundStatus, TransactionStatus
 from ..forms.refunds import RefundForm
+from ..forms.saved_cards import AuthorizationReleaseForm
 from ..selectors.ledger import (
     organization_zone,
     refund_reserved_cents,
@@ -24,6 +25,7 @@ from ..selectors.ledger import (
     transaction_refunds,
     transaction_timeline,
 )
+from ..selectors.saved_cards import card_on_file_offered
 from ..services.receipt_documents import ReceiptUnavailable, receipt_download
 from ..services.refunds import refund_create, refund_retry, refund_roles_text
 
@@ -172,6 +174,9 @@ def _detail(request, transaction, *, form=None, status=200):
         "can_refund": can_refund,
         "form": form if can_refund else None,
         "has_receipt": transaction.charged_cents > 0,
+        # A copay held on a card on file: captured at check-in, or released.
+        "is_held": card_on_file_offered(request.organization) and transaction.status == TransactionStatus.AUTHORIZED,
+        "release_form": AuthorizationReleaseForm(),
         "nav": "dashboard",
     }
     return render(request, "transactions/dashboard/detail.html", context, status=status)

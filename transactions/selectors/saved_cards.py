@@ -1,0 +1,73 @@
+"""Reads of cards on file for the pages: which organizations offer them, a patient's cards, and
+one card looked up within the right scope (another organization's or patient's card is a 404)."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+
+from ehr_sync.enums import AppointmentStatus
+from ehr_sync.models import Appointment, Patient
+from org_profile.enums import PaymentGateway
+from org_profile.models import Membership, Organization
+from org_profile.selectors import scope_to_locations
+
+from ..enums import SavedCardStatus
+from ..models import SavedCard
+
+
+def card_on_file_offered(organization: Organization | None) -> bool:
+    """Cards are kept on file only by clinics that take payments through Stripe (never the Sandbox)."""
+    return organization is not None and organization.payment_gateway == PaymentGateway.STRIPE
+
+
+def saved_cards_active(*, organization: Organization, patient: Patient) -> QuerySet[SavedCard]:
+    """The patient's cards on file that may be charged, newest first."""
+    return SavedCard.objects.filter(organization=organization, patient=patient, status=SavedCardStatus.ACTIVE).order_by(
+        "-consented_at", "-id"
+    )
+
+
+def saved_card_get(*, membership: Membership, pk: int) -> SavedCard:
+    """A card on file of the member's organization; 404 for another organization's, or when the
+    organization does not keep cards on file."""
+    organization = membership.organization
+    if not card_on_file_offered(organization):
+        raise Http404("This clinic does not keep cards on file.")
+    return get_object_or_404(SavedCard.objects.select_related("patient", "organization"), organization=organization, pk=pk)
+
+
+def saved_card_of_patient(*, payment_request, pk: int) -> SavedCard:
+    """One of the link's patient's cards on file (never another patient's)."""
+    if not card_on_file_offered(payment_request.organization):
+        raise Http404("This clinic does not keep cards on file.")
+    return get_object_or_404(
+        SavedCard.objects.select_related("organization", "patient"),
+        organization=payment_request.organization,
+        patient=payment_request.patient_id,
+        pk=pk,
+    )
+
+
+def saved_card_of_setup(*, payment_request, setup_id: str) -> SavedCard | None:
+    """The card the link's patient started saving through that gateway checkout."""
+    if not setup_id:
+        return None
+    return SavedCard.objects.filter(
+        organization=payment_request.organization, patient=payment_request.patient_id, gateway_setup_id=setup_id
+    ).first()
+
+
+def appointments_to_hold(*, membership: Membership, patient: Patient) -> QuerySet[Appointment]:
+    """Upcoming booked appointments with a copay, at the member's locations: what a copay may be
+    held for."""
+    appointments = Appointment.objects.filter(
+        organization=membership.organization,
+        patient=patient,
+        status=AppointmentStatus.BOOKED,
+        starts_at__gte=timezone.now(),
+        copay_cents__gt=0,
+    ).select_related("location")
+    return scope_to_locations(appointments, membership=membership).order_by("starts_at", "id")
