@@ -38,7 +38,8 @@ class ContainsIgnoringCase(Lookup):
         return f"{lhs} ILIKE {rhs}", [*lhs_params, *rhs_params]
 
 
-def _like_pattern(text: str) -> str:
+def contains_pattern(text: str) -> str:
+    """An ILIKE pattern that finds ``text`` anywhere, with LIKE's wildcards in it taken literally."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
@@ -55,16 +56,16 @@ def patient_search_condition(query: str) -> Q:
     if not query:
         return Q()
     if "@" in query:
-        return Q(ContainsIgnoringCase(F("email"), _like_pattern(query)))
+        return Q(ContainsIgnoringCase(F("email"), contains_pattern(query)))
     if _LOOKS_LIKE_A_NUMBER.fullmatch(query):
-        condition = ContainsIgnoringCase(F("external_ehr_id"), _like_pattern(query))
+        condition = ContainsIgnoringCase(F("external_ehr_id"), contains_pattern(query))
         digits = phone_digits(query)
         if len(digits) >= 4:
             condition = Q(condition) | Q(mobile_phone__contains=digits)
         return Q(condition)
     condition = Q()
     for term in query.split()[:_MAX_SEARCH_TERMS]:
-        pattern = _like_pattern(term)
+        pattern = contains_pattern(term)
         condition &= (
             Q(ContainsIgnoringCase(F("first_name"), pattern))
             | Q(ContainsIgnoringCase(F("last_name"), pattern))

@@ -18,7 +18,7 @@ from django.db.models import F, Q, QuerySet
 from django.http import QueryDict
 from django.utils.formats import date_format
 
-from ehr_sync.selectors import ContainsIgnoringCase
+from ehr_sync.selectors import ContainsIgnoringCase, contains_pattern
 from lumapay.money import AmountError, cents_from_text, format_cents
 from org_profile.enums import PaymentGateway
 from org_profile.models import Membership
@@ -162,7 +162,7 @@ class TransactionFilter(django_filters.FilterSet):
         ``ILIKE '%…%'`` the Hub uses, so the trigram index on patients can answer it."""
         condition = Q()
         for term in value.split()[:_MAX_SEARCH_TERMS]:
-            pattern = _like_pattern(term)
+            pattern = contains_pattern(term)
             condition &= (
                 Q(ContainsIgnoringCase(F("patient__first_name"), pattern))
                 | Q(ContainsIgnoringCase(F("patient__last_name"), pattern))
@@ -262,11 +262,6 @@ def query_from_params(params: dict | None) -> QueryDict:
 
 def local_midnight(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time.min, tzinfo=tz)
-
-
-def _like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 def _as_list(value) -> list:
