@@ -266,24 +266,7 @@ def delivery_send(*, delivery_id: int) -> PaymentRequestDelivery | None:
             what = "e-mail" if delivery.channel == DeliveryChannel.EMAIL else "text message"
             return _delivery_mark_failed(delivery, f"The {what} could not be sent: {error}")
 
-        delivery.status = DeliveryStatus.SENT
-        delivery.provider_message_id = provider_message_id[:100]
-        delivery.sent_at = timezone.now()
-        delivery.save(update_fields=["status", "provider_message_id", "sent_at"])
-        audit_event_record(
-            organization=payment_request.organization,
-            action="payment_request.delivery_sent",
-            actor_type=ActorType.SYSTEM,
-            patient=payment_request.patient,
-            payment_request=payment_request,
-            changes={
-                "delivery_id": delivery.pk,
-                "channel": delivery.channel,
-                "status": [DeliveryStatus.QUEUED, DeliveryStatus.SENT],
-                "provider_message_id": delivery.provider_message_id,
-            },
-        )
-        return delivery
+        return _delivery_mark_sent(delivery, provider_message_id)
 
 
 # What stops a request that is no longer open from being re-sent or cancelled, by its status.
@@ -375,24 +358,45 @@ def _deliveries_queue(
     return deliveries
 
 
+def _delivery_mark_sent(delivery: PaymentRequestDelivery, provider_message_id: str) -> PaymentRequestDelivery:
+    delivery.provider_message_id = provider_message_id[:100]
+    delivery.sent_at = timezone.now()
+    return _delivery_outcome_record(
+        delivery,
+        DeliveryStatus.SENT,
+        fields=["provider_message_id", "sent_at"],
+        details={"provider_message_id": delivery.provider_message_id},
+    )
+
+
 def _delivery_mark_failed(delivery: PaymentRequestDelivery, error_message: str) -> PaymentRequestDelivery:
-    payment_request = delivery.payment_request
-    delivery.status = DeliveryStatus.FAILED
     delivery.error_message = error_message[:500]
-    delivery.save(update_fields=["status", "error_message"])
     # The delivery's id and channel only: the provider's message may name the patient's address.
     logger.warning("payment request delivery %s (%s) failed", delivery.pk, delivery.channel)
+    return _delivery_outcome_record(
+        delivery, DeliveryStatus.FAILED, fields=["error_message"], details={"error_message": delivery.error_message}
+    )
+
+
+def _delivery_outcome_record(
+    delivery: PaymentRequestDelivery, status: str, *, fields: list[str], details: dict
+) -> PaymentRequestDelivery:
+    """A queued delivery becomes sent or failed, with its audit event
+    ("payment_request.delivery_sent" / "payment_request.delivery_failed")."""
+    payment_request = delivery.payment_request
+    delivery.status = status
+    delivery.save(update_fields=["status", *fields])
     audit_event_record(
         organization=payment_request.organization,
-        action="payment_request.delivery_failed",
+        action=f"payment_request.delivery_{status}",
         actor_type=ActorType.SYSTEM,
         patient=payment_request.patient,
         payment_request=payment_request,
         changes={
             "delivery_id": delivery.pk,
             "channel": delivery.channel,
-            "status": [DeliveryStatus.QUEUED, DeliveryStatus.FAILED],
-            "error_message": delivery.error_message,
+            "status": [DeliveryStatus.QUEUED, status],
+            **details,
         },
     )
     return delivery
