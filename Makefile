@@ -25,7 +25,9 @@ dev: install
 	  if [ -n "$$REDIS_URL" ]; then exec $(BIN)/honcho -f Procfile.dev start; \
 	  else exec $(BIN)/python manage.py runserver 127.0.0.1:8000; fi'
 
+# The import contracts in pyproject.toml ([tool.importlinter]) first: which way imports may run.
 test: install
+	$(BIN)/lint-imports --no-cache
 	$(WITH_DATABASE) $(BIN)/python -m pytest $(ARGS)
 
 # Benchmarks (not tests): load a million transactions once into the lumapay_bench database on the
