@@ -15,8 +15,8 @@ from django.core.management.base import BaseCommand
 from django.urls import reverse
 
 from org_profile.models import Membership
-from transactions.management.commands.seed_demo_clinic import PASSWORD as DEMO_PASSWORD
-from transactions.management.commands.seed_demo_clinic import USERS as DEMO_USERS
+from org_profile.demo import PASSWORD as DEMO_PASSWORD
+from org_profile.demo import USERS as DEMO_USERS
 
 # The users `seed_demo_clinic` creates; the banner lists those the database really holds.
 DEMO_EMAILS = tuple(email for email, *_ in DEMO_USERS)
