@@ -172,6 +172,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "transactions.tasks.transaction_exports_expire",
         "schedule": 60 * 60,
     },
+    # Copays held on a card for a visit the EHR now reports cancelled or a no-show are let go.
+    "authorizations-release-for-missed-visits": {
+        "task": "transactions.tasks.authorizations_release_for_missed_visits",
+        "schedule": 15 * 60,
+    },
 }
 
 # E-mail: the dev outbox in development (a page lists what was "sent"), SMTP or an

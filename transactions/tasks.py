@@ -64,3 +64,12 @@ def transaction_exports_expire() -> int:
     from .services.exports import transaction_exports_expire as expire
 
     return expire()
+
+
+@shared_task
+def authorizations_release_for_missed_visits() -> int:
+    """Let go of copays held for appointments the EHR now reports cancelled or missed (beat, every
+    15 minutes)."""
+    from .services.saved_cards import authorizations_release_for_missed_visits as release
+
+    return release()

@@ -1,6 +1,6 @@
 """Cards on file: saved with the patient's consent, charged by staff while the patient is away,
 held before a visit and captured at check-in (or released when the visit is cancelled or
-missed), and removed by the patient or staff.
+missed: ``authorizations_release_for_missed_visits``, on Celery beat), and removed by the patient or staff.
 
 Stripe keeps the card (a PaymentMethod under a Customer on the clinic's connected account that
 carries no patient information); we keep its ids, brand, last 4 digits and expiry, and the
@@ -23,6 +23,7 @@ from lumapay.audit import audit_event_record
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
 from lumapay.money import format_cents
+from ehr_sync.enums import AppointmentStatus
 from org_profile.access import EVERYONE
 from org_profile.enums import PaymentGateway
 from org_profile.models import Membership
@@ -299,17 +300,31 @@ def authorization_release(*, organization, actor, transaction: Transaction, reas
     return transaction
 
 
-def authorizations_release_for_appointment(*, appointment, reason: str) -> int:
-    """Release every amount still held for a visit that will not happen (for the EHR sync when it
-    sees the appointment cancelled or missed). Returns how many were released."""
+# Why a held copay is let go, by the status the EHR reports for its appointment.
+_RELEASE_REASONS = {
+    AppointmentStatus.CANCELLED: "Appointment cancelled",
+    AppointmentStatus.NO_SHOW: "Patient did not come (no-show)",
+}
+
+
+def authorizations_release_for_missed_visits() -> int:
+    """Release every amount still held for a visit that will not happen: its appointment is now
+    cancelled or a no-show (beat, every 15 minutes: this app reads the appointments the EHR sync
+    keeps, so ehr_sync never calls into payments). Returns how many were released; a hold Stripe
+    would not release stays held and is tried again on the next run."""
     released = 0
-    held = Transaction.objects.filter(appointment=appointment, status=TransactionStatus.AUTHORIZED).select_related(
-        "organization", "patient"
+    held = (
+        Transaction.objects.filter(status=TransactionStatus.AUTHORIZED, appointment__status__in=list(_RELEASE_REASONS))
+        .select_related("organization", "patient", "appointment")
+        .order_by("pk")
     )
     for transaction in held:
+        reason = _RELEASE_REASONS[transaction.appointment.status]
         try:
             authorization_release(organization=transaction.organization, actor=None, transaction=transaction, reason=reason)
-        except GatewayError as error:
+        except ApplicationError as error:
+            # Stripe refused or was unreachable (tried again next run), or staff captured or
+            # released it since the query ran (then nothing is held any more).
             logger.warning("transaction %s: the hold was not released: %s", transaction.pk, error.message)
             continue
         released += 1
