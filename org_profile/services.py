@@ -13,7 +13,8 @@ from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
 
 from .enums import Role
-from .models import Membership, Organization
+from .access import ADMINISTRATORS, AccessDenied, staff_access
+from .models import Organization
 
 UPDATED = "organization.updated"
 
@@ -69,11 +70,13 @@ def organization_update(*, organization: Organization, actor, data: dict) -> Org
     audit event with ``{field: [old, new]}`` for each field that changed, in the same database
     transaction, and none when nothing changed. Updates ``organization`` in place.
     """
-    is_administrator = Membership.objects.filter(
-        user=actor, organization=organization, role=Role.ADMINISTRATOR, is_active=True
-    ).exists()
-    if not is_administrator:
-        raise ApplicationError("Only administrators can change the organization's settings.")
+    refused = "Only administrators can change the organization's settings."
+    staff_access(
+        organization=organization,
+        actor=actor,
+        roles=ADMINISTRATORS,
+        denied={AccessDenied.NOT_A_MEMBER: refused, AccessDenied.ROLE: refused},
+    )
     unknown = set(data) - set(EDITABLE_FIELDS)
     if unknown:
         raise ApplicationError(f"These settings cannot be changed here: {', '.join(sorted(unknown))}.")

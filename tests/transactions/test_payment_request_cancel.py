@@ -2,6 +2,7 @@ import pytest
 from django.utils import timezone
 
 from lumapay.models import AuditEvent
+from org_profile.access import AccessDenied
 from transactions.enums import PaymentRequestStatus
 from transactions.errors import PaymentRequestError, PaymentRequestStateError
 from transactions.models import PaymentRequest
@@ -101,7 +102,7 @@ def test_a_sub_account_user_cannot_cancel_a_request_of_another_location(
     payment_request = PaymentRequestFactory(organization=organization, location=other_location, patient=patient)
 
     # when they cancel it
-    with pytest.raises(PaymentRequestError) as error:
+    with pytest.raises(AccessDenied) as error:
         payment_request_cancel(organization=organization, actor=staff_user, payment_request=payment_request)
 
     # then it is refused and nothing changed

@@ -148,6 +148,25 @@ def test_staff_allowed_to_refund_still_see_only_their_locations(client_for, orga
     assert money_state(elsewhere) == before
 
 
+def test_a_sub_account_user_cannot_refund_a_payment_of_another_location_through_the_service(
+    organization, administrator, patient, location, other_location
+):
+    # given staff may refund, a sub-account user of the Downtown Clinic, and a Northside payment
+    _set_refund_roles(organization, administrator, WITH_STAFF)
+    elsewhere = paid_transaction(organization=organization, patient=patient, location=other_location, amount_cents=5000)
+    staff = _member(organization, location, Role.STAFF)
+    before = money_state(elsewhere)
+
+    # when they refund it by calling the service (the page already answers 404)
+    with pytest.raises(ApplicationError) as error:
+        refund_create(organization=organization, actor=staff, transaction=elsewhere, amount_cents=100, reason="Overpaid")
+
+    # then it is refused and nothing changed
+    assert error.value.message == "You can refund payments only at your own locations."
+    assert money_state(elsewhere) == before
+    assert Refund.objects.count() == 0
+
+
 def test_a_membership_in_another_organization_does_not_count(organization, other_organization, administrator, payment):
     _set_refund_roles(organization, administrator, WITH_STAFF)
     outsider = MembershipFactory(organization=other_organization, role=Role.ADMINISTRATOR).user

@@ -354,3 +354,27 @@ def test_the_consent_is_worded_in_the_language_the_patient_reads(organization):
 
     assert spanish.startswith(f"Autorizo a {organization.display_name} a guardar esta tarjeta")
     assert english.startswith(f"I authorize {organization.display_name} to keep this card on file")
+
+
+def test_staff_capture_or_release_holds_only_at_their_own_locations(
+    stripe_world, stripe_organization, manager, staff_user, saved
+):
+    # given a copay held at the Northside Clinic, and a sub-account user of the Downtown Clinic
+    elsewhere = LocationFactory(organization=stripe_organization, name="Northside Clinic")
+    held = saved_card_charge(
+        organization=stripe_organization, actor=manager, saved_card=saved(), amount_cents=3000,
+        kind=PaymentRequestKind.COPAY, billing_item="Office visit copay", location=elsewhere, hold_only=True,
+    )
+    ledger = _ledger(held)
+
+    # when they capture it, or release it
+    with pytest.raises(ApplicationError, match="You can capture or release holds only at your own locations."):
+        authorization_capture(organization=stripe_organization, actor=staff_user, transaction=held)
+    with pytest.raises(ApplicationError, match="You can capture or release holds only at your own locations."):
+        authorization_release(organization=stripe_organization, actor=staff_user, transaction=held, reason="No-show")
+
+    # then the amount is still held, at Stripe and in the ledger
+    held.refresh_from_db()
+    assert (held.status, _ledger(held)) == (TransactionStatus.AUTHORIZED, ledger)
+    assert stripe_world.server.call("GET", f"/v1/payment_intents/{held.gateway_checkout_id}")["status"] == "requires_capture"
+    assert not AuditEvent.objects.filter(action__in=["authorization.captured", "authorization.released"]).exists()

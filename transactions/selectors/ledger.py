@@ -9,7 +9,6 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db.models import Q, QuerySet, Sum
-from django.shortcuts import get_object_or_404
 from django.utils import dateformat, timezone
 from django.utils.dateparse import parse_datetime
 
@@ -135,11 +134,9 @@ def transactions_for(*, membership: Membership) -> QuerySet[Transaction]:
     return scope_to_locations(transactions, membership=membership).order_by("-created_at", "-id")
 
 
-def transaction_get(*, membership: Membership, pk: int) -> Transaction:
-    """One transaction the member may see; 404 for another organization's or another location's."""
-    return get_object_or_404(
-        transactions_for(membership=membership).select_related("payment_request", "organization"), pk=pk
-    )
+def transaction_get(*, membership: Membership, pk: int) -> Transaction | None:
+    """One transaction the member may see; None for another organization's or another location's."""
+    return transactions_for(membership=membership).select_related("payment_request", "organization").filter(pk=pk).first()
 
 
 def refund_reserved_cents(*, transaction: Transaction) -> int:

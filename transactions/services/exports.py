@@ -38,9 +38,9 @@ from openpyxl.utils import get_column_letter
 from lumapay.audit import audit_event_record
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
-from org_profile.access import MANAGERS
+from org_profile.access import MANAGERS, AccessDenied, staff_access
 from org_profile.enums import PaymentGateway
-from org_profile.models import Membership, Organization
+from org_profile.models import Organization
 
 from ..enums import ExportStatus, PaymentRequestKind, TransactionStatus
 from ..filters import CARD_BRANDS, TransactionFilter, query_from_params
@@ -65,6 +65,9 @@ DATE_FORMAT = "yyyy-mm-dd h:mm:ss"
 
 class ExportError(ApplicationError):
     pass
+
+
+_EXPORT_DENIED = {AccessDenied.ROLE: "Only managers and administrators may export transactions."}
 
 
 @dataclass(frozen=True)
@@ -269,14 +272,14 @@ def _styled(sheet, value=None, *, font=None, number_format=None) -> WriteOnlyCel
 
 
 def transaction_export_request(
-    *, organization: Organization, actor, membership: Membership, data, ip_address: str | None = None
+    *, organization: Organization, actor, data, ip_address: str | None = None
 ) -> ExportResult:
     """Export the transactions ``data`` (the dashboard's query parameters) select.
 
     At most ``EXPORT_SYNC_MAX_ROWS`` rows: written now and returned, with its audit event. More: a
     queued ``TransactionExport`` that ``transaction_export_build`` writes in the background.
     """
-    _check_member(organization=organization, actor=actor, membership=membership)
+    membership = staff_access(organization=organization, actor=actor, roles=MANAGERS, denied=_EXPORT_DENIED)
     filterset = TransactionFilter(data, membership=membership)
     if filterset.is_bound and not filterset.is_valid():
         raise ExportError("Correct the filters before exporting: some of them are not valid.")
@@ -339,12 +342,9 @@ def transaction_export_build(*, export_id: int) -> TransactionExport:
         export.save(update_fields=["status"])
 
     organization = export.organization
-    membership = (
-        Membership.objects.filter(user=export.requested_by, organization=organization, is_active=True)
-        .select_related("organization")
-        .first()
-    )
-    if membership is None or membership.role not in MANAGERS:
+    try:
+        membership = staff_access(organization=organization, actor=export.requested_by, roles=MANAGERS)
+    except AccessDenied:
         return _export_failed(export, "You may no longer export this organization's transactions.")
     filterset = TransactionFilter(query_from_params(export.filters) or None, membership=membership)
     if filterset.is_bound and not filterset.is_valid():
@@ -434,13 +434,6 @@ def _export_failed(export: TransactionExport, message: str) -> TransactionExport
     export.finished_at = timezone.now()
     export.save(update_fields=["status", "error_message", "finished_at"])
     return export
-
-
-def _check_member(*, organization: Organization, actor, membership: Membership) -> None:
-    if membership.organization_id != organization.pk or membership.user_id != actor.pk:
-        raise ExportError("You are not a member of this organization.")
-    if membership.role not in MANAGERS:
-        raise ExportError("Only managers and administrators may export transactions.")
 
 
 def _person(user) -> str:

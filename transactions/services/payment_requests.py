@@ -25,8 +25,8 @@ from lumapay.audit import actor_from, audit_event_record
 from lumapay.models import ActorType
 from lumapay.money import format_cents
 from lumapay.sms import SmsDeliveryError, sms_send
-from org_profile.models import Location, Membership, Organization
-from org_profile.selectors import location_ids_visible
+from org_profile.access import AccessDenied, staff_access
+from org_profile.models import Location, Organization
 
 from ..enums import DeliveryChannel, DeliveryStatus, PaymentRequestKind, PaymentRequestStatus
 from ..errors import PatientUnreachableError, PaymentRequestError, PaymentRequestStateError
@@ -312,16 +312,15 @@ def _location_check(*, organization: Organization, actor, location: Location) ->
         )
     if actor is None:
         return
-    membership = Membership.objects.filter(user=actor, organization=organization, is_active=True).first()
-    if membership is None:
-        raise PaymentRequestError("You are not a member of this organization.")
-    visible = location_ids_visible(membership=membership)
-    if visible is not None and location.pk not in visible:
-        raise PaymentRequestError(
-            f"{location.name} is not one of your locations: you can only work with payment requests "
-            "for the locations your administrator gave you.",
-            extra={"field": "location"},
-        )
+    staff_access(
+        organization=organization,
+        actor=actor,
+        location=location,
+        denied={
+            AccessDenied.LOCATION: "{location} is not one of your locations: you can only work with payment "
+            "requests for the locations your administrator gave you."
+        },
+    )
 
 
 def _delivery_channels(patient: Patient) -> list[tuple[str, str]]:

@@ -24,9 +24,8 @@ from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
 from lumapay.money import format_cents
 from ehr_sync.enums import AppointmentStatus
-from org_profile.access import EVERYONE
+from org_profile.access import AccessDenied, staff_access
 from org_profile.enums import PaymentGateway
-from org_profile.models import Membership
 
 from ..enums import SavedCardStatus, TransactionEventKind as Kind, TransactionStatus
 from ..gateways.base import ChargeFact, CheckoutStart, GatewayError, GatewayUnavailable
@@ -55,15 +54,11 @@ def _stripe_for(organization) -> StripeGateway:
     return StripeGateway()
 
 
-def _membership(*, organization, actor, roles=EVERYONE) -> Membership:
-    membership = (
-        Membership.objects.filter(user=actor, organization=organization, is_active=True, role__in=roles)
-        .prefetch_related("locations")
-        .first()
-    )
-    if membership is None:
-        raise ApplicationError("Your role does not allow this.")
-    return membership
+# Staff who are not members are told what a member with the wrong role is told.
+_DENIED = {
+    AccessDenied.NOT_A_MEMBER: "Your role does not allow this.",
+    AccessDenied.LOCATION: "You can charge cards only for your own locations.",
+}
 
 
 # -- saving a card (the patient, through the payment link) -------------------------------------------
@@ -151,7 +146,7 @@ def saved_card_remove(*, saved_card: SavedCard, actor=None, ip_address: str | No
     """Remove a card: Stripe forgets it, and we never charge it again. ``actor`` is the staff user,
     or None for the patient (through their payment link)."""
     if actor is not None:
-        _membership(organization=saved_card.organization, actor=actor)
+        staff_access(organization=saved_card.organization, actor=actor, denied=_DENIED)
     if saved_card.status == SavedCardStatus.REMOVED:
         return saved_card
     if saved_card.gateway_payment_method_id:
@@ -196,11 +191,9 @@ def saved_card_charge(
     bank's message is on it), or pending when Stripe could not be reached (the PaymentIntent's
     events settle it). Raises ``ApplicationError`` when the charge is not allowed (nothing written).
     """
-    membership = _membership(organization=organization, actor=actor)
     if saved_card.organization_id != organization.pk or location.organization_id != organization.pk:
         raise ApplicationError("This card does not exist.")
-    if not membership.sees_all_locations and location not in membership.locations.all():
-        raise ApplicationError("You can charge cards only for your own locations.")
+    staff_access(organization=organization, actor=actor, location=location, denied=_DENIED)
     if saved_card.status != SavedCardStatus.ACTIVE:
         raise ApplicationError("This card is not on file (it was removed, or the patient never finished saving it).")
     if not 0 < amount_cents <= settings.PAYMENT_REQUEST_MAX_CENTS:
@@ -259,8 +252,8 @@ def saved_card_charge(
 
 def authorization_capture(*, organization, actor, transaction: Transaction) -> Transaction:
     """Charge the amount held on the card (the patient checked in)."""
-    _membership(organization=organization, actor=actor)
     _require_authorized(organization=organization, transaction=transaction)
+    staff_access(organization=organization, actor=actor, location=transaction.location, denied=_HOLD_DENIED)
     fact = _stripe_for(organization).authorization_capture(transaction=transaction)
     with db_transaction.atomic():
         charge_fact_record(transaction=transaction, fact=fact)
@@ -280,9 +273,9 @@ def authorization_capture(*, organization, actor, transaction: Transaction) -> T
 def authorization_release(*, organization, actor, transaction: Transaction, reason: str) -> Transaction:
     """Let the held amount go without charging it (the visit was cancelled or missed). ``actor``
     None: the system (an appointment the EHR reports cancelled or missed)."""
-    if actor is not None:
-        _membership(organization=organization, actor=actor, roles=EVERYONE)
     _require_authorized(organization=organization, transaction=transaction)
+    if actor is not None:
+        staff_access(organization=organization, actor=actor, location=transaction.location, denied=_HOLD_DENIED)
     fact = _stripe_for(organization).authorization_release(transaction=transaction)
     actor_type = ActorType.STAFF if actor is not None else ActorType.SYSTEM
     with db_transaction.atomic():
@@ -298,6 +291,9 @@ def authorization_release(*, organization, actor, transaction: Transaction, reas
         )
     transaction.refresh_from_db()
     return transaction
+
+
+_HOLD_DENIED = {**_DENIED, AccessDenied.LOCATION: "You can capture or release holds only at your own locations."}
 
 
 # Why a held copay is let go, by the status the EHR reports for its appointment.

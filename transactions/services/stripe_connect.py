@@ -18,9 +18,9 @@ from django.db.models import Q
 from lumapay.audit import audit_event_record
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
-from org_profile.access import ADMINISTRATORS
+from org_profile.access import ADMINISTRATORS, AccessDenied, staff_access
 from org_profile.enums import PaymentGateway
-from org_profile.models import Membership, Organization
+from org_profile.models import Organization
 
 from ..gateways.base import AccountFact
 from ..gateways.stripe import StripeGateway, stripe_configured
@@ -37,11 +37,13 @@ _STATE_FIELDS = (
 
 
 def _require_administrator(*, organization: Organization, actor) -> None:
-    allowed = Membership.objects.filter(
-        user=actor, organization=organization, is_active=True, role__in=ADMINISTRATORS
-    ).exists()
-    if not allowed:
-        raise ApplicationError("Only administrators can manage the clinic's Stripe account.")
+    refused = "Only administrators can manage the clinic's Stripe account."
+    staff_access(
+        organization=organization,
+        actor=actor,
+        roles=ADMINISTRATORS,
+        denied={AccessDenied.NOT_A_MEMBER: refused, AccessDenied.ROLE: refused},
+    )
 
 
 def _state_of(fact: AccountFact) -> dict:

@@ -10,7 +10,7 @@ from lumapay.audit import audit_event_record, client_ip
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
 from lumapay.money import format_cents
-from org_profile.access import membership_required
+from org_profile.access import found_or_404, membership_required
 
 from ..enums import RefundStatus, TransactionStatus
 from ..forms.refunds import RefundForm
@@ -32,7 +32,7 @@ from ..services.refunds import refund_create, refund_retry, refund_roles_text
 
 @membership_required()
 def transaction_detail(request, pk):
-    transaction = transaction_get(membership=request.membership, pk=pk)
+    transaction = found_or_404(transaction_get(membership=request.membership, pk=pk))
     audit_event_record(
         organization=request.organization,
         action="transaction.viewed",
@@ -49,7 +49,7 @@ def transaction_detail(request, pk):
 @membership_required()
 def transaction_receipt(request, pk):
     """The receipt PDF, shown in the browser (to print) or saved (the page's link says download)."""
-    transaction = transaction_get(membership=request.membership, pk=pk)
+    transaction = found_or_404(transaction_get(membership=request.membership, pk=pk))
     try:
         pdf = receipt_download(
             organization=request.organization,
@@ -79,7 +79,7 @@ def transaction_refund(request, pk):
     # The role check comes before the lookup, so the answer says nothing about the id.
     if not request.organization.role_may_refund(request.membership.role):
         raise PermissionDenied(f"In this organization, only {refund_roles_text(request.organization)} can refund payments.")
-    transaction = transaction_get(membership=request.membership, pk=pk)
+    transaction = found_or_404(transaction_get(membership=request.membership, pk=pk))
     if "retry_refund" in request.POST:
         return _retry(request, transaction)
 
