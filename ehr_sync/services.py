@@ -89,6 +89,7 @@ def patient_update(*, organization: Organization, actor, patient: Patient, data:
 
     SMS consent: giving it records ``sms_consent_at``; withdrawing it clears it; a new mobile number
     while consent stands records the consent again, for that number. Nothing changed: no write.
+    Returns the patient as stored (the row it locked); the ``patient`` passed in is left as it was.
     """
     unknown = set(data) - set(PATIENT_EDITABLE_FIELDS)
     if unknown:
@@ -122,9 +123,7 @@ def patient_update(*, organization: Organization, actor, patient: Patient, data:
             patient=locked,
             changes={field: [old[field], _audit_value(value)] for field, value in changed.items()},
         )
-    for field in (*PATIENT_EDITABLE_FIELDS, "sms_consent_at", "updated_at"):
-        setattr(patient, field, getattr(locked, field))
-    return patient
+    return locked
 
 
 def patient_view_record(

@@ -77,7 +77,7 @@ def patient_edit(request, pk):
     form = PatientForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            services.patient_update(
+            patient = services.patient_update(
                 organization=request.organization, actor=request.user, patient=patient, data=form.cleaned_data
             )
         except ApplicationError as error:

@@ -68,7 +68,8 @@ def organization_update(*, organization: Organization, actor, data: dict) -> Org
     administrator of the organization may. Raises ``OrganizationSettingsInvalid`` (per-field
     messages) or ``ApplicationError``, and then writes nothing. Writes one "organization.updated"
     audit event with ``{field: [old, new]}`` for each field that changed, in the same database
-    transaction, and none when nothing changed. Updates ``organization`` in place.
+    transaction, and none when nothing changed. Returns the organization as stored (the row it
+    locked); the ``organization`` passed in is left as it was.
     """
     refused = "Only administrators can change the organization's settings."
     staff_access(
@@ -99,9 +100,7 @@ def organization_update(*, organization: Organization, actor, data: dict) -> Org
                 actor_user=actor,
                 changes=changes,
             )
-    for field in EDITABLE_FIELDS:
-        setattr(organization, field, getattr(locked, field))
-    return organization
+    return locked
 
 
 def _clean(organization: Organization, data: dict) -> dict:

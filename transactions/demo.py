@@ -48,6 +48,7 @@ from .models import (
 )
 from .services.ledger import transaction_recalculate
 from .services.ledger_facts import charge_event_key, refund_event_key
+from .services.transaction_open import transaction_build
 
 TRANSACTION_COUNT = 300
 LINK_TTL = timedelta(days=30)
@@ -167,17 +168,7 @@ class _DemoPayments:
         self._deliveries(requests)
 
         transactions = [
-            Transaction(
-                organization=organization,
-                payment_request=request,
-                patient=request.patient,
-                location=request.location,
-                kind=request.kind,
-                billing_item=request.billing_item,
-                amount_cents=request.amount_cents,
-                currency=request.currency,
-                vendor=PaymentGateway.SANDBOX,
-            )
+            transaction_build(organization=organization, payment_request=request, vendor=PaymentGateway.SANDBOX)
             for request in requests[: len(plans)]
         ]
         self._books_and_ledger(organization, transactions, plans, refunders)

@@ -48,7 +48,7 @@ def payment(organization, patient, location):
 
 def _set_refund_roles(organization, administrator, roles):
     if roles is not DEFAULT:
-        organization_update(organization=organization, actor=administrator, data={"refund_roles": roles})
+        return organization_update(organization=organization, actor=administrator, data={"refund_roles": roles})
     return organization
 
 
@@ -70,7 +70,7 @@ def test_the_default_setting_is_administrators_and_managers(organization):
 
 @pytest.mark.parametrize("roles, role, allowed", MATRIX)
 def test_the_service_follows_the_setting(organization, location, administrator, payment, roles, role, allowed):
-    _set_refund_roles(organization, administrator, roles)
+    organization = _set_refund_roles(organization, administrator, roles)
     actor = _member(organization, location, role)
     before = money_state(payment)
 
@@ -137,7 +137,7 @@ def test_a_manager_refused_by_the_setting_cannot_retry_either(client_for, organi
 
 
 def test_staff_allowed_to_refund_still_see_only_their_locations(client_for, organization, administrator, patient):
-    _set_refund_roles(organization, administrator, WITH_STAFF)
+    organization = _set_refund_roles(organization, administrator, WITH_STAFF)
     elsewhere = paid_transaction(organization=organization, patient=patient, location=LocationFactory(organization=organization))
     staff = _member(organization, LocationFactory(organization=organization), Role.STAFF)
     before = money_state(elsewhere)
@@ -152,7 +152,7 @@ def test_a_sub_account_user_cannot_refund_a_payment_of_another_location_through_
     organization, administrator, patient, location, other_location
 ):
     # given staff may refund, a sub-account user of the Downtown Clinic, and a Northside payment
-    _set_refund_roles(organization, administrator, WITH_STAFF)
+    organization = _set_refund_roles(organization, administrator, WITH_STAFF)
     elsewhere = paid_transaction(organization=organization, patient=patient, location=other_location, amount_cents=5000)
     staff = _member(organization, location, Role.STAFF)
     before = money_state(elsewhere)
@@ -168,7 +168,7 @@ def test_a_sub_account_user_cannot_refund_a_payment_of_another_location_through_
 
 
 def test_a_membership_in_another_organization_does_not_count(organization, other_organization, administrator, payment):
-    _set_refund_roles(organization, administrator, WITH_STAFF)
+    organization = _set_refund_roles(organization, administrator, WITH_STAFF)
     outsider = MembershipFactory(organization=other_organization, role=Role.ADMINISTRATOR).user
     before = money_state(payment)
 

@@ -134,7 +134,7 @@ def payment_request_send(
 
 def payment_request_resend(*, organization: Organization, actor, payment_request: PaymentRequest) -> PaymentRequest:
     """Send an open, unexpired request's link again, to the patient's current contact details,
-    and give the link a fresh lifetime."""
+    and give the link a fresh lifetime. Returns the request as stored (the row it locked)."""
     if payment_request.organization_id != organization.pk:
         raise PaymentRequestError("This payment request belongs to another organization.")
     now = timezone.now()
@@ -163,14 +163,14 @@ def payment_request_resend(*, organization: Organization, actor, payment_request
                 "channels": [channel for channel, _ in channels],
             },
         )
-    payment_request.expires_at, payment_request.last_sent_at = locked.expires_at, locked.last_sent_at
-    return payment_request
+    return locked
 
 
 def payment_request_cancel(
     *, organization: Organization, actor, payment_request: PaymentRequest, reason: str = ""
 ) -> PaymentRequest:
-    """Withdraw an open request: its link stops working, and it stays on record as cancelled."""
+    """Withdraw an open request: its link stops working, and it stays on record as cancelled.
+    Returns the request as stored (the row it locked)."""
     reason = (reason or "").strip()
     if payment_request.organization_id != organization.pk:
         raise PaymentRequestError("This payment request belongs to another organization.")
@@ -195,9 +195,7 @@ def payment_request_cancel(
             payment_request=locked,
             changes={"status": [PaymentRequestStatus.OPEN, PaymentRequestStatus.CANCELLED], "reason": reason},
         )
-    payment_request.status = locked.status
-    payment_request.cancelled_at, payment_request.cancelled_by = locked.cancelled_at, locked.cancelled_by
-    return payment_request
+    return locked
 
 
 def payment_requests_expire_overdue() -> int:

@@ -30,6 +30,7 @@ from ..locks import payment_request_lock
 from ..models import PaymentRequest, Transaction
 from .ledger import transaction_event_append
 from .ledger_facts import charge_fact_record
+from .transaction_open import transaction_open
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +148,8 @@ def payment_link_verify(
     (after ``PAY_LINK_MAX_FAILED_DOB_ATTEMPTS`` failures, for ``PAY_LINK_LOCKOUT_MINUTES``),
     ``VerificationRateLimited`` (after ``PAY_PAGE_MAX_FAILED_DOB_ATTEMPTS_PER_ADDRESS`` failures
     from the address in an hour, across all links) or ``PaymentLinkUnavailable`` (cancelled or
-    expired). Failures are committed before the error is raised.
+    expired). Failures are committed before the error is raised. Returns the request as stored
+    (the row it locked).
     """
     outcome: ApplicationError | None = None
     answered_wrong = False
@@ -223,9 +225,7 @@ def payment_link_verify(
         _address_failure_count(ip_address)
     if outcome is not None:
         raise outcome
-    payment_request.failed_verification_count = locked.failed_verification_count
-    payment_request.verification_locked_until = locked.verification_locked_until
-    return payment_request
+    return locked
 
 
 def _iso(value: datetime.datetime | None) -> str | None:
@@ -308,16 +308,8 @@ def _checkout_start(*, payment_request: PaymentRequest, gateway, ip_address: str
     """A new transaction, its "charge requested" event and the gateway's checkout, all or nothing.
     The caller holds the payment request's lock."""
     organization = payment_request.organization
-    transaction = Transaction.objects.create(
-        organization=organization,
-        payment_request=payment_request,
-        patient=payment_request.patient,
-        location=payment_request.location,
-        kind=payment_request.kind,
-        billing_item=payment_request.billing_item,
-        amount_cents=payment_request.amount_cents,
-        currency=payment_request.currency,
-        vendor=organization.payment_gateway,
+    transaction = transaction_open(
+        organization=organization, payment_request=payment_request, vendor=organization.payment_gateway
     )
     start = gateway.checkout_start(
         transaction=transaction,

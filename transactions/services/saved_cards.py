@@ -34,6 +34,7 @@ from ..locks import payment_request_lock, transaction_lock
 from ..models import SavedCard, Transaction
 from .ledger import transaction_event_append
 from .ledger_facts import charge_fact_record
+from .transaction_open import transaction_open
 
 logger = logging.getLogger(__name__)
 
@@ -204,14 +205,13 @@ def saved_card_charge(
     gateway = _stripe_for(organization)
 
     with db_transaction.atomic():
-        transaction = Transaction.objects.create(
+        transaction = transaction_open(
             organization=organization,
             patient=saved_card.patient,
             location=location,
             kind=kind,
-            billing_item=billing_item[:120],
+            billing_item=billing_item,
             amount_cents=amount_cents,
-            currency=organization.currency,
             vendor=saved_card.vendor,
             saved_card=saved_card,
             appointment=appointment,
