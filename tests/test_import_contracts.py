@@ -1,9 +1,13 @@
 """The import contracts of pyproject.toml ([tool.importlinter]) hold, so plain pytest catches an
 import that runs the wrong way (``make test`` also runs ``lint-imports`` first)."""
 
+import pkgutil
+import tomllib
 from pathlib import Path
 
 from importlinter.cli import lint_imports
+
+import lumapay
 
 from ehr_sync.patient_panels import patient_panel_templates
 
@@ -19,6 +23,19 @@ def test_imports_run_the_way_the_contracts_say(monkeypatch):
 
     # then every contract is kept
     assert exit_code == 0
+
+
+def test_every_module_of_the_project_package_has_a_place_in_the_app_layers():
+    # given the layers of the apps contract
+    config = tomllib.loads((BASE_DIR / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (apps,) = [contract for contract in config["contracts"] if contract["id"] == "apps"]
+    placed = {name.strip() for layer in apps["layers"] for name in layer.replace("|", ":").split(":")}
+
+    # when lumapay's modules are listed
+    modules = {f"lumapay.{module.name}" for module in pkgutil.iter_modules(lumapay.__path__)}
+
+    # then each is on top (composition) or at the bottom (helpers), so none escapes the contract
+    assert sorted(modules - placed) == []
 
 
 def test_transactions_supplies_the_payment_panels_of_the_patient_pages():
