@@ -1,6 +1,7 @@
 """Cards on file: saved with the patient's consent, charged by staff while the patient is away,
 held before a visit and captured at check-in (or released when the visit is cancelled or
-missed: ``authorizations_release_for_missed_visits``, on Celery beat), and removed by the patient or staff.
+missed: ``authorizations_release_for_missed_visits``, on Celery beat), and removed by the
+patient or staff.
 
 Stripe keeps the card (a PaymentMethod under a Customer on the clinic's connected account that
 carries no patient information); we keep its ids, brand, last 4 digits and expiry, and the
@@ -60,6 +61,7 @@ _DENIED = {
     AccessDenied.NOT_A_MEMBER: "Your role does not allow this.",
     AccessDenied.LOCATION: "You can charge cards only for your own locations.",
 }
+_HOLD_DENIED = {**_DENIED, AccessDenied.LOCATION: "You can capture or release holds only at your own locations."}
 
 
 # -- saving a card (the patient, through the payment link) -------------------------------------------
@@ -291,9 +293,6 @@ def authorization_release(*, organization, actor, transaction: Transaction, reas
         )
     transaction.refresh_from_db()
     return transaction
-
-
-_HOLD_DENIED = {**_DENIED, AccessDenied.LOCATION: "You can capture or release holds only at your own locations."}
 
 
 # Why a held copay is let go, by the status the EHR reports for its appointment.
