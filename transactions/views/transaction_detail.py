@@ -84,14 +84,13 @@ def transaction_refund(request, pk):
         return _retry(request, transaction)
 
     refundable = transaction_refundable_cents(transaction=transaction)
-    form = RefundForm(request.POST, refundable_cents=refundable, currency=transaction.currency)
-    if "back" in request.POST:
-        form = RefundForm(
-            initial={key: request.POST.get(key, "") for key in ("scope", "amount", "reason")},
-            refundable_cents=refundable,
-            currency=transaction.currency,
+    if "back" in request.POST or "fill_full" in request.POST:
+        # Back from the confirmation keeps what was typed; "Full amount" fills in the remainder.
+        form = RefundForm.redisplayed(
+            request.POST, refundable_cents=refundable, currency=transaction.currency, in_full="fill_full" in request.POST
         )
         return _detail(request, transaction, form=form)
+    form = RefundForm(request.POST, refundable_cents=refundable, currency=transaction.currency)
     if not form.is_valid():
         return _detail(request, transaction, form=form, status=400)
     amount_cents = form.cleaned_data["amount_cents"]
