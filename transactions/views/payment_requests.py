@@ -136,11 +136,27 @@ def payment_request_resend(request, pk):
 
 
 @membership_required()
-@require_POST
+@require_http_methods(["GET", "POST"])
 def payment_request_cancel(request, pk):
+    """Cancel a request, after a confirmation page: a GET, or a POST without ``confirmed`` (a form
+    elsewhere that has no confirmation of its own), shows the page; its form posts ``confirmed``."""
     payment_request = payment_request_get(membership=request.membership, payment_request_id=pk)
     if payment_request is None:
         raise Http404("No such payment request.")
+    if request.method == "GET" or request.POST.get("confirmed") != "1":
+        if payment_request.status != PaymentRequestStatus.OPEN:
+            return redirect("transactions:payment_request_detail", pk=payment_request.pk)
+        data = request.POST if request.method == "POST" else request.GET
+        return render(
+            request,
+            "transactions/payment_requests/payment_request_cancel.html",
+            {
+                "nav": "hub",
+                "payment_request": payment_request,
+                "reason": data.get("reason", ""),
+                "next": _safe_next(request, data.get("next", "")),
+            },
+        )
     try:
         services.payment_request_cancel(
             organization=request.organization,
@@ -155,12 +171,19 @@ def payment_request_cancel(request, pk):
     return _back(request, payment_request)
 
 
-def _back(request, payment_request):
-    """Back to the page the action was taken from (the patient profile), or to the request."""
-    next_url = request.POST.get("next", "")
+def _safe_next(request, next_url: str) -> str:
+    """``next_url`` when it stays on this site, else empty."""
     if next_url and url_has_allowed_host_and_scheme(
         next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
+        return next_url
+    return ""
+
+
+def _back(request, payment_request):
+    """Back to the page the action was taken from (the patient profile), or to the request."""
+    next_url = _safe_next(request, request.POST.get("next", ""))
+    if next_url:
         return redirect(next_url)
     return redirect("transactions:payment_request_detail", pk=payment_request.pk)
 
