@@ -9,13 +9,14 @@ from django.core.exceptions import ValidationError
 from django.db import transaction as db_transaction
 
 from lumapay.audit import audit_event_record
+from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
 
 from .enums import Role
 from .models import Membership, Organization
 
-UPDATED = "organization.updated"
+UPDATED = AuditAction.ORGANIZATION_UPDATED
 
 LEGAL_FIELDS = ("legal_name", "tax_id_last4", "address_line1", "address_line2", "city", "state", "postal_code")
 PUBLIC_FIELDS = ("public_name", "support_phone", "support_email", "website", "statement_descriptor")

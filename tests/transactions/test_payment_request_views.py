@@ -189,9 +189,9 @@ def test_the_request_page_shows_the_request_its_deliveries_and_its_history(
     assert response.status_code == 200
     assert [d.channel for d in response.context["deliveries"]] == ["sms", "email"]
     assert [entry.label for entry in response.context["history"]] == [
-        "Request sent",
-        "Message handed to the provider",
-        "Message handed to the provider",
+        "Payment request sent",
+        "Message with the link handed to the provider",
+        "Message with the link handed to the provider",
     ]
     assert response.context["history"][0].details == ["By e-mail and text message"]
     assert response.context["history"][0].actor == str(administrator)

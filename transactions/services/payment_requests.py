@@ -22,6 +22,7 @@ from django.utils import timezone, translation
 
 from ehr_sync.models import Appointment, Patient
 from lumapay.audit import actor_from, audit_event_record
+from lumapay.enums import AuditAction
 from lumapay.models import ActorType
 from lumapay.money import format_cents
 from lumapay.sms import SmsDeliveryError, sms_send
@@ -111,7 +112,7 @@ def payment_request_send(
         _deliveries_queue(payment_request=payment_request, channels=channels)
         audit_event_record(
             organization=organization,
-            action="payment_request.sent",
+            action=AuditAction.PAYMENT_REQUEST_SENT,
             actor_type=actor_type,
             actor_user=actor_user,
             patient=patient,
@@ -153,7 +154,7 @@ def payment_request_resend(*, organization: Organization, actor, payment_request
         _deliveries_queue(payment_request=locked, channels=channels)
         audit_event_record(
             organization=organization,
-            action="payment_request.resent",
+            action=AuditAction.PAYMENT_REQUEST_RESENT,
             actor_type=actor_type,
             actor_user=actor_user,
             patient=locked.patient,
@@ -188,7 +189,7 @@ def payment_request_cancel(
         locked.save(update_fields=["status", "cancelled_at", "cancelled_by"])
         audit_event_record(
             organization=organization,
-            action="payment_request.cancelled",
+            action=AuditAction.PAYMENT_REQUEST_CANCELLED,
             actor_type=actor_type,
             actor_user=actor_user,
             patient=locked.patient,
@@ -222,7 +223,7 @@ def payment_requests_expire_overdue() -> int:
             locked.save(update_fields=["status"])
             audit_event_record(
                 organization=locked.organization,
-                action="payment_request.expired",
+                action=AuditAction.PAYMENT_REQUEST_EXPIRED,
                 actor_type=ActorType.SYSTEM,
                 patient=locked.patient,
                 payment_request=locked,
@@ -388,7 +389,11 @@ def _delivery_outcome_record(
     delivery.save(update_fields=["status", *fields])
     audit_event_record(
         organization=payment_request.organization,
-        action=f"payment_request.delivery_{status}",
+        action=(
+            AuditAction.PAYMENT_REQUEST_DELIVERY_SENT
+            if status == DeliveryStatus.SENT
+            else AuditAction.PAYMENT_REQUEST_DELIVERY_FAILED
+        ),
         actor_type=ActorType.SYSTEM,
         patient=payment_request.patient,
         payment_request=payment_request,

@@ -17,13 +17,14 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from lumapay.audit import audit_event_record
+from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
 
 from ..models import Transaction
 from .receipts import receipt_context
 
-DOWNLOADED = "receipt.downloaded"
+DOWNLOADED = AuditAction.RECEIPT_DOWNLOADED
 _LANGUAGE_CODES = {code for code, _name in settings.LANGUAGES}
 
 

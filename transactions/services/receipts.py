@@ -12,6 +12,7 @@ from django.template.loader import render_to_string
 from django.utils import translation
 
 from lumapay.audit import audit_event_record
+from lumapay.enums import AuditAction
 from lumapay.models import ActorType, AuditEvent
 
 from ..enums import RefundStatus
@@ -20,8 +21,8 @@ from ..selectors.ledger import organization_zone
 
 logger = logging.getLogger(__name__)
 
-SENT = "receipt.sent"
-SKIPPED = "receipt.skipped"
+SENT = AuditAction.RECEIPT_SENT
+SKIPPED = AuditAction.RECEIPT_SKIPPED
 
 
 def receipt_context(*, transaction) -> dict:

@@ -16,6 +16,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from ehr_sync.selectors import patient_get
+from lumapay.enums import AuditAction, audit_action_label
 from lumapay.errors import ApplicationError
 from lumapay.money import format_cents
 from org_profile.access import membership_required
@@ -30,15 +31,6 @@ from ..selectors.payment_requests import (
 from ..services import payment_requests as services
 
 _CHANNEL_WORDS = {DeliveryChannel.EMAIL: "e-mail", DeliveryChannel.SMS: "text message"}
-_HISTORY_LABELS = {
-    "payment_request.sent": "Request sent",
-    "payment_request.resent": "Request re-sent",
-    "payment_request.delivery_sent": "Message handed to the provider",
-    "payment_request.delivery_failed": "Message not sent",
-    "payment_request.cancelled": "Request cancelled",
-    "payment_request.expired": "Request expired",
-    "payment_request.paid": "Paid",
-}
 
 
 @dataclass(frozen=True)
@@ -198,7 +190,7 @@ def _history(audit_events) -> list[HistoryEntry]:
             details.append("By " + " and ".join(_CHANNEL_WORDS.get(c, c) for c in changes["channels"]))
         if changes.get("channel"):
             details.append(_CHANNEL_WORDS.get(changes["channel"], changes["channel"]).capitalize())
-        if event.action == "payment_request.resent" and changes.get("expires_at"):
+        if event.action == AuditAction.PAYMENT_REQUEST_RESENT and changes.get("expires_at"):
             expires_at = timezone.localtime(datetime.datetime.fromisoformat(changes["expires_at"][1]))
             details.append(f"The link now works until {dateformat.format(expires_at, 'M j, Y H:i')}")
         if changes.get("error_message"):
@@ -207,11 +199,11 @@ def _history(audit_events) -> list[HistoryEntry]:
             details.append(f"Reason: {changes['reason']}")
         entries.append(
             HistoryEntry(
-                label=_HISTORY_LABELS.get(event.action, event.action),
+                label=audit_action_label(event.action),
                 actor=str(event.actor_user) if event.actor_user else event.get_actor_type_display(),
                 created_at=event.created_at,
                 details=details,
-                is_failure=event.action == "payment_request.delivery_failed",
+                is_failure=event.action == AuditAction.PAYMENT_REQUEST_DELIVERY_FAILED,
             )
         )
     return entries

@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from lumapay.audit import audit_event_record, client_ip
+from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
 from lumapay.money import format_cents
@@ -35,7 +36,7 @@ def transaction_detail(request, pk):
     transaction = transaction_get(membership=request.membership, pk=pk)
     audit_event_record(
         organization=request.organization,
-        action="transaction.viewed",
+        action=AuditAction.TRANSACTION_VIEWED,
         actor_type=ActorType.STAFF,
         actor_user=request.user,
         patient=transaction.patient,
