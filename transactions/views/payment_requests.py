@@ -19,7 +19,7 @@ from ehr_sync.selectors import patient_get
 from lumapay.enums import AuditAction, audit_action_label
 from lumapay.errors import ApplicationError
 from lumapay.money import format_cents
-from org_profile.access import membership_required
+from org_profile.access import MANAGERS, membership_required
 
 from ..enums import DeliveryChannel, PaymentRequestStatus
 from ..forms.payment_requests import PaymentRequestForm
@@ -28,7 +28,9 @@ from ..selectors.payment_requests import (
     payment_request_deliveries,
     payment_request_get,
 )
+from ..selectors.ledger import organization_zone
 from ..services import payment_requests as services
+from ..services.payments import payment_request_lock_remaining
 
 _CHANNEL_WORDS = {DeliveryChannel.EMAIL: "e-mail", DeliveryChannel.SMS: "text message"}
 
@@ -93,15 +95,22 @@ def payment_request_detail(request, pk):
     payment_request = payment_request_get(membership=request.membership, payment_request_id=pk)
     if payment_request is None:
         raise Http404("No such payment request.")
+    is_open = payment_request.status == PaymentRequestStatus.OPEN
     return render(
         request,
         "transactions/payment_requests/payment_request_detail.html",
         {
             "nav": "hub",
             "payment_request": payment_request,
+            # Locked by wrong dates of birth: until when, in the clinic's time, and who may help.
+            "locked_until": payment_request.verification_locked_until
+            if is_open and payment_request_lock_remaining(payment_request)
+            else None,
+            "organization_zone": organization_zone(request.organization),
+            "may_manage_link": request.membership.role in MANAGERS,
             "deliveries": payment_request_deliveries(payment_request=payment_request),
             "history": _history(payment_request_audit_events(payment_request=payment_request)),
-            "is_open": payment_request.status == PaymentRequestStatus.OPEN,
+            "is_open": is_open,
             "dev_outbox_enabled": settings.DEV_OUTBOX_ENABLED,
         },
     )
@@ -125,6 +134,38 @@ def payment_request_resend(request, pk):
             f"The payment request was sent again. Its link now works for another {settings.PAYMENT_LINK_TTL_DAYS} days.",
         )
     return _back(request, payment_request)
+
+
+@membership_required(roles=MANAGERS)
+@require_POST
+def payment_request_unlock(request, pk):
+    """A manager lifts the lock wrong dates of birth put on the link."""
+    payment_request = payment_request_get(membership=request.membership, payment_request_id=pk)
+    if payment_request is None:
+        raise Http404("No such payment request.")
+    try:
+        services.pay_link_unlock(organization=request.organization, actor=request.user, payment_request=payment_request)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "The payment link is unlocked: the patient can enter their date of birth again.")
+    return redirect("transactions:payment_request_detail", pk=payment_request.pk)
+
+
+@membership_required(roles=MANAGERS)
+@require_POST
+def payment_request_replace_link(request, pk):
+    """A manager sends the patient a fresh link; the old one stops working."""
+    payment_request = payment_request_get(membership=request.membership, payment_request_id=pk)
+    if payment_request is None:
+        raise Http404("No such payment request.")
+    try:
+        services.pay_link_replace(organization=request.organization, actor=request.user, payment_request=payment_request)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "A fresh payment link was sent to the patient. The old link no longer works.")
+    return redirect("transactions:payment_request_detail", pk=payment_request.pk)
 
 
 @membership_required()
