@@ -250,3 +250,25 @@ def test_unlock_and_fresh_link_need_post_and_the_csrf_token(manager, locked_requ
 
     assert answers == (405, 403)
     assert _state(locked_request) == before
+
+
+def test_a_checkout_begun_on_the_old_link_is_not_resumed_by_the_fresh_one(
+    client, organization, manager, location, patient, django_capture_on_commit_callbacks
+):
+    from transactions.models import SandboxCheckoutSession, Transaction
+
+    from .pay_support import checkout_path, verified
+
+    payment_request = PaymentRequestFactory(organization=organization, location=location, patient=patient)
+    verified(client, payment_request)
+    checkout_path(client, payment_request)  # begun on the old link, then left
+    with django_capture_on_commit_callbacks(execute=True):
+        fresh = pay_link_replace(organization=organization, actor=manager, payment_request=payment_request)
+
+    verified(client, fresh)
+    checkout_path(client, fresh)
+
+    newest = Transaction.objects.order_by("-id").first()
+    session = SandboxCheckoutSession.objects.get(id=newest.gateway_checkout_id)
+    assert Transaction.objects.count() == 2
+    assert session.success_url.endswith(pay_url("done", fresh))

@@ -36,7 +36,7 @@ from ..enums import DeliveryChannel, DeliveryStatus, PaymentRequestKind, Payment
 from ..errors import PatientUnreachableError, PaymentRequestError, PaymentRequestStateError
 from ..links import payment_link_url
 from ..locks import payment_request_delivery_lock, payment_request_lock
-from ..models import PaymentRequest, PaymentRequestDelivery
+from ..models import PaymentRequest, PaymentRequestDelivery, Transaction
 
 logger = logging.getLogger(__name__)
 
@@ -229,6 +229,12 @@ def pay_link_replace(*, organization: Organization, actor, payment_request: Paym
         locked.last_sent_at = now
         locked.save(
             update_fields=["public_id", "verification_locked_until", "failed_verification_count", "expires_at", "last_sent_at"]
+        )
+        # A checkout begun on the old link returns to the old link's pages, which no longer
+        # exist: make it not resumable, so the next "Pay" closes it at the gateway (before any
+        # new one) and starts one that returns to the fresh link.
+        Transaction.objects.filter(payment_request=locked, charged_cents=0).exclude(gateway_checkout_id="").update(
+            gateway_checkout_expires_at=now, updated_at=now
         )
         _deliveries_queue(payment_request=locked, channels=channels)
         audit_event_record(
