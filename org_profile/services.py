@@ -16,7 +16,6 @@ from lumapay.models import ActorType
 from .enums import Role
 from .models import Membership, Organization
 
-UPDATED = AuditAction.ORGANIZATION_UPDATED
 
 LEGAL_FIELDS = ("legal_name", "tax_id_last4", "address_line1", "address_line2", "city", "state", "postal_code")
 PUBLIC_FIELDS = ("public_name", "support_phone", "support_email", "website", "statement_descriptor")
@@ -92,7 +91,7 @@ def organization_update(*, organization: Organization, actor, data: dict) -> Org
             locked.save(update_fields=list(changes))
             audit_event_record(
                 organization=locked,
-                action=UPDATED,
+                action=AuditAction.ORGANIZATION_UPDATED,
                 actor_type=ActorType.STAFF,
                 actor_user=actor,
                 changes=changes,

@@ -52,8 +52,6 @@ from ..tasks import transaction_export_build as transaction_export_build_task
 logger = logging.getLogger(__name__)
 
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-EXPORTED_ACTION = AuditAction.TRANSACTIONS_EXPORTED
-DOWNLOADED_ACTION = AuditAction.TRANSACTIONS_EXPORT_DOWNLOADED
 # How often the background export reports its progress to the page (rows).
 PROGRESS_EVERY_ROWS = 2_000
 # Rows fetched per round trip from the server-side cursor.
@@ -301,7 +299,7 @@ def transaction_export_request(
         with db_transaction.atomic():
             event = audit_event_record(
                 organization=organization,
-                action=EXPORTED_ACTION,
+                action=AuditAction.TRANSACTIONS_EXPORTED,
                 actor_type=ActorType.STAFF,
                 actor_user=actor,
                 changes=_audit_changes(params, summary, written, export=None),
@@ -383,7 +381,7 @@ def transaction_export_build(*, export_id: int) -> TransactionExport:
         export.save(update_fields=["status", "rows_written", "total_rows", "file", "finished_at"])
         event = audit_event_record(
             organization=organization,
-            action=EXPORTED_ACTION,
+            action=AuditAction.TRANSACTIONS_EXPORTED,
             actor_type=ActorType.STAFF,
             actor_user=export.requested_by,
             changes=_audit_changes(export.filters, export.filter_summary, written, export=export),
@@ -396,7 +394,7 @@ def transaction_export_download_record(*, export: TransactionExport, actor, ip_a
     """Each download of a kept export is another PHI access."""
     audit_event_record(
         organization=export.organization,
-        action=DOWNLOADED_ACTION,
+        action=AuditAction.TRANSACTIONS_EXPORT_DOWNLOADED,
         actor_type=ActorType.STAFF,
         actor_user=actor,
         changes={"export_id": export.pk, "row_count": export.rows_written},

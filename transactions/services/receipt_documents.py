@@ -24,7 +24,6 @@ from lumapay.models import ActorType
 from ..models import Transaction
 from .receipts import receipt_context
 
-DOWNLOADED = AuditAction.RECEIPT_DOWNLOADED
 _LANGUAGE_CODES = {code for code, _name in settings.LANGUAGES}
 
 
@@ -78,7 +77,7 @@ def receipt_download(
     pdf = receipt_pdf(transaction=transaction, language=language)
     audit_event_record(
         organization=organization,
-        action=DOWNLOADED,
+        action=AuditAction.RECEIPT_DOWNLOADED,
         actor_type=ActorType.STAFF if actor is not None else ActorType.PATIENT,
         actor_user=actor,
         patient=transaction.patient,
