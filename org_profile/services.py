@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction as db_transaction
 
 from lumapay.audit import audit_event_record
+from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
 
@@ -16,7 +17,6 @@ from .enums import Role
 from .access import ADMINISTRATORS, AccessDenied, staff_access
 from .models import Organization
 
-UPDATED = "organization.updated"
 
 LEGAL_FIELDS = ("legal_name", "tax_id_last4", "address_line1", "address_line2", "city", "state", "postal_code")
 PUBLIC_FIELDS = ("public_name", "support_phone", "support_email", "website", "statement_descriptor")
@@ -95,7 +95,7 @@ def organization_update(*, organization: Organization, actor, data: dict) -> Org
             locked.save(update_fields=list(changes))
             audit_event_record(
                 organization=locked,
-                action=UPDATED,
+                action=AuditAction.ORGANIZATION_UPDATED,
                 actor_type=ActorType.STAFF,
                 actor_user=actor,
                 changes=changes,

@@ -24,6 +24,8 @@ OBJECT_FOR_URL = {
     "transactions:payment_request_detail": "payment_request",
     "transactions:payment_request_resend": "payment_request",
     "transactions:payment_request_cancel": "payment_request",
+    "transactions:payment_request_unlock": "payment_request",
+    "transactions:payment_request_replace_link": "payment_request",
     "transactions:transaction_detail": "transaction",
     "transactions:transaction_refund": "transaction",
     "transactions:transaction_receipt": "transaction",

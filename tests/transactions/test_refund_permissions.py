@@ -95,7 +95,7 @@ def test_the_pages_follow_the_setting(client_for, organization, location, admini
 
     page = client.get(_detail_url(payment))
     before = money_state(payment)
-    first = client.post(_refund_url(payment), {"scope": "partial", "amount": "15", "reason": "Overpaid"})
+    first = client.post(_refund_url(payment), {"amount": "15", "reason": "Overpaid"})
 
     body = page.content.decode()
     assert page.status_code == 200
@@ -110,7 +110,7 @@ def test_the_pages_follow_the_setting(client_for, organization, location, admini
     else:
         assert first.status_code == 403
         confirmed = client.post(
-            _refund_url(payment), {"scope": "partial", "amount": "15", "reason": "Overpaid", "confirmed": "1"}
+            _refund_url(payment), {"amount": "15", "reason": "Overpaid", "confirmed": "1"}
         )
         assert confirmed.status_code == 403
         assert money_state(payment) == before
@@ -142,7 +142,7 @@ def test_staff_allowed_to_refund_still_see_only_their_locations(client_for, orga
     staff = _member(organization, LocationFactory(organization=organization), Role.STAFF)
     before = money_state(elsewhere)
 
-    response = client_for(staff).post(_refund_url(elsewhere), {"scope": "full", "reason": "Overpaid", "confirmed": "1"})
+    response = client_for(staff).post(_refund_url(elsewhere), {"amount": "50.00", "reason": "Overpaid", "confirmed": "1"})
 
     assert response.status_code == 404
     assert money_state(elsewhere) == before
@@ -186,7 +186,7 @@ def test_the_first_post_changes_nothing_and_shows_the_remainder(client_for, mana
     before = money_state(payment)
 
     response = client_for(manager).post(
-        _refund_url(payment), {"scope": "partial", "amount": "12.50", "reason": "Lab fee waived"}
+        _refund_url(payment), {"amount": "12.50", "reason": "Lab fee waived"}
     )
 
     assert response.status_code == 200
@@ -209,14 +209,14 @@ def test_the_first_post_changes_nothing_and_shows_the_remainder(client_for, mana
     ):
         assert text in body, text
     fields = response.context["fields"]
-    assert {key: fields[key] for key in ("scope", "amount", "reason", "confirmed")} == {
-        "scope": "partial", "amount": "12.50", "reason": "Lab fee waived", "confirmed": "1"
+    assert {key: fields[key] for key in ("amount", "reason", "confirmed")} == {
+        "amount": "12.50", "reason": "Lab fee waived", "confirmed": "1"
     }
 
 
 def test_the_confirm_post_refunds(client_for, manager, payment):
     client = client_for(manager)
-    confirmation = client.post(_refund_url(payment), {"scope": "full", "reason": "Visit cancelled"})
+    confirmation = client.post(_refund_url(payment), {"amount": "50.00", "reason": "Visit cancelled"})
 
     response = client.post(_refund_url(payment), confirmation.context["fields"], follow=True)
 
@@ -232,7 +232,7 @@ def test_the_confirm_post_refunds(client_for, manager, payment):
 
 def test_back_returns_to_the_form_with_what_was_typed(client_for, manager, payment):
     client = client_for(manager)
-    confirmation = client.post(_refund_url(payment), {"scope": "partial", "amount": "12.50", "reason": "Lab fee waived"})
+    confirmation = client.post(_refund_url(payment), {"amount": "12.50", "reason": "Lab fee waived"})
     before = money_state(payment)
 
     response = client.post(_refund_url(payment), {**confirmation.context["fields"], "back": "1"})
@@ -246,7 +246,7 @@ def test_back_returns_to_the_form_with_what_was_typed(client_for, manager, payme
 
 def test_a_double_click_on_confirm_refunds_once(client_for, manager, payment):
     client = client_for(manager)
-    fields = client.post(_refund_url(payment), {"scope": "partial", "amount": "10", "reason": "Overpaid"}).context["fields"]
+    fields = client.post(_refund_url(payment), {"amount": "10", "reason": "Overpaid"}).context["fields"]
 
     first = client.post(_refund_url(payment), fields, follow=True)
     second = client.post(_refund_url(payment), fields, follow=True)
@@ -260,7 +260,7 @@ def test_a_double_click_on_confirm_refunds_once(client_for, manager, payment):
 
 def test_a_confirmation_overtaken_by_another_refund_is_refused(client_for, organization, manager, administrator, payment):
     client = client_for(manager)
-    fields = client.post(_refund_url(payment), {"scope": "full", "reason": "Overpaid"}).context["fields"]
+    fields = client.post(_refund_url(payment), {"amount": "50.00", "reason": "Overpaid"}).context["fields"]
     assert fields["amount"] == "50.00"  # the exact amount shown, not "in full"
     refund_create(organization=organization, actor=administrator, transaction=payment, amount_cents=2000, reason="Lab fee")
     before = money_state(payment)

@@ -24,7 +24,6 @@ from ..stripe_support import (
     event_receive,
     payment_intent_event,
     session_completed_event,
-    stripe_checkout_open,
     stripe_checkout_paid,
     stripe_clinic,
     stripe_event,

@@ -14,6 +14,7 @@ import uuid
 from django.db import transaction as db_transaction
 
 from lumapay.audit import audit_event_record
+from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
 from lumapay.money import format_cents
@@ -114,7 +115,7 @@ def refund_create(
         )
         audit_event_record(
             organization=organization,
-            action="refund.requested",
+            action=AuditAction.REFUND_REQUESTED,
             actor_type=ActorType.STAFF,
             actor_user=actor,
             patient=locked.patient,
@@ -144,7 +145,7 @@ def refund_retry(*, organization, actor, refund: Refund) -> Refund:
             )
         audit_event_record(
             organization=organization,
-            action="refund.retried",
+            action=AuditAction.REFUND_RETRIED,
             actor_type=ActorType.STAFF,
             actor_user=actor,
             transaction=locked.transaction,

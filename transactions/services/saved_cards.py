@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from lumapay.audit import audit_event_record
+from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
 from lumapay.money import format_cents
@@ -106,7 +107,7 @@ def saved_card_setup_begin(
         card.save(update_fields=["gateway_setup_id"])
         audit_event_record(
             organization=organization,
-            action="saved_card.consented",
+            action=AuditAction.SAVED_CARD_CONSENTED,
             actor_type=ActorType.PATIENT,
             patient=patient,
             payment_request=locked,
@@ -136,7 +137,7 @@ def saved_card_setup_complete(*, saved_card: SavedCard) -> SavedCard:
         if kept:
             audit_event_record(
                 organization=saved_card.organization,
-                action="saved_card.saved",
+                action=AuditAction.SAVED_CARD_SAVED,
                 actor_type=ActorType.GATEWAY,
                 patient=saved_card.patient,
                 changes={"saved_card": saved_card.pk, "card": f"{fact.card_brand} {fact.card_last4}"},
@@ -161,7 +162,7 @@ def saved_card_remove(*, saved_card: SavedCard, actor=None, ip_address: str | No
         if removed:
             audit_event_record(
                 organization=saved_card.organization,
-                action="saved_card.removed",
+                action=AuditAction.SAVED_CARD_REMOVED,
                 actor_type=ActorType.STAFF if actor is not None else ActorType.PATIENT,
                 actor_user=actor,
                 patient=saved_card.patient,
@@ -229,7 +230,7 @@ def saved_card_charge(
         )
         audit_event_record(
             organization=organization,
-            action="saved_card.hold_requested" if hold_only else "saved_card.charge_requested",
+            action=AuditAction.SAVED_CARD_HOLD_REQUESTED if hold_only else AuditAction.SAVED_CARD_CHARGE_REQUESTED,
             actor_type=ActorType.STAFF,
             actor_user=actor,
             patient=saved_card.patient,
@@ -261,7 +262,7 @@ def authorization_capture(*, organization, actor, transaction: Transaction) -> T
         charge_fact_record(transaction=transaction, fact=fact)
         audit_event_record(
             organization=organization,
-            action="authorization.captured",
+            action=AuditAction.AUTHORIZATION_CAPTURED,
             actor_type=ActorType.STAFF,
             actor_user=actor,
             patient=transaction.patient,
@@ -284,7 +285,7 @@ def authorization_release(*, organization, actor, transaction: Transaction, reas
         charge_fact_record(transaction=transaction, fact=fact)
         audit_event_record(
             organization=organization,
-            action="authorization.released",
+            action=AuditAction.AUTHORIZATION_RELEASED,
             actor_type=actor_type,
             actor_user=actor,
             patient=transaction.patient,

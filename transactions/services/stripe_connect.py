@@ -16,6 +16,7 @@ from datetime import datetime, timezone as dt_timezone
 from django.db.models import Q
 
 from lumapay.audit import audit_event_record
+from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
 from org_profile.access import ADMINISTRATORS, AccessDenied, staff_access
@@ -80,7 +81,7 @@ def stripe_account_state_record(*, fact: AccountFact, actor_type: str = ActorTyp
     changes = {field: [before[field], state[field]] for field in _STATE_FIELDS if before[field] != state[field]}
     if changes:
         audit_event_record(
-            organization=organization, action="stripe.account_updated", actor_type=actor_type, changes=changes
+            organization=organization, action=AuditAction.STRIPE_ACCOUNT_UPDATED, actor_type=actor_type, changes=changes
         )
     return bool(changes)
 
@@ -105,7 +106,7 @@ def stripe_onboarding_start(*, organization: Organization, actor, return_url: st
         if stored:
             audit_event_record(
                 organization=organization,
-                action="stripe.account_created",
+                action=AuditAction.STRIPE_ACCOUNT_CREATED,
                 actor_type=ActorType.STAFF,
                 actor_user=actor,
                 changes={"stripe_account_id": [None, fact.account_id]},
@@ -115,7 +116,7 @@ def stripe_onboarding_start(*, organization: Organization, actor, return_url: st
     )
     audit_event_record(
         organization=organization,
-        action="stripe.onboarding_started",
+        action=AuditAction.STRIPE_ONBOARDING_STARTED,
         actor_type=ActorType.STAFF,
         actor_user=actor,
         changes={"stripe_account_id": organization.stripe_account_id},
@@ -150,7 +151,7 @@ def stripe_payments_enable(*, organization: Organization, actor) -> Organization
     organization.save(update_fields=["payment_gateway"])
     audit_event_record(
         organization=organization,
-        action="organization.payment_gateway_changed",
+        action=AuditAction.ORGANIZATION_PAYMENT_GATEWAY_CHANGED,
         actor_type=ActorType.STAFF,
         actor_user=actor,
         changes={"payment_gateway": [old, PaymentGateway.STRIPE]},

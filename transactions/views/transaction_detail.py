@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from lumapay.audit import audit_event_record, client_ip
+from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
 from lumapay.money import format_cents
@@ -35,7 +36,7 @@ def transaction_detail(request, pk):
     transaction = found_or_404(transaction_get(membership=request.membership, pk=pk))
     audit_event_record(
         organization=request.organization,
-        action="transaction.viewed",
+        action=AuditAction.TRANSACTION_VIEWED,
         actor_type=ActorType.STAFF,
         actor_user=request.user,
         patient=transaction.patient,
@@ -84,14 +85,13 @@ def transaction_refund(request, pk):
         return _retry(request, transaction)
 
     refundable = transaction_refundable_cents(transaction=transaction)
-    form = RefundForm(request.POST, refundable_cents=refundable, currency=transaction.currency)
-    if "back" in request.POST:
-        form = RefundForm(
-            initial={key: request.POST.get(key, "") for key in ("scope", "amount", "reason")},
-            refundable_cents=refundable,
-            currency=transaction.currency,
+    if "back" in request.POST or "fill_full" in request.POST:
+        # Back from the confirmation keeps what was typed; "Full amount" fills in the remainder.
+        form = RefundForm.redisplayed(
+            request.POST, refundable_cents=refundable, currency=transaction.currency, in_full="fill_full" in request.POST
         )
         return _detail(request, transaction, form=form)
+    form = RefundForm(request.POST, refundable_cents=refundable, currency=transaction.currency)
     if not form.is_valid():
         return _detail(request, transaction, form=form, status=400)
     amount_cents = form.cleaned_data["amount_cents"]
