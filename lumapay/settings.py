@@ -161,6 +161,7 @@ CELERY_TIMEZONE = TIME_ZONE
 PAYMENT_REQUESTS_EXPIRE_EVERY_MINUTES = env.int("PAYMENT_REQUESTS_EXPIRE_EVERY_MINUTES", default=15)
 STRIPE_EVENTS_RECOVER_EVERY_MINUTES = env.int("STRIPE_EVENTS_RECOVER_EVERY_MINUTES", default=10)
 TRANSACTION_EXPORTS_EXPIRE_EVERY_MINUTES = env.int("TRANSACTION_EXPORTS_EXPIRE_EVERY_MINUTES", default=60)
+AUTHORIZATIONS_RELEASE_EVERY_MINUTES = env.int("AUTHORIZATIONS_RELEASE_EVERY_MINUTES", default=15)
 CELERY_BEAT_SCHEDULE = {
     "payment-requests-expire": {
         "task": "transactions.tasks.payment_requests_expire_overdue",
@@ -180,7 +181,7 @@ CELERY_BEAT_SCHEDULE = {
     # Copays held on a card for a visit the EHR now reports cancelled or a no-show are let go.
     "authorizations-release-for-missed-visits": {
         "task": "transactions.tasks.authorizations_release_for_missed_visits",
-        "schedule": 15 * 60,
+        "schedule": AUTHORIZATIONS_RELEASE_EVERY_MINUTES * 60,
     },
 }
 

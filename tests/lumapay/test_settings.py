@@ -267,6 +267,7 @@ def test_every_tunable_is_read_from_the_environment():
             PAYMENT_REQUESTS_EXPIRE_EVERY_MINUTES="5",
             STRIPE_EVENTS_RECOVER_EVERY_MINUTES="2",
             TRANSACTION_EXPORTS_EXPIRE_EVERY_MINUTES="30",
+            AUTHORIZATIONS_RELEASE_EVERY_MINUTES="20",
         )
     )
 
@@ -276,6 +277,7 @@ def test_every_tunable_is_read_from_the_environment():
         "payment-requests-expire": 5 * 60,
         "stripe-events-recover": 2 * 60,
         "transaction-exports-expire": 30 * 60,
+        "authorizations-release-for-missed-visits": 20 * 60,
     }
 
 
