@@ -16,9 +16,9 @@ from django import forms
 from django.conf import settings
 from django.db.models import F, Q, QuerySet
 from django.http import QueryDict
-from django.utils.formats import date_format
 
 from ehr_sync.selectors import ContainsIgnoringCase, contains_pattern
+from lumapay.dates import format_date
 from lumapay.money import AmountError, cents_from_text, format_cents
 from org_profile.enums import PaymentGateway
 from org_profile.models import Membership
@@ -271,7 +271,7 @@ def _as_list(value) -> list:
 
 
 def _date_text(day: date) -> str:
-    return date_format(day, "M j, Y")
+    return format_date(day)
 
 
 def _range_text(low, high, render) -> str:

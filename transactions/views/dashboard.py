@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils import dateformat
 from django.utils.cache import patch_vary_headers
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_safe
 
+from lumapay.dates import format_datetime
 from lumapay.money import format_cents
 from org_profile.access import MANAGERS, membership_required
 from org_profile.enums import PaymentGateway
@@ -107,7 +107,7 @@ def _rows(transactions, *, zone: ZoneInfo) -> list[Row]:
     return [
         Row(
             detail_url=detail_url(t.pk),
-            created=dateformat.format(t.created_at.astimezone(zone), "M j, Y g:i A"),
+            created=format_datetime(t.created_at, zone),
             patient_url=patient_url(t.patient_id),
             patient=t.patient.full_name,
             what=f"{kind_labels.get(t.kind, t.kind)} · {t.billing_item}",
