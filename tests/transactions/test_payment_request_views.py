@@ -1,3 +1,5 @@
+import datetime
+
 import pytest
 from django.urls import reverse
 
@@ -405,3 +407,20 @@ def test_the_dev_outbox_lists_what_was_sent_with_the_link_clickable(
 def test_the_dev_outbox_does_not_exist_outside_development(client, settings, db):
     settings.DEV_OUTBOX_ENABLED = False
     assert client.get(reverse("dev_outbox")).status_code == 404
+
+
+def test_the_request_page_gives_its_times_in_the_organizations_zone(client_for, organization, location, patient, administrator):
+    # given a clinic in Tokyo and a request whose link works until 23:30 UTC on Dec 29
+    organization.timezone = "Asia/Tokyo"
+    organization.save()
+    payment_request = PaymentRequestFactory(
+        patient=patient, location=location, expires_at=datetime.datetime(2026, 12, 29, 23, 30, tzinfo=datetime.UTC)
+    )
+
+    # when an administrator opens the request
+    body = client_for(administrator).get(
+        reverse("transactions:payment_request_detail", args=[payment_request.pk])
+    ).content.decode()
+
+    # then the link's end is Tokyo's date and time, in the one date-time format
+    assert "<dt>Link works until</dt><dd>Dec 30, 2026, 8:30 AM JST</dd>" in body

@@ -11,11 +11,12 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.postgres.aggregates import ArrayAgg
 from django.db.models import BigIntegerField, Count, Func, Max, Q, QuerySet, Sum
-from django.utils import dateformat, timezone
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from lumapay.enums import AuditAction, audit_action_label
 from lumapay.models import ActorType, AuditEvent
+from lumapay.dates import format_datetime
 from lumapay.money import format_cents
 from org_profile.models import Membership, Organization
 from org_profile.selectors import scope_to_locations
@@ -311,11 +312,11 @@ def _fee_entry(event: TransactionEvent, transaction: Transaction) -> TimelineEnt
     """The processor's fee, beside the charge it was taken from."""
     if event.kind != Kind.CHARGE_SUCCEEDED or event.transaction_id != transaction.pk or not transaction.fee_cents:
         return None
-    fee = format_cents(transaction.fee_cents, transaction.currency)
+    fee = format_cents(-transaction.fee_cents, transaction.currency)
     net = format_cents(event.amount_cents - transaction.fee_cents, transaction.currency)
     return TimelineEntry(
         at=event.created_at,
-        title=f"Processing fee −{fee}, net {net}",
+        title=f"Processing fee {fee}, net {net}",
         actor=GATEWAY_ACTOR,
         anchor=f"fee-{event.pk}",
         source="funds",
@@ -368,8 +369,7 @@ def _audit_detail(audit: AuditEvent, transaction: Transaction) -> str:
         until = changes.get("verification_locked_until")
         locked_until = parse_datetime(until[1]) if isinstance(until, list) and until[1:] and until[1] else None
         if locked_until is not None:
-            local = timezone.localtime(locked_until, organization_zone(transaction.organization))
-            return f"Locked until {dateformat.format(local, 'M j, Y g:i A T')}."
+            return f"Locked until {format_datetime(locked_until, organization_zone(transaction.organization))}."
     if audit.action == AuditAction.TRANSACTIONS_EXPORTED:
         rows = changes.get("row_count", changes.get("rows"))
         return f"{rows} rows" if isinstance(rows, int) else ""

@@ -11,12 +11,12 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.utils import dateformat, timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from ehr_sync.selectors import patient_get
 from lumapay.enums import AuditAction, audit_action_label
+from lumapay.dates import format_datetime
 from lumapay.errors import ApplicationError
 from lumapay.money import format_cents
 from org_profile.access import MANAGERS, membership_required
@@ -232,8 +232,8 @@ def _history(audit_events) -> list[HistoryEntry]:
         if changes.get("channel"):
             details.append(_CHANNEL_WORDS.get(changes["channel"], changes["channel"]).capitalize())
         if event.action == AuditAction.PAYMENT_REQUEST_RESENT and changes.get("expires_at"):
-            expires_at = timezone.localtime(datetime.datetime.fromisoformat(changes["expires_at"][1]))
-            details.append(f"The link now works until {dateformat.format(expires_at, 'M j, Y H:i')}")
+            expires_at = datetime.datetime.fromisoformat(changes["expires_at"][1])
+            details.append(f"The link now works until {format_datetime(expires_at)}")
         if changes.get("error_message"):
             details.append(changes["error_message"])
         if changes.get("reason"):
