@@ -1,6 +1,6 @@
 """Browser tests: Debian's Chromium driven by Playwright against the app served in-process.
 
-One Chromium for the whole session (started on first use), a fresh context (cookies, storage) for
+One Chromium for all of them (started on first use), a fresh context (cookies, storage) for
 each test, and pytest-django's ``live_server`` on a transactional database, so the browser and the
 test read and write the same rows. Chromium is the system's (``/usr/bin/chromium``, or the path in
 ``CHROMIUM``); nothing downloads a browser. Without it the tests are skipped, except under CI,
@@ -38,9 +38,6 @@ DESKTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
 ACTION_TIMEOUT_MS = 10_000
 
-# Playwright's synchronous API runs an event loop in this thread; the test's own ORM calls are
-# still synchronous and made between browser steps, never concurrently with them.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 def _chromium_or_skip() -> str:
@@ -53,15 +50,30 @@ def _chromium_or_skip() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
+    """One Chromium for all the browser tests, closed after the last of them.
+
+    Playwright's synchronous API keeps its event loop running in this thread while it is open, so
+    Django would take the tests' ORM calls for calls from async code and refuse them. They are
+    plain synchronous calls made between browser steps, so Django is told to allow them, for as
+    long as Playwright runs and no longer: the tests after this package keep Django's check.
+    """
     executable = _chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    allowed_before = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+            yield chromium
+            chromium.close()
+    finally:
+        if allowed_before is None:
+            del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = allowed_before
 
 
 @pytest.fixture
