@@ -44,16 +44,24 @@ def _payments(organization, location) -> None:
         )
 
 
-def _filters_in_url(page: Page) -> dict[str, list[str]]:
-    return parse_qs(urlsplit(page.url).query)
-
-
 def _listed(page: Page, *, shown: list[str], hidden: list[str]) -> None:
     results = page.get_by_role("region", name="Transactions")
     for name in shown:
         expect(results).to_contain_text(f"Ana {name}")
     for name in hidden:
         expect(results).not_to_contain_text(f"Ana {name}")
+
+
+def _tick(page: Page, name: str) -> None:
+    """Tick a filter's checkbox, first opening the disclosures (a dropdown, "More filters") it is in."""
+    hidden_or_not = page.get_by_role("checkbox", name=name, exact=True, include_hidden=True)
+    for closed in page.locator("details:not([open])", has=hidden_or_not).all():
+        closed.locator(":scope > summary").click()
+    page.get_by_role("checkbox", name=name, exact=True).check()
+
+
+def _used_filters(page: Page) -> dict[str, list[str]]:
+    return {name: values for name, values in parse_qs(urlsplit(page.url).query).items() if name in ("status", "q")}
 
 
 def test_dashboard_filters_update_in_place_and_follow_back_and_forward(page, checks, organization, location, manager):
@@ -64,18 +72,16 @@ def test_dashboard_filters_update_in_place_and_follow_back_and_forward(page, che
     checks.check(page, "dashboard")
     page.evaluate("window.sameDocument = true")  # gone if the page reloads
 
-    # When the manager picks the kind "Copay", then also the status "Succeeded"
-    page.get_by_role("checkbox", name="Copay").check()
-    expect(page).to_have_url(re.compile(r"[?&]kind=copay(&|$)"))
-    _listed(page, shown=["Ruiz", "Park", "Diaz"], hidden=["Okafor"])
-    page.get_by_role("checkbox", name="Succeeded").check()
+    # When the manager picks the status "Succeeded", then also searches for the patient "Okafor"
+    _tick(page, "Succeeded")
+    expect(page).to_have_url(re.compile(r"[?&]status=succeeded(&|$)"))
+    _listed(page, shown=["Ruiz", "Okafor"], hidden=["Park", "Diaz"])
+    page.get_by_role("searchbox", name="Patient").fill("Okafor")
 
     # Then each filter updates the list in place, and the URL carries both
-    _listed(page, shown=["Ruiz"], hidden=["Okafor", "Park", "Diaz"])
-    assert {k: v for k, v in _filters_in_url(page).items() if k in ("kind", "status")} == {
-        "kind": ["copay"],
-        "status": ["succeeded"],
-    }
+    expect(page).to_have_url(re.compile(r"[?&]q=Okafor(&|$)"))
+    _listed(page, shown=["Okafor"], hidden=["Ruiz", "Park", "Diaz"])
+    assert _used_filters(page) == {"status": ["succeeded"], "q": ["Okafor"]}
     assert page.evaluate("window.sameDocument") is True
     checks.check(page, "dashboard (filtered)")
 
@@ -83,21 +89,18 @@ def test_dashboard_filters_update_in_place_and_follow_back_and_forward(page, che
     page.go_back()
 
     # Then the URL, the list and the form are those of the first filter
-    expect(page).not_to_have_url(re.compile(r"[?&]status="))
-    assert {k: v for k, v in _filters_in_url(page).items() if k in ("kind", "status")} == {"kind": ["copay"]}
-    _listed(page, shown=["Ruiz", "Park", "Diaz"], hidden=["Okafor"])
-    expect(page.get_by_role("checkbox", name="Copay")).to_be_checked()
-    expect(page.get_by_role("checkbox", name="Succeeded")).not_to_be_checked()
+    expect(page).not_to_have_url(re.compile(r"[?&]q=Okafor"))
+    assert _used_filters(page) == {"status": ["succeeded"]}
+    _listed(page, shown=["Ruiz", "Okafor"], hidden=["Park", "Diaz"])
+    expect(page.get_by_role("searchbox", name="Patient")).to_have_value("")
+    expect(page.get_by_role("checkbox", name="Succeeded", exact=True, include_hidden=True)).to_be_checked()
 
     # When the manager goes forward again, then both filters are back
     page.go_forward()
-    expect(page).to_have_url(re.compile(r"[?&]status=succeeded(&|$)"))
-    assert {k: v for k, v in _filters_in_url(page).items() if k in ("kind", "status")} == {
-        "kind": ["copay"],
-        "status": ["succeeded"],
-    }
-    _listed(page, shown=["Ruiz"], hidden=["Okafor", "Park", "Diaz"])
-    expect(page.get_by_role("checkbox", name="Succeeded")).to_be_checked()
+    expect(page).to_have_url(re.compile(r"[?&]q=Okafor(&|$)"))
+    assert _used_filters(page) == {"status": ["succeeded"], "q": ["Okafor"]}
+    _listed(page, shown=["Okafor"], hidden=["Ruiz", "Park", "Diaz"])
+    expect(page.get_by_role("searchbox", name="Patient")).to_have_value("Okafor")
     checks.assert_clean()
 
 
