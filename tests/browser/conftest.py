@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import PageChecks
+from .support import DESKTOP, PHONE, PageChecks
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 SCREENSHOT_DIR = BASE_DIR / ".local" / "browser-screenshots"
@@ -34,10 +34,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-DESKTOP = {"width": 1366, "height": 900}
-PHONE = {"width": 390, "height": 844}
-ACTION_TIMEOUT_MS = 10_000
-
+# Waits for the page (clicks, fills, expectations) allow for a machine busy with other work.
+TIMEOUT_MS = 10_000
 
 
 def _chromium_or_skip() -> str:
@@ -60,7 +58,9 @@ def browser():
     long as Playwright runs and no longer: the tests after this package keep Django's check.
     """
     executable = _chromium_or_skip()
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=TIMEOUT_MS)
 
     allowed_before = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -97,7 +97,7 @@ def new_page(browser, site, request):
 
     def open_page(*, viewport: dict = DESKTOP, locale: str = "en-US"):
         context = browser.new_context(base_url=site, viewport=viewport, locale=locale, accept_downloads=True)
-        context.set_default_timeout(ACTION_TIMEOUT_MS)
+        context.set_default_timeout(TIMEOUT_MS)
         contexts.append(context)
         page = context.new_page()
         pages.append(page)

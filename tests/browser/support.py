@@ -13,7 +13,9 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
 PASSWORD = "correct horse battery"  # tests/factories.py's UserFactory
-PHONE_WIDTH = 390
+DESKTOP = {"width": 1366, "height": 900}
+PHONE = {"width": 390, "height": 844}
+PHONE_WIDTH = PHONE["width"]
 CARD_YEAR = str(datetime.date.today().year + 3)
 SUCCEEDS = "4242 4242 4242 4242"
 DECLINED = "4000 0000 0000 0002"
@@ -52,7 +54,8 @@ _OVERFLOW_SCRIPT = """() => {
         + (typeof element.className === 'string' && element.className.trim()
            ? '.' + element.className.trim().split(/\\s+/).join('.') : '');
       const text = element.textContent.trim().slice(0, 40);
-      wide.push(name + (text ? ' "' + text + '"' : '') + ' (right edge ' + Math.round(element.getBoundingClientRect().right) + ' px)');
+      const right = Math.round(element.getBoundingClientRect().right);
+      wide.push(name + (text ? ' "' + text + '"' : '') + ' (right edge ' + right + ' px)');
       if (wide.length >= 5) break;
     }
   }
@@ -69,12 +72,10 @@ class PageChecks:
     """
 
     problems: list[str] = field(default_factory=list)
-    pages_checked: list[str] = field(default_factory=list)
 
     def check(self, page: Page, name: str) -> None:
         """axe-core on the page as shown (0 violations of any impact), then no sideways scroll at 390 px."""
         page.wait_for_load_state()
-        self.pages_checked.append(name)
         results = _axe.run(page).response
         for violation in results["violations"]:
             targets = "; ".join(", ".join(node["target"]) for node in violation["nodes"][:5])
@@ -86,7 +87,7 @@ class PageChecks:
     def _check_phone_width(self, page: Page, name: str) -> None:
         viewport = page.viewport_size
         if viewport["width"] != PHONE_WIDTH:
-            page.set_viewport_size({"width": PHONE_WIDTH, "height": 844})
+            page.set_viewport_size(PHONE)
         try:
             measured = page.evaluate(_OVERFLOW_SCRIPT)
         finally:

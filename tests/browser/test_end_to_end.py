@@ -16,8 +16,7 @@ from transactions.enums import TransactionStatus
 from transactions.models import PaymentRequest, Refund, Transaction
 
 from ..factories import LocationFactory, MembershipFactory, OrganizationFactory, PatientFactory, UserFactory
-from .conftest import PHONE
-from .support import SUCCEEDS, card_enter, date_of_birth_enter, sandbox_pay_button, sign_in, sign_out
+from .support import PHONE, SUCCEEDS, card_enter, date_of_birth_enter, sandbox_pay_button, sign_in, sign_out
 
 pytestmark = pytest.mark.browser
 

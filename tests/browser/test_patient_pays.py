@@ -16,8 +16,8 @@ from transactions.models import Transaction, TransactionEvent
 
 from ..factories import PatientFactory
 from ..transactions.pay_support import pay_url, payment_request_make
-from .conftest import PHONE
 from .support import (
+    PHONE,
     AUTHENTICATE,
     CARD_YEAR,
     DECLINED,
