@@ -70,7 +70,17 @@ def test_a_declined_card_then_one_that_succeeds(patient_page, checks, organizati
     transaction = Transaction.objects.get(payment_request=payment_request)
     assert (transaction.status, transaction.charged_cents) == (TransactionStatus.FAILED, 0)
 
-    # When the patient pays with 4242 instead
+    # When the patient leaves the checkout, comes back to the payment from the clinic's page, and
+    # pays again with 4242
+    patient_page.get_by_role("link", name="Cancel and return to Riverside Family Medicine").click()
+    expect(patient_page.get_by_role("heading", name="Payment not made")).to_be_visible()
+    checks.check(patient_page, "pay: cancelled")
+    patient_page.get_by_role("link", name="Return to the payment").click()
+    expect(patient_page.get_by_role("status")).to_contain_text(
+        "Your last payment attempt did not go through: Your card was declined."
+    )
+    checks.check(patient_page, "pay: details (after a decline)")
+    patient_page.get_by_role("button", name="Pay $20.00").click()
     card_enter(patient_page, SUCCEEDS)
     sandbox_pay_button(patient_page, "$20.00").click()
 
@@ -153,6 +163,13 @@ def test_a_spanish_speaking_patient_pays_in_spanish(new_page, checks, organizati
     expect(page.get_by_role("heading", name="Confirme su fecha de nacimiento")).to_be_visible()
     expect(page.get_by_text("Riverside Family Medicine le envió este enlace de pago.")).to_be_visible()
     checks.check(page, "pay: verify (es)")
+    date_of_birth_enter(page, datetime.date(1990, 1, 1))
+    page.get_by_role("button", name="Continuar").click()
+    expect(page.get_by_role("alert")).to_have_text(
+        "Esa fecha de nacimiento no coincide con nuestros registros. Le quedan 4 intentos."
+    )
+    expect(page.get_by_role("textbox", name="Mes")).to_have_attribute("aria-invalid", "true")
+    checks.check(page, "pay: verify, wrong date (es)")
     date_of_birth_enter(page, BIRTH_DATE)
     page.get_by_role("button", name="Continuar").click()
     expect(page.get_by_role("heading", name="Su pago")).to_be_visible()
