@@ -117,9 +117,6 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "transactions:dashboard"
 LOGOUT_REDIRECT_URL = "login"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE_SECONDS", default=8 * 3600)
-# Sessions are kept in the database and read through the cache (Redis when REDIS_URL is set):
-# a signed-in page does not query the session table on every request.
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("es", _("Español"))]
@@ -148,6 +145,10 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Sessions are kept in PostgreSQL. With Redis, a cache every process shares, they are read through
+# it, so a signed-in page does not query the session table; a per-process cache would keep a
+# session another process has ended (signed out), so without Redis each request reads the table.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db" if REDIS_URL else "django.contrib.sessions.backends.db"
 
 # An empty CELERY_BROKER_URL counts as unset (Celery would otherwise fall back to amqp://localhost).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL or "memory://"

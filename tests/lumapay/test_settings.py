@@ -39,6 +39,7 @@ print(json.dumps({
     "celery_app_eager": app.conf.task_always_eager,
     "celery_app_broker": app.conf.broker_url,
     "CACHE_BACKEND": settings.CACHES["default"]["BACKEND"],
+    "SESSION_ENGINE": settings.SESSION_ENGINE,
 }))
 """
 
@@ -227,3 +228,11 @@ def test_every_variable_settings_read_is_in_the_readme_table_and_env_example():
     assert sorted(
         v for v in variables if not any(line.lstrip("# ").startswith(f"{v}=") for line in env_example_lines)
     ) == []
+
+
+def test_sessions_are_read_through_the_cache_only_when_every_process_shares_it():
+    _, without_redis = read_settings(**production())
+    _, with_redis = read_settings(**production(REDIS_URL="redis://redis.internal:6379/0"))
+
+    assert without_redis["SESSION_ENGINE"] == "django.contrib.sessions.backends.db"
+    assert with_redis["SESSION_ENGINE"] == "django.contrib.sessions.backends.cached_db"
