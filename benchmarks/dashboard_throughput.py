@@ -7,7 +7,8 @@ ALLOWED_HOSTS, the static files collected, on the benchmark database; and, besid
 view (one row by primary key through Django's connection, no middleware). A manager of the
 mid-sized organization (the median by transactions) is signed in through a session in the
 database, as the login page would leave it. Requests carry ``X-Forwarded-Proto: https``, as from
-the TLS-terminating proxy the README asks for.
+the TLS-terminating proxy the README asks for. With ``REDIS_URL`` in the environment the server
+uses that Redis, as production does (sessions are then read through it).
 
 A client of a few threads in this process (plain sockets over loopback, a new connection per
 request as gunicorn's sync workers close each one) drives the two alternately, in rounds bounded by
@@ -55,8 +56,9 @@ def bench_dashboard_throughput(server, *, rounds: int, log=print) -> list[dict]:
         "LOG_LEVEL": "WARNING",
         "DJANGO_SETTINGS_MODULE": "lumapay.settings",
     }
-    for name in ("REDIS_URL", "CELERY_BROKER_URL"):
-        env.pop(name, None)
+    # Redis, as in production, when the environment names one (sessions are then read through it).
+    env.pop("CELERY_BROKER_URL", None)
+    redis_url = env.get("REDIS_URL", "")
     subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=BASE_DIR, env=env,
                    check=True)
     port = _free_port()
@@ -82,15 +84,17 @@ def bench_dashboard_throughput(server, *, rounds: int, log=print) -> list[dict]:
         _drive(bare, count=200, seconds=5)
         rates = {name: [] for name, _ in pages}
         cpu_ms = {name: [] for name, _ in pages}
-        bare_rates = []
+        bare_rates, bare_cpu_ms = [], []
         for _ in range(rounds):
             for name, page in pages:
                 cpu_before = _cpu_seconds(workers)
                 done, seconds = _drive(page, count=150, seconds=6)
                 rates[name].append(done / seconds)
                 cpu_ms[name].append((_cpu_seconds(workers) - cpu_before) * 1000 / done)
+            cpu_before = _cpu_seconds(workers)
             done, seconds = _drive(bare, count=1500, seconds=4)
             bare_rates.append(done / seconds)
+            bare_cpu_ms.append((_cpu_seconds(workers) - cpu_before) * 1000 / done)
     finally:
         gunicorn.terminate()
         try:
@@ -100,7 +104,9 @@ def bench_dashboard_throughput(server, *, rounds: int, log=print) -> list[dict]:
         shutil.rmtree(log_dir, ignore_errors=True)
 
     bare_rps = statistics.median(bare_rates)
-    setup = (f"gunicorn {WORKERS} sync workers, DEBUG off, {CLIENT_THREADS} client threads on loopback, "
+    bare_cpu = statistics.median(bare_cpu_ms)
+    setup = (f"gunicorn {WORKERS} sync workers, DEBUG off, {'Redis' if redis_url else 'no Redis'}, "
+             f"{CLIENT_THREADS} client threads on loopback, "
              f"{rounds} alternated rounds; a manager of {membership.organization.slug} ({size:,} transactions)")
     results = []
     for name, _ in pages:
@@ -113,7 +119,7 @@ def bench_dashboard_throughput(server, *, rounds: int, log=print) -> list[dict]:
         results.append(_result(
             f"{name} under gunicorn: requests per second", rps, bare_rps, "shown for information", "req/s", size,
             notes=f"{setup}; spread {_spread(rates[name])} vs {_spread(bare_rates)} req/s; worker CPU per request "
-                  f"{cpu:.1f} ms (spread {_spread(cpu_ms[name])} ms)",
+                  f"{cpu:.2f} ms (spread {_spread(cpu_ms[name])} ms) vs {bare_cpu:.2f} ms for the bare view",
         ))
         results.append(_at_least(_result(
             f"{name} under gunicorn: share of the bare view's rate", share * 100, SHARE_BEFORE * 100,

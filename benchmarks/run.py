@@ -5,13 +5,17 @@ run, each figure beside its baseline:
    and a page 10,000 rows deep) through Django's test client, against the raw SQL the page ran,
    replayed on the same connection: median < 100 ms and <= max(3x raw, raw + 30 ms);
 2. the Excel export of ~100,000 filtered rows (the Celery task's path) against a bare loop
-   reading the same SELECT through a server-side cursor into openpyxl write-only: <= 1.3x, and a
-   peak RSS under 150 MB, each side in its own process;
-3. the receipt PDF (``receipt_pdf``) against bare WeasyPrint on the same HTML: <= 1.5x.
+   reading the same SELECT through a server-side cursor into openpyxl write-only: CPU and wall
+   time each <= 1.3x, and a peak RSS under 150 MB, each side in its own process
+   (``export_speed.py``);
+3. the receipt PDF (``receipt_pdf``) against bare WeasyPrint on the same HTML: <= 1.5x;
+4. the signed-in dashboard served by gunicorn against a bare one-row view in the same server:
+   requests per second and the dashboard's share of the bare view's rate (``dashboard_throughput.py``).
 
 Writes ``benchmarks/results/latest.json`` and prints a table. Options: ``--runs N`` (dashboard
 runs, default 30), ``--export-runs N`` (each side, default 3), ``--receipt-runs N`` (default 15),
-``--only dashboard,export,receipt``. Pass them as ``make bench ARGS="--runs 50"``.
+``--throughput-rounds N`` (default 5), ``--only dashboard,export,receipt,throughput``. Pass them as
+``make bench ARGS="--runs 50"``. ``BENCH_DATABASE`` names another database than ``lumapay_bench``.
 """
 
 from __future__ import annotations
