@@ -1,7 +1,8 @@
-"""The benchmark database: ``lumapay_bench`` on the server ``DATABASE_URL`` names.
+"""The benchmark database: ``lumapay_bench`` (or ``BENCH_DATABASE``) on the server ``DATABASE_URL`` names.
 
 `make bench` sets ``DATABASE_URL`` (or the embedded-PostgreSQL wrapper does); the benchmark never
 touches that database itself, only a sibling on the same server, which it creates and migrates.
+``BENCH_DATABASE`` names another sibling, so that two checkouts on one server keep apart.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-BENCH_DATABASE = "lumapay_bench"
+BENCH_DATABASE = os.environ.get("BENCH_DATABASE") or "lumapay_bench"
 
 
 @dataclass(frozen=True)

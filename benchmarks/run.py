@@ -5,13 +5,17 @@ run, each figure beside its baseline:
    and a page 10,000 rows deep) through Django's test client, against the raw SQL the page ran,
    replayed on the same connection: median < 100 ms and <= max(3x raw, raw + 30 ms);
 2. the Excel export of ~100,000 filtered rows (the Celery task's path) against a bare loop
-   reading the same SELECT through a server-side cursor into openpyxl write-only: <= 1.3x, and a
-   peak RSS under 150 MB, each side in its own process;
-3. the receipt PDF (``receipt_pdf``) against bare WeasyPrint on the same HTML: <= 1.5x.
+   reading the same SELECT through a server-side cursor into openpyxl write-only: CPU and wall
+   time each <= 1.3x, and a peak RSS under 150 MB, each side in its own process
+   (``export_speed.py``);
+3. the receipt PDF (``receipt_pdf``) against bare WeasyPrint on the same HTML: <= 1.5x;
+4. the signed-in dashboard served by gunicorn against a bare one-row view in the same server:
+   requests per second and the dashboard's share of the bare view's rate (``dashboard_throughput.py``).
 
 Writes ``benchmarks/results/latest.json`` and prints a table. Options: ``--runs N`` (dashboard
 runs, default 30), ``--export-runs N`` (each side, default 3), ``--receipt-runs N`` (default 15),
-``--only dashboard,export,receipt``. Pass them as ``make bench ARGS="--runs 50"``.
+``--throughput-rounds N`` (default 5), ``--only dashboard,export,receipt,throughput``. Pass them as
+``make bench ARGS="--runs 50"``. ``BENCH_DATABASE`` names another database than ``lumapay_bench``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 import warnings
@@ -31,7 +34,6 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEEP_ROWS = 10_000  # "page 401": the page after 400 pages of 25
-EXPORT_ROWS = 100_000
 
 
 def prepare(*, log=print):
@@ -181,62 +183,6 @@ def bench_dashboard(dataset, *, runs: int, log=print) -> list[dict]:
     return results
 
 
-def bench_export(server, dataset, *, runs: int, log=print) -> list[dict]:
-    from zoneinfo import ZoneInfo
-
-    from transactions.filters import TransactionFilter, query_from_params
-
-    membership, _ = _bench_organization()
-    organization = membership.organization
-    params = {"status": ["succeeded", "partially_refunded", "refunded"], "vendor": [organization.payment_gateway]}
-    # The third filter, created from: the local day from which the set holds about 100,000 rows.
-    base = TransactionFilter(query_from_params(params), membership=membership).qs
-    boundary = base.order_by("-created_at", "-id").values_list("created_at", flat=True)[EXPORT_ROWS - 1]
-    start_day = boundary.astimezone(ZoneInfo(organization.timezone)).date() + timedelta(days=1)
-    params["created_from"] = [start_day.isoformat()]
-    rows_expected = TransactionFilter(query_from_params(params), membership=membership).qs.count()
-
-    spec = {"email": membership.user.email, "organization": organization.slug, "params": params}
-    # A first run, not counted: it warms the caches and tells the bare loop which SELECT to run.
-    warm = _worker("ours", spec)
-    bare_spec = {"sql": warm["sql"], "conninfo": server.conninfo("lumapay_bench")}
-    ours_runs, bare_runs = [], []
-    for _ in range(runs):
-        ours_runs.append(_worker("ours", spec))
-        bare_runs.append(_worker("bare", bare_spec))
-    for result in ours_runs + bare_runs:
-        assert result["rows"] == rows_expected, (result["rows"], rows_expected)
-    ours_s = statistics.median(r["seconds"] for r in ours_runs)
-    bare_s = statistics.median(r["seconds"] for r in bare_runs)
-    ours_cpu = statistics.median(r["cpu_seconds"] for r in ours_runs)
-    bare_cpu = statistics.median(r["cpu_seconds"] for r in bare_runs)
-    ours_mb = max(r["peak_rss_mb"] for r in ours_runs)
-    bare_mb = max(r["peak_rss_mb"] for r in bare_runs)
-    log(f"  export: {ours_s:.2f} s, {ours_mb:.0f} MB (bare loop {bare_s:.2f} s, {bare_mb:.0f} MB), {rows_expected:,} rows")
-    filters_text = "status in 3, created from " + start_day.isoformat() + ", vendor " + organization.payment_gateway
-    return [
-        _result("export: 100k rows to Excel, time", ours_s, bare_s, "<= 1.3x the bare loop", "s", rows_expected,
-                limit=1.3 * bare_s,
-                notes=(
-                    f"{filters_text}; median of {runs} runs each, alternated; Python CPU {ours_cpu:.1f} s vs "
-                    f"{bare_cpu:.1f} s; runs {[round(r['seconds'], 1) for r in ours_runs]} vs "
-                    f"{[round(r['seconds'], 1) for r in bare_runs]}; file {ours_runs[0]['bytes'] / 1e6:.1f} MB"
-                )),
-        _result("export: 100k rows to Excel, peak memory", ours_mb, bare_mb, "peak RSS < 150 MB", "MB", rows_expected,
-                limit=150.0, notes="whole-process peak RSS (VmHWM), Django loaded on our side only"),
-    ]
-
-
-def _worker(mode: str, spec: dict) -> dict:
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.export_worker", mode, json.dumps(spec)],
-        cwd=BASE_DIR, env=os.environ.copy(), capture_output=True, text=True,
-    )
-    if completed.returncode != 0:
-        raise SystemExit(f"benchmarks: the {mode} export failed:\n{completed.stderr}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
 def bench_receipt(*, runs: int, log=print) -> list[dict]:
     try:
         from transactions.services.receipt_documents import receipt_html, receipt_pdf
@@ -333,7 +279,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--export-runs", type=int, default=3)
     parser.add_argument("--receipt-runs", type=int, default=15)
-    parser.add_argument("--only", default="dashboard,export,receipt")
+    parser.add_argument("--throughput-rounds", type=int, default=5)
+    parser.add_argument("--only", default="dashboard,export,receipt,throughput")
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
 
@@ -354,9 +301,15 @@ def main(argv: list[str]) -> int:
     if "dashboard" in only:
         results += bench_dashboard(dataset, runs=args.runs)
     if "export" in only:
-        results += bench_export(server, dataset, runs=args.export_runs)
+        from .export_speed import bench_export
+
+        results += bench_export(server, dataset, runs=args.export_runs, organization_of=lambda: _bench_organization()[0])
     if "receipt" in only:
         results += bench_receipt(runs=args.receipt_runs)
+    if "throughput" in only:
+        from .dashboard_throughput import bench_dashboard_throughput
+
+        results += bench_dashboard_throughput(server, rounds=args.throughput_rounds)
 
     report = {
         "measured_at": datetime.now(dt_timezone.utc).isoformat(timespec="seconds"),

@@ -146,6 +146,10 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Sessions are kept in PostgreSQL. With Redis, a cache every process shares, they are read through
+# it, so a signed-in page does not query the session table; a per-process cache would keep a
+# session another process has ended (signed out), so without Redis each request reads the table.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db" if REDIS_URL else "django.contrib.sessions.backends.db"
 
 # An empty CELERY_BROKER_URL counts as unset (Celery would otherwise fall back to amqp://localhost).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL or "memory://"

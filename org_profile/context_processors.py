@@ -9,6 +9,6 @@ def current_organization(request):
     return {
         "current_membership": membership,
         "current_organization": membership.organization,
-        "user_memberships": memberships_of(user=request.user),
+        "user_memberships": getattr(request, "memberships", None) or memberships_of(user=request.user),
         "is_manager": membership.role in MANAGERS,
     }

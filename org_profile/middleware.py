@@ -3,7 +3,7 @@ import zoneinfo
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
-from .selectors import membership_current
+from .selectors import membership_current, memberships_of
 
 SESSION_KEY = "current_organization_id"
 
@@ -19,7 +19,14 @@ class CurrentOrganizationMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        request.membership = SimpleLazyObject(lambda: membership_current(request=request))
+        # One query for every membership of the user: the current one is picked from them, and the
+        # header's organization switcher lists them.
+        request.memberships = SimpleLazyObject(
+            lambda: list(memberships_of(user=request.user)) if request.user.is_authenticated else []
+        )
+        request.membership = SimpleLazyObject(
+            lambda: membership_current(request=request, memberships=request.memberships)
+        )
         request.organization = SimpleLazyObject(
             lambda: request.membership.organization if request.membership else None
         )

@@ -14,19 +14,23 @@ def memberships_of(*, user) -> QuerySet[Membership]:
     )
 
 
-def membership_current(*, request) -> Membership | None:
+def membership_current(*, request, memberships: list[Membership] | None = None) -> Membership | None:
+    """The membership chosen with "switch organization" (kept in the session), or the user's first
+    active one. ``memberships``: the user's active memberships (``memberships_of``), when the
+    caller has them already."""
     from .middleware import SESSION_KEY
 
     user = request.user
     if not user.is_authenticated:
         return None
-    memberships = memberships_of(user=user)
+    if memberships is None:
+        memberships = list(memberships_of(user=user))
     chosen = request.session.get(SESSION_KEY)
     if chosen is not None:
-        membership = memberships.filter(organization_id=chosen).first()
-        if membership is not None:
-            return membership
-    return memberships.first()
+        for membership in memberships:
+            if membership.organization_id == chosen:
+                return membership
+    return memberships[0] if memberships else None
 
 
 def location_ids_visible(*, membership: Membership) -> list[int] | None:

@@ -45,6 +45,7 @@ print(json.dumps({
         "PAY_LINK_MAX_FAILED_DOB_ATTEMPTS", "PAY_LINK_LOCKOUT_MINUTES", "PAY_PAGE_MAX_FAILED_DOB_ATTEMPTS_PER_ADDRESS",
     )},
     "beat": {name: entry["schedule"] for name, entry in settings.CELERY_BEAT_SCHEDULE.items()},
+    "SESSION_ENGINE": settings.SESSION_ENGINE,
 }))
 """
 
@@ -289,3 +290,11 @@ def test_site_url_defaults_to_the_development_server_on_port():
     assert read_settings(DEBUG="true", SITE_URL=UNSET)[1]["SITE_URL"] == "http://127.0.0.1:8000"
     assert read_settings(DEBUG="true", SITE_URL=UNSET, PORT="8123")[1]["SITE_URL"] == "http://127.0.0.1:8123"
     assert read_settings(DEBUG="true", SITE_URL="http://localhost:9000/", PORT="8123")[1]["SITE_URL"] == "http://localhost:9000"
+
+
+def test_sessions_are_read_through_the_cache_only_when_every_process_shares_it():
+    _, without_redis = read_settings(**production())
+    _, with_redis = read_settings(**production(REDIS_URL="redis://redis.internal:6379/0"))
+
+    assert without_redis["SESSION_ENGINE"] == "django.contrib.sessions.backends.db"
+    assert with_redis["SESSION_ENGINE"] == "django.contrib.sessions.backends.cached_db"

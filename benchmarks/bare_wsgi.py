@@ -1,0 +1,30 @@
+"""What the dashboard throughput benchmark serves with gunicorn: LumaPay's own WSGI application,
+and beside it, at ``BARE_PATH`` only, the floor to compare it with: one row read through Django's
+database connection and returned as JSON, with no middleware, session, template or view.
+
+Used only by ``benchmarks/dashboard_throughput.py``; production serves ``lumapay.wsgi``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from lumapay.wsgi import application as lumapay_application
+
+BARE_PATH = "/__bench__/one-row"
+
+
+def application(environ, start_response):
+    if environ.get("PATH_INFO") != BARE_PATH:
+        return lumapay_application(environ, start_response)
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, status, amount_cents, created_at FROM transactions_transaction WHERE id = %s",
+            [int(environ.get("QUERY_STRING", "").partition("=")[2] or 0)],
+        )
+        row = cursor.fetchone()
+    body = json.dumps(row, default=str).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]

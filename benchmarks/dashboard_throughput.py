@@ -1,0 +1,291 @@
+"""Throughput of the signed-in dashboard served as in production, against a bare one-row view in
+the same run.
+
+gunicorn (``--workers 2``, sync workers, bound to 127.0.0.1 on a free port) serves
+``benchmarks.bare_wsgi``: LumaPay's WSGI application with DEBUG off, a production SECRET_KEY and
+ALLOWED_HOSTS, the static files collected, on the benchmark database; and, beside it, the bare
+view (one row by primary key through Django's connection, no middleware). A manager of the
+mid-sized organization (the median by transactions) is signed in through a session in the
+database, as the login page would leave it. Requests carry ``X-Forwarded-Proto: https``, as from
+the TLS-terminating proxy the README asks for. With ``REDIS_URL`` in the environment the server
+uses that Redis, as production does (sessions are then read through it).
+
+A client of a few threads in this process (plain sockets over loopback, a new connection per
+request as gunicorn's sync workers close each one) drives the two alternately, in rounds bounded by
+a count and a time: requests per second of each, the dashboard's CPU milliseconds per request in
+the workers, and the dashboard's share of the bare view's rate.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+WORKERS = 2
+CLIENT_THREADS = 4
+# Today's share (42 req/s against 775, issue 7) and the target: at least double it.
+SHARE_BEFORE = 42 / 775
+SHARE_TARGET = 2 * SHARE_BEFORE
+
+
+def bench_dashboard_throughput(server, *, rounds: int, log=print) -> list[dict]:
+    from .bare_wsgi import BARE_PATH
+    from .database import BENCH_DATABASE
+    from .run import _result
+
+    membership, size = _mid_sized_membership()
+    secret_key = secrets.token_urlsafe(50)
+    cookie = _signed_in_cookie(membership.user, secret_key=secret_key)
+    row_id = _a_transaction_id(membership.organization)
+    env = {
+        **os.environ,
+        "DEBUG": "false",
+        "SECRET_KEY": secret_key,
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "DATABASE_URL": server.url_for(BENCH_DATABASE),
+        "LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "lumapay.settings",
+    }
+    # Redis, as in production, when the environment names one (sessions are then read through it).
+    env.pop("CELERY_BROKER_URL", None)
+    redis_url = env.get("REDIS_URL", "")
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=BASE_DIR, env=env,
+                   check=True)
+    port = _free_port()
+    log_dir = tempfile.mkdtemp(prefix="lumapay-bench-gunicorn-")
+    gunicorn = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "benchmarks.bare_wsgi:application", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(WORKERS), "--worker-class", "sync", "--error-logfile", f"{log_dir}/error.log"],
+        cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        headers = {"X-Forwarded-Proto": "https", "Cookie": f"sessionid={cookie}"}
+        pages = [(name, _Request(port, path, headers)) for name, path in _dashboard_pages(membership.organization)]
+        bare = _Request(port, f"{BARE_PATH}?id={row_id}", {"X-Forwarded-Proto": "https"})
+        _wait_until_up(bare, gunicorn, log_dir)
+        for name, page in pages:
+            status, body = page.once()
+            assert status == 200, (name, status, body[:300])
+            assert body.count(b'<span class="status status-') == 25, f"{name}: not 25 rows: not signed in?"
+        workers = _worker_pids(gunicorn.pid)
+        # Warm both: templates compiled and cached, connections open, in every worker.
+        for _, page in pages:
+            _drive(page, count=20, seconds=10)
+        _drive(bare, count=200, seconds=5)
+        rates = {name: [] for name, _ in pages}
+        cpu_ms = {name: [] for name, _ in pages}
+        bare_rates, bare_cpu_ms = [], []
+        for _ in range(rounds):
+            for name, page in pages:
+                cpu_before = _cpu_seconds(workers)
+                done, seconds = _drive(page, count=150, seconds=6)
+                rates[name].append(done / seconds)
+                cpu_ms[name].append((_cpu_seconds(workers) - cpu_before) * 1000 / done)
+            cpu_before = _cpu_seconds(workers)
+            done, seconds = _drive(bare, count=1500, seconds=4)
+            bare_rates.append(done / seconds)
+            bare_cpu_ms.append((_cpu_seconds(workers) - cpu_before) * 1000 / done)
+    finally:
+        gunicorn.terminate()
+        try:
+            gunicorn.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            gunicorn.kill()
+        shutil.rmtree(log_dir, ignore_errors=True)
+
+    bare_rps = statistics.median(bare_rates)
+    bare_cpu = statistics.median(bare_cpu_ms)
+    setup = (f"gunicorn {WORKERS} sync workers, DEBUG off, {'Redis' if redis_url else 'no Redis'}, "
+             f"{CLIENT_THREADS} client threads on loopback, "
+             f"{rounds} alternated rounds; a manager of {membership.organization.slug} ({size:,} transactions)")
+    results = []
+    for name, _ in pages:
+        rps = statistics.median(rates[name])
+        share = rps / bare_rps
+        shares = [d / b for d, b in zip(rates[name], bare_rates)]
+        cpu = statistics.median(cpu_ms[name])
+        log(f"  {name} under gunicorn: {rps:.1f} req/s (bare view {bare_rps:.1f} req/s), share {share:.1%}, "
+            f"{cpu:.1f} ms worker CPU per request")
+        results.append(_result(
+            f"{name} under gunicorn: requests per second", rps, bare_rps, "shown for information", "req/s", size,
+            notes=f"{setup}; spread {_spread(rates[name])} vs {_spread(bare_rates)} req/s; worker CPU per request "
+                  f"{cpu:.2f} ms (spread {_spread(cpu_ms[name])} ms) vs {bare_cpu:.2f} ms for the bare view",
+        ))
+        results.append(_at_least(_result(
+            f"{name} under gunicorn: share of the bare view's rate", share * 100, SHARE_BEFORE * 100,
+            f">= {SHARE_TARGET:.1%} (twice the {SHARE_BEFORE:.1%} of issue 7, the baseline column)", "%", size,
+            notes=f"dashboard req/s / bare view req/s, medians; per-round shares spread {_spread(shares, pct=True)}",
+        ), minimum=SHARE_TARGET * 100))
+    return results
+
+
+def _dashboard_pages(organization) -> list[tuple[str, str]]:
+    """The dashboard as a member lands on it, and filtered to the last seven days."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from django.utils import timezone
+
+    from transactions.models import Transaction
+
+    newest = Transaction.objects.filter(organization=organization).order_by("-created_at").values_list(
+        "created_at", flat=True)[0]
+    # The data set's "today" is its newest transaction's day, whenever it was loaded.
+    today = timezone.localtime(newest, ZoneInfo(organization.timezone)).date()
+    return [
+        ("dashboard, no filter", "/"),
+        ("dashboard, last 7 days", f"/?created_from={(today - timedelta(days=6)).isoformat()}"),
+    ]
+
+
+def _at_least(result: dict, *, minimum: float) -> dict:
+    """A figure whose target is a floor, not a ceiling."""
+    return {**result, "limit": round(minimum, 2), "met": result["value"] >= minimum}
+
+
+def _mid_sized_membership():
+    """A manager of the organization in the middle by transaction count."""
+    from django.db.models import Count
+
+    from org_profile.access import MANAGERS
+    from org_profile.models import Membership, Organization
+
+    sizes = list(
+        Organization.objects.annotate(size=Count("transactions")).filter(size__gt=0).order_by("size", "pk")
+        .values_list("pk", "size")
+    )
+    organization_id, size = sizes[(len(sizes) - 1) // 2]
+    membership = (
+        Membership.objects.filter(organization_id=organization_id, role__in=MANAGERS, is_active=True)
+        .select_related("organization", "user").order_by("pk").first()
+    )
+    return membership, size
+
+
+def _signed_in_cookie(user, *, secret_key: str) -> str:
+    """A session in the database for ``user``, signed with the server's SECRET_KEY: what logging in
+    through the login page leaves behind."""
+    from django.conf import settings
+    from django.test import Client
+
+    previous = settings.SECRET_KEY
+    settings.SECRET_KEY = secret_key
+    try:
+        client = Client()
+        client.force_login(user)
+        return client.cookies[settings.SESSION_COOKIE_NAME].value
+    finally:
+        settings.SECRET_KEY = previous
+
+
+def _a_transaction_id(organization) -> int:
+    from transactions.models import Transaction
+
+    return Transaction.objects.filter(organization=organization).order_by("-created_at").values_list("pk", flat=True)[0]
+
+
+class _Request:
+    def __init__(self, port: int, path: str, headers: dict[str, str]):
+        self.port = port
+        lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        self.raw = ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    def once(self) -> tuple[int, bytes]:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=30) as connection:
+            connection.sendall(self.raw)
+            chunks = []
+            while chunk := connection.recv(65536):
+                chunks.append(chunk)
+        response = b"".join(chunks)
+        head, _, body = response.partition(b"\r\n\r\n")
+        return int(head.split(b" ", 2)[1]), body
+
+
+def _drive(request: _Request, *, count: int, seconds: float) -> tuple[int, float]:
+    """``count`` requests from CLIENT_THREADS threads, or as many as ``seconds`` allow. Returns the
+    requests answered 200 and the seconds taken; anything else fails the benchmark."""
+    lock = threading.Lock()
+    issued = [0]
+    done = [0]
+    failures: list[str] = []
+    deadline = time.perf_counter() + seconds
+
+    def client():
+        while True:
+            with lock:
+                if issued[0] >= count or time.perf_counter() >= deadline or failures:
+                    return
+                issued[0] += 1
+            status, body = request.once()
+            with lock:
+                if status == 200:
+                    done[0] += 1
+                else:
+                    failures.append(f"{status} {body[:200]!r}")
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(CLIENT_THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise SystemExit(f"benchmarks: a request failed under gunicorn: {failures[0]}")
+    return done[0], elapsed
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until_up(request: _Request, process: subprocess.Popen, log_dir: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"benchmarks: gunicorn exited:\n{Path(log_dir, 'error.log').read_text()[-3000:]}")
+        try:
+            if request.once()[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("benchmarks: gunicorn did not answer within a minute")
+
+
+def _worker_pids(master: int) -> list[int]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        if len(children) >= WORKERS:
+            return [int(pid) for pid in children]
+        time.sleep(0.1)
+    raise SystemExit("benchmarks: gunicorn's workers did not start")
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def _spread(values: list[float], *, pct: bool = False) -> str:
+    if pct:
+        return f"{min(values):.1%}-{max(values):.1%}"
+    return f"{min(values):.1f}-{max(values):.1f}"
