@@ -15,6 +15,7 @@ from lumapay.models import AuditEvent
 from transactions.enums import GatewayEventStatus, PaymentRequestStatus, TransactionEventKind as Kind
 from transactions.gateways.base import GatewayUnavailable
 from transactions.models import GatewayEvent, SandboxCharge, Transaction, TransactionEvent
+from transactions.sandbox import processor as sandbox_processor
 from transactions.services import gateway_events
 from transactions.services.gateway_events import (
     GatewayEventReplayFailed,
@@ -50,12 +51,10 @@ def _post(client, event: dict, *, secret: str, timestamp: int | None = None, bod
 @pytest.fixture
 def paid_charge(organization, django_capture_on_commit_callbacks):
     """A request whose checkout the patient paid at the Sandbox, before any event reached us."""
-    from transactions.gateways.sandbox import SandboxGateway
-
     payment_request = payment_request_make(organization=organization, amount_cents=4500)
     start = checkout_begin(payment_request=payment_request, ip_address="127.0.0.1")
     with django_capture_on_commit_callbacks(execute=False):
-        SandboxGateway().card_submit(
+        sandbox_processor.card_submit(
             session_id=start.checkout_id, card_number="4242424242424242", expiry_month="12", expiry_year="2040", cvc="123"
         )
     return SandboxCharge.objects.get(session_id=start.checkout_id)
@@ -172,12 +171,10 @@ def test_the_same_event_delivered_twice_is_one_row_and_one_ledger_event(
 
 
 def test_the_sandbox_delivery_itself_goes_through_this_path_once(paid_charge, django_capture_on_commit_callbacks):
-    from transactions.gateways.sandbox import SandboxGateway
-
     payment_request = payment_request_make(organization=paid_charge.session.organization)
     start = checkout_begin(payment_request=payment_request, ip_address=None)
     with django_capture_on_commit_callbacks(execute=False) as deliveries:
-        SandboxGateway().card_submit(
+        sandbox_processor.card_submit(
             session_id=start.checkout_id, card_number="4242424242424242", expiry_month="12", expiry_year="2040", cvc="123"
         )
     with django_capture_on_commit_callbacks(execute=True):
