@@ -1,6 +1,7 @@
 """The event path: a gateway's webhook is verified, stored raw once, processed in its own
 transaction, and can be replayed."""
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -13,7 +14,7 @@ from django.db import OperationalError
 
 from lumapay.models import AuditEvent
 from transactions.enums import GatewayEventStatus, PaymentRequestStatus, TransactionEventKind as Kind
-from transactions.gateways.base import GatewayUnavailable
+from transactions.gateways.base import GatewayUnavailable, LedgerFact
 from transactions.models import GatewayEvent, SandboxCharge, Transaction, TransactionEvent
 from transactions.sandbox import processor as sandbox_processor
 from transactions.services import gateway_events
@@ -28,6 +29,12 @@ from transactions.services.payments import checkout_begin
 from .pay_support import payment_request_make
 
 pytestmark = pytest.mark.django_db
+
+
+def _ledger_facts_applied_by(monkeypatch, apply) -> None:
+    """Apply ledger facts with ``apply`` instead (a failure to record), for this test only."""
+    kind = dataclasses.replace(gateway_events.FACT_KINDS[LedgerFact], apply=apply)
+    monkeypatch.setitem(gateway_events.FACT_KINDS, LedgerFact, kind)
 
 URL = "/webhooks/sandbox/"
 
@@ -236,7 +243,7 @@ def test_a_failure_is_recorded_and_a_replay_applies_the_event(settings, paid_cha
     def broken_apply(**kwargs):
         raise ValueError("the ledger is not reachable in this test")
 
-    monkeypatch.setattr(gateway_events, "ledger_fact_apply", broken_apply)
+    _ledger_facts_applied_by(monkeypatch, broken_apply)
     with django_capture_on_commit_callbacks(execute=True):
         stored = gateway_event_receive(gateway="sandbox", body=body, headers=headers)
     stored.refresh_from_db()
@@ -253,7 +260,7 @@ def test_a_failure_is_recorded_and_a_replay_applies_the_event(settings, paid_cha
     stored.refresh_from_db()
     assert (stored.status, stored.attempts) == (GatewayEventStatus.FAILED, 2)
 
-    monkeypatch.setattr(gateway_events, "ledger_fact_apply", real_apply)
+    _ledger_facts_applied_by(monkeypatch, real_apply)
     with django_capture_on_commit_callbacks(execute=True):
         replayed = gateway_event_replay(gateway_event_id=stored.pk)
 
@@ -278,7 +285,7 @@ def test_a_transient_failure_is_recorded_and_raised_for_the_task_to_retry(settin
         raise GatewayUnavailable("The gateway timed out.")
 
     stored = gateway_event_receive(gateway="sandbox", body=body, headers=headers)
-    monkeypatch.setattr(gateway_events, "ledger_fact_apply", unavailable)
+    _ledger_facts_applied_by(monkeypatch, unavailable)
 
     with pytest.raises(GatewayUnavailable):
         gateway_event_process(gateway_event_id=stored.pk)
@@ -292,7 +299,7 @@ def test_a_transient_failure_is_recorded_and_raised_for_the_task_to_retry(settin
     def database_gone(**kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(gateway_events, "ledger_fact_apply", database_gone)
+    _ledger_facts_applied_by(monkeypatch, database_gone)
     with pytest.raises(OperationalError):
         gateway_event_process(gateway_event_id=stored.pk)
     stored.refresh_from_db()
@@ -303,12 +310,12 @@ def test_a_failed_event_delivered_again_is_queued_again(settings, paid_charge, m
     body = json.dumps(_charge_event(paid_charge)).encode()
     headers = {"Sandbox-Signature": _signed(body, secret=settings.SANDBOX_WEBHOOK_SECRET)}
     real_apply = gateway_events.ledger_fact_apply
-    monkeypatch.setattr(gateway_events, "ledger_fact_apply", lambda **kwargs: (_ for _ in ()).throw(ValueError("boom")))
+    _ledger_facts_applied_by(monkeypatch, lambda **kwargs: (_ for _ in ()).throw(ValueError("boom")))
     with django_capture_on_commit_callbacks(execute=True):
         gateway_event_receive(gateway="sandbox", body=body, headers=headers)
     assert GatewayEvent.objects.get().status == GatewayEventStatus.FAILED
 
-    monkeypatch.setattr(gateway_events, "ledger_fact_apply", real_apply)
+    _ledger_facts_applied_by(monkeypatch, real_apply)
     with django_capture_on_commit_callbacks(execute=True):
         again = gateway_event_receive(gateway="sandbox", body=body, headers=headers)
 
@@ -321,7 +328,7 @@ def test_the_replay_command_replays_failed_events(settings, paid_charge, monkeyp
     body = json.dumps(_charge_event(paid_charge)).encode()
     headers = {"Sandbox-Signature": _signed(body, secret=settings.SANDBOX_WEBHOOK_SECRET)}
     real_apply = gateway_events.ledger_fact_apply
-    monkeypatch.setattr(gateway_events, "ledger_fact_apply", lambda **kwargs: (_ for _ in ()).throw(ValueError("boom")))
+    _ledger_facts_applied_by(monkeypatch, lambda **kwargs: (_ for _ in ()).throw(ValueError("boom")))
     with django_capture_on_commit_callbacks(execute=True):
         stored = gateway_event_receive(gateway="sandbox", body=body, headers=headers)
 
@@ -329,7 +336,7 @@ def test_the_replay_command_replays_failed_events(settings, paid_charge, monkeyp
         call_command("replay_gateway_events", "--status", "failed")
     assert f"event {stored.pk} (charge.succeeded): failed: Event evt_sbx_test_1 failed again: ValueError: boom" in capsys.readouterr().err
 
-    monkeypatch.setattr(gateway_events, "ledger_fact_apply", real_apply)
+    _ledger_facts_applied_by(monkeypatch, real_apply)
     with django_capture_on_commit_callbacks(execute=True):
         call_command("replay_gateway_events", "--status", "failed")
 

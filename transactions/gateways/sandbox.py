@@ -17,6 +17,7 @@ from .base import (
     ChargeFact,
     CheckoutStart,
     GatewayError,
+    GatewayFact,
     LedgerFact,
     RefundFact,
     VerifiedEvent,
@@ -92,7 +93,7 @@ class SandboxGateway:
         """The Sandbox's events name no clinic we trust: their facts' transaction decides."""
         return None
 
-    def facts_from_payload(self, *, payload: dict) -> list[LedgerFact]:
+    def facts_from_payload(self, *, payload: dict) -> list[GatewayFact]:
         return _facts(payload["type"], payload["data"]["object"])
 
 

@@ -19,6 +19,7 @@ from ..enums import DisputeStatus, PaymentRequestStatus, RefundStatus, Transacti
 from ..gateways.base import ChargeFact, DisputeFact, LedgerFact, RefundFact
 from ..locks import payment_request_lock, refund_lock, transaction_lock
 from ..models import Dispute, Refund, Transaction
+from ..selectors.gateway_events import gateway_transaction
 from .ledger import transaction_event_append
 
 logger = logging.getLogger(__name__)
@@ -254,17 +255,9 @@ def dispute_fact_record(
 
 
 def ledger_fact_apply(*, gateway: str, fact: LedgerFact, gateway_event_id: str = "") -> bool:
-    """Apply one fact from a gateway event. Unknown transactions or refunds are logged and skipped
-    (an event for an object we never created must not fail the webhook)."""
-    if fact.account is not None:
-        from .stripe_connect import stripe_account_state_record
-
-        return stripe_account_state_record(fact=fact.account)
-    transaction = None
-    if fact.checkout_id:
-        transaction = Transaction.objects.filter(vendor=gateway, gateway_checkout_id=fact.checkout_id).first()
-    if transaction is None and fact.charge_id:
-        transaction = Transaction.objects.filter(vendor=gateway, gateway_charge_id=fact.charge_id).first()
+    """Apply one fact about a transaction from a gateway event. Unknown transactions or refunds are
+    logged and skipped (an event for an object we never created must not fail the webhook)."""
+    transaction = gateway_transaction(gateway=gateway, checkout_id=fact.checkout_id, charge_id=fact.charge_id)
     if transaction is None:
         logger.info("gateway %s event %s names no transaction of ours; skipped", gateway, gateway_event_id)
         return False
@@ -279,6 +272,12 @@ def ledger_fact_apply(*, gateway: str, fact: LedgerFact, gateway_event_id: str =
     if fact.dispute is not None:
         return dispute_fact_record(transaction=transaction, fact=fact.dispute, gateway_event_id=gateway_event_id)
     return False
+
+
+def ledger_fact_organization_id(*, gateway: str, fact: LedgerFact) -> int | None:
+    """The clinic whose transaction the fact is about (None: not one of ours)."""
+    transaction = gateway_transaction(gateway=gateway, checkout_id=fact.checkout_id, charge_id=fact.charge_id)
+    return transaction.organization_id if transaction is not None else None
 
 
 def _refund_for(transaction: Transaction, fact: RefundFact) -> Refund | None:

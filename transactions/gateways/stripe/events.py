@@ -12,14 +12,24 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import stripe
 from django.conf import settings
-from django.db.models import Q
 
 from org_profile.models import Organization
 
-from ..base import ChargeFact, GatewayError, GatewayUnavailable, LedgerFact, VerifiedEvent, WebhookVerificationError
+from ...selectors.gateway_events import gateway_transaction
+from ..base import (
+    AccountFact,
+    ChargeFact,
+    GatewayError,
+    GatewayFact,
+    GatewayUnavailable,
+    LedgerFact,
+    VerifiedEvent,
+    WebhookVerificationError,
+)
 from .client import (
     METADATA_TRANSACTION,
     as_dict,
@@ -30,6 +40,9 @@ from .client import (
     stripe_client,
 )
 from .facts import account_fact_from_account, charge_fact_from_payment_intent, dispute_fact_from_dispute, refund_fact_from_refund
+
+if TYPE_CHECKING:
+    from ...models import Transaction
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +82,7 @@ class StripeEvents:
         organization = organization_for_account(payload.get("account") or "")
         return organization.pk if organization is not None else None
 
-    def facts_from_payload(self, *, payload: dict) -> list[LedgerFact]:
+    def facts_from_payload(self, *, payload: dict) -> list[GatewayFact]:
         handler = _EVENT_HANDLERS.get(payload.get("type", ""))
         if handler is None:
             return []
@@ -98,7 +111,7 @@ class StripeEvents:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _transaction_for_payment_intent(self, organization: Organization, payment_intent) -> object | None:
+    def _transaction_for_payment_intent(self, organization: Organization, payment_intent) -> Transaction | None:
         """Our transaction paid through this PaymentIntent, within the event's clinic only.
 
         Known by id once its payment is recorded (or when it is the transaction's own checkout);
@@ -106,13 +119,10 @@ class StripeEvents:
         written by whoever controls the connected account, so it is trusted only for that
         clinic's own transactions.
         """
-        from ...models import Transaction
-
         payment_intent_id = id_of(payment_intent)
         if not payment_intent_id:
             return None
-        ours = Transaction.objects.filter(organization=organization, vendor=self.name)
-        found = ours.filter(Q(gateway_charge_id=payment_intent_id) | Q(gateway_checkout_id=payment_intent_id)).first()
+        found = gateway_transaction(gateway=self.name, organization_id=organization.pk, charge_id=payment_intent_id)
         if found is not None:
             return found
         pi = payment_intent if isinstance(payment_intent, dict) and "metadata" in payment_intent else None
@@ -127,7 +137,7 @@ class StripeEvents:
         transaction_id = str((pi.get("metadata") or {}).get(METADATA_TRANSACTION, ""))
         if not transaction_id.isdigit():
             return None
-        return ours.filter(pk=int(transaction_id)).first()
+        return gateway_transaction(gateway=self.name, organization_id=organization.pk, transaction_id=int(transaction_id))
 
     def _payment_fact(self, organization: Organization, transaction, payment_intent_id: str) -> LedgerFact:
         pi = self.payment_intent_retrieve(payment_intent_id, account=organization.stripe_account_id)
@@ -162,14 +172,10 @@ class StripeEvents:
     # -- one handler per event type we act on ---------------------------------------------------
 
     def _on_checkout_session(self, organization, session: dict, as_of: int) -> list[LedgerFact]:
-        from ...models import Transaction
-
         if session.get("mode") != "payment":
             return []
         payment_intent = id_of(session.get("payment_intent"))
-        transaction = Transaction.objects.filter(
-            organization=organization, vendor=self.name, gateway_checkout_id=session["id"]
-        ).first()
+        transaction = gateway_transaction(gateway=self.name, organization_id=organization.pk, checkout_id=session["id"])
         if transaction is None or not payment_intent:
             # Not ours, or nothing was paid: the ledger looks it up, logs and skips it.
             return [LedgerFact(checkout_id=session["id"], charge_id=payment_intent, charge=ChargeFact(status="pending"))]
@@ -239,8 +245,8 @@ class StripeEvents:
         facts.append(LedgerFact(checkout_id=transaction.gateway_checkout_id, charge_id=payment_intent, dispute=fact))
         return facts
 
-    def _on_account_updated(self, organization, account: dict, as_of: int) -> list[LedgerFact]:
-        return [LedgerFact(account=account_fact_from_account(account, as_of=as_of))]
+    def _on_account_updated(self, organization, account: dict, as_of: int) -> list[AccountFact]:
+        return [account_fact_from_account(account, as_of=as_of)]
 
 
 _EVENT_HANDLERS = {
