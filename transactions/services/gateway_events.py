@@ -16,6 +16,7 @@ from django.db import DatabaseError, IntegrityError, OperationalError, transacti
 from django.utils import timezone
 
 from lumapay.audit import actor_from, audit_event_record
+from lumapay.celery import task_enqueue_on_commit
 from lumapay.errors import ApplicationError
 
 from ..enums import GatewayEventStatus
@@ -122,11 +123,9 @@ def gateway_event_store_fetched(
 
 
 def _process_on_commit(gateway_event_id: int) -> None:
-    from ..tasks import gateway_event_process
-
     # robust: the event is stored; a failure to process it is recorded on the row, and it must not
     # turn the gateway's delivery (or the Sandbox checkout page that triggered it) into an error.
-    db_transaction.on_commit(lambda: gateway_event_process.delay(gateway_event_id), robust=True)
+    task_enqueue_on_commit("transactions.tasks.gateway_event_process", gateway_event_id, robust=True)
 
 
 def gateway_event_process(*, gateway_event_id: int) -> GatewayEvent:

@@ -13,6 +13,7 @@ from django.db import transaction as db_transaction
 from django.utils import timezone
 
 from lumapay.audit import audit_event_record
+from lumapay.celery import task_enqueue_on_commit
 from lumapay.models import ActorType
 
 from ..enums import DisputeStatus, PaymentRequestStatus, RefundStatus, TransactionEventKind as Kind
@@ -44,8 +45,6 @@ def charge_fact_record(
         )
     if fact.status not in ("succeeded", "failed"):
         return False
-    from ..tasks import receipt_email_send
-
     with db_transaction.atomic():
         if transaction.payment_request_id:
             payment_request = payment_request_lock(payment_request_id=transaction.payment_request_id)
@@ -87,7 +86,7 @@ def charge_fact_record(
                     changes={"status": [old_status, PaymentRequestStatus.PAID]},
                 )
             # robust: a mail server that is down must not turn the patient's confirmation into an error.
-            db_transaction.on_commit(lambda: receipt_email_send.delay(locked.pk), robust=True)
+            task_enqueue_on_commit("transactions.tasks.receipt_email_send", locked.pk, robust=True)
         elif locked.charged_cents == 0:
             # Show the card that was declined, unless another card has already paid.
             locked.card_brand, locked.card_last4 = fact.card_brand, fact.card_last4

@@ -8,7 +8,6 @@ request is never deleted: cancelled and expired requests stay on record.
 from __future__ import annotations
 
 import datetime
-import functools
 import logging
 import smtplib
 from email.utils import formataddr, make_msgid, parseaddr
@@ -22,6 +21,7 @@ from django.utils import timezone, translation
 
 from ehr_sync.models import Appointment, Patient
 from lumapay.audit import actor_from, audit_event_record
+from lumapay.celery import task_enqueue_on_commit
 from lumapay.models import ActorType
 from lumapay.money import format_cents
 from lumapay.sms import SmsDeliveryError, sms_send
@@ -343,8 +343,6 @@ def _deliveries_queue(
     *, payment_request: PaymentRequest, channels: list[tuple[str, str]]
 ) -> list[PaymentRequestDelivery]:
     """One queued delivery per channel, each handed to the delivery task once the transaction commits."""
-    from ..tasks import payment_request_deliver
-
     deliveries = []
     for channel, destination in channels:
         delivery = PaymentRequestDelivery.objects.create(
@@ -353,7 +351,7 @@ def _deliveries_queue(
             channel=channel,
             destination=destination,
         )
-        transaction.on_commit(functools.partial(payment_request_deliver.delay, delivery.pk))
+        task_enqueue_on_commit("transactions.tasks.payment_request_deliver", delivery.pk)
         deliveries.append(delivery)
     return deliveries
 
