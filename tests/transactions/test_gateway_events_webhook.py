@@ -197,6 +197,28 @@ def test_the_sandbox_delivery_itself_goes_through_this_path_once(paid_charge, dj
     ]
 
 
+def test_the_sandbox_posts_its_events_to_the_webhook_which_refuses_a_bad_signature(
+    paid_charge, monkeypatch, django_capture_on_commit_callbacks, caplog
+):
+    payment_request = payment_request_make(organization=paid_charge.session.organization)
+    start = checkout_begin(payment_request=payment_request, ip_address=None)
+    with django_capture_on_commit_callbacks(execute=False) as deliveries:
+        sandbox_processor.card_submit(
+            session_id=start.checkout_id, card_number="4242424242424242", expiry_month="12", expiry_year="2040", cvc="123"
+        )
+    monkeypatch.setattr(sandbox_processor, "event_signature", lambda body, timestamp: f"t={timestamp},v1={'0' * 64}")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        deliveries[0]()
+
+    assert GatewayEvent.objects.count() == 0
+    assert "the webhook answered 400" in caplog.text
+    transaction = Transaction.objects.get(gateway_checkout_id=start.checkout_id)
+    assert list(TransactionEvent.objects.filter(transaction=transaction).values_list("kind", flat=True)) == [
+        Kind.CHARGE_REQUESTED
+    ]
+
+
 def test_an_unknown_event_type_is_a_200_stored_as_ignored(client, settings, paid_charge, django_capture_on_commit_callbacks):
     event = {"id": "evt_sbx_payout", "type": "payout.paid", "created": int(time.time()), "account": 1, "data": {"object": {"id": "po_1"}}}
 
