@@ -15,6 +15,7 @@ from django.db import OperationalError
 from lumapay.models import AuditEvent
 from transactions.enums import GatewayEventStatus, PaymentRequestStatus, TransactionEventKind as Kind
 from transactions.gateways.base import GatewayUnavailable, LedgerFact
+from transactions.gateways.sandbox import SandboxGateway
 from transactions.models import GatewayEvent, SandboxCharge, Transaction, TransactionEvent
 from transactions.sandbox import processor as sandbox_processor
 from transactions.services import gateway_events
@@ -368,3 +369,56 @@ def test_the_replay_command_replays_failed_events(settings, paid_charge, monkeyp
         call_command("replay_gateway_events")
     with pytest.raises(CommandError, match="No gateway event with id 999999"):
         call_command("replay_gateway_events", "999999")
+
+
+@dataclasses.dataclass(frozen=True)
+class _PayoutFact:
+    """A kind of fact LumaPay does not apply yet (payouts come next)."""
+
+    payout_id: str
+
+
+def test_each_kind_of_fact_is_applied_through_its_entry_in_the_table(
+    settings, paid_charge, monkeypatch, django_capture_on_commit_callbacks
+):
+    organization_id = paid_charge.session.organization_id
+    event = {
+        "id": "evt_sbx_payout_1",
+        "type": "payout.paid",
+        "created": int(time.time()),
+        "account": organization_id,
+        "data": {"object": {"id": "po_sbx_1"}},
+    }
+    body = json.dumps(event).encode()
+    headers = {"Sandbox-Signature": _signed(body, secret=settings.SANDBOX_WEBHOOK_SECRET)}
+    monkeypatch.setattr(
+        SandboxGateway, "facts_from_payload", lambda self, *, payload: [_PayoutFact(payout_id=payload["data"]["object"]["id"])]
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        stored = gateway_event_receive(gateway="sandbox", body=body, headers=headers)
+    stored.refresh_from_db()
+    without_an_entry = (stored.status, stored.error_message, stored.organization_id)
+
+    applied = []
+    monkeypatch.setitem(
+        gateway_events.FACT_KINDS,
+        _PayoutFact,
+        gateway_events.FactKind(
+            apply=lambda *, gateway, fact, gateway_event_id: applied.append((gateway, fact, gateway_event_id)) or True,
+            organization_id=lambda *, gateway, fact: organization_id,
+        ),
+    )
+    replayed = gateway_event_replay(gateway_event_id=stored.pk)
+
+    assert without_an_entry == (
+        GatewayEventStatus.FAILED,
+        "LookupError: Nothing applies a _PayoutFact: it has no entry in FACT_KINDS.",
+        None,
+    )
+    assert (replayed.status, replayed.attempts, replayed.organization_id) == (
+        GatewayEventStatus.PROCESSED,
+        2,
+        organization_id,
+    )
+    assert applied == [("sandbox", _PayoutFact(payout_id="po_sbx_1"), "evt_sbx_payout_1")]
+    assert _stored() == (1, 0)

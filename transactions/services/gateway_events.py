@@ -142,9 +142,11 @@ def gateway_event_process(*, gateway_event_id: int) -> GatewayEvent:
                 return event
             facts = gateway_named(event.gateway).facts_from_payload(payload=event.payload)
             for fact in facts:
-                # A kind of fact with no entry is a LookupError: recorded on the event, for a replay
-                # once something applies it.
-                FACT_KINDS[type(fact)].apply(gateway=event.gateway, fact=fact, gateway_event_id=event.event_id)
+                kind = FACT_KINDS.get(type(fact))
+                if kind is None:
+                    # Recorded on the event, for a replay once something applies this kind.
+                    raise LookupError(f"Nothing applies a {type(fact).__name__}: it has no entry in FACT_KINDS.")
+                kind.apply(gateway=event.gateway, fact=fact, gateway_event_id=event.event_id)
             event.status = GatewayEventStatus.PROCESSED if facts else GatewayEventStatus.IGNORED
             event.attempts += 1
             event.error_message = ""
