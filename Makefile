@@ -17,15 +17,19 @@ $(VENV)/.installed: requirements.lock
 	$(BIN)/python -m pip install --disable-pip-version-check --quiet --require-hashes -r requirements.lock
 	touch $@
 
+# The server listens where SITE_URL says (or on PORT): lumapay/dev_server.py; the banner agrees.
 dev: install
 	$(WITH_DATABASE) sh -c '\
 	  $(BIN)/python manage.py migrate --noinput && \
 	  $(BIN)/python manage.py seed_demo_clinic && \
+	  LUMAPAY_DEV_SERVER=$$($(BIN)/python -m lumapay.dev_server) && export LUMAPAY_DEV_SERVER && \
 	  $(BIN)/python manage.py dev_banner && \
 	  if [ -n "$$REDIS_URL" ]; then exec $(BIN)/honcho -f Procfile.dev start; \
-	  else exec $(BIN)/python manage.py runserver 127.0.0.1:8000; fi'
+	  else exec $(BIN)/python manage.py runserver "$$LUMAPAY_DEV_SERVER"; fi'
 
+# The import contracts in pyproject.toml ([tool.importlinter]) first: which way imports may run.
 test: install
+	$(BIN)/lint-imports --no-cache
 	$(WITH_DATABASE) $(BIN)/python -m pytest $(ARGS)
 
 # Benchmarks (not tests): load a million transactions once into the lumapay_bench database on the

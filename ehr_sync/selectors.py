@@ -1,7 +1,7 @@
 """Reads of the patient mirror, always within one organization.
 
-Patients are organization-wide (every member may find any patient); what was asked of and paid
-by a patient is limited to a sub-account user's locations.
+Patients are organization-wide (every member may find any patient). What was asked of and paid by
+a patient is read by transactions (transactions/selectors/patients.py), above this app.
 """
 
 from __future__ import annotations
@@ -10,9 +10,7 @@ import re
 
 from django.db.models import F, Lookup, Q, QuerySet
 
-from org_profile.models import Membership, Organization
-from org_profile.selectors import scope_to_locations
-from transactions.models import Transaction
+from org_profile.models import Organization
 
 from .models import Appointment, Balance, Patient
 from .phone_numbers import phone_digits
@@ -99,10 +97,3 @@ def patient_appointments(*, patient: Patient) -> QuerySet[Appointment]:
 def patient_balance(*, patient: Patient) -> Balance | None:
     return Balance.objects.filter(organization_id=patient.organization_id, patient=patient).first()
 
-
-def patient_transactions(*, membership: Membership, patient: Patient) -> QuerySet[Transaction]:
-    """The patient's transactions at the locations this member may see, newest first."""
-    transactions = Transaction.objects.filter(organization_id=membership.organization_id, patient=patient)
-    return scope_to_locations(transactions, membership=membership).select_related("location").order_by(
-        "-created_at", "-id"
-    )

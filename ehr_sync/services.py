@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from lumapay.audit import actor_from, audit_event_record
+from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 from lumapay.models import AuditEvent
 from org_profile.models import Organization
@@ -75,7 +76,7 @@ def patient_create(
         _patient_save(patient, update_fields=None)
         audit_event_record(
             organization=organization,
-            action="patient.created",
+            action=AuditAction.PATIENT_CREATED,
             actor_type=actor_type,
             actor_user=actor_user,
             patient=patient,
@@ -89,6 +90,7 @@ def patient_update(*, organization: Organization, actor, patient: Patient, data:
 
     SMS consent: giving it records ``sms_consent_at``; withdrawing it clears it; a new mobile number
     while consent stands records the consent again, for that number. Nothing changed: no write.
+    Returns the patient as stored (the row it locked); the ``patient`` passed in is left as it was.
     """
     unknown = set(data) - set(PATIENT_EDITABLE_FIELDS)
     if unknown:
@@ -116,15 +118,13 @@ def patient_update(*, organization: Organization, actor, patient: Patient, data:
         _patient_save(locked, update_fields=[*changed, "updated_at"])
         audit_event_record(
             organization=organization,
-            action="patient.updated",
+            action=AuditAction.PATIENT_UPDATED,
             actor_type=actor_type,
             actor_user=actor_user,
             patient=locked,
             changes={field: [old[field], _audit_value(value)] for field, value in changed.items()},
         )
-    for field in (*PATIENT_EDITABLE_FIELDS, "sms_consent_at", "updated_at"):
-        setattr(patient, field, getattr(locked, field))
-    return patient
+    return locked
 
 
 def patient_view_record(
@@ -134,7 +134,7 @@ def patient_view_record(
     actor_type, actor_user = actor_from(actor)
     return audit_event_record(
         organization=organization,
-        action="patient.viewed",
+        action=AuditAction.PATIENT_VIEWED,
         actor_type=actor_type,
         actor_user=actor_user,
         patient=patient,

@@ -14,22 +14,11 @@ from django.views.decorators.http import require_http_methods, require_safe
 from lumapay.audit import client_ip
 from lumapay.errors import ApplicationError
 from org_profile.access import membership_required
-from org_profile.selectors import scope_to_locations
-from transactions.enums import PaymentRequestStatus
-from transactions.forms.saved_cards import SavedCardChargeForm, SavedCardHoldForm
-from transactions.selectors.payment_requests import payment_requests_of_patient
-from transactions.selectors.saved_cards import card_on_file_offered, saved_cards_active
 
 from . import services
 from .forms import PatientForm, PatientSearchForm
-from .selectors import (
-    HUB_PAGE_SIZE,
-    patient_appointments,
-    patient_balance,
-    patient_get,
-    patient_transactions,
-    patients_search,
-)
+from .patient_panels import patient_panel_templates, patient_profile_context
+from .selectors import HUB_PAGE_SIZE, patient_appointments, patient_balance, patient_get, patients_search
 
 # The element the Hub's search form and page links swap (see templates/ehr_sync/patient_hub.html).
 HUB_RESULTS_TARGET = "patient-results"
@@ -43,7 +32,13 @@ def patient_hub(request):
     page = Paginator(patients_search(organization=request.organization, query=query), HUB_PAGE_SIZE).get_page(
         request.GET.get("page")
     )
-    context = {"nav": "hub", "search": search, "query": query, "page": page}
+    context = {
+        "nav": "hub",
+        "search": search,
+        "query": query,
+        "page": page,
+        "patient_panels": patient_panel_templates(),
+    }
     # htmx swaps only the results; a normal visit, or htmx restoring history it no longer has
     # cached, gets the whole page.
     htmx = request.htmx
@@ -82,7 +77,7 @@ def patient_edit(request, pk):
     form = PatientForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            services.patient_update(
+            patient = services.patient_update(
                 organization=request.organization, actor=request.user, patient=patient, data=form.cleaned_data
             )
         except ApplicationError as error:
@@ -102,27 +97,17 @@ def patient_profile(request, pk):
     services.patient_view_record(
         organization=request.organization, actor=request.user, patient=patient, ip_address=client_ip(request)
     )
-    membership = request.membership
-    cards_offered = card_on_file_offered(request.organization)
+    # What apps above ehr_sync show about the patient (payments: see transactions/views/patient_panels.py).
+    panels_context = patient_profile_context(request, patient)
     return render(
         request,
         "ehr_sync/patient_profile.html",
         {
-            "card_on_file_offered": cards_offered,
-            "saved_cards": saved_cards_active(organization=request.organization, patient=patient) if cards_offered else [],
-            "card_charge_form": SavedCardChargeForm(membership=membership) if cards_offered else None,
-            "card_hold_form": SavedCardHoldForm(membership=membership, patient=patient) if cards_offered else None,
+            **panels_context,
             "nav": "hub",
             "patient": patient,
             "appointments": patient_appointments(patient=patient),
-            "requestable_appointment_ids": set(
-                scope_to_locations(patient_appointments(patient=patient), membership=membership).values_list(
-                    "id", flat=True
-                )
-            ),
             "balance": patient_balance(patient=patient),
-            "payment_requests": payment_requests_of_patient(membership=membership, patient=patient),
-            "transactions": patient_transactions(membership=membership, patient=patient),
-            "open_status": PaymentRequestStatus.OPEN,
+            "patient_panels": patient_panel_templates(),
         },
     )

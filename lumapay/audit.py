@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .enums import AuditAction
 from .models import ActorType, AuditEvent
 
 
@@ -17,7 +18,7 @@ def actor_from(user) -> tuple[str, Any]:
 def audit_event_record(
     *,
     organization,
-    action: str,
+    action: AuditAction,
     actor_type: str,
     actor_user=None,
     patient=None,
@@ -26,9 +27,11 @@ def audit_event_record(
     changes: dict | None = None,
     ip_address: str | None = None,
 ) -> AuditEvent:
+    """One audit event, in the caller's database transaction. ``action`` is one of ``AuditAction``
+    (a ValueError otherwise), so every timeline has a label for it."""
     return AuditEvent.objects.create(
         organization=organization,
-        action=action,
+        action=AuditAction(action),
         actor_type=actor_type,
         actor_user=actor_user,
         patient=patient,

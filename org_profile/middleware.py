@@ -1,3 +1,6 @@
+import zoneinfo
+
+from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
 from .selectors import membership_current
@@ -20,4 +23,13 @@ class CurrentOrganizationMiddleware:
         request.organization = SimpleLazyObject(
             lambda: request.membership.organization if request.membership else None
         )
-        return self.get_response(request)
+        if not request.user.is_authenticated or not request.organization:
+            return self.get_response(request)
+        try:
+            timezone.activate(zoneinfo.ZoneInfo(request.organization.timezone))
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            timezone.deactivate()
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

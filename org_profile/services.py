@@ -9,13 +9,14 @@ from django.core.exceptions import ValidationError
 from django.db import transaction as db_transaction
 
 from lumapay.audit import audit_event_record
+from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
 
 from .enums import Role
-from .models import Membership, Organization
+from .access import ADMINISTRATORS, AccessDenied, staff_access
+from .models import Organization
 
-UPDATED = "organization.updated"
 
 LEGAL_FIELDS = ("legal_name", "tax_id_last4", "address_line1", "address_line2", "city", "state", "postal_code")
 PUBLIC_FIELDS = ("public_name", "support_phone", "support_email", "website", "statement_descriptor")
@@ -67,13 +68,16 @@ def organization_update(*, organization: Organization, actor, data: dict) -> Org
     administrator of the organization may. Raises ``OrganizationSettingsInvalid`` (per-field
     messages) or ``ApplicationError``, and then writes nothing. Writes one "organization.updated"
     audit event with ``{field: [old, new]}`` for each field that changed, in the same database
-    transaction, and none when nothing changed. Updates ``organization`` in place.
+    transaction, and none when nothing changed. Returns the organization as stored (the row it
+    locked); the ``organization`` passed in is left as it was.
     """
-    is_administrator = Membership.objects.filter(
-        user=actor, organization=organization, role=Role.ADMINISTRATOR, is_active=True
-    ).exists()
-    if not is_administrator:
-        raise ApplicationError("Only administrators can change the organization's settings.")
+    refused = "Only administrators can change the organization's settings."
+    staff_access(
+        organization=organization,
+        actor=actor,
+        roles=ADMINISTRATORS,
+        denied={AccessDenied.NOT_A_MEMBER: refused, AccessDenied.ROLE: refused},
+    )
     unknown = set(data) - set(EDITABLE_FIELDS)
     if unknown:
         raise ApplicationError(f"These settings cannot be changed here: {', '.join(sorted(unknown))}.")
@@ -91,14 +95,12 @@ def organization_update(*, organization: Organization, actor, data: dict) -> Org
             locked.save(update_fields=list(changes))
             audit_event_record(
                 organization=locked,
-                action=UPDATED,
+                action=AuditAction.ORGANIZATION_UPDATED,
                 actor_type=ActorType.STAFF,
                 actor_user=actor,
                 changes=changes,
             )
-    for field in EDITABLE_FIELDS:
-        setattr(organization, field, getattr(locked, field))
-    return organization
+    return locked
 
 
 def _clean(organization: Organization, data: dict) -> dict:

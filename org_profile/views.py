@@ -41,7 +41,7 @@ def organization_settings(request):
         if form.is_valid():
             before = OrganizationSettingsForm.initial_for(organization)
             try:
-                organization_update(organization=organization, actor=request.user, data=form.data_for_service())
+                updated = organization_update(organization=organization, actor=request.user, data=form.data_for_service())
             except OrganizationSettingsInvalid as error:
                 for field, field_errors in error.errors.items():
                     for message in field_errors:
@@ -49,7 +49,7 @@ def organization_settings(request):
             except ApplicationError as error:
                 form.add_error(None, error.message)
             else:
-                changed = before != OrganizationSettingsForm.initial_for(organization)
+                changed = before != OrganizationSettingsForm.initial_for(updated)
                 messages.success(request, "Saved the organization's settings." if changed else "Nothing changed.")
                 return redirect("organization_settings")
         status = 400

@@ -1,14 +1,16 @@
-"""The Stripe side of the Stripe gateway's tests: a real localstripe server, Stripe's own example
-objects for what localstripe lacks, webhook signing, and a recording HTTP client.
+"""The Stripe side of the Stripe gateway's tests: a real localstripe server, Stripe objects built by
+the project (tests/stripe_builders.py) for what localstripe lacks, webhook signing, and a recording
+HTTP client. Nothing here reads a file from outside the checkout: a fresh clone runs it all.
 
 - ``LocalStripeServer`` runs localstripe's aiohttp ``app`` on 127.0.0.1 (a free port), in a
   thread with its own event loop, once per test session. Its data is flushed between tests
   (``DELETE /_config/data``). Its store is kept in memory only: localstripe would otherwise pickle
   it to /tmp/localstripe.pickle after every write, a file other test runs on this machine share.
 - localstripe has no Checkout and no Connect, so ``RecordingStripeClient`` answers those routes
-  itself (``FakeCheckout``, ``FakeConnect``) with objects built from Stripe's fixtures3.json (read
-  in place from ../shared, never copied). A Checkout "payment" is made for real at localstripe: a
-  PaymentIntent with the session's metadata, confirmed with a test card.
+  itself (``FakeCheckout``, ``FakeConnect``) with objects from the builders (their shapes are
+  checked against Stripe's published examples by test_stripe_builders_contract.py). A Checkout
+  "payment" is made for real at localstripe: a PaymentIntent with the session's metadata,
+  confirmed with a test card.
 - ``RecordingStripeClient`` is installed as the gateway's HTTP client (``stripe_http`` fixture in
   tests/transactions/conftest.py). It records every request LumaPay sends to Stripe and checks
   each one for the PHI of every patient in the database at that moment (names, date of birth,
@@ -30,16 +32,13 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
-import pytest
 import requests
 import stripe
 from requests.structures import CaseInsensitiveDict
 
-BASE_DIR = Path(__file__).resolve().parents[1]
-FIXTURES_PATH = BASE_DIR.parent / "shared" / "fixtures" / "stripe" / "fixtures3.json"
+from .stripe_builders import account_build, account_link_build, checkout_session_build, dispute_build, event_build
 
 SECRET_KEY = "sk_test_lumapay_localstripe"
 PUBLISHABLE_KEY = "pk_test_lumapay_localstripe"
@@ -48,27 +47,6 @@ WEBHOOK_SECRET = "whsec_test_lumapay_endpoint"
 # localstripe's test cards (it declines at charge time only with …0341).
 CARD_SUCCEEDS = "4242424242424242"
 CARD_DECLINED_AT_CHARGE = "4000000000000341"
-
-_fixtures: dict | None = None
-
-
-def stripe_fixtures() -> dict:
-    """Stripe's example objects (fixtures3.json), read in place; the test is skipped without them."""
-    global _fixtures
-    if _fixtures is None:
-        if not FIXTURES_PATH.exists():
-            pytest.skip(
-                f"Stripe's example objects are not at {FIXTURES_PATH} (../shared/fixtures/stripe/fixtures3.json "
-                "next to the checkout). CI has them; a fresh clone does not. See ../shared/fixtures/SOURCES.md."
-            )
-        _fixtures = json.loads(FIXTURES_PATH.read_text())["resources"]
-    return _fixtures
-
-
-def stripe_object(name: str) -> dict:
-    """A fresh copy of Stripe's example object of that type ("checkout.session", "dispute", …)."""
-    return copy.deepcopy(stripe_fixtures()[name])
-
 
 def _token(length: int = 24) -> str:
     return secrets.token_hex(length // 2)
@@ -237,7 +215,7 @@ def _unform(pairs: list[tuple[str, str]]) -> dict:
     return listify(root)
 
 
-# -- what localstripe lacks: Checkout and Connect, from Stripe's example objects --------------------
+# -- what localstripe lacks: Checkout and Connect, built by tests/stripe_builders.py ----------------
 
 
 def _error_body(status: int, message: str, code: str = "") -> tuple[bytes, int]:
@@ -248,8 +226,8 @@ def _error_body(status: int, message: str, code: str = "") -> tuple[bytes, int]:
 
 
 class FakeCheckout:
-    """Stripe Checkout, which localstripe does not have. Sessions are built from Stripe's
-    ``checkout.session`` example; paying one makes a real PaymentIntent at localstripe."""
+    """Stripe Checkout, which localstripe does not have. Sessions come from
+    ``checkout_session_build``; paying one makes a real PaymentIntent at localstripe."""
 
     def __init__(self, server: LocalStripeServer) -> None:
         self.server = server
@@ -259,7 +237,6 @@ class FakeCheckout:
         self._intent_metadata: dict[str, dict] = {}
 
     def create(self, params: dict, account: str) -> dict:
-        session = stripe_object("checkout.session")
         if params["mode"] == "setup":
             amount, currency = None, params.get("currency")
         else:
@@ -268,7 +245,7 @@ class FakeCheckout:
             currency = line["price_data"]["currency"]
             self.line_item_names.append(line["price_data"]["product_data"]["name"])
         session_id = f"cs_test_{_token(40)}"
-        session.update(
+        session = checkout_session_build(
             id=session_id,
             mode=params["mode"],
             customer=params.get("customer"),
@@ -345,18 +322,17 @@ class FakeCheckout:
 
 
 class FakeConnect:
-    """Stripe Connect accounts and account links, which localstripe does not have, from Stripe's
-    ``account`` and ``account_link`` examples."""
+    """Stripe Connect accounts and account links, which localstripe does not have, from
+    ``account_build`` and ``account_link_build``."""
 
     def __init__(self) -> None:
         self.accounts: dict[str, dict] = {}
         self.links: list[dict] = []
 
     def create(self, params: dict) -> dict:
-        account = stripe_object("account")
         account_id = f"acct_{_token(16)}"
-        business_profile = {**account["business_profile"], **(params.get("business_profile") or {})}
-        account.update(
+        business_profile = {**account_build()["business_profile"], **(params.get("business_profile") or {})}
+        account = account_build(
             id=account_id,
             type=params.get("type", "standard"),
             email=params.get("email"),
@@ -364,10 +340,13 @@ class FakeConnect:
             default_currency=params.get("default_currency", "usd"),
             business_type=params.get("business_type"),
             business_profile=business_profile,
-            company=params.get("company") or {},
             metadata=params.get("metadata") or {},
             created=int(time.time()),
         )
+        # Stripe adds `company` to an account created with company details (Stripe's published
+        # example, made without, has none).
+        if params.get("company"):
+            account["company"] = params["company"]
         self.accounts[account_id] = account
         return account
 
@@ -375,6 +354,9 @@ class FakeConnect:
         """The administrator finished Stripe's onboarding: Stripe's side of the account changes."""
         account = self.accounts[account_id]
         account.update(charges_enabled=charges, payouts_enabled=payouts, details_submitted=True)
+        account["capabilities"].update(
+            card_payments="active" if charges else "inactive", transfers="active" if payouts else "inactive"
+        )
         account["requirements"].update(currently_due=[], past_due=[], eventually_due=[], disabled_reason=None)
         return account
 
@@ -383,12 +365,7 @@ class FakeConnect:
             return None, f"No such account: '{params.get('account')}'"
         if not params.get("return_url") or not params.get("refresh_url"):
             return None, "return_url and refresh_url are required."
-        link = stripe_object("account_link")
-        link.update(
-            created=int(time.time()),
-            expires_at=int(time.time()) + 300,
-            url=f"https://connect.stripe.com/setup/s/{params['account']}/{_token(12)}",
-        )
+        link = account_link_build(url=f"https://connect.stripe.com/setup/s/{params['account']}/{_token(12)}")
         self.links.append({**params, "url": link["url"]})
         return link, ""
 
@@ -607,18 +584,14 @@ def stripe_signature(body: bytes, *, secret: str = WEBHOOK_SECRET, timestamp: in
 
 
 def stripe_event(event_type: str, obj: dict, *, account: str | None, created: int | None = None, event_id: str | None = None) -> dict:
-    """An event as Stripe delivers it, from Stripe's ``event`` example."""
-    event = stripe_object("event")
-    event.update(
+    """An event as Stripe delivers it (``event_build``)."""
+    return event_build(
         id=event_id or f"evt_{_token(24)}",
         type=event_type,
         created=int(time.time()) if created is None else created,
-        api_version=None,
         data={"object": copy.deepcopy(obj)},
+        account=account,
     )
-    if account:
-        event["account"] = account
-    return event
 
 
 def event_body(event: dict) -> bytes:
@@ -646,19 +619,15 @@ def event_receive(event: dict, *, secret: str = WEBHOOK_SECRET):
 
 
 def dispute_object(*, charge: str, payment_intent: str, amount_cents: int, status: str, reason: str = "fraudulent", dispute_id: str | None = None) -> dict:
-    """A dispute (localstripe has none), from Stripe's ``dispute`` example."""
-    dispute = stripe_object("dispute")
-    dispute.update(
+    """A dispute (localstripe has none), from ``dispute_build``: evidence due in 14 days."""
+    return dispute_build(
         id=dispute_id or f"dp_{_token(24)}",
         charge=charge,
         payment_intent=payment_intent,
         amount=amount_cents,
         status=status,
         reason=reason,
-        created=int(time.time()),
     )
-    dispute["evidence_details"]["due_by"] = int(time.time()) + 14 * 24 * 3600
-    return dispute
 
 
 @dataclass

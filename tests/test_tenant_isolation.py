@@ -9,7 +9,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from org_profile.enums import Role
 from transactions.enums import ExportStatus, PaymentRequestKind
-from transactions.models import PaymentRequest, SavedCard, Transaction, TransactionExport
+from transactions.models import PaymentRequest, SavedCard, TransactionExport
+from transactions.services.transaction_open import transaction_open
 
 from .factories import AppointmentFactory, LocationFactory, MembershipFactory, OrganizationFactory, PatientFactory
 
@@ -23,6 +24,8 @@ OBJECT_FOR_URL = {
     "transactions:payment_request_detail": "payment_request",
     "transactions:payment_request_resend": "payment_request",
     "transactions:payment_request_cancel": "payment_request",
+    "transactions:payment_request_unlock": "payment_request",
+    "transactions:payment_request_replace_link": "payment_request",
     "transactions:transaction_detail": "transaction",
     "transactions:transaction_refund": "transaction",
     "transactions:transaction_receipt": "transaction",
@@ -65,16 +68,7 @@ def organization_a_objects(db):
         amount_cents=2500,
         expires_at="2099-01-01T00:00:00Z",
     )
-    transaction = Transaction.objects.create(
-        organization=organization,
-        payment_request=payment_request,
-        patient=patient,
-        location=location,
-        kind=PaymentRequestKind.COPAY,
-        billing_item="Office visit copay",
-        amount_cents=2500,
-        vendor="sandbox",
-    )
+    transaction = transaction_open(organization=organization, payment_request=payment_request, vendor="sandbox")
     export = TransactionExport.objects.create(
         organization=organization,
         requested_by=MembershipFactory(organization=organization, role=Role.MANAGER).user,

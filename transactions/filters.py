@@ -8,6 +8,7 @@ compared in cents. A filter whose value does not validate is shown with its erro
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -16,9 +17,9 @@ from django import forms
 from django.conf import settings
 from django.db.models import F, Q, QuerySet
 from django.http import QueryDict
-from django.utils.formats import date_format
 
 from ehr_sync.selectors import ContainsIgnoringCase, contains_pattern
+from lumapay.dates import format_date
 from lumapay.money import AmountError, cents_from_text, format_cents
 from org_profile.enums import PaymentGateway
 from org_profile.models import Membership
@@ -43,6 +44,24 @@ HAS_ERRORS_CHOICES = [("", "Any"), ("true", "With errors"), ("false", "Without e
 MULTIPLE_CHOICE_FILTERS = ("status", "kind", "billing_item", "location")
 # Words of a patient search: more than this is someone pasting a paragraph.
 _MAX_SEARCH_TERMS = 5
+
+
+# Filters the bar shows inline; every other one is under "More filters" (templates/transactions/dashboard/list.html).
+INLINE_FILTERS = ("q", "created_from", "created_to", "status")
+RANGE_FILTERS = (
+    ("Created", "created_from", "created_to"),
+    ("Paid", "paid_from", "paid_to"),
+    ("Amount", "amount_min", "amount_max"),
+)
+
+
+@dataclass(frozen=True)
+class Chip:
+    """One active filter, in words, with the query string of the same view without it."""
+
+    text: str
+    query_without: str
+    is_invalid: bool = False
 
 
 class DollarsField(forms.CharField):
@@ -239,6 +258,55 @@ class TransactionFilter(django_filters.FilterSet):
             pairs.append(("Errors", "With errors" if data["has_errors"] else "Without errors"))
         return pairs
 
+    def chips(self) -> list[Chip]:
+        """A removable chip per active filter: one per range, one per chosen value of a multiple
+        filter, one per single filter. A value that did not validate gets a chip too (it is left
+        out of the list), so it can be removed as easily."""
+        data = self._cleaned()
+        params = self.used_params()
+        errors = self.form.errors if self.is_bound else {}
+
+        def without(*names: str, value: str | None = None) -> str:
+            remaining = params.copy()
+            for name in names:
+                if value is None:
+                    remaining.pop(name, None)
+                else:
+                    remaining.setlist(name, [v for v in remaining.getlist(name) if v != value])
+            return remaining.urlencode()
+
+        chips: list[Chip] = []
+        if data.get("q"):
+            chips.append(Chip(f"Patient: {data['q'].strip()}", without("q")))
+        for label, low, high in RANGE_FILTERS:
+            render = self._amount_text if low == "amount_min" else _date_text
+            text = _range_text(data.get(low), data.get(high), render)
+            if text:
+                chips.append(Chip(f"{label}: {text}", without(low, high)))
+        for name in MULTIPLE_CHOICE_FILTERS:
+            labels = dict(self.filters[name].extra["choices"])
+            for value in data.get(name) or []:
+                chips.append(Chip(f"{self.filters[name].label}: {labels.get(value, value)}", without(name, value=value)))
+        if data.get("vendor"):
+            chips.append(Chip(f"Vendor: {dict(PaymentGateway.choices).get(data['vendor'], data['vendor'])}", without("vendor")))
+        if data.get("card_brand"):
+            chips.append(Chip(f"Card: {dict(CARD_BRANDS).get(data['card_brand'], data['card_brand'])}", without("card_brand")))
+        if data.get("has_errors") is not None:
+            chips.append(Chip("With errors" if data["has_errors"] else "Without errors", without("has_errors")))
+        for name in errors:
+            if name in params:
+                text = f"{self.form.fields[name].label}: {', '.join(params.getlist(name))} (not valid)"
+                chips.append(Chip(text, without(name), is_invalid=True))
+        return chips
+
+    def more_filters_in_use(self) -> int:
+        """How many filters under "More filters" are in use (a range counts once), for its label."""
+        range_of = {name: label for label, low, high in RANGE_FILTERS for name in (low, high)}
+        return len({range_of.get(name, name) for name in self.used_params() if name not in INLINE_FILTERS})
+
+    def _amount_text(self, cents: int) -> str:
+        return format_cents(cents, self.organization.currency)
+
     def _cleaned(self) -> dict:
         """The values that validated (an invalid filter is left out, as it is from the list)."""
         if not self.is_bound:
@@ -271,7 +339,7 @@ def _as_list(value) -> list:
 
 
 def _date_text(day: date) -> str:
-    return date_format(day, "M j, Y")
+    return format_date(day)
 
 
 def _range_text(low, high, render) -> str:

@@ -2,14 +2,14 @@
 current state first, so a second delivery of the same task is harmless.
 
 Tasks are entry points, like views: they import services, and services never import them (a
-service queues a task by its name, through ``lumapay.celery.task_enqueue_on_commit``).
+service queues a task by its name, through ``lumapay.task_queue.task_enqueue_on_commit``).
 """
 
 from celery import shared_task
 from django.db import OperationalError
 
 from .gateways.base import GatewayUnavailable
-from .services import exports, gateway_events, payment_requests, receipts, stripe_events
+from .services import exports, gateway_events, payment_requests, receipts, saved_cards, stripe_events
 
 
 @shared_task(acks_late=True)
@@ -55,3 +55,10 @@ def transaction_export_build(export_id: int) -> None:
 def transaction_exports_expire() -> int:
     """Delete the files of Excel exports past their expiry (beat, hourly)."""
     return exports.transaction_exports_expire()
+
+
+@shared_task
+def authorizations_release_for_missed_visits() -> int:
+    """Let go of copays held for appointments the EHR now reports cancelled or missed (beat, every
+    15 minutes)."""
+    return saved_cards.authorizations_release_for_missed_visits()

@@ -26,5 +26,11 @@ urlpatterns = [
     path("payment-requests/<int:pk>/", payment_requests.payment_request_detail, name="payment_request_detail"),
     path("payment-requests/<int:pk>/resend/", payment_requests.payment_request_resend, name="payment_request_resend"),
     path("payment-requests/<int:pk>/cancel/", payment_requests.payment_request_cancel, name="payment_request_cancel"),
+    path("payment-requests/<int:pk>/unlock/", payment_requests.payment_request_unlock, name="payment_request_unlock"),
+    path(
+        "payment-requests/<int:pk>/fresh-link/",
+        payment_requests.payment_request_replace_link,
+        name="payment_request_replace_link",
+    ),
     path("settings/stripe/", stripe_connect.stripe_connect, name="stripe_connect"),
 ]

@@ -30,7 +30,7 @@ def test_patient_update_changes_only_what_is_given_and_audits_old_and_new_values
 ):
     # given a patient
     # when a manager changes the last name and e-mail address
-    patient_update(
+    updated = patient_update(
         organization=organization,
         actor=manager,
         patient=unconsented_patient,
@@ -42,7 +42,7 @@ def test_patient_update_changes_only_what_is_given_and_audits_old_and_new_values
     assert (stored.first_name, stored.last_name, stored.email, stored.mobile_phone) == (
         "Maria", "Lopez Garcia", "maria.lg@mail.example", "+12175550100"
     )
-    assert unconsented_patient.last_name == "Lopez Garcia"
+    assert (updated.pk, updated.last_name) == (unconsented_patient.pk, "Lopez Garcia")
     event = AuditEvent.objects.get()
     assert (event.action, event.actor_type, event.actor_user, event.patient) == (
         "patient.updated", "staff", manager, stored

@@ -7,7 +7,7 @@ from django.utils import timezone
 from ehr_sync.models import Patient
 from lumapay.models import AuditEvent
 from org_profile.enums import Role
-from transactions.models import Transaction
+from transactions.services.transaction_open import transaction_open
 
 from ..factories import (
     AppointmentFactory,
@@ -32,18 +32,8 @@ NEW_PATIENT = {
 }
 
 
-def _transaction(payment_request, **fields):
-    return Transaction.objects.create(
-        organization=payment_request.organization,
-        payment_request=payment_request,
-        patient=payment_request.patient,
-        location=payment_request.location,
-        kind=payment_request.kind,
-        billing_item=payment_request.billing_item,
-        amount_cents=payment_request.amount_cents,
-        vendor="sandbox",
-        **fields,
-    )
+def _transaction(payment_request):
+    return transaction_open(organization=payment_request.organization, payment_request=payment_request, vendor="sandbox")
 
 
 # The Hub

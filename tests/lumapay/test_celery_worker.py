@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from urllib.parse import quote
@@ -23,6 +22,7 @@ from django.db import connection
 from django.utils import timezone
 
 from tests.factories import LocationFactory, OrganizationFactory, PatientFactory
+from tests.waiting import wait_until
 from transactions.enums import PaymentRequestKind, PaymentRequestStatus
 from transactions.models import PaymentRequest
 from transactions.tasks import payment_requests_expire_overdue
@@ -167,11 +167,10 @@ def test_a_real_worker_expires_overdue_payment_requests(celery_worker_process, p
     producer.send_task(payment_requests_expire_overdue.name, queue=celery_worker_process.queue)
 
     # Then the worker, not this process, marks the overdue request expired.
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
+    def overdue_is_no_longer_open() -> bool:
         overdue.refresh_from_db()
         if overdue.status != PaymentRequestStatus.OPEN:
-            break
+            return True
         if " raised unexpected: " in celery_worker_process.log():
             pytest.fail(f"the task failed in the worker:\n{celery_worker_process.log()}")
         if celery_worker_process.process.poll() is not None:
@@ -179,12 +178,17 @@ def test_a_real_worker_expires_overdue_payment_requests(celery_worker_process, p
                 f"the worker exited with code {celery_worker_process.process.returncode}:\n"
                 f"{celery_worker_process.log()}"
             )
-        time.sleep(0.2)
-    else:
-        pytest.fail(
-            f"the overdue request was still {overdue.status!r} after {WAIT_SECONDS} s; worker log:\n"
+        return False
+
+    wait_until(
+        overdue_is_no_longer_open,
+        timeout_seconds=WAIT_SECONDS,
+        interval_seconds=0.2,
+        describe=lambda: (
+            f"the worker expires the overdue request (it is still {overdue.status!r}); worker log:\n"
             f"{celery_worker_process.log()}"
-        )
+        ),
+    )
 
     assert overdue.status == PaymentRequestStatus.EXPIRED
     current.refresh_from_db()

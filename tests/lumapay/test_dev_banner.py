@@ -54,8 +54,14 @@ def demo_clinic(db):
     return clinic
 
 
+@pytest.fixture(autouse=True)
+def _no_port(monkeypatch):
+    monkeypatch.delenv("PORT", raising=False)
+
+
 def test_banner_gives_the_address_the_demo_sign_ins_and_the_outbox(demo_clinic, eager, settings):
     settings.DEV_OUTBOX_ENABLED = True
+    settings.SITE_URL = "http://127.0.0.1:8000"
 
     text = banner()
 
@@ -87,6 +93,40 @@ def test_banner_without_demo_users_says_how_to_seed(eager, db):
     assert "No demo users in this database: run `.venv/bin/python manage.py seed_demo_clinic`." in text
     assert "demo-clinic-2026" not in text
     assert "someone@riverside.example" not in text
+
+
+def test_banner_gives_the_address_site_url_names(demo_clinic, eager, settings):
+    settings.DEV_OUTBOX_ENABLED = True
+    settings.SITE_URL = "http://localhost:8123"
+
+    text = banner()
+
+    assert "LumaPay is starting at http://localhost:8123\n" in text
+    assert "listed at http://localhost:8123/dev/outbox/\n" in text
+    assert "8000" not in text
+    assert "The server listens on" not in text
+
+
+def test_banner_says_where_the_server_listens_when_site_url_is_a_tunnel(eager, settings, db):
+    settings.SITE_URL = "https://clinic-demo.example.test"
+
+    text = banner()
+
+    assert "LumaPay is starting at https://clinic-demo.example.test\n" in text
+    assert (
+        "  The server listens on http://127.0.0.1:8000; links in e-mails and SMS start with "
+        "https://clinic-demo.example.test.\n"
+    ) in text
+
+
+def test_banner_says_when_port_moves_the_server_away_from_site_url(eager, settings, monkeypatch, db):
+    settings.SITE_URL = "http://127.0.0.1:8000"
+    monkeypatch.setenv("PORT", "9000")
+
+    text = banner()
+
+    assert "LumaPay is starting at http://127.0.0.1:8000\n" in text
+    assert "  The server listens on http://127.0.0.1:9000; links in e-mails and SMS start with http://127.0.0.1:8000.\n" in text
 
 
 def test_banner_takes_another_address(demo_clinic, eager, settings):

@@ -1,4 +1,5 @@
 import pytest
+from django.template import Context, Template
 
 from lumapay.money import AmountError, cents_from_text, format_cents
 
@@ -33,4 +34,13 @@ def test_cents_from_text_says_what_is_wrong(text, message):
 
 def test_format_cents():
     assert format_cents(123456) == "$1,234.56"
-    assert format_cents(-5) == "-$0.05"
+    assert format_cents(-5) == "\u2212$0.05"
+    assert format_cents(-161) == "−$1.61"
+
+
+def test_an_amount_taken_off_is_written_with_the_minus_sign():
+    template = Template("{% load money %}{{ fee|minus_cents }} {{ refund|minus_cents:'usd' }} {{ nothing|minus_cents }}")
+
+    text = template.render(Context({"fee": 161, "refund": -2250, "nothing": None}))
+
+    assert text == "−$1.61 −$22.50 "

@@ -39,6 +39,12 @@ print(json.dumps({
     "celery_app_eager": app.conf.task_always_eager,
     "celery_app_broker": app.conf.broker_url,
     "CACHE_BACKEND": settings.CACHES["default"]["BACKEND"],
+    "SITE_URL": settings.SITE_URL,
+    "tunables": {name: getattr(settings, name) for name in (
+        "EXPORT_SYNC_MAX_ROWS", "EXPORT_TTL_HOURS", "PAYMENT_REQUEST_MAX_CENTS", "PAYMENT_LINK_TTL_DAYS",
+        "PAY_LINK_MAX_FAILED_DOB_ATTEMPTS", "PAY_LINK_LOCKOUT_MINUTES", "PAY_PAGE_MAX_FAILED_DOB_ATTEMPTS_PER_ADDRESS",
+    )},
+    "beat": {name: entry["schedule"] for name, entry in settings.CELERY_BEAT_SCHEDULE.items()},
 }))
 """
 
@@ -227,3 +233,58 @@ def test_every_variable_settings_read_is_in_the_readme_table_and_env_example():
     assert sorted(
         v for v in variables if not any(line.lstrip("# ").startswith(f"{v}=") for line in env_example_lines)
     ) == []
+
+
+TUNABLE_DEFAULTS = {
+    "EXPORT_SYNC_MAX_ROWS": 5000,
+    "EXPORT_TTL_HOURS": 24,
+    "PAYMENT_REQUEST_MAX_CENTS": 100_000_00,
+    "PAYMENT_LINK_TTL_DAYS": 30,
+    "PAY_LINK_MAX_FAILED_DOB_ATTEMPTS": 5,
+    "PAY_LINK_LOCKOUT_MINUTES": 30,
+    "PAY_PAGE_MAX_FAILED_DOB_ATTEMPTS_PER_ADDRESS": 20,
+}
+
+
+def test_tunables_keep_their_defaults():
+    code, out = read_settings(**production())
+
+    assert code == 0, out
+    assert out["tunables"] == TUNABLE_DEFAULTS
+    assert out["beat"] == {
+        "payment-requests-expire": 15 * 60,
+        "stripe-events-recover": 10 * 60,
+        "transaction-exports-expire": 60 * 60,
+    }
+
+
+def test_every_tunable_is_read_from_the_environment():
+    variables = {name: str(value + 7) for name, value in TUNABLE_DEFAULTS.items()}
+
+    code, out = read_settings(
+        **production(
+            **variables,
+            PAYMENT_REQUESTS_EXPIRE_EVERY_MINUTES="5",
+            STRIPE_EVENTS_RECOVER_EVERY_MINUTES="2",
+            TRANSACTION_EXPORTS_EXPIRE_EVERY_MINUTES="30",
+            AUTHORIZATIONS_RELEASE_EVERY_MINUTES="20",
+        )
+    )
+
+    assert code == 0, out
+    assert out["tunables"] == {name: value + 7 for name, value in TUNABLE_DEFAULTS.items()}
+    assert out["beat"] == {
+        "payment-requests-expire": 5 * 60,
+        "stripe-events-recover": 2 * 60,
+        "transaction-exports-expire": 30 * 60,
+        "authorizations-release-for-missed-visits": 20 * 60,
+    }
+
+
+def test_site_url_defaults_to_the_development_server_on_port():
+    if (BASE_DIR / ".env").exists():
+        pytest.skip("a .env file in the checkout would fill in SITE_URL")
+
+    assert read_settings(DEBUG="true", SITE_URL=UNSET)[1]["SITE_URL"] == "http://127.0.0.1:8000"
+    assert read_settings(DEBUG="true", SITE_URL=UNSET, PORT="8123")[1]["SITE_URL"] == "http://127.0.0.1:8123"
+    assert read_settings(DEBUG="true", SITE_URL="http://localhost:9000/", PORT="8123")[1]["SITE_URL"] == "http://localhost:9000"

@@ -248,15 +248,16 @@ def test_settings_outside_the_page_cannot_be_changed_through_the_service(organiz
     assert not AuditEvent.objects.exists()
 
 
-def test_the_service_updates_the_object_it_was_given(organization, administrator):
+def test_the_service_returns_the_organization_as_stored(organization, administrator):
     returned = organization_update(
         organization=organization, actor=administrator, data={"statement_descriptor": "  RIVERSIDE   CARE ", "refund_roles": ["staff", "manager"]}
     )
 
-    assert returned is organization
-    assert (organization.statement_descriptor, organization.refund_roles) == (
+    assert returned.pk == organization.pk
+    assert (returned.statement_descriptor, returned.refund_roles) == (
         "RIVERSIDE CARE", ["administrator", "manager", "staff"]
     )
+    assert (organization.statement_descriptor, organization.refund_roles) == ("", ["administrator", "manager"])
     assert AuditEvent.objects.get().changes == {
         "statement_descriptor": ["", "RIVERSIDE CARE"],
         "refund_roles": [["administrator", "manager"], ["administrator", "manager", "staff"]],

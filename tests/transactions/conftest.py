@@ -16,7 +16,6 @@ from ..stripe_support import (
     RecordingStripeClient,
     StripeWorld,
     stripe_clinic,
-    stripe_fixtures,
 )
 
 
@@ -30,7 +29,6 @@ def localstripe_server():
 
 @pytest.fixture
 def stripe_world(localstripe_server, settings, monkeypatch):
-    stripe_fixtures()  # skips, saying why, when ../shared/fixtures is absent
     localstripe_server.flush()
     settings.STRIPE_SECRET_KEY = SECRET_KEY
     settings.STRIPE_PUBLISHABLE_KEY = PUBLISHABLE_KEY

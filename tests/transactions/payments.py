@@ -17,6 +17,7 @@ from transactions.gateways.sandbox import SandboxGateway
 from transactions.sandbox import processor as sandbox_processor
 from transactions.models import Transaction
 from transactions.services.ledger_facts import charge_fact_record
+from transactions.services.transaction_open import transaction_open
 
 from ..factories import LocationFactory, PatientFactory
 
@@ -37,7 +38,7 @@ def checkout_transaction(
     """A pending transaction with an open Sandbox checkout."""
     patient = patient or PatientFactory(organization=organization)
     location = location or LocationFactory(organization=organization)
-    transaction = Transaction.objects.create(
+    transaction = transaction_open(
         organization=organization,
         payment_request=payment_request,
         patient=patient,

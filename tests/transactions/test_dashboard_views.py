@@ -142,7 +142,7 @@ def test_detail_and_refund_of_another_organization_are_404(client_for, organizat
     detail = client.get(reverse("transactions:transaction_detail", args=[theirs.pk]))
     refund = client.post(
         reverse("transactions:transaction_refund", args=[theirs.pk]),
-        {"scope": "full", "reason": "Overpaid"},
+        {"amount": "50.00", "reason": "Overpaid"},
     )
 
     assert (detail.status_code, refund.status_code) == (404, 404)

@@ -4,7 +4,7 @@ import pytest
 
 from lumapay.models import ActorType
 from transactions.enums import RefundStatus, TransactionEventKind as Kind, TransactionStatus
-from transactions.gateways.base import ChargeFact, RefundFact
+from transactions.gateways.base import RefundFact
 from transactions.gateways.sandbox import SandboxGateway
 from transactions.sandbox import processor as sandbox_processor
 from transactions.models import Refund, Transaction, TransactionEvent

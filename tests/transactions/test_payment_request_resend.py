@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from lumapay import sms
 from lumapay.models import AuditEvent
+from org_profile.access import AccessDenied
 from transactions.enums import PaymentRequestStatus
 from transactions.errors import PatientUnreachableError, PaymentRequestError, PaymentRequestStateError
 from transactions.links import payment_link_url
@@ -165,7 +166,7 @@ def test_a_sub_account_user_cannot_resend_a_request_of_another_location(
     expires_at, last_sent_at = payment_request.expires_at, payment_request.last_sent_at
 
     # when they re-send it
-    with pytest.raises(PaymentRequestError) as error:
+    with pytest.raises(AccessDenied) as error:
         payment_request_resend(organization=organization, actor=staff_user, payment_request=payment_request)
 
     # then it is refused and nothing changed

@@ -1,3 +1,5 @@
+import datetime
+
 import pytest
 from django.urls import reverse
 
@@ -13,7 +15,6 @@ from ..factories import (
     LocationFactory,
     MembershipFactory,
     PatientFactory,
-    PaymentRequestDeliveryFactory,
     PaymentRequestFactory,
 )
 
@@ -189,9 +190,9 @@ def test_the_request_page_shows_the_request_its_deliveries_and_its_history(
     assert response.status_code == 200
     assert [d.channel for d in response.context["deliveries"]] == ["sms", "email"]
     assert [entry.label for entry in response.context["history"]] == [
-        "Request sent",
-        "Message handed to the provider",
-        "Message handed to the provider",
+        "Payment request sent",
+        "Message with the link handed to the provider",
+        "Message with the link handed to the provider",
     ]
     assert response.context["history"][0].details == ["By e-mail and text message"]
     assert response.context["history"][0].actor == str(administrator)
@@ -242,7 +243,7 @@ def test_cancel_with_a_reason_and_an_unsafe_next_goes_to_the_request(
     # when a manager cancels it, with a "next" pointing off-site
     response = client_for(manager).post(
         reverse("transactions:payment_request_cancel", args=[payment_request.pk]),
-        {"reason": "Paid at the desk", "next": "https://evil.example/"},
+        {"reason": "Paid at the desk", "next": "https://evil.example/", "confirmed": "1"},
     )
 
     # then it is cancelled and staff land on the request, not off-site
@@ -268,11 +269,11 @@ def test_a_refused_resend_is_a_message_and_changes_nothing(client_for, organizat
     assert AuditEvent.objects.count() == 0
 
 
-def test_resend_and_cancel_take_only_post(client_for, organization, location, patient, administrator):
+def test_resend_takes_only_post_and_cancel_asks_first(client_for, organization, location, patient, administrator):
     payment_request = PaymentRequestFactory(organization=organization, location=location, patient=patient)
     client = client_for(administrator)
-    for name in ("transactions:payment_request_resend", "transactions:payment_request_cancel"):
-        assert client.get(reverse(name, args=[payment_request.pk])).status_code == 405
+    assert client.get(reverse("transactions:payment_request_resend", args=[payment_request.pk])).status_code == 405
+    assert client.get(reverse("transactions:payment_request_cancel", args=[payment_request.pk])).status_code == 200
     payment_request.refresh_from_db()
     assert payment_request.status == PaymentRequestStatus.OPEN
 
@@ -308,7 +309,7 @@ def test_every_role_may_use_the_payment_request_pages_of_their_locations(client_
     # then each works
     assert client.get(reverse("transactions:payment_request_new", args=[patient.pk])).status_code == 200
     assert client.get(reverse("transactions:payment_request_detail", args=[payment_request.pk])).status_code == 200
-    response = client.post(reverse("transactions:payment_request_cancel", args=[payment_request.pk]))
+    response = client.post(reverse("transactions:payment_request_cancel", args=[payment_request.pk]), {"confirmed": "1"})
     assert response.status_code == 302
     payment_request.refresh_from_db()
     assert payment_request.status == PaymentRequestStatus.CANCELLED
@@ -406,3 +407,20 @@ def test_the_dev_outbox_lists_what_was_sent_with_the_link_clickable(
 def test_the_dev_outbox_does_not_exist_outside_development(client, settings, db):
     settings.DEV_OUTBOX_ENABLED = False
     assert client.get(reverse("dev_outbox")).status_code == 404
+
+
+def test_the_request_page_gives_its_times_in_the_organizations_zone(client_for, organization, location, patient, administrator):
+    # given a clinic in Tokyo and a request whose link works until 23:30 UTC on Dec 29
+    organization.timezone = "Asia/Tokyo"
+    organization.save()
+    payment_request = PaymentRequestFactory(
+        patient=patient, location=location, expires_at=datetime.datetime(2026, 12, 29, 23, 30, tzinfo=datetime.UTC)
+    )
+
+    # when an administrator opens the request
+    body = client_for(administrator).get(
+        reverse("transactions:payment_request_detail", args=[payment_request.pk])
+    ).content.decode()
+
+    # then the link's end is Tokyo's date and time, in the one date-time format
+    assert "<dt>Link works until</dt><dd>Dec 30, 2026, 8:30 AM JST</dd>" in body

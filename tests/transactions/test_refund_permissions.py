@@ -48,7 +48,7 @@ def payment(organization, patient, location):
 
 def _set_refund_roles(organization, administrator, roles):
     if roles is not DEFAULT:
-        organization_update(organization=organization, actor=administrator, data={"refund_roles": roles})
+        return organization_update(organization=organization, actor=administrator, data={"refund_roles": roles})
     return organization
 
 
@@ -70,7 +70,7 @@ def test_the_default_setting_is_administrators_and_managers(organization):
 
 @pytest.mark.parametrize("roles, role, allowed", MATRIX)
 def test_the_service_follows_the_setting(organization, location, administrator, payment, roles, role, allowed):
-    _set_refund_roles(organization, administrator, roles)
+    organization = _set_refund_roles(organization, administrator, roles)
     actor = _member(organization, location, role)
     before = money_state(payment)
 
@@ -95,7 +95,7 @@ def test_the_pages_follow_the_setting(client_for, organization, location, admini
 
     page = client.get(_detail_url(payment))
     before = money_state(payment)
-    first = client.post(_refund_url(payment), {"scope": "partial", "amount": "15", "reason": "Overpaid"})
+    first = client.post(_refund_url(payment), {"amount": "15", "reason": "Overpaid"})
 
     body = page.content.decode()
     assert page.status_code == 200
@@ -110,7 +110,7 @@ def test_the_pages_follow_the_setting(client_for, organization, location, admini
     else:
         assert first.status_code == 403
         confirmed = client.post(
-            _refund_url(payment), {"scope": "partial", "amount": "15", "reason": "Overpaid", "confirmed": "1"}
+            _refund_url(payment), {"amount": "15", "reason": "Overpaid", "confirmed": "1"}
         )
         assert confirmed.status_code == 403
         assert money_state(payment) == before
@@ -137,19 +137,38 @@ def test_a_manager_refused_by_the_setting_cannot_retry_either(client_for, organi
 
 
 def test_staff_allowed_to_refund_still_see_only_their_locations(client_for, organization, administrator, patient):
-    _set_refund_roles(organization, administrator, WITH_STAFF)
+    organization = _set_refund_roles(organization, administrator, WITH_STAFF)
     elsewhere = paid_transaction(organization=organization, patient=patient, location=LocationFactory(organization=organization))
     staff = _member(organization, LocationFactory(organization=organization), Role.STAFF)
     before = money_state(elsewhere)
 
-    response = client_for(staff).post(_refund_url(elsewhere), {"scope": "full", "reason": "Overpaid", "confirmed": "1"})
+    response = client_for(staff).post(_refund_url(elsewhere), {"amount": "50.00", "reason": "Overpaid", "confirmed": "1"})
 
     assert response.status_code == 404
     assert money_state(elsewhere) == before
 
 
+def test_a_sub_account_user_cannot_refund_a_payment_of_another_location_through_the_service(
+    organization, administrator, patient, location, other_location
+):
+    # given staff may refund, a sub-account user of the Downtown Clinic, and a Northside payment
+    organization = _set_refund_roles(organization, administrator, WITH_STAFF)
+    elsewhere = paid_transaction(organization=organization, patient=patient, location=other_location, amount_cents=5000)
+    staff = _member(organization, location, Role.STAFF)
+    before = money_state(elsewhere)
+
+    # when they refund it by calling the service (the page already answers 404)
+    with pytest.raises(ApplicationError) as error:
+        refund_create(organization=organization, actor=staff, transaction=elsewhere, amount_cents=100, reason="Overpaid")
+
+    # then it is refused and nothing changed
+    assert error.value.message == "You can refund payments only at your own locations."
+    assert money_state(elsewhere) == before
+    assert Refund.objects.count() == 0
+
+
 def test_a_membership_in_another_organization_does_not_count(organization, other_organization, administrator, payment):
-    _set_refund_roles(organization, administrator, WITH_STAFF)
+    organization = _set_refund_roles(organization, administrator, WITH_STAFF)
     outsider = MembershipFactory(organization=other_organization, role=Role.ADMINISTRATOR).user
     before = money_state(payment)
 
@@ -167,7 +186,7 @@ def test_the_first_post_changes_nothing_and_shows_the_remainder(client_for, mana
     before = money_state(payment)
 
     response = client_for(manager).post(
-        _refund_url(payment), {"scope": "partial", "amount": "12.50", "reason": "Lab fee waived"}
+        _refund_url(payment), {"amount": "12.50", "reason": "Lab fee waived"}
     )
 
     assert response.status_code == 200
@@ -190,14 +209,14 @@ def test_the_first_post_changes_nothing_and_shows_the_remainder(client_for, mana
     ):
         assert text in body, text
     fields = response.context["fields"]
-    assert {key: fields[key] for key in ("scope", "amount", "reason", "confirmed")} == {
-        "scope": "partial", "amount": "12.50", "reason": "Lab fee waived", "confirmed": "1"
+    assert {key: fields[key] for key in ("amount", "reason", "confirmed")} == {
+        "amount": "12.50", "reason": "Lab fee waived", "confirmed": "1"
     }
 
 
 def test_the_confirm_post_refunds(client_for, manager, payment):
     client = client_for(manager)
-    confirmation = client.post(_refund_url(payment), {"scope": "full", "reason": "Visit cancelled"})
+    confirmation = client.post(_refund_url(payment), {"amount": "50.00", "reason": "Visit cancelled"})
 
     response = client.post(_refund_url(payment), confirmation.context["fields"], follow=True)
 
@@ -213,7 +232,7 @@ def test_the_confirm_post_refunds(client_for, manager, payment):
 
 def test_back_returns_to_the_form_with_what_was_typed(client_for, manager, payment):
     client = client_for(manager)
-    confirmation = client.post(_refund_url(payment), {"scope": "partial", "amount": "12.50", "reason": "Lab fee waived"})
+    confirmation = client.post(_refund_url(payment), {"amount": "12.50", "reason": "Lab fee waived"})
     before = money_state(payment)
 
     response = client.post(_refund_url(payment), {**confirmation.context["fields"], "back": "1"})
@@ -227,7 +246,7 @@ def test_back_returns_to_the_form_with_what_was_typed(client_for, manager, payme
 
 def test_a_double_click_on_confirm_refunds_once(client_for, manager, payment):
     client = client_for(manager)
-    fields = client.post(_refund_url(payment), {"scope": "partial", "amount": "10", "reason": "Overpaid"}).context["fields"]
+    fields = client.post(_refund_url(payment), {"amount": "10", "reason": "Overpaid"}).context["fields"]
 
     first = client.post(_refund_url(payment), fields, follow=True)
     second = client.post(_refund_url(payment), fields, follow=True)
@@ -241,7 +260,7 @@ def test_a_double_click_on_confirm_refunds_once(client_for, manager, payment):
 
 def test_a_confirmation_overtaken_by_another_refund_is_refused(client_for, organization, manager, administrator, payment):
     client = client_for(manager)
-    fields = client.post(_refund_url(payment), {"scope": "full", "reason": "Overpaid"}).context["fields"]
+    fields = client.post(_refund_url(payment), {"amount": "50.00", "reason": "Overpaid"}).context["fields"]
     assert fields["amount"] == "50.00"  # the exact amount shown, not "in full"
     refund_create(organization=organization, actor=administrator, transaction=payment, amount_cents=2000, reason="Lab fee")
     before = money_state(payment)

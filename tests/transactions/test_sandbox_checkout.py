@@ -10,9 +10,10 @@ from django.utils import timezone
 
 from transactions.enums import TransactionStatus
 from transactions.models import GatewayEvent, SandboxCharge, SandboxCheckoutSession, Transaction
+from transactions.sandbox import processor as sandbox_processor
 from transactions.sandbox.enums import SandboxSessionStatus
 
-from .pay_support import AUTHENTICATE, SUCCEEDS, card_fields, checkout_path, payment_request_make, text, verified
+from .pay_support import AUTHENTICATE, SUCCEEDS, card_fields, checkout_path, pay_url, payment_request_make, text, verified
 
 pytestmark = pytest.mark.django_db
 
@@ -126,15 +127,57 @@ def test_the_form_needs_its_csrf_token(organization, sandbox_path):
     assert SandboxCharge.objects.count() == 0
 
 
-def test_a_paid_checkout_cannot_be_paid_again(client, sandbox_path, django_capture_on_commit_callbacks):
+def test_a_double_tap_on_pay_lands_on_the_confirmation_with_the_receipt(
+    client, organization, django_capture_on_commit_callbacks
+):
+    payment_request = payment_request_make(organization=organization, amount_cents=12345)
+    verified(client, payment_request)
+    sandbox_path = checkout_path(client, payment_request)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first = client.post(sandbox_path, card_fields(SUCCEEDS))
+        second = client.post(sandbox_path, card_fields(SUCCEEDS), follow=True)
+
+    assert first.status_code == 302
+    assert second.redirect_chain == [(first["Location"], 302)]
+    page = text(second)
+    assert second.status_code == 200
+    assert "Payment received" in page and "$123.45" in page and "Visa •••• 4242" in page
+    assert pay_url("receipt", payment_request) in page
+    assert "already paid" not in page
+    assert SandboxCharge.objects.count() == 1
+    assert Transaction.objects.get().charged_cents == 12345
+
+
+def test_a_paid_checkout_is_never_charged_again_and_its_page_goes_to_the_confirmation(
+    client, sandbox_path, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        paid = client.post(sandbox_path, card_fields(SUCCEEDS))
+
+    again = client.get(sandbox_path)
+
+    session = SandboxCheckoutSession.objects.get()
+    assert (again.status_code, again["Location"]) == (302, session.success_url)
+    assert paid["Location"] == session.success_url
+    assert SandboxCharge.objects.count() == 1
+
+
+def test_a_tap_that_raced_the_payment_lands_on_the_confirmation(
+    client, sandbox_path, monkeypatch, django_capture_on_commit_callbacks
+):
+    # given the second tap read the checkout while the first was still paying it
+    session = SandboxCheckoutSession.objects.get()
+    stale = SandboxCheckoutSession.objects.get(pk=session.pk)
     with django_capture_on_commit_callbacks(execute=True):
         client.post(sandbox_path, card_fields(SUCCEEDS))
+    monkeypatch.setattr(sandbox_processor, "session_get", lambda session_id: stale)
 
-    page = text(client.get(sandbox_path))
+    # when it reaches the processor
     response = client.post(sandbox_path, card_fields(SUCCEEDS))
 
-    assert "This checkout is already paid." in page and 'name="number"' not in page
-    assert "This checkout is already paid." in text(response)
+    # then the patient goes to the confirmation and nothing more is charged
+    assert (response.status_code, response["Location"]) == (302, session.success_url)
     assert SandboxCharge.objects.count() == 1
 
 

@@ -17,12 +17,12 @@ from transactions.models import Refund, Transaction, TransactionEvent
 from transactions.services.payments import checkout_begin, checkout_outcome_record
 from transactions.services.refunds import RefundFailed, refund_create, refund_retry
 
+from ..stripe_builders import balance_transaction_build, charge_build, payment_intent_build
 from ..stripe_support import (
     CARD_DECLINED_AT_CHARGE,
     stripe_checkout_open,
     stripe_checkout_paid,
     stripe_clinic,
-    stripe_object,
 )
 from .pay_support import payment_request_make
 
@@ -194,15 +194,13 @@ def test_expiring_a_session_paid_meanwhile_records_the_payment_instead(stripe_wo
 
 
 def test_the_fee_card_and_authorization_code_come_from_the_charge_and_its_balance_transaction(stripe_world):
-    # localstripe's fee is always 0 and its charges carry no payment_method_details: Stripe's own
-    # example objects show the real shape.
-    intent = stripe_object("payment_intent")
-    charge = stripe_object("charge")
-    balance_transaction = stripe_object("balance_transaction")
-    balance_transaction["fee"] = 320
+    # localstripe's fee is always 0 and its charges carry no payment_method_details: objects of
+    # Stripe's real shape (tests/stripe_builders.py) show them.
+    intent = payment_intent_build()
+    balance_transaction = balance_transaction_build(amount=10000, fee=320)
+    charge = charge_build(payment_intent=intent["id"], amount=10000, balance_transaction=balance_transaction)
     charge["payment_method_details"]["card"].update(brand="mastercard", last4="4444", authorization_code="842913")
-    charge["balance_transaction"] = balance_transaction
-    intent.update(status="succeeded", amount=10000, amount_received=10000, latest_charge=charge, last_payment_error=None)
+    intent.update(status="succeeded", amount=10000, amount_received=10000, latest_charge=charge)
 
     fact = charge_fact_from_payment_intent(intent)
 

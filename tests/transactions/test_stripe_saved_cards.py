@@ -4,15 +4,16 @@ staff, held before a visit and captured at check-in or released, and removed."""
 
 import pytest
 
+from ehr_sync.enums import AppointmentStatus
 from lumapay.errors import ApplicationError
 from lumapay.models import AuditEvent
 from transactions.enums import PaymentRequestKind, SavedCardStatus, TransactionEventKind as Kind, TransactionStatus
 from transactions.models import SavedCard, TransactionEvent
 from transactions.services.refunds import refund_create
+from transactions.tasks import authorizations_release_for_missed_visits
 from transactions.services.saved_cards import (
     authorization_capture,
     authorization_release,
-    authorizations_release_for_appointment,
     card_on_file_consent_text,
     saved_card_charge,
     saved_card_remove,
@@ -209,25 +210,62 @@ def test_a_copay_held_before_the_visit_is_captured_at_check_in(
 
 
 def test_a_hold_is_released_when_the_visit_is_cancelled(stripe_world, stripe_organization, manager, location, saved):
+    # given a copay held on the card for an appointment, and another held for a visit still booked
     card = saved()
     appointment = AppointmentFactory(patient=card.patient, organization=stripe_organization, location=location)
-    held = saved_card_charge(
-        organization=stripe_organization, actor=manager, saved_card=card, amount_cents=3000,
-        kind=PaymentRequestKind.COPAY, billing_item="Office visit copay", location=location,
-        appointment=appointment, hold_only=True,
+    booked = AppointmentFactory(patient=card.patient, organization=stripe_organization, location=location)
+    held, still_held = (
+        saved_card_charge(
+            organization=stripe_organization, actor=manager, saved_card=card, amount_cents=3000,
+            kind=PaymentRequestKind.COPAY, billing_item="Office visit copay", location=location,
+            appointment=visit, hold_only=True,
+        )
+        for visit in (appointment, booked)
     )
+    # and the EHR sync has since recorded the first appointment as cancelled
+    appointment.status = AppointmentStatus.CANCELLED
+    appointment.save(update_fields=["status"])
 
-    assert authorizations_release_for_appointment(appointment=appointment, reason="Appointment cancelled") == 1
+    # when the beat task runs
+    assert authorizations_release_for_missed_visits.delay().get() == 1
 
+    # then that hold is let go at Stripe and in the ledger, by the system, and the other is kept
     held.refresh_from_db()
+    still_held.refresh_from_db()
     assert (held.status, held.charged_cents) == (TransactionStatus.RELEASED, 0)
+    assert still_held.status == TransactionStatus.AUTHORIZED
     assert stripe_world.server.call("GET", f"/v1/payment_intents/{held.gateway_checkout_id}")["status"] == "canceled"
     assert _ledger(held) == [(Kind.CHARGE_REQUESTED, 3000), (Kind.CHARGE_AUTHORIZED, 3000), (Kind.AUTHORIZATION_RELEASED, 3000)]
     released = AuditEvent.objects.get(action="authorization.released")
-    assert (released.actor_type, released.changes["reason"]) == ("system", "Appointment cancelled")
+    assert (released.actor_type, released.transaction, released.changes["reason"]) == ("system", held, "Appointment cancelled")
     with pytest.raises(ApplicationError):
         authorization_capture(organization=stripe_organization, actor=manager, transaction=held)
-    assert authorizations_release_for_appointment(appointment=appointment, reason="again") == 0
+    # and a second run finds nothing left to release
+    assert authorizations_release_for_missed_visits.delay().get() == 0
+    assert AuditEvent.objects.filter(action="authorization.released").count() == 1
+
+
+def test_a_hold_is_released_when_the_patient_did_not_come(stripe_world, stripe_organization, manager, location, saved):
+    # given a copay held for an appointment the EHR then reports as a no-show
+    card = saved()
+    appointment = AppointmentFactory(patient=card.patient, organization=stripe_organization, location=location)
+    held = saved_card_charge(
+        organization=stripe_organization, actor=manager, saved_card=card, amount_cents=2500,
+        kind=PaymentRequestKind.COPAY, billing_item="Office visit copay", location=location,
+        appointment=appointment, hold_only=True,
+    )
+    appointment.status = AppointmentStatus.NO_SHOW
+    appointment.save(update_fields=["status"])
+
+    # when the beat task runs
+    released_count = authorizations_release_for_missed_visits.delay().get()
+
+    # then the hold is released, with the reason on record
+    held.refresh_from_db()
+    assert (released_count, held.status) == (1, TransactionStatus.RELEASED)
+    assert AuditEvent.objects.get(action="authorization.released").changes == {
+        "amount_cents": 2500, "reason": "Patient did not come (no-show)"
+    }
 
 
 def test_a_hold_released_by_staff(stripe_world, stripe_organization, manager, location, saved):
@@ -316,3 +354,27 @@ def test_the_consent_is_worded_in_the_language_the_patient_reads(organization):
 
     assert spanish.startswith(f"Autorizo a {organization.display_name} a guardar esta tarjeta")
     assert english.startswith(f"I authorize {organization.display_name} to keep this card on file")
+
+
+def test_staff_capture_or_release_holds_only_at_their_own_locations(
+    stripe_world, stripe_organization, manager, staff_user, saved
+):
+    # given a copay held at the Northside Clinic, and a sub-account user of the Downtown Clinic
+    elsewhere = LocationFactory(organization=stripe_organization, name="Northside Clinic")
+    held = saved_card_charge(
+        organization=stripe_organization, actor=manager, saved_card=saved(), amount_cents=3000,
+        kind=PaymentRequestKind.COPAY, billing_item="Office visit copay", location=elsewhere, hold_only=True,
+    )
+    ledger = _ledger(held)
+
+    # when they capture it, or release it
+    with pytest.raises(ApplicationError, match="You can capture or release holds only at your own locations."):
+        authorization_capture(organization=stripe_organization, actor=staff_user, transaction=held)
+    with pytest.raises(ApplicationError, match="You can capture or release holds only at your own locations."):
+        authorization_release(organization=stripe_organization, actor=staff_user, transaction=held, reason="No-show")
+
+    # then the amount is still held, at Stripe and in the ledger
+    held.refresh_from_db()
+    assert (held.status, _ledger(held)) == (TransactionStatus.AUTHORIZED, ledger)
+    assert stripe_world.server.call("GET", f"/v1/payment_intents/{held.gateway_checkout_id}")["status"] == "requires_capture"
+    assert not AuditEvent.objects.filter(action__in=["authorization.captured", "authorization.released"]).exists()

@@ -3,6 +3,7 @@
 on the same ledger. Also: localstripe's own signed deliveries to a live server, the periodic
 listing that recovers events that never arrived, and replays."""
 
+import logging
 import time
 
 import pytest
@@ -23,12 +24,12 @@ from ..stripe_support import (
     event_receive,
     payment_intent_event,
     session_completed_event,
-    stripe_checkout_open,
     stripe_checkout_paid,
     stripe_clinic,
     stripe_event,
     stripe_signature,
 )
+from ..waiting import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -339,32 +340,38 @@ def test_a_failed_processing_is_recorded_and_the_replay_command_applies_it(
 # -- localstripe delivering its own signed events to a running server -------------------------------
 
 
-def _wait_for(condition, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
+def _delivery_logged(caplog, text: str) -> bool:
+    """localstripe logs each delivery's outcome on aiohttp.access (from its own thread)."""
+    return any(record.name == "aiohttp.access" and record.getMessage() == text for record in list(caplog.records))
 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("secret", [WEBHOOK_SECRET, "whsec_not_ours"])
-def test_localstripe_signs_and_delivers_its_events_to_the_endpoint(live_server, stripe_world, organization, secret):
+def test_localstripe_signs_and_delivers_its_events_to_the_endpoint(live_server, stripe_world, organization, secret, caplog):
+    caplog.set_level(logging.INFO, logger="aiohttp.access")
     stripe_clinic(stripe_world, organization)
     stripe_world.server.webhook_register(url=f"{live_server.url}/webhooks/stripe/", secret=secret)
 
     intent = stripe_world.server.payment_intent_pay(amount_cents=2500)
 
     if secret == WEBHOOK_SECRET:
-        assert _wait_for(lambda: GatewayEvent.objects.filter(event_type="payment_intent.succeeded").exists())
-        stored = GatewayEvent.objects.get(event_type="payment_intent.succeeded")
+        stored = wait_until(
+            lambda: GatewayEvent.objects.filter(event_type="payment_intent.succeeded").first(),
+            describe="localstripe's payment_intent.succeeded is stored",
+        )
         assert stored.payload["data"]["object"]["id"] == intent["id"]
         assert stored.payload["data"]["object"]["status"] == "succeeded"
         # localstripe has no Connect: its events name no account, so no clinic of ours.
-        assert _wait_for(lambda: GatewayEvent.objects.get(pk=stored.pk).status == GatewayEventStatus.IGNORED)
+        wait_until(
+            lambda: GatewayEvent.objects.get(pk=stored.pk).status == GatewayEventStatus.IGNORED,
+            describe="the stored event is ignored",
+        )
     else:
-        time.sleep(2.5)  # localstripe delivers about a second after the event
+        # The endpoint answered localstripe's delivery, refusing the signature; nothing was stored.
+        wait_until(
+            lambda: _delivery_logged(caplog, 'webhook "payment_intent.succeeded" failed with response code 400'),
+            describe="localstripe's delivery of payment_intent.succeeded is refused",
+        )
         assert GatewayEvent.objects.count() == 0
 
 

@@ -93,8 +93,8 @@ def test_the_whole_lifecycle_in_order_with_actors_the_fee_and_the_errors(
     patient_actor = f"Patient ({PATIENT_IP})"
     assert _entries(transaction) == [
         ("Payment request sent", _staff(administrator), None, "By E-mail and SMS", False),
-        ("Payment link delivered", "LumaPay", None, "By E-mail", False),
-        ("Payment link delivered", "LumaPay", None, "By SMS", False),
+        ("Message with the link handed to the provider", "LumaPay", None, "By E-mail", False),
+        ("Message with the link handed to the provider", "LumaPay", None, "By SMS", False),
         ("Payment link opened", patient_actor, None, "", False),
         ("Date of birth did not match", patient_actor, None, "Wrong date of birth, attempt 1 on this link.", False),
         ("Date of birth confirmed", patient_actor, None, "", False),
@@ -107,7 +107,7 @@ def test_the_whole_lifecycle_in_order_with_actors_the_fee_and_the_errors(
         ("Refund succeeded", "Payment processor", 2000, "", False),
         ("Refund requested", _staff(manager), 1000, "Reason: Overpaid", False),
         ("Refund failed", "Payment processor", 1000, refused, True),
-        ("Viewed by staff", _staff(manager), None, "", False),
+        ("Viewed once by 1 staff member", _staff(manager), None, "", False),
         ("Receipt downloaded", _staff(manager), None, "", False),
     ]
     timeline = transaction_timeline(transaction=transaction)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
-from django.utils import timezone
 
 from ehr_sync.models import Appointment, Patient
 from ehr_sync.selectors import patient_appointments
+from lumapay.dates import format_datetime
 from lumapay.errors import ApplicationError
 from lumapay.money import AmountError, cents_from_text, format_cents
 from org_profile.models import Location, Membership
@@ -18,9 +18,8 @@ from ..enums import PaymentRequestKind
 
 class AppointmentChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, appointment: Appointment) -> str:
-        starts_at = timezone.localtime(appointment.starts_at)
         parts = [
-            f"{starts_at:%b} {starts_at.day}, {starts_at:%Y %H:%M}",
+            format_datetime(appointment.starts_at),
             appointment.location.name,
             appointment.provider_name,
         ]

@@ -4,21 +4,23 @@ from django import forms
 
 from lumapay.money import AmountError, cents_from_text, format_cents
 
-FULL = "full"
-PARTIAL = "partial"
+
+def dollars_text(cents: int) -> str:
+    """Cents as the form shows and takes them back: "22.50"."""
+    return f"{cents // 100}.{cents % 100:02d}"
 
 
 class RefundForm(forms.Form):
-    """How much to refund (in full by default, or an amount typed in dollars) and why.
+    """How much to refund (one amount, in dollars, prefilled with what is refundable) and why.
 
     Posted twice: first from the transaction's page (``confirmed`` empty: the view shows the
     confirmation), then from the confirmation page with ``confirmed`` set and the same values, plus
     an ``idempotency_key`` made for that confirmation, so a double click refunds once.
     ``refundable_cents`` is the remainder shown on the page; the service checks it again under the
-    transaction's lock.
+    transaction's lock. There is no "in full" choice that could override a typed amount: the
+    page's "Full amount" button only fills the field (``filled_in_full``).
     """
 
-    scope = forms.ChoiceField(widget=forms.RadioSelect, initial=FULL, label="How much")
     amount = forms.CharField(
         required=False,
         max_length=20,
@@ -39,32 +41,36 @@ class RefundForm(forms.Form):
     def __init__(self, *args, refundable_cents: int, currency: str = "usd", **kwargs):
         super().__init__(*args, **kwargs)
         self.refundable_cents = refundable_cents
-        self.fields["scope"].choices = [
-            (FULL, f"Refund in full ({format_cents(refundable_cents, currency)})"),
-            (PARTIAL, "Refund part of it"),
-        ]
+        self.full_amount_label = f"Full amount ({format_cents(refundable_cents, currency)})"
+        self.fields["amount"].initial = dollars_text(refundable_cents)
+
+    @classmethod
+    def redisplayed(cls, data, *, refundable_cents: int, currency: str = "usd", in_full: bool = False) -> "RefundForm":
+        """The form as the person left it (Back from the confirmation, or the "Full amount"
+        button), unbound so it shows no errors yet."""
+        amount = dollars_text(refundable_cents) if in_full else data.get("amount", "")
+        return cls(
+            initial={"amount": amount, "reason": data.get("reason", "")},
+            refundable_cents=refundable_cents,
+            currency=currency,
+        )
 
     def clean(self):
         cleaned = super().clean()
-        if cleaned.get("scope") == FULL:
-            cleaned["amount_cents"] = self.refundable_cents
-        elif cleaned.get("scope") == PARTIAL:
-            try:
-                cleaned["amount_cents"] = cents_from_text(cleaned.get("amount", ""), max_cents=self.refundable_cents)
-            except AmountError as error:
-                self.add_error("amount", error.message)
+        try:
+            cleaned["amount_cents"] = cents_from_text(cleaned.get("amount", ""), max_cents=self.refundable_cents)
+        except AmountError as error:
+            self.add_error("amount", error.message)
         return cleaned
 
     def confirmation_fields(self) -> dict:
         """The hidden values the confirmation page posts back, with a key for this confirmation.
 
-        Always the exact amount shown, never "in full": if another refund lands in between, the
-        confirmation is refused instead of quietly refunding a different amount.
+        Always the exact amount shown: if another refund lands in between, the confirmation is
+        refused instead of quietly refunding a different amount.
         """
-        cents = self.cleaned_data["amount_cents"]
         return {
-            "scope": PARTIAL,
-            "amount": f"{cents // 100}.{cents % 100:02d}",
+            "amount": dollars_text(self.cleaned_data["amount_cents"]),
             "reason": self.cleaned_data["reason"],
             "confirmed": "1",
             "idempotency_key": str(self.cleaned_data.get("idempotency_key") or uuid.uuid4()),

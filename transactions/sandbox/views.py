@@ -48,8 +48,6 @@ def _session_or_404(session_id: str):
 
 
 def _closed_message(session) -> str:
-    if session.status == SandboxSessionStatus.COMPLETE:
-        return "This checkout is already paid."
     if session.status == SandboxSessionStatus.EXPIRED or session.expires_at <= timezone.now():
         return "This checkout has expired. Go back to the payment link to start again."
     return ""
@@ -76,6 +74,10 @@ def _render_checkout(request, session, *, form=None, error: str = "", decline: s
 @require_http_methods(["GET", "HEAD", "POST"])
 def checkout(request, session_id: str):
     session = _session_or_404(session_id)
+    if session.status == SandboxSessionStatus.COMPLETE:
+        # A second tap on Pay (or Back to this page) after paying: back to the clinic's
+        # confirmation, as a processor's hosted page does, never a charge or an error.
+        return redirect(session.success_url)
     if session.status == SandboxSessionStatus.AWAITING_AUTHENTICATION:
         return redirect("sandbox:authenticate", session_id=session.id)
     if request.method != "POST" or _closed_message(session):
@@ -95,6 +97,8 @@ def checkout(request, session_id: str):
         )
     except CardEntryError as error:
         session.refresh_from_db()
+        if session.status == SandboxSessionStatus.COMPLETE:  # the other tap paid it meanwhile
+            return redirect(session.success_url)
         return _render_checkout(request, session, form=form, error=error.message, status=400)
     if attempt.outcome == "succeeded":
         return redirect(attempt.redirect_url)

@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
-from django.utils import dateformat
 
+from lumapay.dates import format_date
 from org_profile.models import Organization
 
 from ..models import Transaction
@@ -280,7 +280,6 @@ def _chart(per_day: dict[date, tuple[int, int]], *, start: date | None, end: dat
             bucket[2] += cents
             bucket[3] += payments
 
-    day_text = _day_texts()
     max_cents = max((bucket[2] for bucket in buckets.values()), default=0)
     slot = CHART_WIDTH / len(buckets)
     gap = min(2.0, slot * 0.2)
@@ -297,17 +296,11 @@ def _chart(per_day: dict[date, tuple[int, int]], *, start: date | None, end: dat
                 y=round(CHART_HEIGHT - height, 2),
                 width=round(slot - gap, 2),
                 height=height,
-                label=day_text(first) if first == last else f"{day_text(first)} – {day_text(last)}",
+                label=format_date(first) if first == last else f"{format_date(first)} – {format_date(last)}",
             )
         )
     return Chart(unit=unit, bars=bars, max_cents=max_cents)
 
-
-def _day_texts():
-    """"Mar 3, 2026" for a date, with the month's abbreviation in the active language, computed
-    once per month name rather than once per bar (the chart has up to a hundred bars)."""
-    months = [dateformat.format(date(2000, month, 1), "M") for month in range(1, 13)]
-    return lambda day: f"{months[day.month - 1]} {day.day}, {day.year}"
 
 
 def _week(day: date) -> tuple[date, date]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from org_profile.models import Membership
@@ -22,14 +21,13 @@ def exports_of_requester(*, membership: Membership, limit: int = 20) -> QuerySet
     ).order_by("-created_at", "-id")[:limit]
 
 
-def export_of_requester(*, membership: Membership, pk: int) -> TransactionExport:
+def export_of_requester(*, membership: Membership, pk: int) -> TransactionExport | None:
     """One export, for the member who asked for it. Anyone else, in this organization or another,
-    gets 404: an export's existence is not theirs to know."""
-    return get_object_or_404(
-        TransactionExport.objects.select_related("organization"),
-        pk=pk,
-        organization_id=membership.organization_id,
-        requested_by_id=membership.user_id,
+    gets None (the view answers 404): an export's existence is not theirs to know."""
+    return (
+        TransactionExport.objects.select_related("organization")
+        .filter(pk=pk, organization_id=membership.organization_id, requested_by_id=membership.user_id)
+        .first()
     )
 
 

@@ -8,18 +8,21 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import Q, QuerySet, Sum
-from django.shortcuts import get_object_or_404
-from django.utils import dateformat, timezone
+from django.contrib.auth import get_user_model
+from django.contrib.postgres.aggregates import ArrayAgg
+from django.db.models import BigIntegerField, Count, Func, Max, Q, QuerySet, Sum
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from lumapay.enums import AuditAction, audit_action_label
 from lumapay.models import ActorType, AuditEvent
+from lumapay.dates import format_datetime
 from lumapay.money import format_cents
 from org_profile.models import Membership, Organization
 from org_profile.selectors import scope_to_locations
 
 from ..enums import DeliveryChannel, RefundStatus, TransactionEventKind as Kind
-from ..models import Refund, Transaction, TransactionEvent
+from ..models import ExportedTransaction, Refund, Transaction, TransactionEvent
 
 # Ledger kinds that mean the processor failed a payment or a refund: the timeline shows them in
 # red, flagged "Error", and counts them in the "problems with this payment" summary. The
@@ -29,45 +32,26 @@ ERROR_EVENT_KINDS = frozenset({Kind.CHARGE_FAILED, Kind.REFUND_FAILED})
 # dispute (named as strings: the dispute kinds come with the Stripe work).
 WARNING_EVENT_KINDS = frozenset({"dispute_opened", "dispute_lost"})
 # Audit actions that are errors in processing the request (the patient never got the link).
-ERROR_ACTIONS = frozenset({"payment_request.delivery_failed"})
+ERROR_ACTIONS = frozenset({AuditAction.PAYMENT_REQUEST_DELIVERY_FAILED})
 # Audit actions that are worth noticing but are not a fault of the payment: a wrong date of birth.
-WARNING_ACTIONS = frozenset({"pay_link.verification_failed", "pay_link.verification_refused", "pay_link.locked"})
+WARNING_ACTIONS = frozenset(
+    {AuditAction.PAY_LINK_VERIFICATION_FAILED, AuditAction.PAY_LINK_VERIFICATION_REFUSED, AuditAction.PAY_LINK_LOCKED}
+)
 
 # Audit actions the timeline leaves out, because a ledger event already tells the same fact
 # ("checkout.started" is the "charge requested" event, "refund.requested" the "refund requested"
 # event, "payment_request.paid" the "charge succeeded" event), or because they are about the
-# patient rather than this payment ("patient.viewed").
+# patient rather than this payment ("patient.viewed"). Staff views of the transaction are not
+# lines either: they are counted into one (``transaction_views_summary``).
 TIMELINE_HIDDEN_ACTIONS = frozenset(
-    {"checkout.started", "refund.requested", "payment_request.paid", "patient.viewed"}
+    {
+        AuditAction.CHECKOUT_STARTED,
+        AuditAction.REFUND_REQUESTED,
+        AuditAction.PAYMENT_REQUEST_PAID,
+        AuditAction.PATIENT_VIEWED,
+        AuditAction.TRANSACTION_VIEWED,
+    }
 )
-
-# The other engineer's Excel export records one audit event per export, linked to no transaction.
-# It belongs on a transaction's timeline only when it names the transaction's id in
-# ``changes["transaction_ids"]``; exports that do not are left out.
-EXPORT_ACTION = "transactions.exported"
-
-# Titles for the audit actions the services write; any other action is shown as its name in
-# words ("gateway_event.replayed" → "Gateway event replayed").
-AUDIT_ACTION_TITLES = {
-    "payment_request.sent": "Payment request sent",
-    "payment_request.resent": "Payment request sent again",
-    "payment_request.cancelled": "Payment request cancelled",
-    "payment_request.expired": "Payment request expired",
-    "payment_request.delivery_sent": "Payment link delivered",
-    "payment_request.delivery_failed": "Payment link not delivered",
-    "pay_link.opened": "Payment link opened",
-    "pay_link.verification_passed": "Date of birth confirmed",
-    "pay_link.verification_failed": "Date of birth did not match",
-    "pay_link.verification_refused": "Date of birth check refused",
-    "pay_link.locked": "Payment link locked after too many attempts",
-    "checkout.resumed": "Checkout resumed",
-    "receipt.sent": "Receipt e-mailed",
-    "receipt.skipped": "No receipt sent",
-    "receipt.downloaded": "Receipt downloaded",
-    "refund.retried": "Refund sent to the processor again",
-    "transaction.viewed": "Viewed by staff",
-    EXPORT_ACTION: "Exported to Excel",
-}
 
 LEDGER_TITLES = {
     Kind.CHARGE_REQUESTED: "Checkout started",
@@ -135,11 +119,9 @@ def transactions_for(*, membership: Membership) -> QuerySet[Transaction]:
     return scope_to_locations(transactions, membership=membership).order_by("-created_at", "-id")
 
 
-def transaction_get(*, membership: Membership, pk: int) -> Transaction:
-    """One transaction the member may see; 404 for another organization's or another location's."""
-    return get_object_or_404(
-        transactions_for(membership=membership).select_related("payment_request", "organization"), pk=pk
-    )
+def transaction_get(*, membership: Membership, pk: int) -> Transaction | None:
+    """One transaction the member may see; None for another organization's or another location's."""
+    return transactions_for(membership=membership).select_related("payment_request", "organization").filter(pk=pk).first()
 
 
 def refund_reserved_cents(*, transaction: Transaction) -> int:
@@ -173,16 +155,18 @@ def transaction_net_cents(*, transaction: Transaction) -> int:
 def transaction_timeline(*, transaction: Transaction) -> list[TimelineEntry]:
     """Everything that happened to a transaction and its payment request, oldest first.
 
-    Two queries whatever the length: the ledger events of the request's checkouts, and the audit
-    events of the transaction and its request, each with its staff user.
+    Five queries whatever the length: the ledger events of the request's checkouts; the audit
+    events of the transaction and its request, each with its staff user; the exports that held it
+    (through ``ExportedTransaction``); and staff views, counted into one line by one aggregate
+    query (plus the last viewer's row), never loaded one by one.
     """
     rows: list[tuple[datetime, int, int, int, TimelineEntry]] = []
-    audits = list(_audit_events(transaction))
+    audits = list(_audit_events(transaction)) + list(_export_events(transaction))
     # The patient's address for each checkout they started, from the audit event of the same step.
     checkout_addresses = {
         (audit.changes or {}).get("checkout_id"): audit.ip_address
         for audit in audits
-        if audit.action == "checkout.started" and isinstance(audit.changes, dict)
+        if audit.action == AuditAction.CHECKOUT_STARTED and isinstance(audit.changes, dict)
     }
 
     for event in _ledger_events(transaction):
@@ -213,7 +197,7 @@ def transaction_timeline(*, transaction: Transaction) -> list[TimelineEntry]:
         other = audit.transaction_id if audit.transaction_id not in (None, transaction.pk) else None
         entry = TimelineEntry(
             at=audit.created_at,
-            title=AUDIT_ACTION_TITLES.get(audit.action, _humanize(audit.action)),
+            title=audit_action_label(audit.action),
             actor=_actor_label(audit.actor_type, audit.actor_user, audit.ip_address),
             anchor=f"audit-{audit.pk}",
             detail=_audit_detail(audit, transaction),
@@ -224,8 +208,57 @@ def transaction_timeline(*, transaction: Transaction) -> list[TimelineEntry]:
         )
         rows.append((audit.created_at, 1, audit.pk, 0, entry))
 
+    views = transaction_views_summary(transaction=transaction)
+    if views is not None:
+        rows.append((views.last_at, 2, 0, 0, views.entry()))
+
     rows.sort(key=lambda row: row[:4])
     return [row[4] for row in rows]
+
+
+@dataclass(frozen=True)
+class ViewsSummary:
+    """Staff views of one transaction (each one stays an audit event in the PHI access log)."""
+
+    count: int
+    staff_count: int
+    last_at: datetime
+    last_by: str
+
+    def entry(self) -> TimelineEntry:
+        times = "once" if self.count == 1 else f"{self.count:,} times"
+        people = f"{self.staff_count} staff member{'' if self.staff_count == 1 else 's'}"
+        return TimelineEntry(
+            at=self.last_at, title=f"Viewed {times} by {people}", actor=self.last_by, anchor="views", source="views"
+        )
+
+
+def transaction_views_summary(*, transaction: Transaction) -> ViewsSummary | None:
+    """How often, by how many staff members, and last by whom a transaction was viewed: one
+    aggregate query over its "transaction.viewed" events, and the last viewer's user row."""
+    summary = AuditEvent.objects.filter(
+        organization_id=transaction.organization_id,
+        transaction_id=transaction.pk,
+        action=AuditAction.TRANSACTION_VIEWED,
+    ).aggregate(
+        count=Count("id"),
+        staff_count=Count("actor_user_id", distinct=True),
+        last_at=Max("created_at"),
+        last_user_id=Func(
+            ArrayAgg("actor_user_id", order_by=("-created_at", "-id")),
+            template="(%(expressions)s)[1]",
+            output_field=BigIntegerField(),
+        ),
+    )
+    if not summary["count"]:
+        return None
+    last_user = get_user_model().objects.filter(pk=summary["last_user_id"]).first()
+    return ViewsSummary(
+        count=summary["count"],
+        staff_count=summary["staff_count"],
+        last_at=summary["last_at"],
+        last_by=_actor_label(ActorType.STAFF, last_user),
+    )
 
 
 def timeline_problems(timeline: list[TimelineEntry]) -> list[TimelineEntry]:
@@ -251,9 +284,25 @@ def _audit_events(transaction: Transaction) -> QuerySet[AuditEvent]:
     linked = Q(transaction_id=transaction.pk)
     if transaction.payment_request_id:
         linked |= Q(payment_request_id=transaction.payment_request_id)
-    linked |= Q(action=EXPORT_ACTION, changes__transaction_ids__contains=[transaction.pk])
     return (
         AuditEvent.objects.filter(linked, organization_id=transaction.organization_id)
+        # Views are counted, not listed; "checkout.started" stays: it holds the patient's address.
+        .exclude(action=AuditAction.TRANSACTION_VIEWED)
+        .select_related("actor_user")
+        .order_by("created_at", "id")
+    )
+
+
+def _export_events(transaction: Transaction) -> QuerySet[AuditEvent]:
+    """The exports that held this transaction, found through ``ExportedTransaction``'s primary key
+    (a query of its own: inside the OR above, PostgreSQL could not use that index)."""
+    exported_in = ExportedTransaction.objects.filter(transaction_id=transaction.pk).values("audit_event_id")
+    return (
+        AuditEvent.objects.filter(
+            organization_id=transaction.organization_id,
+            action=AuditAction.TRANSACTIONS_EXPORTED,
+            pk__in=exported_in,
+        )
         .select_related("actor_user")
         .order_by("created_at", "id")
     )
@@ -263,11 +312,11 @@ def _fee_entry(event: TransactionEvent, transaction: Transaction) -> TimelineEnt
     """The processor's fee, beside the charge it was taken from."""
     if event.kind != Kind.CHARGE_SUCCEEDED or event.transaction_id != transaction.pk or not transaction.fee_cents:
         return None
-    fee = format_cents(transaction.fee_cents, transaction.currency)
+    fee = format_cents(-transaction.fee_cents, transaction.currency)
     net = format_cents(event.amount_cents - transaction.fee_cents, transaction.currency)
     return TimelineEntry(
         at=event.created_at,
-        title=f"Processing fee −{fee}, net {net}",
+        title=f"Processing fee {fee}, net {net}",
         actor=GATEWAY_ACTOR,
         anchor=f"fee-{event.pk}",
         source="funds",
@@ -304,11 +353,6 @@ def _actor_label(actor_type: str, user, ip_address: str | None = None) -> str:
     return SYSTEM_ACTOR
 
 
-def _humanize(action: str) -> str:
-    text = action.replace(".", " ").replace("_", " ").strip()
-    return text[:1].upper() + text[1:]
-
-
 def _channels_text(changes: dict) -> str:
     channels = changes.get("channels") or [changes.get("channel")]
     labels = [str(_CHANNEL_LABELS.get(channel, channel)) for channel in channels if channel]
@@ -317,17 +361,16 @@ def _channels_text(changes: dict) -> str:
 
 def _audit_detail(audit: AuditEvent, transaction: Transaction) -> str:
     changes = audit.changes if isinstance(audit.changes, dict) else {}
-    if audit.action == "pay_link.verification_failed":
+    if audit.action == AuditAction.PAY_LINK_VERIFICATION_FAILED:
         count = changes.get("failed_verification_count")
         if isinstance(count, list) and len(count) == 2:
             return f"Wrong date of birth, attempt {count[1]} on this link."
-    if audit.action == "pay_link.locked":
+    if audit.action == AuditAction.PAY_LINK_LOCKED:
         until = changes.get("verification_locked_until")
         locked_until = parse_datetime(until[1]) if isinstance(until, list) and until[1:] and until[1] else None
         if locked_until is not None:
-            local = timezone.localtime(locked_until, organization_zone(transaction.organization))
-            return f"Locked until {dateformat.format(local, 'M j, Y g:i A T')}."
-    if audit.action == EXPORT_ACTION:
+            return f"Locked until {format_datetime(locked_until, organization_zone(transaction.organization))}."
+    if audit.action == AuditAction.TRANSACTIONS_EXPORTED:
         rows = changes.get("row_count", changes.get("rows"))
         return f"{rows} rows" if isinstance(rows, int) else ""
     channels = _channels_text(changes)

@@ -4,8 +4,6 @@ one card looked up within the right scope (another organization's or patient's c
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from django.http import Http404
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from ehr_sync.enums import AppointmentStatus
@@ -30,24 +28,23 @@ def saved_cards_active(*, organization: Organization, patient: Patient) -> Query
     )
 
 
-def saved_card_get(*, membership: Membership, pk: int) -> SavedCard:
-    """A card on file of the member's organization; 404 for another organization's, or when the
+def saved_card_get(*, membership: Membership, pk: int) -> SavedCard | None:
+    """A card on file of the member's organization; None for another organization's, or when the
     organization does not keep cards on file."""
     organization = membership.organization
     if not card_on_file_offered(organization):
-        raise Http404("This clinic does not keep cards on file.")
-    return get_object_or_404(SavedCard.objects.select_related("patient", "organization"), organization=organization, pk=pk)
+        return None
+    return SavedCard.objects.select_related("patient", "organization").filter(organization=organization, pk=pk).first()
 
 
-def saved_card_of_patient(*, payment_request, pk: int) -> SavedCard:
-    """One of the link's patient's cards on file (never another patient's)."""
+def saved_card_of_patient(*, payment_request, pk: int) -> SavedCard | None:
+    """One of the link's patient's cards on file (never another patient's); None otherwise."""
     if not card_on_file_offered(payment_request.organization):
-        raise Http404("This clinic does not keep cards on file.")
-    return get_object_or_404(
-        SavedCard.objects.select_related("organization", "patient"),
-        organization=payment_request.organization,
-        patient=payment_request.patient_id,
-        pk=pk,
+        return None
+    return (
+        SavedCard.objects.select_related("organization", "patient")
+        .filter(organization=payment_request.organization, patient=payment_request.patient_id, pk=pk)
+        .first()
     )
 
 

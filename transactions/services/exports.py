@@ -4,7 +4,8 @@ A small export (at most ``settings.EXPORT_SYNC_MAX_ROWS`` rows) is written durin
 downloaded at once. A larger one becomes a ``TransactionExport`` that a Celery task writes while the
 page shows its progress; the file is kept until ``expires_at`` for the member who asked, and only
 for them. Either way the export is a PHI access: one ``transactions.exported`` audit event with who,
-when, the filters and the row count.
+when, the filters and the row count, and one ``ExportedTransaction`` row per transaction it held,
+which puts the export on that transaction's timeline.
 
 The workbook is written by openpyxl in write-only mode (with lxml) from a server-side cursor over
 ``values_list`` rows, so memory stays flat whatever the row count: no model instances, no
@@ -26,7 +27,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import DatabaseError, transaction as db_transaction
+from django.db import DatabaseError, connection, transaction as db_transaction
 from django.db.models import DateTimeField, F, Func, QuerySet, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
@@ -36,22 +37,21 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
 from lumapay.audit import audit_event_record
-from lumapay.celery import task_enqueue_on_commit
+from lumapay.task_queue import task_enqueue_on_commit
+from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
-from org_profile.access import MANAGERS
+from org_profile.access import MANAGERS, AccessDenied, staff_access
 from org_profile.enums import PaymentGateway
-from org_profile.models import Membership, Organization
+from org_profile.models import Organization
 
 from ..enums import ExportStatus, PaymentRequestKind, TransactionStatus
 from ..filters import CARD_BRANDS, TransactionFilter, query_from_params
-from ..models import Transaction, TransactionExport
+from ..models import ExportedTransaction, Transaction, TransactionExport
 
 logger = logging.getLogger(__name__)
 
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-EXPORTED_ACTION = "transactions.exported"
-DOWNLOADED_ACTION = "transactions.export_downloaded"
 # How often the background export reports its progress to the page (rows).
 PROGRESS_EVERY_ROWS = 2_000
 # Rows fetched per round trip from the server-side cursor.
@@ -65,6 +65,9 @@ DATE_FORMAT = "yyyy-mm-dd h:mm:ss"
 
 class ExportError(ApplicationError):
     pass
+
+
+_EXPORT_DENIED = {AccessDenied.ROLE: "Only managers and administrators may export transactions."}
 
 
 @dataclass(frozen=True)
@@ -269,14 +272,14 @@ def _styled(sheet, value=None, *, font=None, number_format=None) -> WriteOnlyCel
 
 
 def transaction_export_request(
-    *, organization: Organization, actor, membership: Membership, data, ip_address: str | None = None
+    *, organization: Organization, actor, data, ip_address: str | None = None
 ) -> ExportResult:
     """Export the transactions ``data`` (the dashboard's query parameters) select.
 
     At most ``EXPORT_SYNC_MAX_ROWS`` rows: written now and returned, with its audit event. More: a
     queued ``TransactionExport`` that ``transaction_export_build`` writes in the background.
     """
-    _check_member(organization=organization, actor=actor, membership=membership)
+    membership = staff_access(organization=organization, actor=actor, roles=MANAGERS, denied=_EXPORT_DENIED)
     filterset = TransactionFilter(data, membership=membership)
     if filterset.is_bound and not filterset.is_valid():
         raise ExportError("Correct the filters before exporting: some of them are not valid.")
@@ -296,14 +299,16 @@ def transaction_export_request(
             exported_by=_person(actor),
             exported_at=now,
         )
-        audit_event_record(
-            organization=organization,
-            action=EXPORTED_ACTION,
-            actor_type=ActorType.STAFF,
-            actor_user=actor,
-            changes=_audit_changes(params, summary, written, export=None),
-            ip_address=ip_address,
-        )
+        with db_transaction.atomic():
+            event = audit_event_record(
+                organization=organization,
+                action=AuditAction.TRANSACTIONS_EXPORTED,
+                actor_type=ActorType.STAFF,
+                actor_user=actor,
+                changes=_audit_changes(params, summary, written, export=None),
+                ip_address=ip_address,
+            )
+            _exported_transactions_record(audit_event=event, transactions=transactions)
         return ExportResult(row_count=written, filename=export_filename(organization, now), content=buffer.getvalue())
 
     with db_transaction.atomic():
@@ -339,12 +344,9 @@ def transaction_export_build(*, export_id: int) -> TransactionExport:
         export.save(update_fields=["status"])
 
     organization = export.organization
-    membership = (
-        Membership.objects.filter(user=export.requested_by, organization=organization, is_active=True)
-        .select_related("organization")
-        .first()
-    )
-    if membership is None or membership.role not in MANAGERS:
+    try:
+        membership = staff_access(organization=organization, actor=export.requested_by, roles=MANAGERS)
+    except AccessDenied:
         return _export_failed(export, "You may no longer export this organization's transactions.")
     filterset = TransactionFilter(query_from_params(export.filters) or None, membership=membership)
     if filterset.is_bound and not filterset.is_valid():
@@ -377,13 +379,14 @@ def transaction_export_build(*, export_id: int) -> TransactionExport:
         export.total_rows = written
         export.finished_at = timezone.now()
         export.save(update_fields=["status", "rows_written", "total_rows", "file", "finished_at"])
-        audit_event_record(
+        event = audit_event_record(
             organization=organization,
-            action=EXPORTED_ACTION,
+            action=AuditAction.TRANSACTIONS_EXPORTED,
             actor_type=ActorType.STAFF,
             actor_user=export.requested_by,
             changes=_audit_changes(export.filters, export.filter_summary, written, export=export),
         )
+        _exported_transactions_record(audit_event=event, transactions=transactions)
     return export
 
 
@@ -391,7 +394,7 @@ def transaction_export_download_record(*, export: TransactionExport, actor, ip_a
     """Each download of a kept export is another PHI access."""
     audit_event_record(
         organization=export.organization,
-        action=DOWNLOADED_ACTION,
+        action=AuditAction.TRANSACTIONS_EXPORT_DOWNLOADED,
         actor_type=ActorType.STAFF,
         actor_user=actor,
         changes={"export_id": export.pk, "row_count": export.rows_written},
@@ -436,11 +439,23 @@ def _export_failed(export: TransactionExport, message: str) -> TransactionExport
     return export
 
 
-def _check_member(*, organization: Organization, actor, membership: Membership) -> None:
-    if membership.organization_id != organization.pk or membership.user_id != actor.pk:
-        raise ExportError("You are not a member of this organization.")
-    if membership.role not in MANAGERS:
-        raise ExportError("Only managers and administrators may export transactions.")
+def _exported_transactions_record(*, audit_event, transactions: QuerySet) -> int:
+    """Link each exported transaction to the export's audit event, so it shows on that
+    transaction's timeline: one ``INSERT … SELECT`` over the export's own query, run by the
+    database (the ids never come through Python, whatever the row count). Returns how many.
+
+    The set is the filters' rows when the audit event is written, a moment after the workbook:
+    only a transaction whose status or amounts changed in between could differ.
+    """
+    ids_sql, params = transactions.order_by().values_list("pk", flat=True).query.sql_with_params()
+    table = ExportedTransaction._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (transaction_id, audit_event_id) "
+            f"SELECT DISTINCT exported.id, %s::bigint FROM ({ids_sql}) AS exported (id)",
+            [audit_event.pk, *params],
+        )
+        return cursor.rowcount
 
 
 def _person(user) -> str:

@@ -16,7 +16,8 @@ from django.db import DatabaseError, IntegrityError, OperationalError, transacti
 from django.utils import timezone
 
 from lumapay.audit import actor_from, audit_event_record
-from lumapay.celery import task_enqueue_on_commit
+from lumapay.task_queue import task_enqueue_on_commit
+from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 
 from ..enums import GatewayEventStatus
@@ -193,7 +194,7 @@ def gateway_event_replay(*, gateway_event_id: int, actor=None) -> GatewayEvent:
             actor_type, actor_user = actor_from(actor)
             audit_event_record(
                 organization=event.organization,
-                action="gateway_event.replayed",
+                action=AuditAction.GATEWAY_EVENT_REPLAYED,
                 actor_type=actor_type,
                 actor_user=actor_user,
                 changes={"gateway_event": event.event_id, "status": [old_status, GatewayEventStatus.RECEIVED]},

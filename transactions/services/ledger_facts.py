@@ -13,7 +13,8 @@ from django.db import transaction as db_transaction
 from django.utils import timezone
 
 from lumapay.audit import audit_event_record
-from lumapay.celery import task_enqueue_on_commit
+from lumapay.task_queue import task_enqueue_on_commit
+from lumapay.enums import AuditAction
 from lumapay.models import ActorType
 
 from ..enums import DisputeStatus, PaymentRequestStatus, RefundStatus, TransactionEventKind as Kind
@@ -78,7 +79,7 @@ def charge_fact_record(
                 payment_request.save(update_fields=["status", "paid_at"])
                 audit_event_record(
                     organization=locked.organization,
-                    action="payment_request.paid",
+                    action=AuditAction.PAYMENT_REQUEST_PAID,
                     actor_type=actor_type,
                     patient=locked.patient,
                     payment_request=payment_request,

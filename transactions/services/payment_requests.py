@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime
 import logging
 import smtplib
+import uuid
+import zoneinfo
 from email.utils import formataddr, make_msgid, parseaddr
 
 from anymail.exceptions import AnymailError
@@ -17,22 +19,23 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
-from django.utils import timezone, translation
+from django.utils import dateformat, timezone, translation
 
 from ehr_sync.models import Appointment, Patient
 from lumapay.audit import actor_from, audit_event_record
-from lumapay.celery import task_enqueue_on_commit
+from lumapay.task_queue import task_enqueue_on_commit
+from lumapay.enums import AuditAction
 from lumapay.models import ActorType
 from lumapay.money import format_cents
 from lumapay.sms import SmsDeliveryError, sms_send
-from org_profile.models import Location, Membership, Organization
-from org_profile.selectors import location_ids_visible
+from org_profile.access import MANAGERS, AccessDenied, staff_access
+from org_profile.models import Location, Organization
 
 from ..enums import DeliveryChannel, DeliveryStatus, PaymentRequestKind, PaymentRequestStatus
 from ..errors import PatientUnreachableError, PaymentRequestError, PaymentRequestStateError
 from ..links import payment_link_url
 from ..locks import payment_request_delivery_lock, payment_request_lock
-from ..models import PaymentRequest, PaymentRequestDelivery
+from ..models import PaymentRequest, PaymentRequestDelivery, Transaction
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +114,7 @@ def payment_request_send(
         _deliveries_queue(payment_request=payment_request, channels=channels)
         audit_event_record(
             organization=organization,
-            action="payment_request.sent",
+            action=AuditAction.PAYMENT_REQUEST_SENT,
             actor_type=actor_type,
             actor_user=actor_user,
             patient=patient,
@@ -134,7 +137,7 @@ def payment_request_send(
 
 def payment_request_resend(*, organization: Organization, actor, payment_request: PaymentRequest) -> PaymentRequest:
     """Send an open, unexpired request's link again, to the patient's current contact details,
-    and give the link a fresh lifetime."""
+    and give the link a fresh lifetime. Returns the request as stored (the row it locked)."""
     if payment_request.organization_id != organization.pk:
         raise PaymentRequestError("This payment request belongs to another organization.")
     now = timezone.now()
@@ -145,6 +148,12 @@ def payment_request_resend(*, organization: Organization, actor, payment_request
         _open_check(locked, refusals=_RESEND_REFUSALS)
         if locked.expires_at <= now:
             raise PaymentRequestStateError("This request's link has expired: send a new request instead.")
+        if locked.verification_locked_until and locked.verification_locked_until > now:
+            raise PaymentRequestStateError(
+                f"This request's link is locked until {_local_time(locked.verification_locked_until, organization)} "
+                "after too many wrong dates of birth: re-sending would send the locked link. "
+                "Unlock it, or send a fresh link."
+            )
         channels = _delivery_channels(locked.patient)
         old_expires_at = locked.expires_at
         locked.expires_at = now + datetime.timedelta(days=settings.PAYMENT_LINK_TTL_DAYS)
@@ -153,7 +162,7 @@ def payment_request_resend(*, organization: Organization, actor, payment_request
         _deliveries_queue(payment_request=locked, channels=channels)
         audit_event_record(
             organization=organization,
-            action="payment_request.resent",
+            action=AuditAction.PAYMENT_REQUEST_RESENT,
             actor_type=actor_type,
             actor_user=actor_user,
             patient=locked.patient,
@@ -163,14 +172,91 @@ def payment_request_resend(*, organization: Organization, actor, payment_request
                 "channels": [channel for channel, _ in channels],
             },
         )
-    payment_request.expires_at, payment_request.last_sent_at = locked.expires_at, locked.last_sent_at
-    return payment_request
+    return locked
+
+
+def pay_link_unlock(*, organization: Organization, actor, payment_request: PaymentRequest) -> PaymentRequest:
+    """Lift the lock that wrong dates of birth put on an open request's link, so the patient can
+    answer again (with a full set of attempts). Managers and administrators only. Returns the
+    request row as it was locked and saved."""
+    _link_manager_check(organization=organization, actor=actor, payment_request=payment_request)
+    now = timezone.now()
+    actor_type, actor_user = actor_from(actor)
+    with transaction.atomic():
+        locked = payment_request_lock(payment_request_id=payment_request.pk)
+        _open_check(locked, refusals=_LINK_REFUSALS)
+        if locked.expires_at <= now:
+            raise PaymentRequestStateError("This request's link has expired: send a new request instead.")
+        if not locked.verification_locked_until or locked.verification_locked_until <= now:
+            raise PaymentRequestStateError("This link is not locked: the patient can open it.")
+        old_locked_until = locked.verification_locked_until
+        locked.verification_locked_until = None
+        locked.failed_verification_count = 0
+        locked.save(update_fields=["verification_locked_until", "failed_verification_count"])
+        audit_event_record(
+            organization=organization,
+            action=AuditAction.PAY_LINK_UNLOCKED,
+            actor_type=actor_type,
+            actor_user=actor_user,
+            patient=locked.patient,
+            payment_request=locked,
+            changes={"verification_locked_until": [old_locked_until.isoformat(), None]},
+        )
+    return locked
+
+
+def pay_link_replace(*, organization: Organization, actor, payment_request: PaymentRequest) -> PaymentRequest:
+    """Send the patient a fresh link for an open request: a new token (the old link stops working
+    at once), no lock, a fresh lifetime, and one delivery per channel after commit. Managers and
+    administrators only. Returns the request row as it was locked and saved."""
+    _link_manager_check(organization=organization, actor=actor, payment_request=payment_request)
+    now = timezone.now()
+    actor_type, actor_user = actor_from(actor)
+    with transaction.atomic():
+        locked = payment_request_lock(payment_request_id=payment_request.pk)
+        _open_check(locked, refusals=_LINK_REFUSALS)
+        if locked.expires_at <= now:
+            raise PaymentRequestStateError("This request's link has expired: send a new request instead.")
+        channels = _delivery_channels(locked.patient)
+        old_locked_until, old_expires_at = locked.verification_locked_until, locked.expires_at
+        # The token is the signed public id: a new one makes every copy of the old link unknown.
+        locked.public_id = uuid.uuid4()
+        locked.verification_locked_until = None
+        locked.failed_verification_count = 0
+        locked.expires_at = now + datetime.timedelta(days=settings.PAYMENT_LINK_TTL_DAYS)
+        locked.last_sent_at = now
+        locked.save(
+            update_fields=["public_id", "verification_locked_until", "failed_verification_count", "expires_at", "last_sent_at"]
+        )
+        # A checkout begun on the old link returns to the old link's pages, which no longer
+        # exist: make it not resumable, so the next "Pay" closes it at the gateway (before any
+        # new one) and starts one that returns to the fresh link.
+        Transaction.objects.filter(payment_request=locked, charged_cents=0).exclude(gateway_checkout_id="").update(
+            gateway_checkout_expires_at=now, updated_at=now
+        )
+        _deliveries_queue(payment_request=locked, channels=channels)
+        audit_event_record(
+            organization=organization,
+            action=AuditAction.PAY_LINK_REPLACED,
+            actor_type=actor_type,
+            actor_user=actor_user,
+            patient=locked.patient,
+            payment_request=locked,
+            changes={
+                "link": "replaced",
+                "verification_locked_until": [old_locked_until.isoformat() if old_locked_until else None, None],
+                "expires_at": [old_expires_at.isoformat(), locked.expires_at.isoformat()],
+                "channels": [channel for channel, _ in channels],
+            },
+        )
+    return locked
 
 
 def payment_request_cancel(
     *, organization: Organization, actor, payment_request: PaymentRequest, reason: str = ""
 ) -> PaymentRequest:
-    """Withdraw an open request: its link stops working, and it stays on record as cancelled."""
+    """Withdraw an open request: its link stops working, and it stays on record as cancelled.
+    Returns the request as stored (the row it locked)."""
     reason = (reason or "").strip()
     if payment_request.organization_id != organization.pk:
         raise PaymentRequestError("This payment request belongs to another organization.")
@@ -188,16 +274,14 @@ def payment_request_cancel(
         locked.save(update_fields=["status", "cancelled_at", "cancelled_by"])
         audit_event_record(
             organization=organization,
-            action="payment_request.cancelled",
+            action=AuditAction.PAYMENT_REQUEST_CANCELLED,
             actor_type=actor_type,
             actor_user=actor_user,
             patient=locked.patient,
             payment_request=locked,
             changes={"status": [PaymentRequestStatus.OPEN, PaymentRequestStatus.CANCELLED], "reason": reason},
         )
-    payment_request.status = locked.status
-    payment_request.cancelled_at, payment_request.cancelled_by = locked.cancelled_at, locked.cancelled_by
-    return payment_request
+    return locked
 
 
 def payment_requests_expire_overdue() -> int:
@@ -222,7 +306,7 @@ def payment_requests_expire_overdue() -> int:
             locked.save(update_fields=["status"])
             audit_event_record(
                 organization=locked.organization,
-                action="payment_request.expired",
+                action=AuditAction.PAYMENT_REQUEST_EXPIRED,
                 actor_type=ActorType.SYSTEM,
                 patient=locked.patient,
                 payment_request=locked,
@@ -286,6 +370,35 @@ _CANCEL_REFUSALS = {
 }
 
 
+_LINK_REFUSALS = {
+    PaymentRequestStatus.PAID: "This request has already been paid: its link is no longer needed.",
+    PaymentRequestStatus.CANCELLED: "This request was cancelled: send a new request instead.",
+    PaymentRequestStatus.EXPIRED: "This request has expired: send a new request instead.",
+}
+
+
+def _link_manager_check(*, organization: Organization, actor, payment_request: PaymentRequest) -> None:
+    """Only an active manager or administrator of the request's organization unlocks or replaces
+    its link: both let someone in after the date-of-birth check stopped them."""
+    if payment_request.organization_id != organization.pk:
+        raise PaymentRequestError("This payment request belongs to another organization.")
+    staff_access(
+        organization=organization,
+        actor=actor,
+        roles=MANAGERS,
+        denied={AccessDenied.ROLE: "Only managers and administrators can unlock a payment link or send a fresh one."},
+    )
+
+
+def _local_time(moment: datetime.datetime, organization: Organization) -> str:
+    """A moment as the clinic reads it, in the organization's time zone."""
+    try:
+        zone = zoneinfo.ZoneInfo(organization.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        zone = zoneinfo.ZoneInfo(settings.TIME_ZONE)
+    return dateformat.format(timezone.localtime(moment, zone), "M j, Y g:i A T")
+
+
 def _open_check(payment_request: PaymentRequest, *, refusals: dict[str, str]) -> None:
     if payment_request.status != PaymentRequestStatus.OPEN:
         raise PaymentRequestStateError(refusals[payment_request.status])
@@ -312,16 +425,15 @@ def _location_check(*, organization: Organization, actor, location: Location) ->
         )
     if actor is None:
         return
-    membership = Membership.objects.filter(user=actor, organization=organization, is_active=True).first()
-    if membership is None:
-        raise PaymentRequestError("You are not a member of this organization.")
-    visible = location_ids_visible(membership=membership)
-    if visible is not None and location.pk not in visible:
-        raise PaymentRequestError(
-            f"{location.name} is not one of your locations: you can only work with payment requests "
-            "for the locations your administrator gave you.",
-            extra={"field": "location"},
-        )
+    staff_access(
+        organization=organization,
+        actor=actor,
+        location=location,
+        denied={
+            AccessDenied.LOCATION: "{location} is not one of your locations: you can only work with payment "
+            "requests for the locations your administrator gave you."
+        },
+    )
 
 
 def _delivery_channels(patient: Patient) -> list[tuple[str, str]]:
@@ -386,7 +498,11 @@ def _delivery_outcome_record(
     delivery.save(update_fields=["status", *fields])
     audit_event_record(
         organization=payment_request.organization,
-        action=f"payment_request.delivery_{status}",
+        action=(
+            AuditAction.PAYMENT_REQUEST_DELIVERY_SENT
+            if status == DeliveryStatus.SENT
+            else AuditAction.PAYMENT_REQUEST_DELIVERY_FAILED
+        ),
         actor_type=ActorType.SYSTEM,
         patient=payment_request.patient,
         payment_request=payment_request,

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _, ngettext
 
 from lumapay.audit import audit_event_record
+from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
 
@@ -30,6 +31,7 @@ from ..locks import payment_request_lock
 from ..models import PaymentRequest, Transaction
 from .ledger import transaction_event_append
 from .ledger_facts import charge_fact_record
+from .transaction_open import transaction_open
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +106,7 @@ def payment_link_open(*, payment_request: PaymentRequest, ip_address: str | None
     """Record that someone opened the link (before any check: the clinic sees every visit)."""
     audit_event_record(
         organization=payment_request.organization,
-        action="pay_link.opened",
+        action=AuditAction.PAY_LINK_OPENED,
         actor_type=ActorType.PATIENT,
         patient=payment_request.patient,
         payment_request=payment_request,
@@ -147,7 +149,8 @@ def payment_link_verify(
     (after ``PAY_LINK_MAX_FAILED_DOB_ATTEMPTS`` failures, for ``PAY_LINK_LOCKOUT_MINUTES``),
     ``VerificationRateLimited`` (after ``PAY_PAGE_MAX_FAILED_DOB_ATTEMPTS_PER_ADDRESS`` failures
     from the address in an hour, across all links) or ``PaymentLinkUnavailable`` (cancelled or
-    expired). Failures are committed before the error is raised.
+    expired). Failures are committed before the error is raised. Returns the request as stored
+    (the row it locked).
     """
     outcome: ApplicationError | None = None
     answered_wrong = False
@@ -158,7 +161,7 @@ def payment_link_verify(
         if state in (PaymentRequestStatus.CANCELLED, PaymentRequestStatus.EXPIRED):
             raise _unavailable(state)
 
-        def record(action: str, changes: dict) -> None:
+        def record(action: AuditAction, changes: dict) -> None:
             audit_event_record(
                 organization=locked.organization,
                 action=action,
@@ -171,10 +174,10 @@ def payment_link_verify(
 
         remaining = payment_request_lock_remaining(locked, now=now)
         if remaining is not None:
-            record("pay_link.verification_refused", {"reason": "link_locked"})
+            record(AuditAction.PAY_LINK_VERIFICATION_REFUSED, {"reason": "link_locked"})
             outcome = PaymentLinkLocked(_("This link is locked."), locked_until=locked.verification_locked_until)
         elif _address_failures(ip_address) >= settings.PAY_PAGE_MAX_FAILED_DOB_ATTEMPTS_PER_ADDRESS:
-            record("pay_link.verification_refused", {"reason": "address_limit"})
+            record(AuditAction.PAY_LINK_VERIFICATION_REFUSED, {"reason": "address_limit"})
             outcome = VerificationRateLimited(_("Too many attempts from this address."))
         elif locked.patient.date_of_birth == date_of_birth:
             changes = {}
@@ -186,19 +189,19 @@ def payment_link_verify(
                 locked.failed_verification_count = 0
                 locked.verification_locked_until = None
                 locked.save(update_fields=["failed_verification_count", "verification_locked_until"])
-            record("pay_link.verification_passed", changes)
+            record(AuditAction.PAY_LINK_VERIFICATION_PASSED, changes)
         else:
             answered_wrong = True
             old_count = locked.failed_verification_count
             new_count = old_count + 1
             limit = settings.PAY_LINK_MAX_FAILED_DOB_ATTEMPTS
-            record("pay_link.verification_failed", {"failed_verification_count": [old_count, new_count]})
+            record(AuditAction.PAY_LINK_VERIFICATION_FAILED, {"failed_verification_count": [old_count, new_count]})
             if new_count >= limit:
                 # The count starts again once the lock ends, so the patient then has a full set of tries.
                 locked.failed_verification_count = 0
                 locked.verification_locked_until = now + datetime.timedelta(minutes=settings.PAY_LINK_LOCKOUT_MINUTES)
                 record(
-                    "pay_link.locked",
+                    AuditAction.PAY_LINK_LOCKED,
                     {
                         "verification_locked_until": [None, _iso(locked.verification_locked_until)],
                         "failed_verification_count": [new_count, 0],
@@ -223,9 +226,7 @@ def payment_link_verify(
         _address_failure_count(ip_address)
     if outcome is not None:
         raise outcome
-    payment_request.failed_verification_count = locked.failed_verification_count
-    payment_request.verification_locked_until = locked.verification_locked_until
-    return payment_request
+    return locked
 
 
 def _iso(value: datetime.datetime | None) -> str | None:
@@ -287,7 +288,7 @@ def checkout_begin(*, payment_request: PaymentRequest, ip_address: str | None) -
                 return _checkout_start(payment_request=locked, gateway=gateway, ip_address=ip_address)
             audit_event_record(
                 organization=organization,
-                action="checkout.resumed",
+                action=AuditAction.CHECKOUT_RESUMED,
                 actor_type=ActorType.PATIENT,
                 patient=locked.patient,
                 payment_request=locked,
@@ -308,16 +309,8 @@ def _checkout_start(*, payment_request: PaymentRequest, gateway, ip_address: str
     """A new transaction, its "charge requested" event and the gateway's checkout, all or nothing.
     The caller holds the payment request's lock."""
     organization = payment_request.organization
-    transaction = Transaction.objects.create(
-        organization=organization,
-        payment_request=payment_request,
-        patient=payment_request.patient,
-        location=payment_request.location,
-        kind=payment_request.kind,
-        billing_item=payment_request.billing_item,
-        amount_cents=payment_request.amount_cents,
-        currency=payment_request.currency,
-        vendor=organization.payment_gateway,
+    transaction = transaction_open(
+        organization=organization, payment_request=payment_request, vendor=organization.payment_gateway
     )
     start = gateway.checkout_start(
         transaction=transaction,
@@ -340,7 +333,7 @@ def _checkout_start(*, payment_request: PaymentRequest, gateway, ip_address: str
     )
     audit_event_record(
         organization=organization,
-        action="checkout.started",
+        action=AuditAction.CHECKOUT_STARTED,
         actor_type=ActorType.PATIENT,
         patient=payment_request.patient,
         payment_request=payment_request,

@@ -17,13 +17,13 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from lumapay.audit import audit_event_record
+from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
 
 from ..models import Transaction
 from .receipts import receipt_context
 
-DOWNLOADED = "receipt.downloaded"
 _LANGUAGE_CODES = {code for code, _name in settings.LANGUAGES}
 
 
@@ -77,7 +77,7 @@ def receipt_download(
     pdf = receipt_pdf(transaction=transaction, language=language)
     audit_event_record(
         organization=organization,
-        action=DOWNLOADED,
+        action=AuditAction.RECEIPT_DOWNLOADED,
         actor_type=ActorType.STAFF if actor is not None else ActorType.PATIENT,
         actor_user=actor,
         patient=transaction.patient,

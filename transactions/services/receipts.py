@@ -12,6 +12,7 @@ from django.template.loader import render_to_string
 from django.utils import translation
 
 from lumapay.audit import audit_event_record
+from lumapay.enums import AuditAction
 from lumapay.models import ActorType, AuditEvent
 
 from ..enums import RefundStatus
@@ -20,8 +21,6 @@ from ..selectors.ledger import organization_zone
 
 logger = logging.getLogger(__name__)
 
-SENT = "receipt.sent"
-SKIPPED = "receipt.skipped"
 
 
 def receipt_context(*, transaction) -> dict:
@@ -81,7 +80,9 @@ def receipt_email_send(*, transaction_id: int) -> bool:
         if transaction.charged_cents <= 0:
             logger.info("transaction %s is not paid; no receipt", transaction.pk)
             return False
-        done = AuditEvent.objects.filter(transaction=transaction, action__in=[SENT, SKIPPED]).exists()
+        done = AuditEvent.objects.filter(
+            transaction=transaction, action__in=[AuditAction.RECEIPT_SENT, AuditAction.RECEIPT_SKIPPED]
+        ).exists()
         if done:
             return False
         patient = transaction.patient
@@ -94,7 +95,7 @@ def receipt_email_send(*, transaction_id: int) -> bool:
             "transaction": transaction,
         }
         if not patient.email:
-            audit_event_record(action=SKIPPED, changes={"reason": "no_email"}, **audit)
+            audit_event_record(action=AuditAction.RECEIPT_SKIPPED, changes={"reason": "no_email"}, **audit)
             return False
 
         with translation.override(language):
@@ -114,7 +115,7 @@ def receipt_email_send(*, transaction_id: int) -> bool:
         )
         message.attach_alternative(html_body, "text/html")
         message.attach(filename, pdf, "application/pdf")
-        audit_event_record(action=SENT, changes={"channel": "email", "language": language}, **audit)
+        audit_event_record(action=AuditAction.RECEIPT_SENT, changes={"channel": "email", "language": language}, **audit)
         # Sent last: if it raises, the audit row rolls back and a retry sends it.
         message.send()
         logger.info("transaction %s: receipt e-mailed", transaction.pk)

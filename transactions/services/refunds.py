@@ -14,11 +14,12 @@ import uuid
 from django.db import transaction as db_transaction
 
 from lumapay.audit import audit_event_record
+from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
 from lumapay.money import format_cents
 from org_profile.enums import Role
-from org_profile.models import Membership
+from org_profile.access import AccessDenied, staff_access
 
 from ..enums import RefundStatus, TransactionEventKind as Kind
 from ..gateways import gateway_for
@@ -63,9 +64,9 @@ def refund_create(
         raise ApplicationError("Keep the reason under 500 characters.")
     if amount_cents <= 0:
         raise ApplicationError("The refund amount must be more than $0.00.")
-    _require_refund_role(organization=organization, actor=actor)
     if transaction.organization_id != organization.pk:
         raise ApplicationError("This transaction does not exist.")
+    _require_refund_role(organization=organization, actor=actor, location=transaction.location)
 
     with db_transaction.atomic():
         locked = transaction_lock(transaction_id=transaction.pk)
@@ -114,7 +115,7 @@ def refund_create(
         )
         audit_event_record(
             organization=organization,
-            action="refund.requested",
+            action=AuditAction.REFUND_REQUESTED,
             actor_type=ActorType.STAFF,
             actor_user=actor,
             patient=locked.patient,
@@ -132,9 +133,9 @@ def refund_retry(*, organization, actor, refund: Refund) -> Refund:
     The same idempotency key goes with it, so the gateway answers with the refund it may already
     have made rather than making a second one.
     """
-    _require_refund_role(organization=organization, actor=actor)
     if refund.organization_id != organization.pk:
         raise ApplicationError("This refund does not exist.")
+    _require_refund_role(organization=organization, actor=actor, location=refund.transaction.location)
     with db_transaction.atomic():
         transaction_lock(transaction_id=refund.transaction_id)
         locked = refund_lock(refund_id=refund.pk)
@@ -144,7 +145,7 @@ def refund_retry(*, organization, actor, refund: Refund) -> Refund:
             )
         audit_event_record(
             organization=organization,
-            action="refund.retried",
+            action=AuditAction.REFUND_RETRIED,
             actor_type=ActorType.STAFF,
             actor_user=actor,
             transaction=locked.transaction,
@@ -201,12 +202,18 @@ def refund_roles_text(organization) -> str:
     return f"{', '.join(names[:-1])} and {names[-1]}"
 
 
-def _require_refund_role(*, organization, actor) -> None:
-    """The actor is an active member whose role the organization's setting lets refund."""
-    role = (
-        Membership.objects.filter(user=actor, organization=organization, is_active=True)
-        .values_list("role", flat=True)
-        .first()
+def _require_refund_role(*, organization, actor, location) -> None:
+    """The actor is an active member whose role the organization's setting lets refund, working at
+    the payment's location."""
+    refused = f"In this organization, only {refund_roles_text(organization)} can refund payments."
+    staff_access(
+        organization=organization,
+        actor=actor,
+        roles=organization.refund_roles,
+        location=location,
+        denied={
+            AccessDenied.NOT_A_MEMBER: refused,
+            AccessDenied.ROLE: refused,
+            AccessDenied.LOCATION: "You can refund payments only at your own locations.",
+        },
     )
-    if role is None or not organization.role_may_refund(role):
-        raise ApplicationError(f"In this organization, only {refund_roles_text(organization)} can refund payments.")

@@ -1,6 +1,7 @@
 """Cards on file: saved with the patient's consent, charged by staff while the patient is away,
 held before a visit and captured at check-in (or released when the visit is cancelled or
-missed), and removed by the patient or staff.
+missed: ``authorizations_release_for_missed_visits``, on Celery beat), and removed by the
+patient or staff.
 
 Stripe keeps the card (a PaymentMethod under a Customer on the clinic's connected account that
 carries no patient information); we keep its ids, brand, last 4 digits and expiry, and the
@@ -20,12 +21,13 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from lumapay.audit import audit_event_record
+from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
 from lumapay.money import format_cents
-from org_profile.access import EVERYONE
+from ehr_sync.enums import AppointmentStatus
+from org_profile.access import AccessDenied, staff_access
 from org_profile.enums import PaymentGateway
-from org_profile.models import Membership
 
 from ..enums import SavedCardStatus, TransactionEventKind as Kind, TransactionStatus
 from ..gateways.base import ChargeFact, CheckoutStart, GatewayError, GatewayUnavailable
@@ -34,6 +36,7 @@ from ..locks import payment_request_lock, transaction_lock
 from ..models import SavedCard, Transaction
 from .ledger import transaction_event_append
 from .ledger_facts import charge_fact_record
+from .transaction_open import transaction_open
 
 logger = logging.getLogger(__name__)
 
@@ -54,15 +57,12 @@ def _stripe_for(organization) -> StripeGateway:
     return StripeGateway()
 
 
-def _membership(*, organization, actor, roles=EVERYONE) -> Membership:
-    membership = (
-        Membership.objects.filter(user=actor, organization=organization, is_active=True, role__in=roles)
-        .prefetch_related("locations")
-        .first()
-    )
-    if membership is None:
-        raise ApplicationError("Your role does not allow this.")
-    return membership
+# Staff who are not members are told what a member with the wrong role is told.
+_DENIED = {
+    AccessDenied.NOT_A_MEMBER: "Your role does not allow this.",
+    AccessDenied.LOCATION: "You can charge cards only for your own locations.",
+}
+_HOLD_DENIED = {**_DENIED, AccessDenied.LOCATION: "You can capture or release holds only at your own locations."}
 
 
 # -- saving a card (the patient, through the payment link) -------------------------------------------
@@ -107,7 +107,7 @@ def saved_card_setup_begin(
         card.save(update_fields=["gateway_setup_id"])
         audit_event_record(
             organization=organization,
-            action="saved_card.consented",
+            action=AuditAction.SAVED_CARD_CONSENTED,
             actor_type=ActorType.PATIENT,
             patient=patient,
             payment_request=locked,
@@ -137,7 +137,7 @@ def saved_card_setup_complete(*, saved_card: SavedCard) -> SavedCard:
         if kept:
             audit_event_record(
                 organization=saved_card.organization,
-                action="saved_card.saved",
+                action=AuditAction.SAVED_CARD_SAVED,
                 actor_type=ActorType.GATEWAY,
                 patient=saved_card.patient,
                 changes={"saved_card": saved_card.pk, "card": f"{fact.card_brand} {fact.card_last4}"},
@@ -150,7 +150,7 @@ def saved_card_remove(*, saved_card: SavedCard, actor=None, ip_address: str | No
     """Remove a card: Stripe forgets it, and we never charge it again. ``actor`` is the staff user,
     or None for the patient (through their payment link)."""
     if actor is not None:
-        _membership(organization=saved_card.organization, actor=actor)
+        staff_access(organization=saved_card.organization, actor=actor, denied=_DENIED)
     if saved_card.status == SavedCardStatus.REMOVED:
         return saved_card
     if saved_card.gateway_payment_method_id:
@@ -162,7 +162,7 @@ def saved_card_remove(*, saved_card: SavedCard, actor=None, ip_address: str | No
         if removed:
             audit_event_record(
                 organization=saved_card.organization,
-                action="saved_card.removed",
+                action=AuditAction.SAVED_CARD_REMOVED,
                 actor_type=ActorType.STAFF if actor is not None else ActorType.PATIENT,
                 actor_user=actor,
                 patient=saved_card.patient,
@@ -195,11 +195,9 @@ def saved_card_charge(
     bank's message is on it), or pending when Stripe could not be reached (the PaymentIntent's
     events settle it). Raises ``ApplicationError`` when the charge is not allowed (nothing written).
     """
-    membership = _membership(organization=organization, actor=actor)
     if saved_card.organization_id != organization.pk or location.organization_id != organization.pk:
         raise ApplicationError("This card does not exist.")
-    if not membership.sees_all_locations and location not in membership.locations.all():
-        raise ApplicationError("You can charge cards only for your own locations.")
+    staff_access(organization=organization, actor=actor, location=location, denied=_DENIED)
     if saved_card.status != SavedCardStatus.ACTIVE:
         raise ApplicationError("This card is not on file (it was removed, or the patient never finished saving it).")
     if not 0 < amount_cents <= settings.PAYMENT_REQUEST_MAX_CENTS:
@@ -210,14 +208,13 @@ def saved_card_charge(
     gateway = _stripe_for(organization)
 
     with db_transaction.atomic():
-        transaction = Transaction.objects.create(
+        transaction = transaction_open(
             organization=organization,
             patient=saved_card.patient,
             location=location,
             kind=kind,
-            billing_item=billing_item[:120],
+            billing_item=billing_item,
             amount_cents=amount_cents,
-            currency=organization.currency,
             vendor=saved_card.vendor,
             saved_card=saved_card,
             appointment=appointment,
@@ -233,7 +230,7 @@ def saved_card_charge(
         )
         audit_event_record(
             organization=organization,
-            action="saved_card.hold_requested" if hold_only else "saved_card.charge_requested",
+            action=AuditAction.SAVED_CARD_HOLD_REQUESTED if hold_only else AuditAction.SAVED_CARD_CHARGE_REQUESTED,
             actor_type=ActorType.STAFF,
             actor_user=actor,
             patient=saved_card.patient,
@@ -258,14 +255,14 @@ def saved_card_charge(
 
 def authorization_capture(*, organization, actor, transaction: Transaction) -> Transaction:
     """Charge the amount held on the card (the patient checked in)."""
-    _membership(organization=organization, actor=actor)
     _require_authorized(organization=organization, transaction=transaction)
+    staff_access(organization=organization, actor=actor, location=transaction.location, denied=_HOLD_DENIED)
     fact = _stripe_for(organization).authorization_capture(transaction=transaction)
     with db_transaction.atomic():
         charge_fact_record(transaction=transaction, fact=fact)
         audit_event_record(
             organization=organization,
-            action="authorization.captured",
+            action=AuditAction.AUTHORIZATION_CAPTURED,
             actor_type=ActorType.STAFF,
             actor_user=actor,
             patient=transaction.patient,
@@ -279,16 +276,16 @@ def authorization_capture(*, organization, actor, transaction: Transaction) -> T
 def authorization_release(*, organization, actor, transaction: Transaction, reason: str) -> Transaction:
     """Let the held amount go without charging it (the visit was cancelled or missed). ``actor``
     None: the system (an appointment the EHR reports cancelled or missed)."""
-    if actor is not None:
-        _membership(organization=organization, actor=actor, roles=EVERYONE)
     _require_authorized(organization=organization, transaction=transaction)
+    if actor is not None:
+        staff_access(organization=organization, actor=actor, location=transaction.location, denied=_HOLD_DENIED)
     fact = _stripe_for(organization).authorization_release(transaction=transaction)
     actor_type = ActorType.STAFF if actor is not None else ActorType.SYSTEM
     with db_transaction.atomic():
         charge_fact_record(transaction=transaction, fact=fact)
         audit_event_record(
             organization=organization,
-            action="authorization.released",
+            action=AuditAction.AUTHORIZATION_RELEASED,
             actor_type=actor_type,
             actor_user=actor,
             patient=transaction.patient,
@@ -299,17 +296,31 @@ def authorization_release(*, organization, actor, transaction: Transaction, reas
     return transaction
 
 
-def authorizations_release_for_appointment(*, appointment, reason: str) -> int:
-    """Release every amount still held for a visit that will not happen (for the EHR sync when it
-    sees the appointment cancelled or missed). Returns how many were released."""
+# Why a held copay is let go, by the status the EHR reports for its appointment.
+_RELEASE_REASONS = {
+    AppointmentStatus.CANCELLED: "Appointment cancelled",
+    AppointmentStatus.NO_SHOW: "Patient did not come (no-show)",
+}
+
+
+def authorizations_release_for_missed_visits() -> int:
+    """Release every amount still held for a visit that will not happen: its appointment is now
+    cancelled or a no-show (beat, every 15 minutes: this app reads the appointments the EHR sync
+    keeps, so ehr_sync never calls into payments). Returns how many were released; a hold Stripe
+    would not release stays held and is tried again on the next run."""
     released = 0
-    held = Transaction.objects.filter(appointment=appointment, status=TransactionStatus.AUTHORIZED).select_related(
-        "organization", "patient"
+    held = (
+        Transaction.objects.filter(status=TransactionStatus.AUTHORIZED, appointment__status__in=list(_RELEASE_REASONS))
+        .select_related("organization", "patient", "appointment")
+        .order_by("pk")
     )
     for transaction in held:
+        reason = _RELEASE_REASONS[transaction.appointment.status]
         try:
             authorization_release(organization=transaction.organization, actor=None, transaction=transaction, reason=reason)
-        except GatewayError as error:
+        except ApplicationError as error:
+            # Stripe refused or was unreachable (tried again next run), or staff captured or
+            # released it since the query ran (then nothing is held any more).
             logger.warning("transaction %s: the hold was not released: %s", transaction.pk, error.message)
             continue
         released += 1

@@ -16,11 +16,12 @@ from datetime import datetime, timezone as dt_timezone
 from django.db.models import Q
 
 from lumapay.audit import audit_event_record
+from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
-from org_profile.access import ADMINISTRATORS
+from org_profile.access import ADMINISTRATORS, AccessDenied, staff_access
 from org_profile.enums import PaymentGateway
-from org_profile.models import Membership, Organization
+from org_profile.models import Organization
 
 from ..gateways.base import AccountFact
 from ..gateways.stripe import StripeGateway, stripe_configured
@@ -37,11 +38,13 @@ _STATE_FIELDS = (
 
 
 def _require_administrator(*, organization: Organization, actor) -> None:
-    allowed = Membership.objects.filter(
-        user=actor, organization=organization, is_active=True, role__in=ADMINISTRATORS
-    ).exists()
-    if not allowed:
-        raise ApplicationError("Only administrators can manage the clinic's Stripe account.")
+    refused = "Only administrators can manage the clinic's Stripe account."
+    staff_access(
+        organization=organization,
+        actor=actor,
+        roles=ADMINISTRATORS,
+        denied={AccessDenied.NOT_A_MEMBER: refused, AccessDenied.ROLE: refused},
+    )
 
 
 def _state_of(fact: AccountFact) -> dict:
@@ -78,7 +81,7 @@ def stripe_account_state_record(*, fact: AccountFact, actor_type: str = ActorTyp
     changes = {field: [before[field], state[field]] for field in _STATE_FIELDS if before[field] != state[field]}
     if changes:
         audit_event_record(
-            organization=organization, action="stripe.account_updated", actor_type=actor_type, changes=changes
+            organization=organization, action=AuditAction.STRIPE_ACCOUNT_UPDATED, actor_type=actor_type, changes=changes
         )
     return bool(changes)
 
@@ -113,7 +116,7 @@ def stripe_onboarding_start(*, organization: Organization, actor, return_url: st
         if stored:
             audit_event_record(
                 organization=organization,
-                action="stripe.account_created",
+                action=AuditAction.STRIPE_ACCOUNT_CREATED,
                 actor_type=ActorType.STAFF,
                 actor_user=actor,
                 changes={"stripe_account_id": [None, fact.account_id]},
@@ -123,7 +126,7 @@ def stripe_onboarding_start(*, organization: Organization, actor, return_url: st
     )
     audit_event_record(
         organization=organization,
-        action="stripe.onboarding_started",
+        action=AuditAction.STRIPE_ONBOARDING_STARTED,
         actor_type=ActorType.STAFF,
         actor_user=actor,
         changes={"stripe_account_id": organization.stripe_account_id},
@@ -158,7 +161,7 @@ def stripe_payments_enable(*, organization: Organization, actor) -> Organization
     organization.save(update_fields=["payment_gateway"])
     audit_event_record(
         organization=organization,
-        action="organization.payment_gateway_changed",
+        action=AuditAction.ORGANIZATION_PAYMENT_GATEWAY_CHANGED,
         actor_type=ActorType.STAFF,
         actor_user=actor,
         changes={"payment_gateway": [old, PaymentGateway.STRIPE]},

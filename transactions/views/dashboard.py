@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils import dateformat
 from django.utils.cache import patch_vary_headers
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_safe
 
+from lumapay.dates import format_date, format_datetime
 from lumapay.money import format_cents
 from org_profile.access import MANAGERS, membership_required
 from org_profile.enums import PaymentGateway
@@ -56,7 +56,9 @@ def transaction_list(request):
         "page": page,
         "rows": _rows(page.object_list, zone=ZoneInfo(request.organization.timezone)),
         "summary": summary,
-        "chart_marks": _chart_marks(summary.chart, summary.currency),
+        "chart_marks": _chart_marks(summary.chart, summary.currency, filter_params=params),
+        "chips": filterset.chips(),
+        "more_filters_in_use": filterset.more_filters_in_use(),
         "filter_query": params.urlencode(),
         "filter_params": [(name, value) for name, values in params.lists() for value in values],
         "is_filtered": bool(params),
@@ -107,7 +109,7 @@ def _rows(transactions, *, zone: ZoneInfo) -> list[Row]:
     return [
         Row(
             detail_url=detail_url(t.pk),
-            created=dateformat.format(t.created_at.astimezone(zone), "M j, Y g:i A"),
+            created=format_datetime(t.created_at, zone),
             patient_url=patient_url(t.patient_id),
             patient=t.patient.full_name,
             what=f"{kind_labels.get(t.kind, t.kind)} · {t.billing_item}",
@@ -130,17 +132,33 @@ def _url_pattern(name: str):
     return lambda pk: template.replace(str(marker), str(pk))
 
 
-def _chart_marks(chart, currency: str) -> dict[str, SafeString]:
-    """The chart's bars (SVG) and its figures (table rows), escaped by ``format_html_join``: up to
-    a hundred bars cost a fraction of a millisecond here, several in template loops."""
+def _chart_marks(chart, currency: str, *, filter_params) -> dict[str, SafeString]:
+    """The chart's bars, its date ticks and its figures (table rows), escaped by
+    ``format_html_join``: up to a hundred bars cost a fraction of a millisecond here, several in
+    template loops.
+
+    A bar with collections is a link to the same view narrowed to its days (paid in them), whose
+    text (the days, the amount, the payments) shows on hover and on keyboard focus."""
+    last = len(chart.bars) - 1
+    dashboard = reverse("transactions:dashboard")
     bars = format_html_join(
         "",
-        '<rect x="{}" y="{}" width="{}" height="{}"><title>{}: {}</title></rect>',
+        '<span class="chart-slot">{}</span>',
         (
-            (_svg_number(bar.x), _svg_number(bar.y), _svg_number(bar.width), _svg_number(bar.height), bar.label,
-             format_cents(bar.collected_cents, currency))
-            for bar in chart.bars
-            if bar.height
+            (_bar_link(bar, chart.max_cents, currency, filter_params, dashboard, end=index > last / 2)
+             if bar.collected_cents else "",)
+            for index, bar in enumerate(chart.bars)
+        ),
+    )
+    tick_indexes = _tick_indexes(last)
+    ticks = format_html_join(
+        "",
+        '<span class="chart-tick{}" style="left:{}%">{}</span>',
+        (
+            # The first and last dates always show; the ones between only where there is room.
+            (" chart-tick-minor" if 0 < position < len(tick_indexes) - 1 else "",
+             _css_number((index + 0.5) / (last + 1) * 100), format_date(chart.bars[index].start))
+            for position, index in enumerate(tick_indexes)
         ),
     )
     rows = format_html_join(
@@ -152,9 +170,31 @@ def _chart_marks(chart, currency: str) -> dict[str, SafeString]:
             if bar.collected_cents
         ),
     )
-    return {"bars": bars, "rows": rows}
+    return {"bars": bars, "ticks": ticks, "rows": rows}
 
 
-def _svg_number(value: float) -> str:
-    """SVG wants a dot for decimals whatever the language of the page."""
+def _bar_link(bar, max_cents: int, currency: str, filter_params, dashboard: str, *, end: bool) -> SafeString:
+    query = filter_params.copy()
+    query["paid_from"], query["paid_to"] = bar.start.isoformat(), bar.end.isoformat()
+    url = f"{dashboard}?{query.urlencode()}"
+    payments = f"{bar.payments} payment{'' if bar.payments == 1 else 's'}"
+    # The label is the link's name and, through CSS (attr()), its tooltip. At least 2% tall, so a
+    # small day stays visible and can be pointed at; bars in the right half open their tip leftwards.
+    return format_html(
+        '<a class="chart-bar{}" href="{}" hx-get="{}" hx-target="#main" hx-select="#main" hx-swap="outerHTML" '
+        'hx-push-url="true" style="height:{}%" aria-label="{}: {}, {}"></a>',
+        " chart-tip-end" if end else "", url, url, _css_number(max(bar.collected_cents / max_cents * 100, 2)),
+        bar.label, format_cents(bar.collected_cents, currency), payments,
+    )
+
+
+def _tick_indexes(last: int) -> list[int]:
+    """The bars that get a date under them: the first, the last and up to three evenly between."""
+    if last < 0:
+        return []
+    return sorted({round(last * step / 4) for step in range(5)})
+
+
+def _css_number(value: float) -> str:
+    """CSS wants a dot for decimals whatever the language of the page."""
     return f"{value:.2f}".rstrip("0").rstrip(".")

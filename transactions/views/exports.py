@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from lumapay.audit import client_ip
 from lumapay.errors import ApplicationError
-from org_profile.access import MANAGERS, membership_required
+from org_profile.access import MANAGERS, found_or_404, membership_required
 
 from ..enums import ExportStatus
 from ..filters import TransactionFilter, query_from_params
@@ -43,7 +43,6 @@ def transaction_export_create(request):
         result = transaction_export_request(
             organization=request.organization,
             actor=request.user,
-            membership=request.membership,
             data=request.POST,
             ip_address=client_ip(request),
         )
@@ -69,7 +68,7 @@ def transaction_export_list(request):
 @membership_required(roles=MANAGERS)
 @require_safe
 def transaction_export_detail(request, pk):
-    export = export_of_requester(membership=request.membership, pk=pk)
+    export = found_or_404(export_of_requester(membership=request.membership, pk=pk))
     context = {
         "nav": "dashboard",
         "export": export,
@@ -90,7 +89,7 @@ def transaction_export_detail(request, pk):
 @membership_required(roles=MANAGERS)
 @require_safe
 def transaction_export_download(request, pk):
-    export = export_of_requester(membership=request.membership, pk=pk)
+    export = found_or_404(export_of_requester(membership=request.membership, pk=pk))
     if not export_is_downloadable(export):
         if export.status in (*EXPORT_IN_PROGRESS, ExportStatus.FAILED):
             return redirect("transactions:export_detail", pk=export.pk)

@@ -25,6 +25,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from lumapay.audit import client_ip
 from lumapay.errors import ApplicationError
+from org_profile.access import found_or_404
 from org_profile.models import Organization
 
 from ..enums import PaymentRequestStatus as State
@@ -412,7 +413,7 @@ def card_remove(request, payment_request, token):
     card_id = request.POST.get("card", "")
     if not card_id.isdigit():
         raise Http404
-    saved_card = saved_card_of_patient(payment_request=payment_request, pk=int(card_id))
+    saved_card = found_or_404(saved_card_of_patient(payment_request=payment_request, pk=int(card_id)))
     try:
         saved_card = saved_card_remove(saved_card=saved_card, actor=None, ip_address=_ip(request))
     except GatewayError:

@@ -11,14 +11,15 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.utils import dateformat, timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from ehr_sync.selectors import patient_get
+from lumapay.enums import AuditAction, audit_action_label
+from lumapay.dates import format_datetime
 from lumapay.errors import ApplicationError
 from lumapay.money import format_cents
-from org_profile.access import membership_required
+from org_profile.access import MANAGERS, membership_required
 
 from ..enums import DeliveryChannel, PaymentRequestStatus
 from ..forms.payment_requests import PaymentRequestForm
@@ -27,18 +28,11 @@ from ..selectors.payment_requests import (
     payment_request_deliveries,
     payment_request_get,
 )
+from ..selectors.ledger import organization_zone
 from ..services import payment_requests as services
+from ..services.payments import payment_request_lock_remaining
 
 _CHANNEL_WORDS = {DeliveryChannel.EMAIL: "e-mail", DeliveryChannel.SMS: "text message"}
-_HISTORY_LABELS = {
-    "payment_request.sent": "Request sent",
-    "payment_request.resent": "Request re-sent",
-    "payment_request.delivery_sent": "Message handed to the provider",
-    "payment_request.delivery_failed": "Message not sent",
-    "payment_request.cancelled": "Request cancelled",
-    "payment_request.expired": "Request expired",
-    "payment_request.paid": "Paid",
-}
 
 
 @dataclass(frozen=True)
@@ -101,15 +95,22 @@ def payment_request_detail(request, pk):
     payment_request = payment_request_get(membership=request.membership, payment_request_id=pk)
     if payment_request is None:
         raise Http404("No such payment request.")
+    is_open = payment_request.status == PaymentRequestStatus.OPEN
     return render(
         request,
         "transactions/payment_requests/payment_request_detail.html",
         {
             "nav": "hub",
             "payment_request": payment_request,
+            # Locked by wrong dates of birth: until when, in the clinic's time, and who may help.
+            "locked_until": payment_request.verification_locked_until
+            if is_open and payment_request_lock_remaining(payment_request)
+            else None,
+            "organization_zone": organization_zone(request.organization),
+            "may_manage_link": request.membership.role in MANAGERS,
             "deliveries": payment_request_deliveries(payment_request=payment_request),
             "history": _history(payment_request_audit_events(payment_request=payment_request)),
-            "is_open": payment_request.status == PaymentRequestStatus.OPEN,
+            "is_open": is_open,
             "dev_outbox_enabled": settings.DEV_OUTBOX_ENABLED,
         },
     )
@@ -135,12 +136,60 @@ def payment_request_resend(request, pk):
     return _back(request, payment_request)
 
 
-@membership_required()
+@membership_required(roles=MANAGERS)
 @require_POST
-def payment_request_cancel(request, pk):
+def payment_request_unlock(request, pk):
+    """A manager lifts the lock wrong dates of birth put on the link."""
     payment_request = payment_request_get(membership=request.membership, payment_request_id=pk)
     if payment_request is None:
         raise Http404("No such payment request.")
+    try:
+        services.pay_link_unlock(organization=request.organization, actor=request.user, payment_request=payment_request)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "The payment link is unlocked: the patient can enter their date of birth again.")
+    return redirect("transactions:payment_request_detail", pk=payment_request.pk)
+
+
+@membership_required(roles=MANAGERS)
+@require_POST
+def payment_request_replace_link(request, pk):
+    """A manager sends the patient a fresh link; the old one stops working."""
+    payment_request = payment_request_get(membership=request.membership, payment_request_id=pk)
+    if payment_request is None:
+        raise Http404("No such payment request.")
+    try:
+        services.pay_link_replace(organization=request.organization, actor=request.user, payment_request=payment_request)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "A fresh payment link was sent to the patient. The old link no longer works.")
+    return redirect("transactions:payment_request_detail", pk=payment_request.pk)
+
+
+@membership_required()
+@require_http_methods(["GET", "POST"])
+def payment_request_cancel(request, pk):
+    """Cancel a request, after a confirmation page: a GET, or a POST without ``confirmed`` (a form
+    elsewhere that has no confirmation of its own), shows the page; its form posts ``confirmed``."""
+    payment_request = payment_request_get(membership=request.membership, payment_request_id=pk)
+    if payment_request is None:
+        raise Http404("No such payment request.")
+    if request.method == "GET" or request.POST.get("confirmed") != "1":
+        if payment_request.status != PaymentRequestStatus.OPEN:
+            return redirect("transactions:payment_request_detail", pk=payment_request.pk)
+        data = request.POST if request.method == "POST" else request.GET
+        return render(
+            request,
+            "transactions/payment_requests/payment_request_cancel.html",
+            {
+                "nav": "hub",
+                "payment_request": payment_request,
+                "reason": data.get("reason", ""),
+                "next": _safe_next(request, data.get("next", "")),
+            },
+        )
     try:
         services.payment_request_cancel(
             organization=request.organization,
@@ -155,12 +204,19 @@ def payment_request_cancel(request, pk):
     return _back(request, payment_request)
 
 
-def _back(request, payment_request):
-    """Back to the page the action was taken from (the patient profile), or to the request."""
-    next_url = request.POST.get("next", "")
+def _safe_next(request, next_url: str) -> str:
+    """``next_url`` when it stays on this site, else empty."""
     if next_url and url_has_allowed_host_and_scheme(
         next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
+        return next_url
+    return ""
+
+
+def _back(request, payment_request):
+    """Back to the page the action was taken from (the patient profile), or to the request."""
+    next_url = _safe_next(request, request.POST.get("next", ""))
+    if next_url:
         return redirect(next_url)
     return redirect("transactions:payment_request_detail", pk=payment_request.pk)
 
@@ -175,20 +231,20 @@ def _history(audit_events) -> list[HistoryEntry]:
             details.append("By " + " and ".join(_CHANNEL_WORDS.get(c, c) for c in changes["channels"]))
         if changes.get("channel"):
             details.append(_CHANNEL_WORDS.get(changes["channel"], changes["channel"]).capitalize())
-        if event.action == "payment_request.resent" and changes.get("expires_at"):
-            expires_at = timezone.localtime(datetime.datetime.fromisoformat(changes["expires_at"][1]))
-            details.append(f"The link now works until {dateformat.format(expires_at, 'M j, Y H:i')}")
+        if event.action == AuditAction.PAYMENT_REQUEST_RESENT and changes.get("expires_at"):
+            expires_at = datetime.datetime.fromisoformat(changes["expires_at"][1])
+            details.append(f"The link now works until {format_datetime(expires_at)}")
         if changes.get("error_message"):
             details.append(changes["error_message"])
         if changes.get("reason"):
             details.append(f"Reason: {changes['reason']}")
         entries.append(
             HistoryEntry(
-                label=_HISTORY_LABELS.get(event.action, event.action),
+                label=audit_action_label(event.action),
                 actor=str(event.actor_user) if event.actor_user else event.get_actor_type_display(),
                 created_at=event.created_at,
                 details=details,
-                is_failure=event.action == "payment_request.delivery_failed",
+                is_failure=event.action == AuditAction.PAYMENT_REQUEST_DELIVERY_FAILED,
             )
         )
     return entries

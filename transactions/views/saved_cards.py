@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from lumapay.audit import client_ip
 from lumapay.errors import ApplicationError
 from lumapay.money import format_cents
-from org_profile.access import membership_required
+from org_profile.access import found_or_404, membership_required
 
 from ..enums import PaymentRequestKind, TransactionStatus
 from ..forms.saved_cards import AuthorizationReleaseForm, SavedCardChargeForm, SavedCardHoldForm
@@ -42,7 +42,7 @@ def _tell_charge(request, transaction, *, held: bool) -> None:
 @require_POST
 @membership_required()
 def saved_card_charge_view(request, pk):
-    saved_card = saved_card_get(membership=request.membership, pk=pk)
+    saved_card = found_or_404(saved_card_get(membership=request.membership, pk=pk))
     form = SavedCardChargeForm(request.POST, membership=request.membership)
     if not form.is_valid():
         _form_errors(request, form)
@@ -68,7 +68,7 @@ def saved_card_charge_view(request, pk):
 @membership_required()
 def saved_card_hold(request, pk):
     """Hold an upcoming appointment's copay on the card, to be captured at check-in."""
-    saved_card = saved_card_get(membership=request.membership, pk=pk)
+    saved_card = found_or_404(saved_card_get(membership=request.membership, pk=pk))
     form = SavedCardHoldForm(request.POST, membership=request.membership, patient=saved_card.patient)
     if not form.is_valid():
         _form_errors(request, form)
@@ -96,7 +96,7 @@ def saved_card_hold(request, pk):
 @require_POST
 @membership_required()
 def saved_card_remove_view(request, pk):
-    saved_card = saved_card_get(membership=request.membership, pk=pk)
+    saved_card = found_or_404(saved_card_get(membership=request.membership, pk=pk))
     try:
         saved_card = saved_card_remove(saved_card=saved_card, actor=request.user, ip_address=client_ip(request))
     except ApplicationError as error:
@@ -109,7 +109,7 @@ def saved_card_remove_view(request, pk):
 def _held_transaction(request, pk):
     if not card_on_file_offered(request.organization):
         raise Http404("This clinic does not hold amounts on cards.")
-    return transaction_get(membership=request.membership, pk=pk)
+    return found_or_404(transaction_get(membership=request.membership, pk=pk))
 
 
 @require_POST

@@ -7,10 +7,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from lumapay.audit import audit_event_record, client_ip
+from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
 from lumapay.money import format_cents
-from org_profile.access import membership_required
+from org_profile.access import found_or_404, membership_required
 
 from ..enums import RefundStatus, TransactionStatus
 from ..forms.refunds import RefundForm
@@ -32,10 +33,10 @@ from ..services.refunds import refund_create, refund_retry, refund_roles_text
 
 @membership_required()
 def transaction_detail(request, pk):
-    transaction = transaction_get(membership=request.membership, pk=pk)
+    transaction = found_or_404(transaction_get(membership=request.membership, pk=pk))
     audit_event_record(
         organization=request.organization,
-        action="transaction.viewed",
+        action=AuditAction.TRANSACTION_VIEWED,
         actor_type=ActorType.STAFF,
         actor_user=request.user,
         patient=transaction.patient,
@@ -49,7 +50,7 @@ def transaction_detail(request, pk):
 @membership_required()
 def transaction_receipt(request, pk):
     """The receipt PDF, shown in the browser (to print) or saved (the page's link says download)."""
-    transaction = transaction_get(membership=request.membership, pk=pk)
+    transaction = found_or_404(transaction_get(membership=request.membership, pk=pk))
     try:
         pdf = receipt_download(
             organization=request.organization,
@@ -79,19 +80,18 @@ def transaction_refund(request, pk):
     # The role check comes before the lookup, so the answer says nothing about the id.
     if not request.organization.role_may_refund(request.membership.role):
         raise PermissionDenied(f"In this organization, only {refund_roles_text(request.organization)} can refund payments.")
-    transaction = transaction_get(membership=request.membership, pk=pk)
+    transaction = found_or_404(transaction_get(membership=request.membership, pk=pk))
     if "retry_refund" in request.POST:
         return _retry(request, transaction)
 
     refundable = transaction_refundable_cents(transaction=transaction)
-    form = RefundForm(request.POST, refundable_cents=refundable, currency=transaction.currency)
-    if "back" in request.POST:
-        form = RefundForm(
-            initial={key: request.POST.get(key, "") for key in ("scope", "amount", "reason")},
-            refundable_cents=refundable,
-            currency=transaction.currency,
+    if "back" in request.POST or "fill_full" in request.POST:
+        # Back from the confirmation keeps what was typed; "Full amount" fills in the remainder.
+        form = RefundForm.redisplayed(
+            request.POST, refundable_cents=refundable, currency=transaction.currency, in_full="fill_full" in request.POST
         )
         return _detail(request, transaction, form=form)
+    form = RefundForm(request.POST, refundable_cents=refundable, currency=transaction.currency)
     if not form.is_valid():
         return _detail(request, transaction, form=form, status=400)
     amount_cents = form.cleaned_data["amount_cents"]

@@ -14,9 +14,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.urls import reverse
 
+from lumapay.dev_server import listen_address
 from org_profile.models import Membership
-from transactions.management.commands.seed_demo_clinic import PASSWORD as DEMO_PASSWORD
-from transactions.management.commands.seed_demo_clinic import USERS as DEMO_USERS
+from org_profile.demo import PASSWORD as DEMO_PASSWORD
+from org_profile.demo import USERS as DEMO_USERS
 
 # The users `seed_demo_clinic` creates; the banner lists those the database really holds.
 DEMO_EMAILS = tuple(email for email, *_ in DEMO_USERS)
@@ -92,10 +93,13 @@ class Command(BaseCommand):
     help = "Print the development start-up banner: address, demo sign-ins, outbox, database, tasks."
 
     def add_arguments(self, parser):
-        parser.add_argument("--url", default="http://127.0.0.1:8000", help="where the server will listen")
+        parser.add_argument(
+            "--url", default=None, help="the address to print (default: SITE_URL, where `make dev` runs the server)"
+        )
 
-    def handle(self, *args, url: str, **options):
-        url = url.rstrip("/")
+    def handle(self, *args, url: str | None, **options):
+        url = (url or settings.SITE_URL).rstrip("/")
+        listening = listen_address(url, os.environ.get("PORT"))
         memberships = {
             m.user.email.lower(): m
             for m in Membership.objects.filter(user__email__in=DEMO_EMAILS, is_active=True).select_related(
@@ -106,6 +110,8 @@ class Command(BaseCommand):
         rule = "=" * 72
         out.write(rule)
         out.write(f"LumaPay is starting at {url}")
+        if urlsplit(url).netloc != listening:
+            out.write(f"  The server listens on http://{listening}; links in e-mails and SMS start with {url}.")
         out.write("")
         if memberships:
             organizations = sorted({m.organization.name for m in memberships.values()})

@@ -1,10 +1,10 @@
-"""Seed a demo clinic for `make dev`: an organization, two locations, one user per role, about 200
-patients with appointments and balances, payment requests in every status and a few hundred
+"""The demo clinic's payments for `make dev`: payment requests in every status and a few hundred
 transactions over the last 90 days in every status, each with its ledger events and the Sandbox
 processor's matching books (so a manager can refund a seeded payment through the Sandbox).
 
-Idempotent: everything hangs off the organization slug ``demo-clinic`` and what exists is skipped.
-Deterministic: one ``random.Random(2026)`` draws every name, amount and date offset.
+Called by ``manage.py seed_demo_clinic`` (lumapay/management/commands/) after the tenancy
+(org_profile/demo.py) and the patients (ehr_sync/demo.py); every draw comes from the seed's one
+``random.Random``, so the demo is the same each time.
 """
 
 from __future__ import annotations
@@ -13,20 +13,18 @@ import random
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
-from django.db import connection, transaction as db_transaction
-from django.utils import timezone
+from django.db import connection
 
-from ehr_sync.enums import AppointmentStatus, PreferredLanguage
-from ehr_sync.models import Appointment, Balance, Patient
+from ehr_sync.demo import COPAYS, DAYS
+from ehr_sync.models import Patient
 from lumapay.models import ActorType
 from org_profile.enums import PaymentGateway, Role
-from org_profile.models import Location, Membership, Organization, User
+from org_profile.models import Location, Organization, User
 
-from ...enums import (
+from .enums import (
     DeliveryChannel,
     DeliveryStatus,
     PaymentRequestKind,
@@ -35,8 +33,8 @@ from ...enums import (
     TransactionEventKind as Kind,
     TransactionStatus,
 )
-from ...gateways.base import ChargeFact, RefundFact
-from ...models import (
+from .gateways.base import ChargeFact, RefundFact
+from .models import (
     PaymentRequest,
     PaymentRequestDelivery,
     Refund,
@@ -46,51 +44,15 @@ from ...models import (
     Transaction,
     TransactionEvent,
 )
-from ...sandbox.enums import SandboxSessionStatus
-from ...sandbox.processor import DECLINES, SESSION_LIFETIME, TEST_CARDS
-from ...services.ledger import transaction_recalculate
-from ...services.ledger_facts import charge_event_key, refund_event_key
+from .sandbox.enums import SandboxSessionStatus
+from .sandbox.processor import DECLINES, SESSION_LIFETIME, TEST_CARDS
+from .services.ledger import transaction_recalculate
+from .services.ledger_facts import charge_event_key, refund_event_key
+from .services.transaction_open import transaction_build
 
-SLUG = "demo-clinic"
-PASSWORD = "demo-clinic-2026"
-EMAIL_DOMAIN = "demo.lumapay.test"
-SEED = 2026
-PATIENT_COUNT = 200
 TRANSACTION_COUNT = 300
-DAYS = 90
 LINK_TTL = timedelta(days=30)
 
-USERS = [
-    (f"admin@{EMAIL_DOMAIN}", "Avery", "Brooks", Role.ADMINISTRATOR),
-    (f"manager@{EMAIL_DOMAIN}", "Morgan", "Reyes", Role.MANAGER),
-    (f"staff@{EMAIL_DOMAIN}", "Sam", "Okafor", Role.STAFF),
-]
-LOCATIONS = [
-    ("Downtown", "410 Grace Street, Richmond, VA 23219", "+18045550110"),
-    ("Northside", "3200 Brook Road, Richmond, VA 23227", "+18045550120"),
-]
-FIRST_NAMES = [
-    "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Elizabeth",
-    "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah", "Charles", "Karen",
-    "Daniel", "Nancy", "Matthew", "Lisa", "Anthony", "Betty", "Mark", "Sandra", "Steven", "Ashley",
-    "Kevin", "Emily", "Brian", "Michelle", "Aisha", "Wei", "Priya", "Kwame", "Hannah", "Noah",
-]
-LAST_NAMES = [
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Miller", "Davis", "Wilson", "Anderson", "Taylor",
-    "Thomas", "Moore", "Jackson", "Martin", "Lee", "Thompson", "White", "Harris", "Clark", "Lewis",
-    "Robinson", "Walker", "Young", "Allen", "King", "Wright", "Scott", "Green", "Baker", "Nguyen",
-    "Patel", "Kim", "Chen", "Okafor", "Hughes", "Bennett", "Foster", "Price", "Coleman", "Sullivan",
-]
-HISPANIC_FIRST_NAMES = [
-    "José", "María", "Juan", "Guadalupe", "Luis", "Carmen", "Carlos", "Rosa", "Jorge", "Ana",
-    "Miguel", "Lucía", "Alejandro", "Sofía", "Javier", "Valentina", "Diego", "Isabel", "Ricardo", "Elena",
-]
-HISPANIC_LAST_NAMES = [
-    "García", "Rodríguez", "Martínez", "Hernández", "López", "González", "Pérez", "Sánchez", "Ramírez",
-    "Torres", "Flores", "Rivera", "Gómez", "Díaz", "Cruz", "Morales", "Reyes", "Gutiérrez", "Ortiz", "Castillo",
-]
-PROVIDERS = ["Dr. Alex Chen", "Dr. Priya Raman", "Dr. Samuel Ortiz", "Dr. Grace Whitfield", "Jordan Blake, NP"]
-COPAYS = [1500, 2000, 2500, 3000, 3500, 4000, 5000]
 BILLING_ITEMS = {
     PaymentRequestKind.COPAY: ["Office visit copay", "Specialist visit copay", "Telehealth visit copay", "Urgent care copay"],
     PaymentRequestKind.BALANCE: ["Statement balance", "Lab work balance", "Imaging balance", "Physical therapy balance"],
@@ -129,154 +91,37 @@ class Plan:
     refund_fails: bool = False
 
 
-class Command(BaseCommand):
-    help = "Create (once) the demo clinic that `make dev` signs in to. Development only."
+def demo_payments_build(
+    *, organization: Organization, locations: list[Location], users: dict[str, User], rng: random.Random, now: datetime
+) -> None:
+    """Requests and transactions, unless the organization has either already."""
+    if (
+        PaymentRequest.objects.filter(organization=organization).exists()
+        or Transaction.objects.filter(organization=organization).exists()
+    ):
+        return
+    _DemoPayments(rng=rng, now=now).build(organization, locations, users)
 
-    def add_arguments(self, parser):
-        parser.add_argument(
-            "--force",
-            action="store_true",
-            help="seed even with DEBUG off (the demo users' password is printed and public)",
-        )
 
-    def handle(self, *args, force: bool = False, **options):
-        if not settings.DEBUG and not force:
-            raise CommandError(
-                "seed_demo_clinic creates users whose password is public; it runs only with DEBUG=true "
-                "(or --force, for a throwaway demo server)."
-            )
-        self.rng = random.Random(SEED)
-        self.now = timezone.now()
-        with db_transaction.atomic():
-            organization, created = Organization.objects.get_or_create(
-                slug=SLUG,
-                defaults=dict(
-                    name="Demo Family Clinic",
-                    legal_name="Demo Family Clinic PLLC",
-                    public_name="Demo Family Clinic",
-                    payment_gateway=PaymentGateway.SANDBOX,
-                    address_line1="410 Grace Street",
-                    address_line2="Suite 200",
-                    city="Richmond",
-                    state="VA",
-                    postal_code="23219",
-                    support_phone="+1 (804) 555-0100",
-                    support_email=f"billing@{EMAIL_DOMAIN}",
-                    website="https://demo.lumapay.test",
-                    statement_descriptor="DEMO FAMILY CLINIC",
-                    tax_id_last4="4821",
-                ),
-            )
-            locations = self._locations(organization)
-            users = self._users(organization, locations)
-            if not Patient.objects.filter(organization=organization).exists():
-                self._patients(organization, locations)
-            if not (
-                PaymentRequest.objects.filter(organization=organization).exists()
-                or Transaction.objects.filter(organization=organization).exists()
-            ):
-                self._payments(organization, locations, users)
-        self._summary(organization, created)
+def demo_payments_summary(organization: Organization) -> list[str]:
+    transactions = Counter(Transaction.objects.filter(organization=organization).values_list("status", flat=True))
+    requests = Counter(PaymentRequest.objects.filter(organization=organization).values_list("status", flat=True))
+    return [
+        f"  {sum(requests.values())} payment requests: "
+        + ", ".join(f"{requests[s]} {s}" for s in PaymentRequestStatus.values),
+        f"  {sum(transactions.values())} transactions: "
+        + ", ".join(f"{transactions[s]} {s.replace('_', ' ')}" for s in TransactionStatus.values),
+    ]
 
-    # -- tenancy -----------------------------------------------------------------------------------
 
-    def _locations(self, organization) -> list[Location]:
-        return [
-            Location.objects.get_or_create(
-                organization=organization, name=name, defaults={"address": address, "phone": phone}
-            )[0]
-            for name, address, phone in LOCATIONS
-        ]
-
-    def _users(self, organization, locations) -> dict[str, User]:
-        users = {}
-        for email, first_name, last_name, role in USERS:
-            user = User.objects.filter(email__iexact=email).first()
-            if user is None:
-                user = User.objects.create_user(
-                    email=email, password=PASSWORD, first_name=first_name, last_name=last_name
-                )
-            membership, created = Membership.objects.get_or_create(
-                user=user, organization=organization, defaults={"role": role}
-            )
-            if created and role == Role.STAFF:
-                membership.locations.set([locations[0]])
-            users[role] = user
-        return users
-
-    # -- the EHR mirror ----------------------------------------------------------------------------
-
-    def _patients(self, organization, locations) -> None:
-        rng = self.rng
-        patients = []
-        for number in range(1, PATIENT_COUNT + 1):
-            hispanic = rng.random() < 0.3
-            first = rng.choice(HISPANIC_FIRST_NAMES if hispanic else FIRST_NAMES)
-            last = rng.choice(HISPANIC_LAST_NAMES if hispanic else LAST_NAMES)
-            spanish = hispanic and rng.random() < 0.6
-            # About one patient in twenty-five can be reached neither way (staff must call them).
-            reachable = rng.random() >= 0.04
-            has_email = reachable and rng.random() < 0.85
-            has_phone = rng.random() < 0.8
-            sms_consent = reachable and has_phone and (not has_email or rng.random() < 0.7)
-            ascii_last = last.encode("ascii", "ignore").decode().lower() or "patient"
-            patients.append(
-                Patient(
-                    organization=organization,
-                    first_name=first,
-                    last_name=last,
-                    date_of_birth=date(1938, 1, 1) + timedelta(days=rng.randrange(0, 365 * 82)),
-                    email=f"{first[0].lower()}.{ascii_last}{number}@mail.example" if has_email else "",
-                    mobile_phone=f"+1804555{number:04d}" if has_phone else "",
-                    preferred_language=PreferredLanguage.SPANISH if spanish else PreferredLanguage.ENGLISH,
-                    sms_consent=sms_consent,
-                    sms_consent_at=self.now - timedelta(days=rng.randrange(100, 900)) if sms_consent else None,
-                    external_ehr_id=f"DEMO-{number:06d}",
-                )
-            )
-        patients = Patient.objects.bulk_create(patients)
-
-        appointments, balances = [], []
-        for patient in patients:
-            for _ in range(rng.choice([0, 1, 1, 2, 2, 3])):
-                offset_days = rng.randrange(-DAYS, 30)
-                starts_at = timezone.localtime(self.now + timedelta(days=offset_days)).replace(
-                    hour=rng.randrange(8, 17), minute=rng.choice([0, 15, 30, 45]), second=0, microsecond=0
-                )
-                if starts_at > self.now:
-                    status = AppointmentStatus.BOOKED
-                else:
-                    status = rng.choices(
-                        [AppointmentStatus.FULFILLED, AppointmentStatus.NO_SHOW, AppointmentStatus.CANCELLED],
-                        weights=[85, 7, 8],
-                    )[0]
-                appointments.append(
-                    Appointment(
-                        organization=organization,
-                        patient=patient,
-                        location=rng.choice(locations),
-                        provider_name=rng.choice(PROVIDERS),
-                        starts_at=starts_at,
-                        status=status,
-                        copay_cents=rng.choice(COPAYS),
-                        external_ehr_id=f"DEMO-APT-{len(appointments) + 1:06d}",
-                    )
-                )
-            if rng.random() < 0.6:
-                balances.append(
-                    Balance(
-                        organization=organization,
-                        patient=patient,
-                        amount_due_cents=rng.choice([0, 0, 4500, 8250, 12000, 18575, 26000, 43210, 61500]),
-                        as_of=self.now - timedelta(days=rng.randrange(0, 20)),
-                    )
-                )
-        Appointment.objects.bulk_create(appointments)
-        Balance.objects.bulk_create(balances)
+class _DemoPayments:
+    def __init__(self, *, rng: random.Random, now: datetime) -> None:
+        self.rng = rng
+        self.now = now
 
     # -- payments ----------------------------------------------------------------------------------
 
-    def _payments(self, organization, locations, users) -> None:
+    def build(self, organization, locations, users) -> None:
         rng = self.rng
         patients = Patient.objects.filter(organization=organization).order_by("id")
         reachable = [patient for patient in patients if patient.email or patient.can_receive_sms]
@@ -323,17 +168,7 @@ class Command(BaseCommand):
         self._deliveries(requests)
 
         transactions = [
-            Transaction(
-                organization=organization,
-                payment_request=request,
-                patient=request.patient,
-                location=request.location,
-                kind=request.kind,
-                billing_item=request.billing_item,
-                amount_cents=request.amount_cents,
-                currency=request.currency,
-                vendor=PaymentGateway.SANDBOX,
-            )
+            transaction_build(organization=organization, payment_request=request, vendor=PaymentGateway.SANDBOX)
             for request in requests[: len(plans)]
         ]
         self._books_and_ledger(organization, transactions, plans, refunders)
@@ -584,33 +419,3 @@ class Command(BaseCommand):
 
     def _id(self, prefix: str) -> str:
         return f"{prefix}_sbx_{self.rng.getrandbits(96):024x}"
-
-    # -- the summary -------------------------------------------------------------------------------
-
-    def _summary(self, organization, created: bool) -> None:
-        out = self.stdout
-        transactions = Counter(
-            Transaction.objects.filter(organization=organization).values_list("status", flat=True)
-        )
-        requests = Counter(PaymentRequest.objects.filter(organization=organization).values_list("status", flat=True))
-        verb = "Created" if created else "Already seeded:"
-        out.write(f"{verb} {organization.name} (slug {organization.slug}), sandbox payments.")
-        out.write(
-            f"  {Location.objects.filter(organization=organization).count()} locations, "
-            f"{Patient.objects.filter(organization=organization).count()} patients, "
-            f"{Appointment.objects.filter(organization=organization).count()} appointments, "
-            f"{Balance.objects.filter(organization=organization).count()} balances"
-        )
-        out.write(
-            f"  {sum(requests.values())} payment requests: "
-            + ", ".join(f"{requests[s]} {s}" for s in PaymentRequestStatus.values)
-        )
-        out.write(
-            f"  {sum(transactions.values())} transactions: "
-            + ", ".join(f"{transactions[s]} {s.replace('_', ' ')}" for s in TransactionStatus.values)
-        )
-        out.write("Demo sign-ins (development only):")
-        for email, _first, _last, role in USERS:
-            note = " (Downtown only)" if role == Role.STAFF else ""
-            out.write(f"  {Role(role).label:<18} {email}{note}")
-        out.write(f"  password for each:  {PASSWORD}")

@@ -1,0 +1,66 @@
+"""Choices shared by every app: what an audit event records."""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class AuditAction(models.TextChoices):
+    """Every action the audit trail records, each with the one label staff read on every timeline
+    and history. The values are stored in ``AuditEvent.action``: never rename one without a data
+    migration. Add the action here before recording it."""
+
+    # Payment requests (staff, automation and the delivery task)
+    PAYMENT_REQUEST_SENT = "payment_request.sent", _("Payment request sent")
+    PAYMENT_REQUEST_RESENT = "payment_request.resent", _("Payment request sent again")
+    PAYMENT_REQUEST_CANCELLED = "payment_request.cancelled", _("Payment request cancelled")
+    PAYMENT_REQUEST_EXPIRED = "payment_request.expired", _("Payment request expired")
+    PAYMENT_REQUEST_PAID = "payment_request.paid", _("Payment request paid")
+    PAYMENT_REQUEST_DELIVERY_SENT = "payment_request.delivery_sent", _("Message with the link handed to the provider")
+    PAYMENT_REQUEST_DELIVERY_FAILED = "payment_request.delivery_failed", _("Message with the link not sent")
+    PAY_LINK_UNLOCKED = "pay_link.unlocked", _("Locked payment link unlocked by staff")
+    PAY_LINK_REPLACED = "pay_link.replaced", _("Fresh payment link sent; the old link no longer works")
+    # The patient on the pay page
+    PAY_LINK_OPENED = "pay_link.opened", _("Payment link opened")
+    PAY_LINK_VERIFICATION_PASSED = "pay_link.verification_passed", _("Date of birth confirmed")
+    PAY_LINK_VERIFICATION_FAILED = "pay_link.verification_failed", _("Date of birth did not match")
+    PAY_LINK_VERIFICATION_REFUSED = "pay_link.verification_refused", _("Date of birth check refused")
+    PAY_LINK_LOCKED = "pay_link.locked", _("Payment link locked after too many wrong dates of birth")
+    CHECKOUT_STARTED = "checkout.started", _("Checkout started")
+    CHECKOUT_RESUMED = "checkout.resumed", _("Checkout resumed")
+    # Receipts
+    RECEIPT_SENT = "receipt.sent", _("Receipt e-mailed")
+    RECEIPT_SKIPPED = "receipt.skipped", _("No receipt sent")
+    RECEIPT_DOWNLOADED = "receipt.downloaded", _("Receipt downloaded")
+    # Refunds, cards on file and holds
+    REFUND_REQUESTED = "refund.requested", _("Refund requested")
+    REFUND_RETRIED = "refund.retried", _("Refund sent to the processor again")
+    SAVED_CARD_CONSENTED = "saved_card.consented", _("Consent to keep the card on file")
+    SAVED_CARD_SAVED = "saved_card.saved", _("Card saved on file")
+    SAVED_CARD_REMOVED = "saved_card.removed", _("Card on file removed")
+    SAVED_CARD_CHARGE_REQUESTED = "saved_card.charge_requested", _("Card on file charged")
+    SAVED_CARD_HOLD_REQUESTED = "saved_card.hold_requested", _("Amount held on the card on file")
+    AUTHORIZATION_CAPTURED = "authorization.captured", _("Held amount captured")
+    AUTHORIZATION_RELEASED = "authorization.released", _("Hold released")
+    # PHI access
+    TRANSACTION_VIEWED = "transaction.viewed", _("Viewed by staff")
+    TRANSACTIONS_EXPORTED = "transactions.exported", _("Exported to Excel")
+    TRANSACTIONS_EXPORT_DOWNLOADED = "transactions.export_downloaded", _("Excel export downloaded")
+    PATIENT_CREATED = "patient.created", _("Patient added")
+    PATIENT_UPDATED = "patient.updated", _("Patient details changed")
+    PATIENT_VIEWED = "patient.viewed", _("Patient viewed by staff")
+    # The processor and the organization
+    GATEWAY_EVENT_REPLAYED = "gateway_event.replayed", _("Processor event replayed")
+    STRIPE_ACCOUNT_CREATED = "stripe.account_created", _("Stripe account created")
+    STRIPE_ACCOUNT_UPDATED = "stripe.account_updated", _("Stripe account updated")
+    STRIPE_ONBOARDING_STARTED = "stripe.onboarding_started", _("Stripe onboarding started")
+    ORGANIZATION_PAYMENT_GATEWAY_CHANGED = "organization.payment_gateway_changed", _("Payment processor changed")
+    ORGANIZATION_UPDATED = "organization.updated", _("Organization settings changed")
+
+
+def audit_action_label(action: str) -> str:
+    """The action's label; an action no longer listed (from older rows) in words."""
+    try:
+        return str(AuditAction(action).label)
+    except ValueError:
+        text = action.replace(".", " ").replace("_", " ").strip()
+        return text[:1].upper() + text[1:]

@@ -1,0 +1,60 @@
+"""Seed a demo clinic for `make dev`: an organization, two locations, one user per role, about 200
+patients with appointments and balances, payment requests in every status and a few hundred
+transactions over the last 90 days, each with its ledger events and the Sandbox's matching books.
+
+Each app builds its own part (org_profile/demo.py, ehr_sync/demo.py, transactions/demo.py), lower
+apps first; this command only composes them, in one database transaction.
+Idempotent: everything hangs off the organization slug ``demo-clinic`` and what exists is skipped.
+Deterministic: one ``random.Random(2026)`` draws every name, amount and date offset.
+"""
+
+from __future__ import annotations
+
+import random
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction as db_transaction
+from django.utils import timezone
+
+from ehr_sync.demo import demo_patients_build, demo_patients_summary
+from org_profile.demo import demo_tenancy_build, demo_tenancy_summary
+from transactions.demo import demo_payments_build, demo_payments_summary
+
+SEED = 2026
+
+
+class Command(BaseCommand):
+    help = "Create (once) the demo clinic that `make dev` signs in to. Development only."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="seed even with DEBUG off (the demo users' password is printed and public)",
+        )
+
+    def handle(self, *args, force: bool = False, **options):
+        if not settings.DEBUG and not force:
+            raise CommandError(
+                "seed_demo_clinic creates users whose password is public; it runs only with DEBUG=true "
+                "(or --force, for a throwaway demo server)."
+            )
+        rng = random.Random(SEED)
+        now = timezone.now()
+        with db_transaction.atomic():
+            tenancy = demo_tenancy_build()
+            organization = tenancy.organization
+            demo_patients_build(organization=organization, locations=tenancy.locations, rng=rng, now=now)
+            demo_payments_build(
+                organization=organization, locations=tenancy.locations, users=tenancy.users, rng=rng, now=now
+            )
+        verb = "Created" if tenancy.created else "Already seeded:"
+        lines = [
+            f"{verb} {organization.name} (slug {organization.slug}), sandbox payments.",
+            *demo_patients_summary(organization),
+            *demo_payments_summary(organization),
+            *demo_tenancy_summary(organization),
+        ]
+        for line in lines:
+            self.stdout.write(line)

@@ -1,0 +1,86 @@
+"""The demo clinic's tenancy for `make dev`: the organization, two locations, one user per role.
+
+Called by ``manage.py seed_demo_clinic`` (lumapay/management/commands/), which builds the rest of
+the demo with the builders ehr_sync and transactions own. Idempotent: everything hangs off the
+organization slug ``demo-clinic`` and what exists is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .enums import PaymentGateway, Role
+from .models import Location, Membership, Organization, User
+
+SLUG = "demo-clinic"
+PASSWORD = "demo-clinic-2026"
+EMAIL_DOMAIN = "demo.lumapay.test"
+
+USERS = [
+    (f"admin@{EMAIL_DOMAIN}", "Avery", "Brooks", Role.ADMINISTRATOR),
+    (f"manager@{EMAIL_DOMAIN}", "Morgan", "Reyes", Role.MANAGER),
+    (f"staff@{EMAIL_DOMAIN}", "Sam", "Okafor", Role.STAFF),
+]
+LOCATIONS = [
+    ("Downtown", "410 Grace Street, Richmond, VA 23219", "+18045550110"),
+    ("Northside", "3200 Brook Road, Richmond, VA 23227", "+18045550120"),
+]
+
+
+@dataclass(frozen=True)
+class DemoTenancy:
+    organization: Organization
+    created: bool  # False when the demo clinic was already there
+    locations: list[Location]
+    users: dict[str, User]  # by role
+
+
+def demo_tenancy_build() -> DemoTenancy:
+    """The demo organization, its locations and its users, created where missing."""
+    organization, created = Organization.objects.get_or_create(
+        slug=SLUG,
+        defaults=dict(
+            name="Demo Family Clinic",
+            legal_name="Demo Family Clinic PLLC",
+            public_name="Demo Family Clinic",
+            payment_gateway=PaymentGateway.SANDBOX,
+            address_line1="410 Grace Street",
+            address_line2="Suite 200",
+            city="Richmond",
+            state="VA",
+            postal_code="23219",
+            support_phone="+1 (804) 555-0100",
+            support_email=f"billing@{EMAIL_DOMAIN}",
+            website="https://demo.lumapay.test",
+            statement_descriptor="DEMO FAMILY CLINIC",
+            tax_id_last4="4821",
+        ),
+    )
+    locations = [
+        Location.objects.get_or_create(
+            organization=organization, name=name, defaults={"address": address, "phone": phone}
+        )[0]
+        for name, address, phone in LOCATIONS
+    ]
+    users = {}
+    for email, first_name, last_name, role in USERS:
+        user = User.objects.filter(email__iexact=email).first()
+        if user is None:
+            user = User.objects.create_user(email=email, password=PASSWORD, first_name=first_name, last_name=last_name)
+        membership, membership_created = Membership.objects.get_or_create(
+            user=user, organization=organization, defaults={"role": role}
+        )
+        if membership_created and role == Role.STAFF:
+            membership.locations.set([locations[0]])
+        users[role] = user
+    return DemoTenancy(organization=organization, created=created, locations=locations, users=users)
+
+
+def demo_tenancy_summary(organization: Organization) -> list[str]:
+    """The lines the seed prints about the tenancy: the sign-ins come last, after every app's lines."""
+    lines = ["Demo sign-ins (development only):"]
+    for email, _first, _last, role in USERS:
+        note = " (Downtown only)" if role == Role.STAFF else ""
+        lines.append(f"  {Role(role).label:<18} {email}{note}")
+    lines.append(f"  password for each:  {PASSWORD}")
+    return lines

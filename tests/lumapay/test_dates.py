@@ -1,0 +1,84 @@
+"""One format for dates and one for date-times, in the organization's time zone and the reader's language."""
+
+import datetime as dt
+import zoneinfo
+
+import pytest
+from django.template import Context, Template
+from django.utils import timezone, translation
+
+from lumapay.dates import format_date, format_datetime
+
+# 09:18 UTC: 4:18 in New York (EST), 1:18 in Los Angeles (PST), 10:18 in Madrid (CET).
+MOMENT = dt.datetime(2026, 11, 29, 9, 18, tzinfo=dt.UTC)
+SUMMER = dt.datetime(2026, 7, 1, 15, 5, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    "language, date_text, datetime_text",
+    [
+        ("en", "Nov 29, 2026", "Nov 29, 2026, 4:18 AM EST"),
+        ("es", "29 nov 2026", "29 nov 2026, 04:18 EST"),
+    ],
+)
+def test_a_date_and_a_date_time_read_the_same_everywhere_in_each_language(language, date_text, datetime_text):
+    with translation.override(language), timezone.override("America/New_York"):
+        assert format_date(MOMENT) == date_text
+        assert format_date(dt.date(2026, 11, 29)) == date_text
+        assert format_datetime(MOMENT) == datetime_text
+
+
+@pytest.mark.parametrize(
+    "language, zone, expected",
+    [
+        ("en", "America/Los_Angeles", "Nov 29, 2026, 1:18 AM PST"),
+        ("en", "Europe/Madrid", "Nov 29, 2026, 10:18 AM CET"),
+        ("es", "Europe/Madrid", "29 nov 2026, 10:18 CET"),
+        ("en", "Pacific/Auckland", "Nov 29, 2026, 10:18 PM NZDT"),
+    ],
+)
+def test_a_date_time_is_in_the_zone_given_not_the_servers(language, zone, expected):
+    with translation.override(language), timezone.override("America/New_York"):
+        assert format_datetime(MOMENT, zone) == expected
+        assert format_datetime(MOMENT, zoneinfo.ZoneInfo(zone)) == expected
+
+
+def test_a_date_is_the_day_it_is_in_the_organizations_zone():
+    late_evening_in_los_angeles = dt.datetime(2026, 12, 30, 6, 30, tzinfo=dt.UTC)
+
+    assert format_date(late_evening_in_los_angeles, "America/Los_Angeles") == "Dec 29, 2026"
+    assert format_date(late_evening_in_los_angeles, "Europe/Madrid") == "Dec 30, 2026"
+
+
+def test_an_organization_names_its_zone():
+    class Organization:
+        timezone = "America/Chicago"
+
+    assert format_datetime(SUMMER, Organization()) == "Jul 1, 2026, 10:05 AM CDT"
+
+
+def test_spanish_months_are_spanish():
+    with translation.override("es"):
+        assert format_date(dt.date(2026, 1, 5)) == "5 ene 2026"
+        assert format_date(dt.date(2026, 12, 24)) == "24 dic 2026"
+
+
+def test_nothing_is_written_for_no_date():
+    assert format_date(None) == ""
+    assert format_datetime(None) == ""
+
+
+def test_the_template_filters_use_the_active_zone_or_the_one_given():
+    template = Template("{% load dates %}{{ at|org_date }} · {{ at|org_datetime }} · {{ at|org_datetime:zone }}")
+
+    with timezone.override("America/Denver"):
+        text = template.render(Context({"at": SUMMER, "zone": "Asia/Tokyo"}))
+
+    assert text == "Jul 1, 2026 · Jul 1, 2026, 9:05 AM MDT · Jul 2, 2026, 12:05 AM JST"
+
+
+def test_the_template_filters_follow_the_language():
+    template = Template("{% load dates %}{{ at|org_datetime:'America/Mexico_City' }}")
+
+    with translation.override("es"):
+        assert template.render(Context({"at": SUMMER})) == "1 jul 2026, 09:05 CST"

@@ -1,0 +1,120 @@
+"""Staff pages in Debian's Chromium: nothing scrolls sideways at 390 px, the Hub's **Request
+payment** is on screen, and the dashboard's totals and first rows are above the fold at 1366×900.
+
+Self-contained (Playwright on pytest-django's ``live_server``); skipped where Playwright or
+Chromium (``/usr/bin/chromium``, or ``CHROMIUM``) is missing. The browser journeys in
+``tests/browser/`` share one harness; this file may move there.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+
+import pytest
+from django.conf import settings as django_settings
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from org_profile.enums import Role
+from tests.factories import LocationFactory, MembershipFactory, OrganizationFactory, PatientFactory, PaymentRequestFactory
+from tests.transactions.dashboard_support import ledger_transaction
+
+CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1366, "height": 900}
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def clinic():
+    """An administrator of a clinic with long names, 30 transactions, a patient and a request."""
+    organization = OrganizationFactory(name="Riverside Family Medicine and Specialty Care")
+    downtown = LocationFactory(organization=organization, name="Downtown Clinic")
+    LocationFactory(organization=organization, name="Northside Pediatrics and Urgent Care")
+    administrator = MembershipFactory(organization=organization, role=Role.ADMINISTRATOR).user
+    patient = PatientFactory(organization=organization, first_name="Maximiliano", last_name="Hernández-Villanueva")
+    for day in range(12):
+        ledger_transaction(
+            organization=organization, location=downtown, patient=patient, amount_cents=4500 + day * 100,
+            created_at=timezone.now() - datetime.timedelta(days=day), billing_item="Specialist visit copay",
+        )
+    payment_request = PaymentRequestFactory(patient=patient, location=downtown)
+    return administrator, patient, payment_request, organization.transactions.first()
+
+
+@pytest.fixture
+def chromium_page(live_server, clinic):
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    executable = shutil.which(CHROMIUM)
+    if executable is None:
+        pytest.skip(f"Chromium is not installed at {CHROMIUM}")
+    administrator = clinic[0]
+    client = Client()
+    client.force_login(administrator)
+    session = client.cookies[django_settings.SESSION_COOKIE_NAME].value
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
+
+        def open_page(viewport):
+            context = browser.new_context(viewport=viewport)
+            context.add_cookies([{"name": django_settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}])
+            return context.new_page()
+
+        yield open_page
+        browser.close()
+
+
+def _staff_pages(patient, payment_request, transaction):
+    return [
+        reverse("transactions:dashboard"),
+        reverse("patients:hub"),
+        reverse("patients:profile", args=[patient.pk]),
+        reverse("patients:edit", args=[patient.pk]),
+        reverse("transactions:payment_request_new", args=[patient.pk]),
+        reverse("transactions:payment_request_detail", args=[payment_request.pk]),
+        reverse("transactions:transaction_detail", args=[transaction.pk]),
+        reverse("transactions:export_list"),
+        reverse("organization_settings"),
+        reverse("transactions:stripe_connect"),
+        "/no-such-page/",
+    ]
+
+
+def test_no_staff_page_scrolls_sideways_on_a_phone(live_server, clinic, chromium_page):
+    _, patient, payment_request, transaction = clinic
+    page = chromium_page(PHONE)
+
+    too_wide = {}
+    for path in _staff_pages(patient, payment_request, transaction):
+        page.goto(live_server.url + path)
+        width = page.evaluate("document.scrollingElement.scrollWidth")
+        if width > PHONE["width"]:
+            too_wide[path] = width
+
+    assert too_wide == {}
+
+
+def test_the_hubs_request_payment_is_on_screen_on_a_phone(live_server, clinic, chromium_page):
+    page = chromium_page(PHONE)
+    page.goto(live_server.url + reverse("patients:hub"))
+
+    button = page.get_by_role("link", name="Request payment from Maximiliano Hernández-Villanueva")
+    box = button.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+
+
+def test_the_dashboards_totals_and_first_rows_are_above_the_fold(live_server, clinic, chromium_page):
+    page = chromium_page(DESKTOP)
+    page.goto(live_server.url + reverse("transactions:dashboard") + "?status=succeeded&kind=copay")
+
+    bottoms = {
+        "totals": page.locator(".totals").bounding_box(),
+        "third row": page.locator("#transaction-results tbody tr").nth(2).bounding_box(),
+    }
+    assert {name: box["y"] + box["height"] <= DESKTOP["height"] for name, box in bottoms.items()} == {
+        "totals": True, "third row": True,
+    }

@@ -1,0 +1,53 @@
+"""The payment panels of the patient profile and the Hub: requests, transactions and cards on file.
+
+ehr_sync owns the patient pages and sits below transactions, so it cannot read payments itself;
+``TransactionsConfig.ready`` registers these partials and their context with
+``ehr_sync.patient_panels`` and the patient pages render them in their slots.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+from ehr_sync.models import Patient
+from ehr_sync.patient_panels import PatientPanels
+
+from ..enums import PaymentRequestStatus
+from ..forms.saved_cards import SavedCardChargeForm, SavedCardHoldForm
+from ..selectors.patients import patient_requestable_appointments, patient_transactions
+from ..selectors.payment_requests import payment_requests_of_patient
+from ..selectors.saved_cards import card_on_file_offered, saved_cards_active
+
+_TEMPLATES = "transactions/patient_panels"
+
+
+def patient_payment_context(request: HttpRequest, patient: Patient) -> dict:
+    """What the payment panels of ``patient``'s profile show to the signed-in member."""
+    membership = request.membership
+    organization = request.organization
+    cards_offered = card_on_file_offered(organization)
+    return {
+        "card_on_file_offered": cards_offered,
+        "saved_cards": saved_cards_active(organization=organization, patient=patient) if cards_offered else [],
+        "card_charge_form": SavedCardChargeForm(membership=membership) if cards_offered else None,
+        "card_hold_form": SavedCardHoldForm(membership=membership, patient=patient) if cards_offered else None,
+        "requestable_appointment_ids": set(
+            patient_requestable_appointments(membership=membership, patient=patient).values_list("id", flat=True)
+        ),
+        "payment_requests": payment_requests_of_patient(membership=membership, patient=patient),
+        "transactions": patient_transactions(membership=membership, patient=patient),
+        "open_status": PaymentRequestStatus.OPEN,
+    }
+
+
+PAYMENT_PANELS = PatientPanels(
+    templates={
+        "hub_row_actions": f"{_TEMPLATES}/_hub_row_actions.html",
+        "profile_actions": f"{_TEMPLATES}/_profile_actions.html",
+        "balance_actions": f"{_TEMPLATES}/_balance_actions.html",
+        "before_appointments": f"{_TEMPLATES}/_saved_cards.html",
+        "appointment_actions": f"{_TEMPLATES}/_appointment_actions.html",
+        "after_appointments": f"{_TEMPLATES}/_requests_and_transactions.html",
+    },
+    profile_context=patient_payment_context,
+)
