@@ -255,6 +255,7 @@ def test_tunables_keep_their_defaults():
         "payment-requests-expire": 15 * 60,
         "stripe-events-recover": 10 * 60,
         "transaction-exports-expire": 60 * 60,
+        "authorizations-release-for-missed-visits": 15 * 60,
     }
 
 

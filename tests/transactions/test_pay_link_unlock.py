@@ -8,9 +8,10 @@ import zoneinfo
 import pytest
 from django.test import Client
 from django.urls import reverse
-from django.utils import dateformat, timezone
+from django.utils import timezone
 
 from lumapay import sms
+from lumapay.dates import format_datetime
 from lumapay.models import AuditEvent
 from org_profile.access import AccessDenied
 from transactions.errors import PaymentRequestError, PaymentRequestStateError
@@ -163,7 +164,7 @@ def test_resend_refuses_to_send_a_locked_link(organization, administrator, locke
         payment_request_resend(organization=organization, actor=administrator, payment_request=locked_request)
 
     assert refused.value.message == (
-        f"This request's link is locked until {dateformat.format(local, 'M j, Y g:i A T')} after too many wrong "
+        f"This request's link is locked until {format_datetime(local, LA)} after too many wrong "
         "dates of birth: re-sending would send the locked link. Unlock it, or send a fresh link."
     )
     assert _state(locked_request) == before
@@ -185,7 +186,7 @@ def test_the_request_page_says_the_link_is_locked_and_until_when(client_for, man
     assert '<span class="status status-locked">Link locked</span>' in body
     assert "Awaiting payment" not in body
     assert (
-        f"The payment link is locked until {dateformat.format(local, 'M j, Y g:i A T')} after too many wrong dates of birth."
+        f"The payment link is locked until {format_datetime(local, LA)} after too many wrong dates of birth."
     ) in body
     assert f'action="{reverse("transactions:payment_request_unlock", args=[locked_request.pk])}"' in body
     assert f'action="{reverse("transactions:payment_request_replace_link", args=[locked_request.pk])}"' in body

@@ -11,7 +11,6 @@ import datetime
 import logging
 import smtplib
 import uuid
-import zoneinfo
 from email.utils import formataddr, make_msgid, parseaddr
 
 from anymail.exceptions import AnymailError
@@ -19,15 +18,16 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
-from django.utils import dateformat, timezone, translation
+from django.utils import timezone, translation
 
 from ehr_sync.models import Appointment, Patient
 from lumapay.audit import actor_from, audit_event_record
-from lumapay.task_queue import task_enqueue_on_commit
+from lumapay.dates import format_datetime
 from lumapay.enums import AuditAction
 from lumapay.models import ActorType
 from lumapay.money import format_cents
 from lumapay.sms import SmsDeliveryError, sms_send
+from lumapay.task_queue import task_enqueue_on_commit
 from org_profile.access import MANAGERS, AccessDenied, staff_access
 from org_profile.models import Location, Organization
 
@@ -150,7 +150,7 @@ def payment_request_resend(*, organization: Organization, actor, payment_request
             raise PaymentRequestStateError("This request's link has expired: send a new request instead.")
         if locked.verification_locked_until and locked.verification_locked_until > now:
             raise PaymentRequestStateError(
-                f"This request's link is locked until {_local_time(locked.verification_locked_until, organization)} "
+                f"This request's link is locked until {format_datetime(locked.verification_locked_until, organization)} "
                 "after too many wrong dates of birth: re-sending would send the locked link. "
                 "Unlock it, or send a fresh link."
             )
@@ -388,15 +388,6 @@ def _link_manager_check(*, organization: Organization, actor, payment_request: P
         roles=MANAGERS,
         denied={AccessDenied.ROLE: "Only managers and administrators can unlock a payment link or send a fresh one."},
     )
-
-
-def _local_time(moment: datetime.datetime, organization: Organization) -> str:
-    """A moment as the clinic reads it, in the organization's time zone."""
-    try:
-        zone = zoneinfo.ZoneInfo(organization.timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        zone = zoneinfo.ZoneInfo(settings.TIME_ZONE)
-    return dateformat.format(timezone.localtime(moment, zone), "M j, Y g:i A T")
 
 
 def _open_check(payment_request: PaymentRequest, *, refusals: dict[str, str]) -> None:

@@ -1,0 +1,148 @@
+"""What the browser tests share: page checks (axe-core, phone width), signing in, paying.
+
+Steps find things as people do, by role, label and visible text, not by CSS classes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from dataclasses import dataclass, field
+
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Page, expect
+
+PASSWORD = "correct horse battery"  # tests/factories.py's UserFactory
+DESKTOP = {"width": 1366, "height": 900}
+PHONE = {"width": 390, "height": 844}
+PHONE_WIDTH = PHONE["width"]
+CARD_YEAR = str(datetime.date.today().year + 3)
+SUCCEEDS = "4242 4242 4242 4242"
+DECLINED = "4000 0000 0000 0002"
+AUTHENTICATE = "4000 0025 0000 3155"
+
+_axe = Axe()
+
+# Lists, per element, what sticks out past the right edge of a 390 px window.
+_OVERFLOW_SCRIPT = """() => {
+  const width = window.innerWidth;
+  const scroll = document.scrollingElement.scrollWidth;
+  // Does a scrolling or clipping ancestor hide the element's overflow? An absolutely positioned
+  // element escapes every such ancestor below its containing block (its nearest positioned one).
+  const clipped = (element) => {
+    let position = getComputedStyle(element).position;
+    if (position === 'fixed') return false;
+    for (let up = element.parentElement; up && up !== document.documentElement; up = up.parentElement) {
+      const style = getComputedStyle(up);
+      if (position === 'absolute') {
+        if (style.position === 'static') continue;
+        position = style.position;
+      }
+      if (style.overflowX !== 'visible') return true;
+    }
+    return false;
+  };
+  const sticksOut = (element) => {
+    const box = element.getBoundingClientRect();
+    return box.width > 0 && box.right > width + 1 && !clipped(element);
+  };
+  const wide = [];
+  if (scroll > width) {
+    for (const element of document.body.querySelectorAll('*')) {
+      if (!sticksOut(element) || (element.parentElement !== document.body && sticksOut(element.parentElement))) continue;
+      const name = element.id ? '#' + element.id : element.tagName.toLowerCase()
+        + (typeof element.className === 'string' && element.className.trim()
+           ? '.' + element.className.trim().split(/\\s+/).join('.') : '');
+      const text = element.textContent.trim().slice(0, 40);
+      const right = Math.round(element.getBoundingClientRect().right);
+      wide.push(name + (text ? ' "' + text + '"' : '') + ' (right edge ' + right + ' px)');
+      if (wide.length >= 5) break;
+    }
+  }
+  return {width, scroll, wide};
+}"""
+
+
+@dataclass
+class PageChecks:
+    """Checks each page a journey visits; a journey ends with ``assert_clean()``.
+
+    A problem is recorded, not raised, so one journey reports every page that fails (and a
+    journey that breaks half-way still lists what it found, with its screenshots).
+    """
+
+    problems: list[str] = field(default_factory=list)
+
+    def check(self, page: Page, name: str) -> None:
+        """axe-core on the page as shown (0 violations of any impact), then no sideways scroll at 390 px."""
+        page.wait_for_load_state()
+        results = _axe.run(page).response
+        for violation in results["violations"]:
+            targets = "; ".join(", ".join(node["target"]) for node in violation["nodes"][:5])
+            self.problems.append(
+                f"{name} ({_path(page)}): axe {violation['id']} ({violation['impact']}): {violation['help']} — {targets}"
+            )
+        self._check_phone_width(page, name)
+
+    def _check_phone_width(self, page: Page, name: str) -> None:
+        viewport = page.viewport_size
+        if viewport["width"] != PHONE_WIDTH:
+            page.set_viewport_size(PHONE)
+        try:
+            measured = page.evaluate(_OVERFLOW_SCRIPT)
+        finally:
+            if viewport["width"] != PHONE_WIDTH:
+                page.set_viewport_size(viewport)
+        if measured["scroll"] > measured["width"]:
+            self.problems.append(
+                f"{name} ({_path(page)}): scrolls sideways at {PHONE_WIDTH} px "
+                f"(content {measured['scroll']} px wide): {', '.join(measured['wide']) or 'no single element found'}"
+            )
+
+    def assert_clean(self) -> None:
+        assert self.problems == [], "Pages failed their checks:\n" + "\n".join(self.problems)
+
+
+def _path(page: Page) -> str:
+    return re.sub(r"^https?://[^/]+", "", page.url)
+
+
+# -- staff ------------------------------------------------------------------------------------------
+
+
+def sign_in(page: Page, user, checks: PageChecks | None = None) -> None:
+    """Sign in from the sign-in page with the factories' password; lands on the dashboard."""
+    page.goto("/accounts/login/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sign in to LumaPay")
+    if checks is not None:
+        checks.check(page, "sign-in")
+    page.get_by_label("E-mail address").fill(user.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Transactions", level=1)).to_be_visible()
+
+
+def sign_out(page: Page) -> None:
+    page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(re.compile(r"/accounts/(login|logout)/"))
+
+
+# -- the patient ------------------------------------------------------------------------------------
+
+
+def date_of_birth_enter(page: Page, date: datetime.date) -> None:
+    page.get_by_role("textbox", name=re.compile("^(Month|Mes)$")).fill(f"{date.month:02d}")
+    page.get_by_role("textbox", name=re.compile("^(Day|Día)$")).fill(f"{date.day:02d}")
+    page.get_by_role("textbox", name=re.compile("^(Year|Año)$")).fill(str(date.year))
+
+
+def card_enter(page: Page, number: str, *, cvc: str = "123") -> None:
+    """Type a test card on the Sandbox's hosted checkout (the Sandbox's page is English only)."""
+    page.get_by_label("Card number").fill(number)
+    page.get_by_label("Expiry month").fill("12")
+    page.get_by_label("Expiry year").fill(CARD_YEAR)
+    page.get_by_label("CVC").fill(cvc)
+
+
+def sandbox_pay_button(page: Page, amount: str):
+    return page.get_by_role("button", name=f"Pay {amount}", exact=True)
