@@ -78,7 +78,8 @@ WSGI_APPLICATION = "lumapay.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        # The Sandbox processor's hosted pages live with it, in a module of the transactions app.
+        "DIRS": [BASE_DIR / "templates", BASE_DIR / "transactions" / "sandbox" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

@@ -11,7 +11,7 @@ urlpatterns = [
     path("accounts/", include("org_profile.urls")),
     path("patients/", include("ehr_sync.urls")),
     path("pay/", include("transactions.pay_urls")),
-    path("sandbox/", include("transactions.sandbox_urls")),
+    path("sandbox/", include("transactions.sandbox.urls")),
     path("webhooks/", include("transactions.webhook_urls")),
     path("dev/outbox/", dev_outbox, name="dev_outbox"),
     path("", include("transactions.urls")),

@@ -8,6 +8,8 @@ class TransactionsConfig(AppConfig):
     def ready(self) -> None:
         from ehr_sync.patient_panels import patient_panels_register
 
+        # Registers the tasks that services queue by name (``lumapay.task_queue.task_enqueue_on_commit``).
+        from . import tasks  # noqa: F401
         from .views.patient_panels import PAYMENT_PANELS
 
         patient_panels_register(PAYMENT_PANELS)

@@ -30,12 +30,10 @@ from .enums import (
     PaymentRequestKind,
     PaymentRequestStatus,
     RefundStatus,
-    SandboxSessionStatus,
     TransactionEventKind as Kind,
     TransactionStatus,
 )
 from .gateways.base import ChargeFact, RefundFact
-from .gateways.sandbox import DECLINES, SESSION_LIFETIME, TEST_CARDS
 from .models import (
     PaymentRequest,
     PaymentRequestDelivery,
@@ -46,6 +44,8 @@ from .models import (
     Transaction,
     TransactionEvent,
 )
+from .sandbox.enums import SandboxSessionStatus
+from .sandbox.processor import DECLINES, SESSION_LIFETIME, TEST_CARDS
 from .services.ledger import transaction_recalculate
 from .services.ledger_facts import charge_event_key, refund_event_key
 from .services.transaction_open import transaction_build

@@ -91,13 +91,6 @@ class GatewayEventStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
-class SandboxSessionStatus(models.TextChoices):
-    OPEN = "open", _("Open")
-    AWAITING_AUTHENTICATION = "awaiting_authentication", _("Awaiting authentication")
-    COMPLETE = "complete", _("Complete")
-    EXPIRED = "expired", _("Expired")
-
-
 class ExportStatus(models.TextChoices):
     QUEUED = "queued", _("Queued")
     RUNNING = "running", _("Preparing")

@@ -6,7 +6,7 @@ and after the test fails it if any request LumaPay sent to Stripe carried a pati
 
 import pytest
 
-from transactions.gateways import stripe as stripe_gateway
+from transactions.gateways.stripe import client as stripe_gateway
 
 from ..stripe_support import (
     PUBLISHABLE_KEY,

@@ -14,6 +14,7 @@ from ehr_sync.models import Patient
 from org_profile.models import Location
 from transactions.enums import PaymentRequestKind
 from transactions.gateways.sandbox import SandboxGateway
+from transactions.sandbox import processor as sandbox_processor
 from transactions.models import Transaction
 from transactions.services.ledger_facts import charge_fact_record
 from transactions.services.transaction_open import transaction_open
@@ -59,7 +60,7 @@ def card_pay(transaction: Transaction, *, card_number: str = SUCCEEDS) -> Transa
     """Submit a test card on the transaction's checkout and record what the Sandbox says."""
     gateway = SandboxGateway()
     with TestCase.captureOnCommitCallbacks(execute=True):
-        gateway.card_submit(
+        sandbox_processor.card_submit(
             session_id=transaction.gateway_checkout_id,
             card_number=card_number,
             expiry_month="12",

@@ -1,6 +1,7 @@
 """The event path: a gateway's webhook is verified, stored raw once, processed in its own
 transaction, and can be replayed."""
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -13,8 +14,10 @@ from django.db import OperationalError
 
 from lumapay.models import AuditEvent
 from transactions.enums import GatewayEventStatus, PaymentRequestStatus, TransactionEventKind as Kind
-from transactions.gateways.base import GatewayUnavailable
+from transactions.gateways.base import GatewayUnavailable, LedgerFact
+from transactions.gateways.sandbox import SandboxGateway
 from transactions.models import GatewayEvent, SandboxCharge, Transaction, TransactionEvent
+from transactions.sandbox import processor as sandbox_processor
 from transactions.services import gateway_events
 from transactions.services.gateway_events import (
     GatewayEventReplayFailed,
@@ -27,6 +30,12 @@ from transactions.services.payments import checkout_begin
 from .pay_support import payment_request_make
 
 pytestmark = pytest.mark.django_db
+
+
+def _ledger_facts_applied_by(monkeypatch, apply) -> None:
+    """Apply ledger facts with ``apply`` instead (a failure to record), for this test only."""
+    kind = dataclasses.replace(gateway_events.FACT_KINDS[LedgerFact], apply=apply)
+    monkeypatch.setitem(gateway_events.FACT_KINDS, LedgerFact, kind)
 
 URL = "/webhooks/sandbox/"
 
@@ -50,12 +59,10 @@ def _post(client, event: dict, *, secret: str, timestamp: int | None = None, bod
 @pytest.fixture
 def paid_charge(organization, django_capture_on_commit_callbacks):
     """A request whose checkout the patient paid at the Sandbox, before any event reached us."""
-    from transactions.gateways.sandbox import SandboxGateway
-
     payment_request = payment_request_make(organization=organization, amount_cents=4500)
     start = checkout_begin(payment_request=payment_request, ip_address="127.0.0.1")
     with django_capture_on_commit_callbacks(execute=False):
-        SandboxGateway().card_submit(
+        sandbox_processor.card_submit(
             session_id=start.checkout_id, card_number="4242424242424242", expiry_month="12", expiry_year="2040", cvc="123"
         )
     return SandboxCharge.objects.get(session_id=start.checkout_id)
@@ -172,12 +179,10 @@ def test_the_same_event_delivered_twice_is_one_row_and_one_ledger_event(
 
 
 def test_the_sandbox_delivery_itself_goes_through_this_path_once(paid_charge, django_capture_on_commit_callbacks):
-    from transactions.gateways.sandbox import SandboxGateway
-
     payment_request = payment_request_make(organization=paid_charge.session.organization)
     start = checkout_begin(payment_request=payment_request, ip_address=None)
     with django_capture_on_commit_callbacks(execute=False) as deliveries:
-        SandboxGateway().card_submit(
+        sandbox_processor.card_submit(
             session_id=start.checkout_id, card_number="4242424242424242", expiry_month="12", expiry_year="2040", cvc="123"
         )
     with django_capture_on_commit_callbacks(execute=True):
@@ -190,6 +195,28 @@ def test_the_sandbox_delivery_itself_goes_through_this_path_once(paid_charge, dj
     assert list(TransactionEvent.objects.filter(transaction=transaction).values_list("kind", flat=True)) == [
         Kind.CHARGE_REQUESTED,
         Kind.CHARGE_SUCCEEDED,
+    ]
+
+
+def test_the_sandbox_posts_its_events_to_the_webhook_which_refuses_a_bad_signature(
+    paid_charge, monkeypatch, django_capture_on_commit_callbacks, caplog
+):
+    payment_request = payment_request_make(organization=paid_charge.session.organization)
+    start = checkout_begin(payment_request=payment_request, ip_address=None)
+    with django_capture_on_commit_callbacks(execute=False) as deliveries:
+        sandbox_processor.card_submit(
+            session_id=start.checkout_id, card_number="4242424242424242", expiry_month="12", expiry_year="2040", cvc="123"
+        )
+    monkeypatch.setattr(sandbox_processor, "event_signature", lambda body, timestamp: f"t={timestamp},v1={'0' * 64}")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        deliveries[0]()
+
+    assert GatewayEvent.objects.count() == 0
+    assert "the webhook answered 400" in caplog.text
+    transaction = Transaction.objects.get(gateway_checkout_id=start.checkout_id)
+    assert list(TransactionEvent.objects.filter(transaction=transaction).values_list("kind", flat=True)) == [
+        Kind.CHARGE_REQUESTED
     ]
 
 
@@ -239,7 +266,7 @@ def test_a_failure_is_recorded_and_a_replay_applies_the_event(settings, paid_cha
     def broken_apply(**kwargs):
         raise ValueError("the ledger is not reachable in this test")
 
-    monkeypatch.setattr(gateway_events, "ledger_fact_apply", broken_apply)
+    _ledger_facts_applied_by(monkeypatch, broken_apply)
     with django_capture_on_commit_callbacks(execute=True):
         stored = gateway_event_receive(gateway="sandbox", body=body, headers=headers)
     stored.refresh_from_db()
@@ -256,7 +283,7 @@ def test_a_failure_is_recorded_and_a_replay_applies_the_event(settings, paid_cha
     stored.refresh_from_db()
     assert (stored.status, stored.attempts) == (GatewayEventStatus.FAILED, 2)
 
-    monkeypatch.setattr(gateway_events, "ledger_fact_apply", real_apply)
+    _ledger_facts_applied_by(monkeypatch, real_apply)
     with django_capture_on_commit_callbacks(execute=True):
         replayed = gateway_event_replay(gateway_event_id=stored.pk)
 
@@ -281,7 +308,7 @@ def test_a_transient_failure_is_recorded_and_raised_for_the_task_to_retry(settin
         raise GatewayUnavailable("The gateway timed out.")
 
     stored = gateway_event_receive(gateway="sandbox", body=body, headers=headers)
-    monkeypatch.setattr(gateway_events, "ledger_fact_apply", unavailable)
+    _ledger_facts_applied_by(monkeypatch, unavailable)
 
     with pytest.raises(GatewayUnavailable):
         gateway_event_process(gateway_event_id=stored.pk)
@@ -295,7 +322,7 @@ def test_a_transient_failure_is_recorded_and_raised_for_the_task_to_retry(settin
     def database_gone(**kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(gateway_events, "ledger_fact_apply", database_gone)
+    _ledger_facts_applied_by(monkeypatch, database_gone)
     with pytest.raises(OperationalError):
         gateway_event_process(gateway_event_id=stored.pk)
     stored.refresh_from_db()
@@ -306,12 +333,12 @@ def test_a_failed_event_delivered_again_is_queued_again(settings, paid_charge, m
     body = json.dumps(_charge_event(paid_charge)).encode()
     headers = {"Sandbox-Signature": _signed(body, secret=settings.SANDBOX_WEBHOOK_SECRET)}
     real_apply = gateway_events.ledger_fact_apply
-    monkeypatch.setattr(gateway_events, "ledger_fact_apply", lambda **kwargs: (_ for _ in ()).throw(ValueError("boom")))
+    _ledger_facts_applied_by(monkeypatch, lambda **kwargs: (_ for _ in ()).throw(ValueError("boom")))
     with django_capture_on_commit_callbacks(execute=True):
         gateway_event_receive(gateway="sandbox", body=body, headers=headers)
     assert GatewayEvent.objects.get().status == GatewayEventStatus.FAILED
 
-    monkeypatch.setattr(gateway_events, "ledger_fact_apply", real_apply)
+    _ledger_facts_applied_by(monkeypatch, real_apply)
     with django_capture_on_commit_callbacks(execute=True):
         again = gateway_event_receive(gateway="sandbox", body=body, headers=headers)
 
@@ -324,7 +351,7 @@ def test_the_replay_command_replays_failed_events(settings, paid_charge, monkeyp
     body = json.dumps(_charge_event(paid_charge)).encode()
     headers = {"Sandbox-Signature": _signed(body, secret=settings.SANDBOX_WEBHOOK_SECRET)}
     real_apply = gateway_events.ledger_fact_apply
-    monkeypatch.setattr(gateway_events, "ledger_fact_apply", lambda **kwargs: (_ for _ in ()).throw(ValueError("boom")))
+    _ledger_facts_applied_by(monkeypatch, lambda **kwargs: (_ for _ in ()).throw(ValueError("boom")))
     with django_capture_on_commit_callbacks(execute=True):
         stored = gateway_event_receive(gateway="sandbox", body=body, headers=headers)
 
@@ -332,7 +359,7 @@ def test_the_replay_command_replays_failed_events(settings, paid_charge, monkeyp
         call_command("replay_gateway_events", "--status", "failed")
     assert f"event {stored.pk} (charge.succeeded): failed: Event evt_sbx_test_1 failed again: ValueError: boom" in capsys.readouterr().err
 
-    monkeypatch.setattr(gateway_events, "ledger_fact_apply", real_apply)
+    _ledger_facts_applied_by(monkeypatch, real_apply)
     with django_capture_on_commit_callbacks(execute=True):
         call_command("replay_gateway_events", "--status", "failed")
 
@@ -342,3 +369,56 @@ def test_the_replay_command_replays_failed_events(settings, paid_charge, monkeyp
         call_command("replay_gateway_events")
     with pytest.raises(CommandError, match="No gateway event with id 999999"):
         call_command("replay_gateway_events", "999999")
+
+
+@dataclasses.dataclass(frozen=True)
+class _PayoutFact:
+    """A kind of fact LumaPay does not apply yet (payouts come next)."""
+
+    payout_id: str
+
+
+def test_each_kind_of_fact_is_applied_through_its_entry_in_the_table(
+    settings, paid_charge, monkeypatch, django_capture_on_commit_callbacks
+):
+    organization_id = paid_charge.session.organization_id
+    event = {
+        "id": "evt_sbx_payout_1",
+        "type": "payout.paid",
+        "created": int(time.time()),
+        "account": organization_id,
+        "data": {"object": {"id": "po_sbx_1"}},
+    }
+    body = json.dumps(event).encode()
+    headers = {"Sandbox-Signature": _signed(body, secret=settings.SANDBOX_WEBHOOK_SECRET)}
+    monkeypatch.setattr(
+        SandboxGateway, "facts_from_payload", lambda self, *, payload: [_PayoutFact(payout_id=payload["data"]["object"]["id"])]
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        stored = gateway_event_receive(gateway="sandbox", body=body, headers=headers)
+    stored.refresh_from_db()
+    without_an_entry = (stored.status, stored.error_message, stored.organization_id)
+
+    applied = []
+    monkeypatch.setitem(
+        gateway_events.FACT_KINDS,
+        _PayoutFact,
+        gateway_events.FactKind(
+            apply=lambda *, gateway, fact, gateway_event_id: applied.append((gateway, fact, gateway_event_id)) or True,
+            organization_id=lambda *, gateway, fact: organization_id,
+        ),
+    )
+    replayed = gateway_event_replay(gateway_event_id=stored.pk)
+
+    assert without_an_entry == (
+        GatewayEventStatus.FAILED,
+        "LookupError: Nothing applies a _PayoutFact: it has no entry in FACT_KINDS.",
+        None,
+    )
+    assert (replayed.status, replayed.attempts, replayed.organization_id) == (
+        GatewayEventStatus.PROCESSED,
+        2,
+        organization_id,
+    )
+    assert applied == [("sandbox", _PayoutFact(payout_id="po_sbx_1"), "evt_sbx_payout_1")]
+    assert _stored() == (1, 0)

@@ -6,6 +6,7 @@ from lumapay.models import ActorType
 from transactions.enums import RefundStatus, TransactionEventKind as Kind, TransactionStatus
 from transactions.gateways.base import RefundFact
 from transactions.gateways.sandbox import SandboxGateway
+from transactions.sandbox import processor as sandbox_processor
 from transactions.models import Refund, Transaction, TransactionEvent
 from transactions.services.ledger import transaction_event_append, transaction_recalculate
 from transactions.services.ledger_facts import charge_fact_record, refund_fact_record
@@ -40,7 +41,7 @@ def test_the_same_event_appended_twice_is_written_once(organization):
 
 def test_a_charge_fact_recorded_twice_gives_one_event(organization):
     transaction = checkout_transaction(organization=organization, amount_cents=4000)
-    SandboxGateway().card_submit(
+    sandbox_processor.card_submit(
         session_id=transaction.gateway_checkout_id, card_number="4242424242424242", expiry_month="12",
         expiry_year="2030", cvc="123",
     )

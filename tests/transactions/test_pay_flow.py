@@ -13,11 +13,11 @@ from lumapay.models import AuditEvent
 from transactions.enums import (
     GatewayEventStatus,
     PaymentRequestStatus,
-    SandboxSessionStatus,
     TransactionEventKind as Kind,
     TransactionStatus,
 )
 from transactions.models import GatewayEvent, SandboxCharge, SandboxCheckoutSession, Transaction, TransactionEvent
+from transactions.sandbox.enums import SandboxSessionStatus
 
 from .pay_support import (
     AUTHENTICATE,
@@ -287,7 +287,7 @@ def test_a_checkout_about_to_close_is_closed_at_the_gateway_and_replaced(client,
 
     from django.utils import timezone
 
-    from transactions.enums import SandboxSessionStatus
+    from transactions.sandbox.enums import SandboxSessionStatus
 
     payment_request = payment_request_make(organization=organization)
     verified(client, payment_request)

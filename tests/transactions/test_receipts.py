@@ -8,8 +8,8 @@ from django.utils import translation
 
 from lumapay.dates import format_datetime
 from lumapay.models import AuditEvent
-from transactions.gateways.sandbox import SandboxGateway
 from transactions.models import Transaction
+from transactions.sandbox import processor as sandbox_processor
 from transactions.services.payments import checkout_begin, checkout_outcome_record
 from transactions.services.receipts import receipt_email_send
 
@@ -24,7 +24,7 @@ def _paid(organization, django_capture_on_commit_callbacks, *, patient=None, car
     payment_request = payment_request_make(organization=organization, patient=patient, amount_cents=4500)
     start = checkout_begin(payment_request=payment_request, ip_address=None)
     with django_capture_on_commit_callbacks(execute=False):
-        SandboxGateway().card_submit(
+        sandbox_processor.card_submit(
             session_id=start.checkout_id, card_number=card, expiry_month="12", expiry_year="2040", cvc="123"
         )
         transaction = Transaction.objects.get(gateway_checkout_id=start.checkout_id)
@@ -133,7 +133,7 @@ def test_the_task_after_a_charge_sends_it(organization, django_capture_on_commit
     payment_request = payment_request_make(organization=organization)
     start = checkout_begin(payment_request=payment_request, ip_address=None)
     with django_capture_on_commit_callbacks(execute=True):
-        SandboxGateway().card_submit(
+        sandbox_processor.card_submit(
             session_id=start.checkout_id, card_number="4242424242424242", expiry_month="12", expiry_year="2040", cvc="123"
         )
 

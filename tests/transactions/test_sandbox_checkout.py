@@ -1,16 +1,19 @@
 """The Sandbox processor's hosted checkout page."""
 
 import datetime
+import re
+from html.parser import HTMLParser
 
 import pytest
 from django.test import Client
 from django.utils import timezone
 
-from transactions.enums import SandboxSessionStatus
-from transactions.gateways.sandbox import SandboxGateway
+from transactions.enums import TransactionStatus
 from transactions.models import GatewayEvent, SandboxCharge, SandboxCheckoutSession, Transaction
+from transactions.sandbox import processor as sandbox_processor
+from transactions.sandbox.enums import SandboxSessionStatus
 
-from .pay_support import SUCCEEDS, card_fields, checkout_path, pay_url, payment_request_make, text, verified
+from .pay_support import AUTHENTICATE, SUCCEEDS, card_fields, checkout_path, pay_url, payment_request_make, text, verified
 
 pytestmark = pytest.mark.django_db
 
@@ -20,6 +23,45 @@ def sandbox_path(client, organization):
     payment_request = payment_request_make(organization=organization, amount_cents=12345)
     verified(client, payment_request)
     return checkout_path(client, payment_request)
+
+
+def _card_form_target(response, page_path: str) -> str:
+    """Where a browser sends the card form of this page: its action, else the page's own address."""
+    form = re.search(r'<form method="post"(?: action="([^"]*)")? novalidate>', text(response))
+    return form.group(1) or page_path
+
+
+class _Landmarks(HTMLParser):
+    """The page's h1 headings, and the elements directly in <body> (what axe's ``region`` rule
+    wants inside a landmark)."""
+
+    def __init__(self):
+        super().__init__()
+        self.depth, self.in_body, self.body_children, self.h1_count = 0, False, [], 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "h1":
+            self.h1_count += 1
+        if tag == "body":
+            self.in_body, self.depth = True, 0
+            return
+        if self.in_body:
+            if self.depth == 0:
+                self.body_children.append((tag, dict(attrs).get("class", "")))
+            if tag not in ("input", "br", "img", "meta", "link"):
+                self.depth += 1
+
+    def handle_endtag(self, tag):
+        if tag == "body":
+            self.in_body = False
+        elif self.in_body and tag not in ("input", "br", "img", "meta", "link"):
+            self.depth -= 1
+
+
+def _landmarks(response) -> _Landmarks:
+    parser = _Landmarks()
+    parser.feed(text(response))
+    return parser
 
 
 def _nothing_charged():
@@ -129,7 +171,7 @@ def test_a_tap_that_raced_the_payment_lands_on_the_confirmation(
     stale = SandboxCheckoutSession.objects.get(pk=session.pk)
     with django_capture_on_commit_callbacks(execute=True):
         client.post(sandbox_path, card_fields(SUCCEEDS))
-    monkeypatch.setattr(SandboxGateway, "session_get", lambda self, session_id: stale)
+    monkeypatch.setattr(sandbox_processor, "session_get", lambda session_id: stale)
 
     # when it reaches the processor
     response = client.post(sandbox_path, card_fields(SUCCEEDS))
@@ -159,3 +201,43 @@ def test_the_authentication_page_without_a_pending_card_goes_back_to_the_form(cl
     assert response["Location"] == sandbox_path
     assert client.post(f"{sandbox_path}authenticate/", {"result": "pass"})["Location"] == sandbox_path
     assert SandboxCharge.objects.count() == 0
+
+
+def test_after_a_failed_authentication_the_patient_sees_why_and_the_next_card_is_charged(
+    client, sandbox_path, django_capture_on_commit_callbacks
+):
+    authenticate_path = f"{sandbox_path}authenticate/"
+    client.post(sandbox_path, card_fields(AUTHENTICATE))
+    with django_capture_on_commit_callbacks(execute=True):
+        failed = client.post(authenticate_path, {"result": "fail"})
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(_card_form_target(failed, authenticate_path), card_fields(SUCCEEDS))
+
+    assert failed.status_code == 402
+    assert "We could not authenticate your payment method. Choose another payment method and try again." in text(failed)
+    assert "Nothing was charged. Try another card." in text(failed)
+    session = SandboxCheckoutSession.objects.get()
+    assert (response.status_code, response["Location"]) == (302, session.success_url)
+    assert session.status == SandboxSessionStatus.COMPLETE
+    assert list(SandboxCharge.objects.order_by("created_at").values_list("card_last4", "is_paid")) == [
+        ("3155", False),
+        ("4242", True),
+    ]
+    assert list(GatewayEvent.objects.order_by("id").values_list("event_type", flat=True)) == [
+        "charge.failed",
+        "charge.succeeded",
+    ]
+    assert Transaction.objects.get().status == TransactionStatus.SUCCEEDED
+
+
+def test_the_checkout_and_authentication_pages_have_one_h1_and_everything_in_landmarks(client, sandbox_path):
+    checkout_page = client.get(sandbox_path)
+    client.post(sandbox_path, card_fields(AUTHENTICATE))
+    authenticate_page = client.get(f"{sandbox_path}authenticate/")
+
+    for response in (checkout_page, authenticate_page):
+        landmarks = _landmarks(response)
+        assert response.status_code == 200
+        assert landmarks.h1_count == 1
+        assert landmarks.body_children == [("a", "skip-link"), ("header", ""), ("main", "pay-shell sandbox-shell")]

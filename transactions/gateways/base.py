@@ -1,8 +1,8 @@
 """The one interface every payment gateway implements. Callers never know which one they have.
 
 A gateway starts a hosted checkout, reads a checkout's outcome, refunds, verifies the events it
-sends us, and turns those events into ledger facts (``LedgerFact``). Nothing here writes to our
-ledger: the services in ``transactions.services`` do, from the facts.
+sends us, and turns those events into facts (``GatewayFact``). Nothing here writes to our ledger,
+and no gateway imports a service: the services in ``transactions.services`` apply the facts.
 """
 
 from __future__ import annotations
@@ -86,17 +86,20 @@ class AccountFact:
 
 @dataclass(frozen=True)
 class LedgerFact:
-    """One fact from a gateway event, with what identifies our transaction.
-
-    ``account`` is the one fact that is not about a transaction: the clinic's account changed.
-    """
+    """One fact from a gateway event about one of our transactions, with the gateway's ids for it
+    (``transactions.selectors.gateway_events.gateway_transaction`` finds the transaction)."""
 
     checkout_id: str = ""
     charge_id: str = ""
     charge: ChargeFact | None = None
     refund: RefundFact | None = None
     dispute: DisputeFact | None = None
-    account: AccountFact | None = None
+
+
+# What a gateway event can tell us, one kind of fact a class: about a transaction's money
+# (``LedgerFact``) or about a clinic's account (``AccountFact``). Each kind has one entry in
+# ``transactions.services.gateway_events.FACT_KINDS``, which applies it.
+GatewayFact = LedgerFact | AccountFact
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ class VerifiedEvent:
     event_id: str
     event_type: str
     payload: dict
-    facts: list[LedgerFact] = field(default_factory=list)
+    facts: list[GatewayFact] = field(default_factory=list)
 
 
 class PaymentGateway(Protocol):
@@ -129,5 +132,8 @@ class PaymentGateway(Protocol):
     def event_verify(self, *, body: bytes, headers) -> VerifiedEvent:
         """Check a delivered event's signature and freshness; parse it into facts."""
 
-    def facts_from_payload(self, *, payload: dict) -> list[LedgerFact]:
-        """The ledger facts in an event already verified and stored (processing and replays)."""
+    def organization_id_for_event(self, payload: dict) -> int | None:
+        """The clinic an event comes from, when the gateway names it (None: its facts decide)."""
+
+    def facts_from_payload(self, *, payload: dict) -> list[GatewayFact]:
+        """The facts in an event already verified and stored (processing and replays)."""

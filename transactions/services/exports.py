@@ -38,6 +38,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from lumapay.audit import audit_event_record
+from lumapay.task_queue import task_enqueue_on_commit
 from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
@@ -48,7 +49,6 @@ from org_profile.models import Organization
 from ..enums import ExportStatus, PaymentRequestKind, TransactionStatus
 from ..filters import CARD_BRANDS, TransactionFilter, query_from_params
 from ..models import ExportedTransaction, Transaction, TransactionExport
-from ..tasks import transaction_export_build as transaction_export_build_task
 
 logger = logging.getLogger(__name__)
 
@@ -358,7 +358,7 @@ def transaction_export_request(
             expires_at=now + timedelta(hours=settings.EXPORT_TTL_HOURS),
         )
         export_id = export.pk
-        db_transaction.on_commit(lambda: transaction_export_build_task.delay(export_id))
+        task_enqueue_on_commit("transactions.tasks.transaction_export_build", export_id)
     return ExportResult(row_count=count, filename=export_filename(organization, now), export=export)
 
 

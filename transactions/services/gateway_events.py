@@ -1,27 +1,31 @@
-"""Events from payment gateways (webhooks, and the Sandbox's own deliveries).
+"""Events from payment gateways (Stripe's webhooks, and the Sandbox processor's, posted the same way).
 
 Receiving stores the verified event raw, once per (gateway, event id), and queues its processing
-after commit; processing runs in its own transaction, turns the stored payload into ledger facts and
-applies them through ``ledger_facts.ledger_fact_apply``, recording status, attempts and the error,
-so a failed event can be replayed by an operator.
+after commit; processing runs in its own transaction, turns the stored payload into facts and
+applies each through the entry of ``FACT_KINDS`` for its kind, recording status, attempts and the
+error, so a failed event can be replayed by an operator.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.db import DatabaseError, IntegrityError, OperationalError, transaction as db_transaction
 from django.utils import timezone
 
 from lumapay.audit import actor_from, audit_event_record
+from lumapay.task_queue import task_enqueue_on_commit
 from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 
 from ..enums import GatewayEventStatus
 from ..gateways import gateway_named
-from ..gateways.base import GatewayUnavailable, LedgerFact
-from ..models import GatewayEvent, Transaction
-from .ledger_facts import ledger_fact_apply
+from ..gateways.base import AccountFact, GatewayFact, GatewayUnavailable, LedgerFact
+from ..models import GatewayEvent
+from .ledger_facts import ledger_fact_apply, ledger_fact_organization_id
+from .stripe_connect import account_fact_apply, account_fact_organization_id
 
 logger = logging.getLogger(__name__)
 
@@ -31,24 +35,33 @@ TRANSIENT_ERRORS = (GatewayUnavailable, OperationalError)
 RECORDED_ERRORS = (ApplicationError, DatabaseError, LookupError, ValueError, TypeError)
 
 
-def _organization_id_for(gateway: str, facts: list[LedgerFact], payload: dict | None = None) -> int | None:
-    """The organization whose transaction the event is about, when it is one of ours.
+@dataclass(frozen=True)
+class FactKind:
+    """How one kind of fact is applied, and which clinic it concerns. Both take keyword
+    arguments ``gateway`` and ``fact``; ``apply`` also ``gateway_event_id`` and returns True when
+    it changed anything; ``organization_id`` returns None for a fact that is not about us."""
 
-    A gateway that knows its clinics by account (Stripe Connect) names the organization from
-    the event itself (``organization_id_for_event``); otherwise the facts' transaction decides.
-    """
-    by_account = getattr(gateway_named(gateway), "organization_id_for_event", None)
-    if by_account is not None and payload is not None:
-        organization_id = by_account(payload)
-        if organization_id is not None:
-            return organization_id
+    apply: Callable[..., bool]
+    organization_id: Callable[..., int | None]
+
+
+# One entry per kind of fact a gateway event can carry (``transactions.gateways.base.GatewayFact``).
+# A new kind (payouts next) is its fact class, the service that applies it, and one entry here.
+FACT_KINDS: dict[type, FactKind] = {
+    LedgerFact: FactKind(apply=ledger_fact_apply, organization_id=ledger_fact_organization_id),
+    AccountFact: FactKind(apply=account_fact_apply, organization_id=account_fact_organization_id),
+}
+
+
+def _organization_id_for(gateway: str, facts: list[GatewayFact], payload: dict) -> int | None:
+    """The organization the event is about, when it is one of ours: the one the gateway names
+    (a Stripe event comes from the clinic's connected account), else the one its facts concern."""
+    organization_id = gateway_named(gateway).organization_id_for_event(payload)
+    if organization_id is not None:
+        return organization_id
     for fact in facts:
-        candidates = Transaction.objects.none()
-        if fact.checkout_id:
-            candidates = Transaction.objects.filter(vendor=gateway, gateway_checkout_id=fact.checkout_id)
-        if fact.charge_id and not candidates.exists():
-            candidates = Transaction.objects.filter(vendor=gateway, gateway_charge_id=fact.charge_id)
-        organization_id = candidates.values_list("organization_id", flat=True).first()
+        kind = FACT_KINDS.get(type(fact))
+        organization_id = kind.organization_id(gateway=gateway, fact=fact) if kind is not None else None
         if organization_id is not None:
             return organization_id
     return None
@@ -111,11 +124,9 @@ def gateway_event_store_fetched(
 
 
 def _process_on_commit(gateway_event_id: int) -> None:
-    from ..tasks import gateway_event_process
-
     # robust: the event is stored; a failure to process it is recorded on the row, and it must not
     # turn the gateway's delivery (or the Sandbox checkout page that triggered it) into an error.
-    db_transaction.on_commit(lambda: gateway_event_process.delay(gateway_event_id), robust=True)
+    task_enqueue_on_commit("transactions.tasks.gateway_event_process", gateway_event_id, robust=True)
 
 
 def gateway_event_process(*, gateway_event_id: int) -> GatewayEvent:
@@ -132,7 +143,11 @@ def gateway_event_process(*, gateway_event_id: int) -> GatewayEvent:
                 return event
             facts = gateway_named(event.gateway).facts_from_payload(payload=event.payload)
             for fact in facts:
-                ledger_fact_apply(gateway=event.gateway, fact=fact, gateway_event_id=event.event_id)
+                kind = FACT_KINDS.get(type(fact))
+                if kind is None:
+                    # Recorded on the event, for a replay once something applies this kind.
+                    raise LookupError(f"Nothing applies a {type(fact).__name__}: it has no entry in FACT_KINDS.")
+                kind.apply(gateway=event.gateway, fact=fact, gateway_event_id=event.event_id)
             event.status = GatewayEventStatus.PROCESSED if facts else GatewayEventStatus.IGNORED
             event.attempts += 1
             event.error_message = ""

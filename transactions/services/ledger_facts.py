@@ -13,6 +13,7 @@ from django.db import transaction as db_transaction
 from django.utils import timezone
 
 from lumapay.audit import audit_event_record
+from lumapay.task_queue import task_enqueue_on_commit
 from lumapay.enums import AuditAction
 from lumapay.models import ActorType
 
@@ -20,6 +21,7 @@ from ..enums import DisputeStatus, PaymentRequestStatus, RefundStatus, Transacti
 from ..gateways.base import ChargeFact, DisputeFact, LedgerFact, RefundFact
 from ..locks import payment_request_lock, refund_lock, transaction_lock
 from ..models import Dispute, Refund, Transaction
+from ..selectors.gateway_events import gateway_transaction
 from .ledger import transaction_event_append
 
 logger = logging.getLogger(__name__)
@@ -44,8 +46,6 @@ def charge_fact_record(
         )
     if fact.status not in ("succeeded", "failed"):
         return False
-    from ..tasks import receipt_email_send
-
     with db_transaction.atomic():
         if transaction.payment_request_id:
             payment_request = payment_request_lock(payment_request_id=transaction.payment_request_id)
@@ -87,7 +87,7 @@ def charge_fact_record(
                     changes={"status": [old_status, PaymentRequestStatus.PAID]},
                 )
             # robust: a mail server that is down must not turn the patient's confirmation into an error.
-            db_transaction.on_commit(lambda: receipt_email_send.delay(locked.pk), robust=True)
+            task_enqueue_on_commit("transactions.tasks.receipt_email_send", locked.pk, robust=True)
         elif locked.charged_cents == 0:
             # Show the card that was declined, unless another card has already paid.
             locked.card_brand, locked.card_last4 = fact.card_brand, fact.card_last4
@@ -255,17 +255,9 @@ def dispute_fact_record(
 
 
 def ledger_fact_apply(*, gateway: str, fact: LedgerFact, gateway_event_id: str = "") -> bool:
-    """Apply one fact from a gateway event. Unknown transactions or refunds are logged and skipped
-    (an event for an object we never created must not fail the webhook)."""
-    if fact.account is not None:
-        from .stripe_connect import stripe_account_state_record
-
-        return stripe_account_state_record(fact=fact.account)
-    transaction = None
-    if fact.checkout_id:
-        transaction = Transaction.objects.filter(vendor=gateway, gateway_checkout_id=fact.checkout_id).first()
-    if transaction is None and fact.charge_id:
-        transaction = Transaction.objects.filter(vendor=gateway, gateway_charge_id=fact.charge_id).first()
+    """Apply one fact about a transaction from a gateway event. Unknown transactions or refunds are
+    logged and skipped (an event for an object we never created must not fail the webhook)."""
+    transaction = gateway_transaction(gateway=gateway, checkout_id=fact.checkout_id, charge_id=fact.charge_id)
     if transaction is None:
         logger.info("gateway %s event %s names no transaction of ours; skipped", gateway, gateway_event_id)
         return False
@@ -280,6 +272,12 @@ def ledger_fact_apply(*, gateway: str, fact: LedgerFact, gateway_event_id: str =
     if fact.dispute is not None:
         return dispute_fact_record(transaction=transaction, fact=fact.dispute, gateway_event_id=gateway_event_id)
     return False
+
+
+def ledger_fact_organization_id(*, gateway: str, fact: LedgerFact) -> int | None:
+    """The clinic whose transaction the fact is about (None: not one of ours)."""
+    transaction = gateway_transaction(gateway=gateway, checkout_id=fact.checkout_id, charge_id=fact.charge_id)
+    return transaction.organization_id if transaction is not None else None
 
 
 def _refund_for(transaction: Transaction, fact: RefundFact) -> Refund | None:

@@ -8,7 +8,6 @@ request is never deleted: cancelled and expired requests stay on record.
 from __future__ import annotations
 
 import datetime
-import functools
 import logging
 import smtplib
 import uuid
@@ -28,6 +27,7 @@ from lumapay.enums import AuditAction
 from lumapay.models import ActorType
 from lumapay.money import format_cents
 from lumapay.sms import SmsDeliveryError, sms_send
+from lumapay.task_queue import task_enqueue_on_commit
 from org_profile.access import MANAGERS, AccessDenied, staff_access
 from org_profile.models import Location, Organization
 
@@ -446,8 +446,6 @@ def _deliveries_queue(
     *, payment_request: PaymentRequest, channels: list[tuple[str, str]]
 ) -> list[PaymentRequestDelivery]:
     """One queued delivery per channel, each handed to the delivery task once the transaction commits."""
-    from ..tasks import payment_request_deliver
-
     deliveries = []
     for channel, destination in channels:
         delivery = PaymentRequestDelivery.objects.create(
@@ -456,7 +454,7 @@ def _deliveries_queue(
             channel=channel,
             destination=destination,
         )
-        transaction.on_commit(functools.partial(payment_request_deliver.delay, delivery.pk))
+        task_enqueue_on_commit("transactions.tasks.payment_request_deliver", delivery.pk)
         deliveries.append(delivery)
     return deliveries
 

@@ -86,6 +86,16 @@ def stripe_account_state_record(*, fact: AccountFact, actor_type: str = ActorTyp
     return bool(changes)
 
 
+def account_fact_apply(*, gateway: str, fact: AccountFact, gateway_event_id: str = "") -> bool:
+    """Apply what a gateway event says about a clinic's account (``account.updated``)."""
+    return stripe_account_state_record(fact=fact)
+
+
+def account_fact_organization_id(*, gateway: str, fact: AccountFact) -> int | None:
+    """The clinic whose account the fact is about (None: no clinic of ours)."""
+    return Organization.objects.filter(stripe_account_id=fact.account_id).values_list("pk", flat=True).first()
+
+
 def stripe_onboarding_start(*, organization: Organization, actor, return_url: str, refresh_url: str) -> str:
     """The address of Stripe's hosted onboarding for the clinic, creating its connected account
     first if it has none. Starting again resumes where the administrator left off."""

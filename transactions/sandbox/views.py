@@ -13,9 +13,10 @@ from django.utils import timezone, translation
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from ..enums import SandboxSessionStatus
-from ..forms.pay_page import SandboxCardForm
-from ..gateways.sandbox import TEST_CARDS, CardEntryError, SandboxGateway
+from . import processor
+from .enums import SandboxSessionStatus
+from .forms import SandboxCardForm
+from .processor import TEST_CARDS, CardEntryError
 
 OUTCOME_LABELS = {
     "succeeds": "Succeeds",
@@ -40,7 +41,7 @@ def _test_cards() -> list[dict]:
 
 
 def _session_or_404(session_id: str):
-    session = SandboxGateway().session_get(session_id)
+    session = processor.session_get(session_id)
     if session is None:
         raise Http404("No such Sandbox checkout.")
     return session
@@ -56,7 +57,7 @@ def _render_checkout(request, session, *, form=None, error: str = "", decline: s
     with translation.override("en"):
         return render(
             request,
-            "transactions/sandbox/checkout.html",
+            "sandbox/checkout.html",
             {
                 "session": session,
                 "form": form or SandboxCardForm(),
@@ -87,7 +88,7 @@ def checkout(request, session_id: str):
         return _render_checkout(request, session, form=form, status=400)
     data = form.cleaned_data
     try:
-        attempt = SandboxGateway().card_submit(
+        attempt = processor.card_submit(
             session_id=session.id,
             card_number=data["number"],
             expiry_month=data["expiry_month"],
@@ -116,7 +117,7 @@ def authenticate(request, session_id: str):
     if request.method == "POST":
         passed = request.POST.get("result") == "pass"
         try:
-            attempt = SandboxGateway().authentication_complete(session_id=session.id, passed=passed)
+            attempt = processor.authentication_complete(session_id=session.id, passed=passed)
         except CardEntryError as error:
             session.refresh_from_db()
             return _render_checkout(request, session, error=error.message, status=400)
@@ -125,4 +126,4 @@ def authenticate(request, session_id: str):
         session.refresh_from_db()
         return _render_checkout(request, session, decline=attempt.message, status=402)
     with translation.override("en"):
-        return render(request, "transactions/sandbox/authenticate.html", {"session": session})
+        return render(request, "sandbox/authenticate.html", {"session": session})

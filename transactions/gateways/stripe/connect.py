@@ -1,0 +1,72 @@
+"""Stripe Connect: each clinic's own Stripe account, created and onboarded from LumaPay.
+
+Standard accounts: the clinic has its own Stripe dashboard and is the merchant of record; we make
+direct charges on its account.
+"""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from org_profile.models import Organization
+
+from ..base import AccountFact
+from .client import METADATA_ORGANIZATION, as_dict, stripe_call, stripe_client
+from .facts import account_fact_from_account
+
+CONNECT_ACCOUNT_TYPE = "standard"
+
+
+class StripeConnect:
+    """Onboarding a clinic's connected account (part of ``StripeGateway``)."""
+
+    def account_create(self, *, organization: Organization) -> AccountFact:
+        """A connected account for the clinic, with its business information only."""
+        business_profile = {"name": organization.display_name}
+        if organization.website:
+            business_profile["url"] = organization.website
+        if organization.support_email:
+            business_profile["support_email"] = organization.support_email
+        if organization.support_phone:
+            business_profile["support_phone"] = organization.support_phone
+        params = {
+            "type": CONNECT_ACCOUNT_TYPE,
+            "country": "US",
+            "default_currency": organization.currency,
+            "business_type": "company",
+            "business_profile": business_profile,
+            "metadata": {METADATA_ORGANIZATION: str(organization.pk)},
+        }
+        if organization.support_email:
+            params["email"] = organization.support_email
+        company = {"name": organization.legal_name or organization.name}
+        address = {
+            "line1": organization.address_line1,
+            "line2": organization.address_line2,
+            "city": organization.city,
+            "state": organization.state,
+            "postal_code": organization.postal_code,
+        }
+        address = {key: value for key, value in address.items() if value}
+        if address:
+            company["address"] = {**address, "country": "US"}
+        params["company"] = company
+        with stripe_call("creating the clinic's Stripe account"):
+            # The key makes a double submit return the same account instead of a second one.
+            account = stripe_client().v1.accounts.create(
+                params, {"idempotency_key": f"lumapay-organization-{organization.pk}-account"}
+            )
+        return account_fact_from_account(as_dict(account), as_of=int(timezone.now().timestamp()))
+
+    def account_retrieve(self, *, account_id: str) -> AccountFact:
+        with stripe_call("reading the clinic's Stripe account"):
+            account = stripe_client().v1.accounts.retrieve(account_id)
+        return account_fact_from_account(as_dict(account), as_of=int(timezone.now().timestamp()))
+
+    def account_link_create(self, *, account_id: str, return_url: str, refresh_url: str) -> str:
+        with stripe_call("starting Stripe onboarding"):
+            link = stripe_client().v1.account_links.create(
+                {"account": account_id, "type": "account_onboarding", "return_url": return_url, "refresh_url": refresh_url}
+            )
+        return link.url
+
