@@ -11,7 +11,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.postgres.aggregates import ArrayAgg
 from django.db.models import BigIntegerField, Count, Func, Max, Q, QuerySet, Sum
-from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from lumapay.enums import AuditAction, audit_action_label
