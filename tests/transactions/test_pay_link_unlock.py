@@ -193,6 +193,23 @@ def test_the_request_page_says_the_link_is_locked_and_until_when(client_for, man
     assert f'action="{reverse("transactions:payment_request_resend", args=[locked_request.pk])}"' not in body
 
 
+def test_the_patient_profile_says_the_request_is_locked_and_until_when(client_for, manager, locked_request):
+    body = client_for(manager).get(reverse("patients:profile", args=[locked_request.patient_id])).content.decode()
+
+    assert '<span class="status status-locked">Link locked</span>' in body
+    assert f"Until {format_datetime(locked_request.verification_locked_until, LA)}" in body
+    assert "Awaiting payment" not in body
+
+
+def test_the_patient_profile_shows_an_unlocked_request_as_awaiting_payment(client_for, manager, locked_request):
+    pay_link_unlock(organization=locked_request.organization, actor=manager, payment_request=locked_request)
+
+    body = client_for(manager).get(reverse("patients:profile", args=[locked_request.patient_id])).content.decode()
+
+    assert "Link locked" not in body
+    assert "Awaiting payment" in body
+
+
 def test_staff_see_the_lock_and_whom_to_ask_but_no_unlock_buttons(client_for, staff_user, locked_request):
     body = client_for(staff_user).get(_detail(locked_request)).content.decode()
 

@@ -8,6 +8,7 @@ ehr_sync owns the patient pages and sits below transactions, so it cannot read p
 from __future__ import annotations
 
 from django.http import HttpRequest
+from django.utils import timezone
 
 from ehr_sync.models import Patient
 from ehr_sync.patient_panels import PatientPanels
@@ -37,6 +38,8 @@ def patient_payment_context(request: HttpRequest, patient: Patient) -> dict:
         "payment_requests": payment_requests_of_patient(membership=membership, patient=patient),
         "transactions": patient_transactions(membership=membership, patient=patient),
         "open_status": PaymentRequestStatus.OPEN,
+        # A request whose link wrong dates of birth locked reads "Link locked", as on its own page.
+        "now": timezone.now(),
     }
 
 
