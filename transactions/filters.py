@@ -25,9 +25,9 @@ from org_profile.models import Membership
 from org_profile.selectors import locations_for
 
 from .enums import PaymentRequestKind, TransactionStatus
-from .models import Transaction, TransactionEvent
+from .models import Transaction
 from .selectors.dashboard import billing_items_of
-from .selectors.ledger import ERROR_EVENT_KINDS, transactions_for
+from .selectors.ledger import transactions_for
 
 # The brands gateways report (Stripe's names; the Sandbox uses the same).
 CARD_BRANDS = [
@@ -171,19 +171,12 @@ class TransactionFilter(django_filters.FilterSet):
         return queryset.filter(condition)
 
     def filter_has_errors(self, queryset, name, value):
-        """A charge or refund that failed (its ledger event) or an error the gateway reported.
-
-        ``id IN (the organization's failure events)`` rather than a correlated EXISTS: PostgreSQL
-        hashes the one small list (a partial index holds only failure events) instead of probing
-        the ledger once per transaction when it totals a large filtered set.
-        """
+        """Transactions with (or without) an unresolved problem: a failed charge or refund that no
+        later success resolved (``transactions.problems``). A cached column the ledger's
+        recalculation keeps, so the filter reads the transaction row alone."""
         if value is None:
             return queryset
-        failed = TransactionEvent.objects.filter(
-            organization_id=self.organization.pk, kind__in=sorted(ERROR_EVENT_KINDS)
-        ).values("transaction_id")
-        condition = Q(pk__in=failed) | ~Q(last_error="")
-        return queryset.filter(condition) if value else queryset.exclude(condition)
+        return queryset.filter(has_unresolved_problems=value)
 
     # -- what the filters were, for links, the export and its Filters sheet -----------------------
 

@@ -132,7 +132,14 @@ class Transaction(models.Model):
         default=0, help_text="held back by open disputes or lost to lost ones (not given back by won ones)"
     )
     fee_cents = models.BigIntegerField(default=0, help_text="the processor's fee on the charge, when known")
-    last_error = models.CharField(max_length=500, blank=True)
+    last_error = models.CharField(
+        max_length=500, blank=True, help_text="the message of the newest unresolved failure (transactions.problems)"
+    )
+    has_unresolved_problems = models.BooleanField(
+        default=False,
+        help_text="a failed charge or refund that no later success resolved (transactions.problems): the "
+        "dashboard's \"has errors\"",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -181,38 +181,51 @@ def test_another_organizations_billing_item_or_location_is_refused(client_for, m
     assert _names(response, data) == ["t5", "t4", "t6", "t3", "t2", "t1"]
 
 
-def test_has_errors_counts_a_failure_event_without_a_message_and_a_gateway_error_alone(
-    client_for, manager, organization, location
-):
+def test_has_errors_means_a_problem_no_later_success_resolved(client_for, manager, organization, location):
     from lumapay.models import ActorType
     from transactions.enums import TransactionEventKind as Kind
     from transactions.services.ledger import transaction_event_append
 
+    # given a failure with no message, a declined card then a payment, a refund that failed, a
+    # refund that failed and was then made again for the same amount, and a clean payment
     patient = PatientFactory(organization=organization)
-    silent_failure = ledger_transaction(
-        organization=organization, location=location, patient=patient, created_at=local(LA, 2026, 3, 2, 9, 0),
-        outcome="pending",
-    )
+
+    def make(day, **kwargs):
+        return ledger_transaction(
+            organization=organization, location=location, patient=patient, created_at=local(LA, 2026, 3, day, 9, 0),
+            **kwargs,
+        )
+
+    silent_failure = make(2, outcome="pending")
     transaction_event_append(
         transaction=silent_failure, kind=Kind.CHARGE_FAILED, amount_cents=0, idempotency_key="charge:0",
         actor_type=ActorType.GATEWAY, message="",
     )
-    reported = ledger_transaction(
-        organization=organization, location=location, patient=patient, created_at=local(LA, 2026, 3, 3, 9, 0)
+    paid_after_decline = make(3, declined_first=True)
+    refund_failed = make(4, refund_fails=True)
+    refunded_again = make(5, refund_fails=True)
+    transaction_event_append(
+        transaction=refunded_again, kind=Kind.REFUND_SUCCEEDED, amount_cents=refunded_again.amount_cents,
+        idempotency_key="refund:3",
     )
-    Transaction.objects.filter(pk=reported.pk).update(last_error="Processor timeout")
-    clean = ledger_transaction(
-        organization=organization, location=location, patient=patient, created_at=local(LA, 2026, 3, 4, 9, 0)
-    )
-    silent_failure.refresh_from_db()
+    clean = make(6)
+    for transaction in (silent_failure, paid_after_decline, refunded_again):
+        transaction.refresh_from_db()
 
+    # when a manager filters on errors
     client = client_for(manager)
     with_errors = client.get(DASHBOARD, {"has_errors": "true"})
     without = client.get(DASHBOARD, {"has_errors": "false"})
 
-    assert silent_failure.last_error == ""
-    assert [t.pk for t in with_errors.context["page"].object_list] == [reported.pk, silent_failure.pk]
-    assert [t.pk for t in without.context["page"].object_list] == [clean.pk]
+    # then only the unresolved ones count, as the cached flag says
+    assert [t.pk for t in with_errors.context["page"].object_list] == [refund_failed.pk, silent_failure.pk]
+    assert with_errors.context["summary"].count == 2
+    assert [t.pk for t in without.context["page"].object_list] == [
+        clean.pk, refunded_again.pk, paid_after_decline.pk
+    ]
+    assert [(t.has_unresolved_problems, t.last_error) for t in (silent_failure, paid_after_decline, refunded_again)] == [
+        (True, ""), (False, ""), (False, ""),
+    ]
 
 
 def test_staff_see_only_their_locations_whatever_the_filters(client_for, staff_user, data, other_location):
