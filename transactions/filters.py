@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo
 import django_filters
 from django import forms
 from django.conf import settings
-from django.db.models import F, Q, QuerySet
+from django.db.models import QuerySet
 from django.http import QueryDict
 from django.utils.formats import date_format
 
-from ehr_sync.selectors import ContainsIgnoringCase, contains_pattern
+from ehr_sync.selectors import patients_search
 from lumapay.money import AmountError, cents_from_text, format_cents
 from org_profile.enums import PaymentGateway
 from org_profile.models import Membership
@@ -41,8 +41,6 @@ CARD_BRANDS = [
 ]
 HAS_ERRORS_CHOICES = [("", "Any"), ("true", "With errors"), ("false", "Without errors")]
 MULTIPLE_CHOICE_FILTERS = ("status", "kind", "billing_item", "location")
-# Words of a patient search: more than this is someone pasting a paragraph.
-_MAX_SEARCH_TERMS = 5
 
 
 class DollarsField(forms.CharField):
@@ -158,17 +156,13 @@ class TransactionFilter(django_filters.FilterSet):
     # -- filters with their own SQL ----------------------------------------------------------------
 
     def filter_patient(self, queryset, name, value):
-        """Every word must appear in the patient's first name, last name or external EHR id, with the
-        ``ILIKE '%…%'`` the Hub uses, so the trigram index on patients can answer it."""
-        condition = Q()
-        for term in value.split()[:_MAX_SEARCH_TERMS]:
-            pattern = contains_pattern(term)
-            condition &= (
-                Q(ContainsIgnoringCase(F("patient__first_name"), pattern))
-                | Q(ContainsIgnoringCase(F("patient__last_name"), pattern))
-                | Q(ContainsIgnoringCase(F("patient__external_ehr_id"), pattern))
-            )
-        return queryset.filter(condition)
+        """The transactions of the patients the Hub's search finds for the same words (name in
+        any order or as "Last, First", EHR id, e-mail or phone; case and accents ignored): one
+        definition, ``ehr_sync.selectors.patients_search``, as ``patient_id IN (…)``."""
+        if not value.strip():
+            return queryset
+        patients = patients_search(organization=self.organization, query=value).values("id")
+        return queryset.filter(patient_id__in=patients)
 
     def filter_has_errors(self, queryset, name, value):
         """Transactions with (or without) an unresolved problem: a failed charge or refund that no

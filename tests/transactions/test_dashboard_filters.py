@@ -34,8 +34,14 @@ def data(organization, location, other_location):
     """Six transactions of a Los Angeles clinic, named t1 (oldest) to t6, and one elsewhere."""
     organization.timezone = LA
     organization.save(update_fields=["timezone"])
-    maria = PatientFactory(organization=organization, first_name="Maria", last_name="Lopez", external_ehr_id="MRN-1001")
-    james = PatientFactory(organization=organization, first_name="James", last_name="Obrien", external_ehr_id="EHR_77")
+    maria = PatientFactory(
+        organization=organization, first_name="Maria", last_name="Lopez", external_ehr_id="MRN-1001",
+        email="maria.lopez@mail.example",
+    )
+    james = PatientFactory(
+        organization=organization, first_name="James", last_name="Obrien", external_ehr_id="EHR_77",
+        mobile_phone="+13125550101",
+    )
     ann = PatientFactory(organization=organization, first_name="Ann", last_name="Lee", external_ehr_id="MRN-2002")
     copay, balance, other = PaymentRequestKind.COPAY, PaymentRequestKind.BALANCE, PaymentRequestKind.OTHER
 
@@ -127,6 +133,12 @@ def test_the_ledger_set_the_statuses_the_filters_rely_on(data):
         ({"q": "maria lee"}, []),
         ({"q": "mrn-2002"}, ["t6", "t3"]),
         ({"q": "EHR_77"}, ["t5", "t2"]),
+        # … without accents, as "Last, First", by e-mail or by phone: the Hub's search.
+        ({"q": "lópez"}, ["t4", "t1"]),
+        ({"q": "Lopez, Maria"}, ["t4", "t1"]),
+        ({"q": "Lee, Maria"}, []),
+        ({"q": "maria.lopez@mail"}, ["t4", "t1"]),
+        ({"q": "(312) 555-0101"}, ["t5", "t2"]),
         ({"q": "%"}, []),
         ({"q": "N_2"}, []),
         # Combined.
@@ -147,6 +159,32 @@ def test_each_filter_alone_and_combined(client_for, manager, data, params, expec
     assert response.status_code == 200
     assert _names(response, data) == expected
     assert response.context["summary"].count == len(expected)
+
+
+def test_the_patient_filter_finds_garcia_without_the_accent_and_as_the_hub_shows_him(
+    client_for, manager, organization, location
+):
+    # given a payment of Jorge García and one of María García
+    jorge = PatientFactory(organization=organization, first_name="Jorge", last_name="García")
+    maria = PatientFactory(organization=organization, first_name="María", last_name="García")
+    paid = {
+        patient.pk: ledger_transaction(
+            organization=organization, location=location, patient=patient, created_at=local(LA, 2026, 3, day, 9, 0)
+        ).pk
+        for day, patient in ((1, jorge), (2, maria))
+    }
+    client = client_for(manager)
+
+    # when a manager filters the dashboard on each way of typing the name
+    # then the right payments are listed and counted
+    for query, expected in (
+        ("garcia", [paid[maria.pk], paid[jorge.pk]]),
+        ("Garcia, Jorge", [paid[jorge.pk]]),
+        ("jorge garcía", [paid[jorge.pk]]),
+    ):
+        response = client.get(DASHBOARD, {"q": query})
+        assert [t.pk for t in response.context["page"].object_list] == expected, query
+        assert response.context["summary"].count == len(expected)
 
 
 def test_location_filter_and_its_choices(client_for, manager, data, location, other_location):
