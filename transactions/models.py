@@ -202,6 +202,50 @@ class Transaction(models.Model):
         return max(self.charged_cents - self.refunded_cents - self.disputed_cents, 0)
 
 
+class DailyTotal(models.Model):
+    """The dashboard's totals and chart, summed ahead: one row per organization, location, local
+    day created, local day paid (none for unpaid), status, kind and whether problems are unresolved.
+
+    Exact, never an estimate: a trigger on ``transactions_transaction`` (migration 0009) moves each
+    row's count and money from its old cell to its new one in the same database transaction as
+    every insert, update or delete, whichever code wrote it (the ledger's recalculation, the seed,
+    a data migration, the admin). Local days are in the organization's time zone; changing the
+    zone rebuilds the organization's rows (a trigger on the organization). The dashboard reads
+    these rows instead of the transactions when every filter in use is one of these columns
+    (``transactions.filters.TransactionFilter.daily_totals``). Written by the database only.
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    location = models.ForeignKey(
+        Location, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    created_on = models.DateField()
+    paid_on = models.DateField(null=True)
+    status = models.CharField(max_length=20, choices=TransactionStatus.choices)
+    kind = models.CharField(max_length=20, choices=PaymentRequestKind.choices)
+    has_unresolved_problems = models.BooleanField()
+    transactions = models.IntegerField()
+    charged_cents = models.BigIntegerField()
+    refunded_cents = models.BigIntegerField()
+    payments = models.IntegerField(help_text="transactions with money charged")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "organization", "created_on", "location", "paid_on", "status", "kind", "has_unresolved_problems"
+                ],
+                name="daily_total_cell",
+                nulls_distinct=False,
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.created_on} {self.status}: {self.transactions}"
+
+
 class Refund(models.Model):
     """A refund of part or all of a transaction. The idempotency key is stored before the gateway
     is called and reused on every retry, so a retry can never refund twice."""

@@ -525,8 +525,10 @@ def test_a_deep_page_runs_the_same_queries_and_no_count_or_offset(client_for, ma
     assert len(deep) == len(top)
     statements = [query["sql"] for query in deep.captured_queries]
     assert not any("OFFSET" in sql for sql in statements)
-    counting = [sql for sql in statements if "COUNT(" in sql]
-    assert len(counting) == 1 and "GROUP BY" in counting[0]
+    # the totals are one grouped query over the daily totals (a kind filter): nothing counts rows
+    grouped = [sql for sql in statements if "GROUP BY" in sql]
+    assert len(grouped) == 1 and '"transactions_dailytotal"' in grouped[0]
+    assert not any("COUNT(" in sql for sql in statements)
 
 
 def test_the_filterset_summary_reads_in_words(manager, organization, data, other_location):
@@ -604,3 +606,91 @@ def test_the_dashboard_indexes_exist_as_designed(db):
             "((ARRAY['charge_failed'::character varying, 'refund_failed'::character varying])::text[]))"
         ),
     }
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"created_from": "2026-03-01", "created_to": "2026-03-31"},
+        {"paid_from": "2026-03-22", "paid_to": "2026-03-22"},
+        {"status": ["succeeded", "partially_refunded"], "kind": ["copay"]},
+        {"has_errors": "true"},
+        {"has_errors": "false", "created_to": "2026-03-20"},
+    ],
+)
+def test_the_daily_totals_give_exactly_what_summing_the_transactions_gives(manager, data, location, params):
+    from django.http import QueryDict
+
+    from org_profile.models import Membership
+
+    membership = Membership.objects.get(user=manager)
+    query = QueryDict(mutable=True)
+    for name, value in params.items():
+        query.setlist(name, value if isinstance(value, list) else [value])
+    # the location filter too, as a sub-account user's scope would add it
+    filterset = TransactionFilter(query, membership=membership)
+    cells = filterset.daily_totals()
+    assert cells is not None
+
+    summed = dashboard_summary(filterset.qs, organization=membership.organization, today=datetime.date(2026, 4, 30))
+    ahead = dashboard_summary(
+        filterset.qs, organization=membership.organization, today=datetime.date(2026, 4, 30), daily_totals=cells
+    )
+
+    assert ahead == summed
+    assert ahead.count == filterset.qs.count()
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"q": "lopez"}, {"amount_min": "50"}, {"billing_item": ["Statement balance"]}, {"vendor": "stripe"},
+     {"card_brand": "visa"}],
+)
+def test_filters_the_daily_totals_cannot_answer_sum_the_transactions(manager, data, params):
+    from org_profile.models import Membership
+
+    filterset = TransactionFilter(params, membership=Membership.objects.get(user=manager))
+
+    assert filterset.daily_totals() is None
+
+
+def test_the_daily_totals_follow_every_change_and_a_time_zone_change(organization, location, other_location):
+    from transactions.models import DailyTotal
+
+    # given payments, a refund, a failure, and a transaction moved to another location and day
+    patient = PatientFactory(organization=organization)
+    organization.timezone = LA
+    organization.save(update_fields=["timezone"])
+    late = ledger_transaction(organization=organization, location=location, patient=patient,
+                              created_at=local(LA, 2026, 3, 1, 23, 30), refunded_cents=1000)
+    ledger_transaction(organization=organization, location=other_location, patient=patient,
+                       created_at=local(LA, 2026, 3, 2, 9, 0), outcome="declined")
+    ledger_transaction(organization=organization, location=location, patient=patient,
+                       created_at=local(LA, 2026, 3, 2, 10, 0), refund_fails=True)
+    Transaction.objects.filter(pk=late.pk).update(location=other_location)
+
+    def cells():
+        return sorted(
+            (c.created_on.isoformat(), c.location_id, c.paid_on.isoformat() if c.paid_on else "", c.status,
+             c.has_unresolved_problems, c.transactions, c.charged_cents, c.refunded_cents, c.payments)
+            for c in DailyTotal.objects.filter(organization=organization).exclude(transactions=0)
+        )
+
+    # then the cells hold each transaction once, in its current place, in Los Angeles days
+    assert cells() == [
+        ("2026-03-01", other_location.pk, "2026-03-01", "partially_refunded", False, 1, 5000, 1000, 1),
+        ("2026-03-02", location.pk, "2026-03-02", "succeeded", True, 1, 5000, 0, 1),
+        ("2026-03-02", other_location.pk, "", "failed", True, 1, 0, 0, 0),
+    ]
+    assert not DailyTotal.objects.filter(organization=organization, transactions__lt=0).exists()
+
+    # when the organization moves to New York, 23:30 in Los Angeles is the next day there
+    organization.timezone = "America/New_York"
+    organization.save(update_fields=["timezone"])
+
+    assert cells() == [
+        ("2026-03-02", location.pk, "2026-03-02", "succeeded", True, 1, 5000, 0, 1),
+        ("2026-03-02", other_location.pk, "", "failed", True, 1, 0, 0, 0),
+        ("2026-03-02", other_location.pk, "2026-03-02", "partially_refunded", False, 1, 5000, 1000, 1),
+    ]
