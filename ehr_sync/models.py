@@ -42,6 +42,9 @@ class Patient(models.Model):
             models.Index(fields=["organization", "last_name", "first_name", "id"]),
             # Name and EHR id searches, without accents or case (ehr_sync/search.py).
             GinIndex(OpClass(patient_search_text(), name="gin_trgm_ops"), name="patient_search_unaccent_trgm"),
+            # E-mail and phone searches (ILIKE / LIKE '%…%').
+            GinIndex(fields=["email"], opclasses=["gin_trgm_ops"], name="patient_email_trgm"),
+            GinIndex(fields=["mobile_phone"], opclasses=["gin_trgm_ops"], name="patient_mobile_phone_trgm"),
         ]
 
     def __str__(self) -> str:

@@ -47,7 +47,7 @@ def patient_search_condition(query: str) -> Q:
     """What a patient search means, decided by what was typed. The one definition the Hub and the
     dashboard's patient filter share.
 
-    - an e-mail address (has "@"): the e-mail, ignoring case;
+    - an e-mail address (has "@"): the e-mail, ignoring case (trigram index ``patient_email_trgm``);
     - digits and phone punctuation: the external EHR id, or the mobile phone by its digits;
     - anything else, as "First Last", "Last, First" or parts of either: every word (commas split
       words too) must appear in the first name, last name or external EHR id, ignoring case and
@@ -60,7 +60,8 @@ def patient_search_condition(query: str) -> Q:
     if "@" in query:
         return Q(ContainsIgnoringCase(F("email"), contains_pattern(query)))
     if _LOOKS_LIKE_A_NUMBER.fullmatch(query):
-        condition = ContainsIgnoringCase(F("external_ehr_id"), contains_pattern(query))
+        # The EHR id through the searched text (names hold no digits), so the trigram index serves it.
+        condition = ContainsUnaccented(patient_search_text(), contains_pattern(query))
         digits = phone_digits(query)
         if len(digits) >= 4:
             condition = Q(condition) | Q(mobile_phone__contains=digits)

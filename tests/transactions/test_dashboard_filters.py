@@ -585,21 +585,37 @@ def test_the_dashboard_indexes_exist_as_designed(db):
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT indexname, indexdef FROM pg_indexes WHERE indexname = ANY(%s)",
-            [["transaction_org_created_cover", "transaction_org_location_cover", "transaction_org_billing_item",
-              "transaction_org_paid", "transaction_event_failures"]],
+            [["transaction_org_created_cover", "transaction_org_location_cover", "transaction_org_billing_cover",
+              "transaction_org_amount_cover", "transaction_patient_cover", "transaction_org_paid",
+              "transaction_event_failures", "daily_total_cell"]],
         )
         definitions = {name: definition.split(" USING ", 1)[1] for name, definition in cursor.fetchall()}
 
     assert definitions == {
         "transaction_org_created_cover": (
             "btree (organization_id, created_at DESC, id DESC) INCLUDE (location_id, status, kind, amount_cents, "
-            "charged_cents, refunded_cents, paid_at, vendor, card_brand)"
+            "charged_cents, refunded_cents, paid_at, vendor, card_brand, has_unresolved_problems)"
         ),
         "transaction_org_location_cover": (
             "btree (organization_id, location_id, created_at DESC, id DESC) INCLUDE (status, kind, amount_cents, "
-            "charged_cents, refunded_cents, paid_at, vendor, card_brand)"
+            "charged_cents, refunded_cents, paid_at, vendor, card_brand, has_unresolved_problems)"
         ),
-        "transaction_org_billing_item": "btree (organization_id, billing_item, created_at DESC, id DESC)",
+        "transaction_org_billing_cover": (
+            "btree (organization_id, billing_item, created_at DESC, id DESC) INCLUDE (location_id, paid_at, status, "
+            "kind, amount_cents, charged_cents, refunded_cents, vendor, card_brand, has_unresolved_problems)"
+        ),
+        "transaction_org_amount_cover": (
+            "btree (organization_id, amount_cents) INCLUDE (location_id, created_at, paid_at, status, kind, "
+            "charged_cents, refunded_cents, vendor, card_brand, has_unresolved_problems)"
+        ),
+        "transaction_patient_cover": (
+            "btree (patient_id, created_at DESC, id DESC) INCLUDE (organization_id, location_id, paid_at, status, "
+            "kind, amount_cents, charged_cents, refunded_cents, vendor, card_brand, has_unresolved_problems)"
+        ),
+        "daily_total_cell": (
+            "btree (organization_id, created_on, location_id, paid_on, status, kind, has_unresolved_problems) "
+            "INCLUDE (transactions, charged_cents, refunded_cents, payments) NULLS NOT DISTINCT"
+        ),
         "transaction_org_paid": "btree (organization_id, paid_at DESC) WHERE (paid_at IS NOT NULL)",
         "transaction_event_failures": (
             "btree (organization_id, transaction_id) WHERE ((kind)::text = ANY "
