@@ -259,6 +259,8 @@ def machine() -> dict:
         cursor.execute("SHOW server_version")
         postgres = cursor.fetchone()[0]
     return {
+        # Other work on the machine weighs on every figure: the 1, 5 and 15-minute load averages at the end.
+        "load_average": [round(value, 2) for value in os.getloadavg()],
         "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "cpu": cpu,
         "memory_gb": memory_gb,
@@ -335,7 +337,7 @@ def main(argv: list[str]) -> int:
     info = report["machine"]
     print()
     print(f"Machine: {info['nproc']} CPU ({info['cpu']}), {info['memory_gb']} GB RAM, "
-          f"PostgreSQL {info['postgresql']}, Python {info['python']}")
+          f"PostgreSQL {info['postgresql']}, Python {info['python']}, load average {info['load_average']}")
     print(f"Data set: {dataset.transactions:,} transactions, {dataset.events:,} ledger events, "
           f"{dataset.patients:,} patients, {dataset.payment_requests:,} payment requests, {dataset.audit_events:,} audit "
           f"events, organizations of {', '.join(f'{n:,}' for n in dataset.organizations)} transactions "
