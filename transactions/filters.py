@@ -22,10 +22,10 @@ from ehr_sync.selectors import patients_search
 from lumapay.money import AmountError, cents_from_text, format_cents
 from org_profile.enums import PaymentGateway
 from org_profile.models import Membership
-from org_profile.selectors import locations_for, scope_to_locations
+from org_profile.selectors import location_ids_visible, locations_for, scope_to_locations
 
 from .enums import PaymentRequestKind, TransactionStatus
-from .models import DailyTotal, Transaction
+from .models import DailyCardTotal, DailyTotal, Transaction
 from .selectors.dashboard import billing_items_of
 from .selectors.ledger import transactions_for
 
@@ -41,10 +41,14 @@ CARD_BRANDS = [
 ]
 HAS_ERRORS_CHOICES = [("", "Any"), ("true", "With errors"), ("false", "Without errors")]
 MULTIPLE_CHOICE_FILTERS = ("status", "kind", "billing_item", "location")
-# The filters the daily totals can answer exactly (DailyTotal's columns); any other filter in use
-# (patient, amount, billing item, vendor, card brand) sends the totals to the transactions.
+# The filters the daily totals can answer exactly (DailyTotal's columns, or DailyCardTotal's for a
+# member who sees every location); any other filter in use (patient, amount, billing item, or
+# location or kind together with vendor or card brand) sends the totals to the transactions.
 DAILY_TOTAL_FILTERS = frozenset(
     {"created_from", "created_to", "paid_from", "paid_to", "status", "kind", "location", "has_errors"}
+)
+DAILY_CARD_TOTAL_FILTERS = frozenset(
+    {"created_from", "created_to", "paid_from", "paid_to", "status", "vendor", "card_brand", "has_errors"}
 )
 
 
@@ -179,21 +183,32 @@ class TransactionFilter(django_filters.FilterSet):
 
     # -- the same set, summed ahead -----------------------------------------------------------
 
-    def daily_totals(self) -> QuerySet[DailyTotal] | None:
-        """The daily-total cells holding exactly the filtered set, or None when a filter in use is
-        not one of their columns. Local dates compare as dates: the cells are local days."""
+    def daily_totals(self) -> QuerySet | None:
+        """The daily-total cells holding exactly the filtered set (``DailyTotal``, or
+        ``DailyCardTotal`` for vendor and card-brand filters), or None when a filter in use is not
+        one of their columns. Local dates compare as dates: the cells are local days."""
         data = self._cleaned()
         used = {name for name, value in data.items() if value not in (None, "", [])}
-        if used - DAILY_TOTAL_FILTERS:
+        if not used - DAILY_TOTAL_FILTERS:
+            cells = scope_to_locations(
+                DailyTotal.objects.filter(organization_id=self.organization.pk), membership=self.membership
+            )
+            for name, field in (("kind", "kind"), ("location", "location_id")):
+                if data.get(name):
+                    cells = cells.filter(**{f"{field}__in": list(data[name])})
+        elif not used - DAILY_CARD_TOTAL_FILTERS and location_ids_visible(membership=self.membership) is None:
+            cells = DailyCardTotal.objects.filter(organization_id=self.organization.pk)
+            for name in ("vendor", "card_brand"):
+                if data.get(name):
+                    cells = cells.filter(**{name: data[name]})
+        else:
             return None
-        cells = scope_to_locations(DailyTotal.objects.filter(organization_id=self.organization.pk), membership=self.membership)
         for name, lookup in (("created_from", "created_on__gte"), ("created_to", "created_on__lte"),
                              ("paid_from", "paid_on__gte"), ("paid_to", "paid_on__lte")):
             if data.get(name) is not None:
                 cells = cells.filter(**{lookup: data[name]})
-        for name, field in (("status", "status"), ("kind", "kind"), ("location", "location_id")):
-            if data.get(name):
-                cells = cells.filter(**{f"{field}__in": list(data[name])})
+        if data.get("status"):
+            cells = cells.filter(status__in=list(data["status"]))
         if data.get("has_errors") is not None:
             cells = cells.filter(has_unresolved_problems=data["has_errors"])
         return cells

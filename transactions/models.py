@@ -279,6 +279,38 @@ class DailyTotal(models.Model):
         return f"{self.organization_id} {self.created_on} {self.status}: {self.transactions}"
 
 
+class DailyCardTotal(models.Model):
+    """The same sums as ``DailyTotal``, per vendor and card brand instead of location and kind: the
+    dashboard's vendor and card-brand filters, alone or with dates, status and errors (for a
+    manager, who sees every location). Kept by the same trigger (migration 0009)."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    created_on = models.DateField()
+    paid_on = models.DateField(null=True)
+    status = models.CharField(max_length=20, choices=TransactionStatus.choices)
+    vendor = models.CharField(max_length=20)
+    card_brand = models.CharField(max_length=20)
+    has_unresolved_problems = models.BooleanField()
+    transactions = models.IntegerField()
+    charged_cents = models.BigIntegerField()
+    refunded_cents = models.BigIntegerField()
+    payments = models.IntegerField(help_text="transactions with money charged")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "organization", "created_on", "paid_on", "status", "vendor", "card_brand", "has_unresolved_problems"
+                ],
+                name="daily_card_total_cell",
+                nulls_distinct=False,
+                include=["transactions", "charged_cents", "refunded_cents", "payments"],
+            )
+        ]
+
+
 class Refund(models.Model):
     """A refund of part or all of a transaction. The idempotency key is stored before the gateway
     is called and reused on every retry, so a retry can never refund twice."""

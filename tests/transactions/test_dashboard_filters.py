@@ -633,6 +633,9 @@ def test_the_dashboard_indexes_exist_as_designed(db):
         {"status": ["succeeded", "partially_refunded"], "kind": ["copay"]},
         {"has_errors": "true"},
         {"has_errors": "false", "created_to": "2026-03-20"},
+        {"vendor": "sandbox"},
+        {"card_brand": "visa", "status": ["failed", "succeeded"], "paid_from": "2026-02-01"},
+        {"vendor": "stripe", "card_brand": "mastercard", "has_errors": "false"},
     ],
 )
 def test_the_daily_totals_give_exactly_what_summing_the_transactions_gives(manager, data, location, params):
@@ -660,19 +663,41 @@ def test_the_daily_totals_give_exactly_what_summing_the_transactions_gives(manag
 
 @pytest.mark.parametrize(
     "params",
-    [{"q": "lopez"}, {"amount_min": "50"}, {"billing_item": ["Statement balance"]}, {"vendor": "stripe"},
-     {"card_brand": "visa"}],
+    [{"q": "lopez"}, {"amount_min": "50"}, {"billing_item": ["Statement balance"]},
+     {"vendor": "stripe", "kind": ["copay"]}, {"card_brand": "visa", "location": ["LOCATION"]}],
 )
-def test_filters_the_daily_totals_cannot_answer_sum_the_transactions(manager, data, params):
+def test_filters_the_daily_totals_cannot_answer_sum_the_transactions(manager, data, location, params):
+    from django.http import QueryDict
+
     from org_profile.models import Membership
 
-    filterset = TransactionFilter(params, membership=Membership.objects.get(user=manager))
+    query = QueryDict(mutable=True)
+    for name, value in params.items():
+        values = value if isinstance(value, list) else [value]
+        query.setlist(name, [str(location.pk) if v == "LOCATION" else v for v in values])
+    filterset = TransactionFilter(query, membership=Membership.objects.get(user=manager))
 
+    assert filterset.form.is_valid()
     assert filterset.daily_totals() is None
 
 
+def test_a_sub_account_users_card_filters_sum_the_transactions_of_their_locations(staff_user, data):
+    from org_profile.models import Membership
+
+    membership = Membership.objects.get(user=staff_user)
+    by_vendor = TransactionFilter({"vendor": "sandbox"}, membership=membership)
+    by_status = TransactionFilter({"status": ["succeeded"]}, membership=membership)
+
+    # the vendor cells are organization-wide, so they cannot answer for one location
+    assert by_vendor.daily_totals() is None
+    summary = dashboard_summary(
+        by_status.qs, organization=membership.organization, daily_totals=by_status.daily_totals()
+    )
+    assert summary.count == by_status.qs.count() == 3
+
+
 def test_the_daily_totals_follow_every_change_and_a_time_zone_change(organization, location, other_location):
-    from transactions.models import DailyTotal
+    from transactions.models import DailyCardTotal, DailyTotal
 
     # given payments, a refund, a failure, and a transaction moved to another location and day
     patient = PatientFactory(organization=organization)
@@ -710,3 +735,16 @@ def test_the_daily_totals_follow_every_change_and_a_time_zone_change(organizatio
         ("2026-03-02", other_location.pk, "", "failed", True, 1, 0, 0, 0),
         ("2026-03-02", other_location.pk, "2026-03-02", "partially_refunded", False, 1, 5000, 1000, 1),
     ]
+    # and the vendor and card-brand cells hold the same rows, in New York days too
+    card_cells = sorted(
+        (c.created_on.isoformat(), c.paid_on.isoformat() if c.paid_on else "", c.status, c.vendor, c.card_brand,
+         c.transactions, c.charged_cents, c.refunded_cents, c.payments)
+        for c in DailyCardTotal.objects.filter(organization=organization).exclude(transactions=0)
+    )
+    vendor = organization.payment_gateway
+    assert card_cells == [
+        ("2026-03-02", "", "failed", vendor, "visa", 1, 0, 0, 0),
+        ("2026-03-02", "2026-03-02", "partially_refunded", vendor, "visa", 1, 5000, 1000, 1),
+        ("2026-03-02", "2026-03-02", "succeeded", vendor, "visa", 1, 5000, 0, 1),
+    ]
+    assert not DailyCardTotal.objects.filter(transactions__lt=0).exists()

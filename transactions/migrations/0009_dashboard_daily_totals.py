@@ -25,83 +25,107 @@ from django.db import migrations, models
 
 
 CELL = "organization_id, created_on, location_id, paid_on, status, kind, has_unresolved_problems"
+CARD_CELL = "organization_id, created_on, paid_on, status, vendor, card_brand, has_unresolved_problems"
 MEASURES = "transactions, charged_cents, refunded_cents, payments"
-
-SQL = f"""
-CREATE FUNCTION transactions_daily_total_add(
-    p_organization bigint, p_location bigint, p_created_on date, p_paid_on date, p_status varchar,
-    p_kind varchar, p_unresolved boolean, p_transactions integer, p_charged bigint, p_refunded bigint,
-    p_payments integer
-) RETURNS void LANGUAGE sql AS $$
-    INSERT INTO transactions_dailytotal AS cell ({CELL}, {MEASURES})
-    VALUES (p_organization, p_created_on, p_location, p_paid_on, p_status, p_kind, p_unresolved,
-            p_transactions, p_charged, p_refunded, p_payments)
-    ON CONFLICT ({CELL}) DO UPDATE SET
+UPSERT_MEASURES = """
         transactions = cell.transactions + EXCLUDED.transactions,
         charged_cents = cell.charged_cents + EXCLUDED.charged_cents,
         refunded_cents = cell.refunded_cents + EXCLUDED.refunded_cents,
-        payments = cell.payments + EXCLUDED.payments
+        payments = cell.payments + EXCLUDED.payments"""
+
+SQL = f"""
+CREATE FUNCTION transactions_daily_total_add(
+    t transactions_transaction, p_created_on date, p_paid_on date, p_sign integer
+) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO transactions_dailytotal AS cell ({CELL}, {MEASURES})
+    VALUES (t.organization_id, p_created_on, t.location_id, p_paid_on, t.status, t.kind, t.has_unresolved_problems,
+            p_sign, p_sign * t.charged_cents, p_sign * t.refunded_cents, p_sign * (t.charged_cents > 0)::int)
+    ON CONFLICT ({CELL}) DO UPDATE SET {UPSERT_MEASURES}
 $$;
 
+CREATE FUNCTION transactions_daily_card_total_add(
+    t transactions_transaction, p_created_on date, p_paid_on date, p_sign integer
+) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO transactions_dailycardtotal AS cell ({CARD_CELL}, {MEASURES})
+    VALUES (t.organization_id, p_created_on, p_paid_on, t.status, t.vendor, t.card_brand, t.has_unresolved_problems,
+            p_sign, p_sign * t.charged_cents, p_sign * t.refunded_cents, p_sign * (t.charged_cents > 0)::int)
+    ON CONFLICT ({CARD_CELL}) DO UPDATE SET {UPSERT_MEASURES}
+$$;
+
+-- Move a transaction from its old cell to its new one in both tables: take OLD out, put NEW in.
+-- Within each table the two cells are written in key order, and the first table before the
+-- second, so two writes never wait on each other's cells in opposite orders. When OLD and NEW
+-- fall in the same cell, the two writes go to the same row, one after the other.
 CREATE FUNCTION transactions_daily_total_apply() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    old_zone text;
-    new_zone text;
-    old_key text;
-    new_key text;
+    zone text;
     old_created date;
     old_paid date;
     new_created date;
     new_paid date;
+    old_key text;
+    new_key text;
 BEGIN
     IF TG_OP = 'UPDATE' AND (
-        OLD.organization_id, OLD.location_id, OLD.created_at, OLD.paid_at, OLD.status, OLD.kind,
-        OLD.has_unresolved_problems, OLD.charged_cents, OLD.refunded_cents
+        OLD.organization_id, OLD.location_id, OLD.created_at, OLD.paid_at, OLD.status, OLD.kind, OLD.vendor,
+        OLD.card_brand, OLD.has_unresolved_problems, OLD.charged_cents, OLD.refunded_cents
     ) IS NOT DISTINCT FROM (
-        NEW.organization_id, NEW.location_id, NEW.created_at, NEW.paid_at, NEW.status, NEW.kind,
-        NEW.has_unresolved_problems, NEW.charged_cents, NEW.refunded_cents
+        NEW.organization_id, NEW.location_id, NEW.created_at, NEW.paid_at, NEW.status, NEW.kind, NEW.vendor,
+        NEW.card_brand, NEW.has_unresolved_problems, NEW.charged_cents, NEW.refunded_cents
     ) THEN
         RETURN NULL;
     END IF;
     IF TG_OP <> 'INSERT' THEN
-        SELECT timezone INTO old_zone FROM org_profile_organization WHERE id = OLD.organization_id;
-        old_created := (OLD.created_at AT TIME ZONE old_zone)::date;
-        old_paid := (OLD.paid_at AT TIME ZONE old_zone)::date;
+        SELECT timezone INTO zone FROM org_profile_organization WHERE id = OLD.organization_id;
+        old_created := (OLD.created_at AT TIME ZONE zone)::date;
+        old_paid := (OLD.paid_at AT TIME ZONE zone)::date;
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        SELECT timezone INTO zone FROM org_profile_organization WHERE id = NEW.organization_id;
+        new_created := (NEW.created_at AT TIME ZONE zone)::date;
+        new_paid := (NEW.paid_at AT TIME ZONE zone)::date;
+    END IF;
+
+    -- By location and kind.
+    IF TG_OP <> 'INSERT' THEN
         old_key := concat_ws('|', OLD.organization_id, old_created, OLD.location_id, old_paid, OLD.status,
                              OLD.kind, OLD.has_unresolved_problems);
     END IF;
     IF TG_OP <> 'DELETE' THEN
-        SELECT timezone INTO new_zone FROM org_profile_organization WHERE id = NEW.organization_id;
-        new_created := (NEW.created_at AT TIME ZONE new_zone)::date;
-        new_paid := (NEW.paid_at AT TIME ZONE new_zone)::date;
         new_key := concat_ws('|', NEW.organization_id, new_created, NEW.location_id, new_paid, NEW.status,
                              NEW.kind, NEW.has_unresolved_problems);
     END IF;
-    IF old_key IS NOT NULL AND new_key IS NOT NULL AND old_key = new_key THEN
-        -- The same cell: only the money moved.
-        PERFORM transactions_daily_total_add(
-            NEW.organization_id, NEW.location_id, new_created, new_paid, NEW.status, NEW.kind,
-            NEW.has_unresolved_problems, 0, NEW.charged_cents - OLD.charged_cents,
-            NEW.refunded_cents - OLD.refunded_cents, (NEW.charged_cents > 0)::int - (OLD.charged_cents > 0)::int);
-        RETURN NULL;
-    END IF;
-    -- Two cells: take from the old one and add to the new one, in key order (no deadlock between
-    -- two writes that move rows across the same two cells in opposite directions).
     IF new_key IS NOT NULL AND (old_key IS NULL OR new_key < old_key) THEN
-        PERFORM transactions_daily_total_add(
-            NEW.organization_id, NEW.location_id, new_created, new_paid, NEW.status, NEW.kind,
-            NEW.has_unresolved_problems, 1, NEW.charged_cents, NEW.refunded_cents, (NEW.charged_cents > 0)::int);
+        PERFORM transactions_daily_total_add(NEW, new_created, new_paid, 1);
         new_key := NULL;
     END IF;
     IF old_key IS NOT NULL THEN
-        PERFORM transactions_daily_total_add(
-            OLD.organization_id, OLD.location_id, old_created, old_paid, OLD.status, OLD.kind,
-            OLD.has_unresolved_problems, -1, -OLD.charged_cents, -OLD.refunded_cents, -(OLD.charged_cents > 0)::int);
+        PERFORM transactions_daily_total_add(OLD, old_created, old_paid, -1);
     END IF;
     IF new_key IS NOT NULL THEN
-        PERFORM transactions_daily_total_add(
-            NEW.organization_id, NEW.location_id, new_created, new_paid, NEW.status, NEW.kind,
-            NEW.has_unresolved_problems, 1, NEW.charged_cents, NEW.refunded_cents, (NEW.charged_cents > 0)::int);
+        PERFORM transactions_daily_total_add(NEW, new_created, new_paid, 1);
+    END IF;
+
+    -- By vendor and card brand.
+    old_key := NULL;
+    new_key := NULL;
+    IF TG_OP <> 'INSERT' THEN
+        old_key := concat_ws('|', OLD.organization_id, old_created, old_paid, OLD.status, OLD.vendor,
+                             OLD.card_brand, OLD.has_unresolved_problems);
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        new_key := concat_ws('|', NEW.organization_id, new_created, new_paid, NEW.status, NEW.vendor,
+                             NEW.card_brand, NEW.has_unresolved_problems);
+    END IF;
+    IF new_key IS NOT NULL AND (old_key IS NULL OR new_key < old_key) THEN
+        PERFORM transactions_daily_card_total_add(NEW, new_created, new_paid, 1);
+        new_key := NULL;
+    END IF;
+    IF old_key IS NOT NULL THEN
+        PERFORM transactions_daily_card_total_add(OLD, old_created, old_paid, -1);
+    END IF;
+    IF new_key IS NOT NULL THEN
+        PERFORM transactions_daily_card_total_add(NEW, new_created, new_paid, 1);
     END IF;
     RETURN NULL;
 END
@@ -116,6 +140,15 @@ CREATE FUNCTION transactions_daily_total_rebuild(p_organization bigint) RETURNS 
     INSERT INTO transactions_dailytotal ({CELL}, {MEASURES})
     SELECT t.organization_id, (t.created_at AT TIME ZONE o.timezone)::date, t.location_id,
            (t.paid_at AT TIME ZONE o.timezone)::date, t.status, t.kind, t.has_unresolved_problems,
+           count(*), sum(t.charged_cents), sum(t.refunded_cents), count(*) FILTER (WHERE t.charged_cents > 0)
+      FROM transactions_transaction t
+      JOIN org_profile_organization o ON o.id = t.organization_id
+     WHERE t.organization_id = p_organization
+     GROUP BY 1, 2, 3, 4, 5, 6, 7;
+    DELETE FROM transactions_dailycardtotal WHERE organization_id = p_organization;
+    INSERT INTO transactions_dailycardtotal ({CARD_CELL}, {MEASURES})
+    SELECT t.organization_id, (t.created_at AT TIME ZONE o.timezone)::date, (t.paid_at AT TIME ZONE o.timezone)::date,
+           t.status, t.vendor, t.card_brand, t.has_unresolved_problems,
            count(*), sum(t.charged_cents), sum(t.refunded_cents), count(*) FILTER (WHERE t.charged_cents > 0)
       FROM transactions_transaction t
       JOIN org_profile_organization o ON o.id = t.organization_id
@@ -144,7 +177,8 @@ DROP TRIGGER IF EXISTS transaction_daily_total ON transactions_transaction;
 DROP FUNCTION IF EXISTS transactions_daily_total_zone_changed();
 DROP FUNCTION IF EXISTS transactions_daily_total_rebuild(bigint);
 DROP FUNCTION IF EXISTS transactions_daily_total_apply();
-DROP FUNCTION IF EXISTS transactions_daily_total_add(bigint, bigint, date, date, varchar, varchar, boolean, integer, bigint, bigint, integer);
+DROP FUNCTION IF EXISTS transactions_daily_card_total_add(transactions_transaction, date, date, integer);
+DROP FUNCTION IF EXISTS transactions_daily_total_add(transactions_transaction, date, date, integer);
 """
 
 
@@ -174,6 +208,26 @@ class Migration(migrations.Migration):
             ],
             options={
                 'constraints': [models.UniqueConstraint(fields=('organization', 'created_on', 'location', 'paid_on', 'status', 'kind', 'has_unresolved_problems'), name='daily_total_cell', nulls_distinct=False, include=('transactions', 'charged_cents', 'refunded_cents', 'payments'))],
+            },
+        ),
+        migrations.CreateModel(
+            name="DailyCardTotal",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_on", models.DateField()),
+                ("paid_on", models.DateField(null=True)),
+                ("status", models.CharField(choices=[('pending', 'Pending'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('partially_refunded', 'Partially refunded'), ('refunded', 'Refunded'), ('disputed', 'Disputed'), ('dispute_lost', 'Dispute lost'), ('authorized', 'Authorized'), ('released', 'Authorization released')], max_length=20)),
+                ("vendor", models.CharField(max_length=20)),
+                ("card_brand", models.CharField(max_length=20)),
+                ("has_unresolved_problems", models.BooleanField()),
+                ("transactions", models.IntegerField()),
+                ("charged_cents", models.BigIntegerField()),
+                ("refunded_cents", models.BigIntegerField()),
+                ("payments", models.IntegerField(help_text="transactions with money charged")),
+                ("organization", models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name="+", to="org_profile.organization")),
+            ],
+            options={
+                "constraints": [models.UniqueConstraint(fields=("organization", "created_on", "paid_on", "status", "vendor", "card_brand", "has_unresolved_problems"), include=("transactions", "charged_cents", "refunded_cents", "payments"), name="daily_card_total_cell", nulls_distinct=False)],
             },
         ),
         migrations.RunSQL(SQL, REVERSE_SQL),
