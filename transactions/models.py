@@ -234,8 +234,8 @@ class Transaction(models.Model):
 
 
 class DailyTotal(models.Model):
-    """The dashboard's totals and chart, summed ahead: one row per organization, location, local
-    day created, local day paid (none for unpaid), status, kind and whether problems are unresolved.
+    """The dashboard's totals and chart, summed ahead: one row per organization, location, kind, local
+    day created, local day paid (none for unpaid), status and whether problems are unresolved.
 
     Exact, never an estimate: a trigger on ``transactions_transaction`` (migration 0009) moves each
     row's count and money from its old cell to its new one in the same database transaction as
@@ -265,8 +265,10 @@ class DailyTotal(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
+                # Location and kind first: this table answers location and kind filters and
+                # sub-account users (always a set of locations); dates go to DailyCardTotal.
                 fields=[
-                    "organization", "created_on", "location", "paid_on", "status", "kind", "has_unresolved_problems"
+                    "organization", "location", "kind", "created_on", "paid_on", "status", "has_unresolved_problems"
                 ],
                 name="daily_total_cell",
                 nulls_distinct=False,

@@ -587,7 +587,7 @@ def test_the_dashboard_indexes_exist_as_designed(db):
             "SELECT indexname, indexdef FROM pg_indexes WHERE indexname = ANY(%s)",
             [["transaction_org_created_cover", "transaction_org_location_cover", "transaction_org_billing_cover",
               "transaction_org_amount_cover", "transaction_patient_cover", "transaction_org_paid",
-              "transaction_event_failures", "daily_total_cell"]],
+              "transaction_event_failures", "daily_total_cell", "daily_card_total_cell"]],
         )
         definitions = {name: definition.split(" USING ", 1)[1] for name, definition in cursor.fetchall()}
 
@@ -613,7 +613,11 @@ def test_the_dashboard_indexes_exist_as_designed(db):
             "kind, amount_cents, charged_cents, refunded_cents, vendor, card_brand, has_unresolved_problems)"
         ),
         "daily_total_cell": (
-            "btree (organization_id, created_on, location_id, paid_on, status, kind, has_unresolved_problems) "
+            "btree (organization_id, location_id, kind, created_on, paid_on, status, has_unresolved_problems) "
+            "INCLUDE (transactions, charged_cents, refunded_cents, payments) NULLS NOT DISTINCT"
+        ),
+        "daily_card_total_cell": (
+            "btree (organization_id, created_on, paid_on, status, vendor, card_brand, has_unresolved_problems) "
             "INCLUDE (transactions, charged_cents, refunded_cents, payments) NULLS NOT DISTINCT"
         ),
         "transaction_org_paid": "btree (organization_id, paid_at DESC) WHERE (paid_at IS NOT NULL)",

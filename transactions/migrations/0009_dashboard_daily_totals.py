@@ -207,7 +207,7 @@ class Migration(migrations.Migration):
                 ('organization', models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='org_profile.organization')),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('organization', 'created_on', 'location', 'paid_on', 'status', 'kind', 'has_unresolved_problems'), name='daily_total_cell', nulls_distinct=False, include=('transactions', 'charged_cents', 'refunded_cents', 'payments'))],
+                'constraints': [models.UniqueConstraint(fields=('organization', 'location', 'kind', 'created_on', 'paid_on', 'status', 'has_unresolved_problems'), name='daily_total_cell', nulls_distinct=False, include=('transactions', 'charged_cents', 'refunded_cents', 'payments'))],
             },
         ),
         migrations.CreateModel(
