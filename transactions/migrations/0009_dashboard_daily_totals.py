@@ -1,11 +1,12 @@
-"""The dashboard's daily totals (``DailyTotal``), kept exact by triggers.
+"""The dashboard's daily totals (``DailyTotal``, ``DailyCardTotal``), kept exact by triggers.
 
 Why: the totals and chart read every transaction of the filtered set. For an organization with
 500,000 transactions that is 500,000 index entries to sum on every unfiltered page (~200 ms and
-more on the benchmark machine, ~80 ms of a 200,000-transaction organization's 122-155 ms page
-before). Summed ahead per (organization, local day created, location, local day paid, status,
-kind, unresolved problems), the same organization has ~69,000 cells (7x fewer), and a date, status,
-kind, location or errors filter reads only its cells.
+more on the benchmark machine; ~80 ms of a 200,000-transaction organization's 122-155 ms page
+before). Summed ahead per organization, local day created, local day paid, status and unresolved
+problems, and either vendor and card brand (28,800 cells for that organization) or location and
+kind (68,800 cells), the unfiltered page and the date, status, errors, location, kind, vendor and
+card-brand filters read a few thousand to a few tens of thousands of cells instead.
 
 Why triggers rather than code in ``transaction_recalculate``: the cells must move with every write
 to a transaction's created or paid time, status, kind, location, money or problems, including the
