@@ -32,8 +32,8 @@ test: install
 	$(BIN)/lint-imports --no-cache
 	$(WITH_DATABASE) $(BIN)/python -m pytest $(ARGS)
 
-# Benchmarks (not tests): load a million transactions once into the lumapay_bench database on the
-# same server, then print each figure beside its baseline and write benchmarks/results/latest.json.
+# Benchmarks (not tests): load a million transactions once into a <DATABASE_URL's name>_bench database
+# (lumapay_bench) on the same server, then print each figure beside its baseline and write benchmarks/results/latest.json.
 bench: install
 	$(WITH_DATABASE) $(BIN)/python -m benchmarks.run $(ARGS)
 

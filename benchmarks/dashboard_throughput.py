@@ -40,7 +40,6 @@ SHARE_TARGET = 2 * SHARE_BEFORE
 
 def bench_dashboard_throughput(server, *, rounds: int, log=print) -> list[dict]:
     from .bare_wsgi import BARE_PATH
-    from .database import BENCH_DATABASE
     from .run import _result
 
     membership, size = _mid_sized_membership()
@@ -52,7 +51,7 @@ def bench_dashboard_throughput(server, *, rounds: int, log=print) -> list[dict]:
         "DEBUG": "false",
         "SECRET_KEY": secret_key,
         "ALLOWED_HOSTS": "127.0.0.1",
-        "DATABASE_URL": server.url_for(BENCH_DATABASE),
+        "DATABASE_URL": server.url_for(server.bench_database),
         "LOG_LEVEL": "WARNING",
         "DJANGO_SETTINGS_MODULE": "lumapay.settings",
     }

@@ -1,8 +1,9 @@
-"""The benchmark database: ``lumapay_bench`` (or ``BENCH_DATABASE``) on the server ``DATABASE_URL`` names.
+"""The benchmark database: a sibling of the database ``DATABASE_URL`` names, on the same server.
 
 `make bench` sets ``DATABASE_URL`` (or the embedded-PostgreSQL wrapper does); the benchmark never
-touches that database itself, only a sibling on the same server, which it creates and migrates.
-``BENCH_DATABASE`` names another sibling, so that two checkouts on one server keep apart.
+touches that database itself, only a sibling named after it with ``_bench`` appended
+(``lumapay`` → ``lumapay_bench``), which it creates and migrates. ``BENCH_DATABASE`` in the
+environment names another one, so two checkouts sharing a server never load into the same database.
 """
 
 from __future__ import annotations
@@ -15,12 +16,20 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-BENCH_DATABASE = os.environ.get("BENCH_DATABASE") or "lumapay_bench"
 
 
 @dataclass(frozen=True)
 class Server:
     url: str  # the DATABASE_URL we were given
+
+    @property
+    def bench_database(self) -> str:
+        """``BENCH_DATABASE`` if set, otherwise DATABASE_URL's database name + ``_bench``."""
+        override = os.environ.get("BENCH_DATABASE", "").strip()
+        if override:
+            return override
+        name = unquote(self._parts().path.lstrip("/")) or "lumapay"
+        return name if name.endswith("_bench") else f"{name}_bench"
 
     def _parts(self):
         return urlsplit(self.url)
@@ -51,16 +60,19 @@ def server_from_environment() -> Server:
     return Server(url)
 
 
-def database_exists(server: Server, name: str = BENCH_DATABASE) -> bool:
+def database_exists(server: Server, name: str | None = None) -> bool:
+    name = name or server.bench_database
     with psycopg.connect(server.conninfo("postgres"), autocommit=True) as connection:
         return connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
 
 
-def database_create(server: Server, name: str = BENCH_DATABASE) -> None:
+def database_create(server: Server, name: str | None = None) -> None:
+    name = name or server.bench_database
     with psycopg.connect(server.conninfo("postgres"), autocommit=True) as connection:
         connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-def database_drop(server: Server, name: str = BENCH_DATABASE) -> None:
+def database_drop(server: Server, name: str | None = None) -> None:
+    name = name or server.bench_database
     with psycopg.connect(server.conninfo("postgres"), autocommit=True) as connection:
         connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

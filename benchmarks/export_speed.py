@@ -28,7 +28,6 @@ def bench_export(server, dataset, *, runs: int, organization_of, log=print) -> l
 
     from transactions.filters import TransactionFilter, query_from_params
 
-    from .database import BENCH_DATABASE
     from .run import _result
 
     membership = organization_of()
@@ -44,7 +43,7 @@ def bench_export(server, dataset, *, runs: int, organization_of, log=print) -> l
     spec = {"email": membership.user.email, "organization": organization.slug, "params": params}
     # A first run, not counted: it warms the caches and tells the bare loop which SELECT to run.
     warm = _worker("ours", spec)
-    bare_spec = {"sql": warm["sql"], "conninfo": server.conninfo(BENCH_DATABASE)}
+    bare_spec = {"sql": warm["sql"], "conninfo": server.conninfo(server.bench_database)}
     ours_runs, bare_runs = [], []
     for _ in range(runs):
         ours_runs.append(_worker("ours", spec))

@@ -1,10 +1,11 @@
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models import Q
 
 from org_profile.models import Location, Organization
 
 from .enums import AppointmentStatus, PreferredLanguage
+from .search import patient_search_text
 
 
 class Patient(models.Model):
@@ -39,11 +40,11 @@ class Patient(models.Model):
         ]
         indexes = [
             models.Index(fields=["organization", "last_name", "first_name", "id"]),
-            GinIndex(
-                name="patient_search_trgm",
-                fields=["last_name", "first_name", "external_ehr_id"],
-                opclasses=["gin_trgm_ops", "gin_trgm_ops", "gin_trgm_ops"],
-            ),
+            # Name and EHR id searches, without accents or case (ehr_sync/search.py).
+            GinIndex(OpClass(patient_search_text(), name="gin_trgm_ops"), name="patient_search_unaccent_trgm"),
+            # E-mail and phone searches (ILIKE / LIKE '%…%').
+            GinIndex(fields=["email"], opclasses=["gin_trgm_ops"], name="patient_email_trgm"),
+            GinIndex(fields=["mobile_phone"], opclasses=["gin_trgm_ops"], name="patient_mobile_phone_trgm"),
         ]
 
     def __str__(self) -> str:

@@ -14,19 +14,18 @@ from org_profile.models import Organization
 
 from .models import Appointment, Balance, Patient
 from .phone_numbers import phone_digits
+from .search import ContainsUnaccented, patient_search_text
 
 HUB_PAGE_SIZE = 25
 # Words of a name search: more than this is someone pasting a paragraph.
 _MAX_SEARCH_TERMS = 5
 _LOOKS_LIKE_A_NUMBER = re.compile(r"[\d\s().+\-]+")
+_WORD_SEPARATORS = re.compile(r"[\s,]+")
 
 
 class ContainsIgnoringCase(Lookup):
-    """``column ILIKE '%text%'``, which the trigram GIN index (gin_trgm_ops) can answer.
-
-    Django's ``icontains`` compiles to ``UPPER(column) LIKE UPPER(...)`` on PostgreSQL, which
-    that index cannot serve. Used as an expression, never registered on a field.
-    """
+    """``column ILIKE '%text%'`` (Django's ``icontains`` compiles to ``UPPER(column) LIKE UPPER(...)``).
+    Used as an expression, never registered on a field."""
 
     lookup_name = "contains_ignoring_case"
 
@@ -43,12 +42,15 @@ def contains_pattern(text: str) -> str:
 
 
 def patient_search_condition(query: str) -> Q:
-    """What a Hub search means, decided by what was typed.
+    """What a patient search means, decided by what was typed. The one definition the Hub and the
+    dashboard's patient filter share.
 
-    - an e-mail address (has "@"): the e-mail;
+    - an e-mail address (has "@"): the e-mail, ignoring case (trigram index ``patient_email_trgm``);
     - digits and phone punctuation: the external EHR id, or the mobile phone by its digits;
-    - anything else: every word must appear in the first name, last name or external EHR id
-      ("maria lop" finds Maria Lopez), through the trigram index.
+    - anything else, as "First Last", "Last, First" or parts of either: every word (commas split
+      words too) must appear in the first name, last name or external EHR id, ignoring case and
+      accents ("garcia" finds García, "Garcia, Jorge" finds Jorge García), through the trigram
+      index on ``patient_search_text()`` (ehr_sync/search.py).
     """
     query = query.strip()
     if not query:
@@ -56,24 +58,22 @@ def patient_search_condition(query: str) -> Q:
     if "@" in query:
         return Q(ContainsIgnoringCase(F("email"), contains_pattern(query)))
     if _LOOKS_LIKE_A_NUMBER.fullmatch(query):
-        condition = ContainsIgnoringCase(F("external_ehr_id"), contains_pattern(query))
+        # The EHR id through the searched text (names hold no digits), so the trigram index serves it.
+        condition = ContainsUnaccented(patient_search_text(), contains_pattern(query))
         digits = phone_digits(query)
         if len(digits) >= 4:
             condition = Q(condition) | Q(mobile_phone__contains=digits)
         return Q(condition)
     condition = Q()
-    for term in query.split()[:_MAX_SEARCH_TERMS]:
-        pattern = contains_pattern(term)
-        condition &= (
-            Q(ContainsIgnoringCase(F("first_name"), pattern))
-            | Q(ContainsIgnoringCase(F("last_name"), pattern))
-            | Q(ContainsIgnoringCase(F("external_ehr_id"), pattern))
-        )
+    text = patient_search_text()
+    for term in _WORD_SEPARATORS.split(query)[:_MAX_SEARCH_TERMS]:
+        if term:
+            condition &= Q(ContainsUnaccented(text, contains_pattern(term)))
     return condition
 
 
 def patients_search(*, organization: Organization, query: str = "") -> QuerySet[Patient]:
-    """The organization's patients matching a Hub search, by last name then first name."""
+    """The organization's patients matching a search, by last name then first name."""
     return (
         Patient.objects.filter(organization=organization)
         .filter(patient_search_condition(query))

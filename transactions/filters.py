@@ -15,20 +15,20 @@ from zoneinfo import ZoneInfo
 import django_filters
 from django import forms
 from django.conf import settings
-from django.db.models import F, Q, QuerySet
+from django.db.models import QuerySet
 from django.http import QueryDict
 
-from ehr_sync.selectors import ContainsIgnoringCase, contains_pattern
+from ehr_sync.selectors import patients_search
 from lumapay.dates import format_date
 from lumapay.money import AmountError, cents_from_text, format_cents
 from org_profile.enums import PaymentGateway
 from org_profile.models import Membership
-from org_profile.selectors import locations_for
+from org_profile.selectors import location_ids_visible, locations_for, scope_to_locations
 
 from .enums import PaymentRequestKind, TransactionStatus
-from .models import Transaction, TransactionEvent
+from .models import DailyCardTotal, DailyTotal, Transaction
 from .selectors.dashboard import billing_items_of
-from .selectors.ledger import ERROR_EVENT_KINDS, transactions_for
+from .selectors.ledger import transactions_for
 
 # The brands gateways report (Stripe's names; the Sandbox uses the same).
 CARD_BRANDS = [
@@ -42,8 +42,15 @@ CARD_BRANDS = [
 ]
 HAS_ERRORS_CHOICES = [("", "Any"), ("true", "With errors"), ("false", "Without errors")]
 MULTIPLE_CHOICE_FILTERS = ("status", "kind", "billing_item", "location")
-# Words of a patient search: more than this is someone pasting a paragraph.
-_MAX_SEARCH_TERMS = 5
+# The filters the daily totals can answer exactly (DailyTotal's columns, or DailyCardTotal's for a
+# member who sees every location); any other filter in use (patient, amount, billing item, or
+# location or kind together with vendor or card brand) sends the totals to the transactions.
+DAILY_TOTAL_FILTERS = frozenset(
+    {"created_from", "created_to", "paid_from", "paid_to", "status", "kind", "location", "has_errors"}
+)
+DAILY_CARD_TOTAL_FILTERS = frozenset(
+    {"created_from", "created_to", "paid_from", "paid_to", "status", "vendor", "card_brand", "has_errors"}
+)
 
 
 # Filters the bar shows inline; every other one is under "More filters" (templates/transactions/dashboard/list.html).
@@ -177,32 +184,56 @@ class TransactionFilter(django_filters.FilterSet):
     # -- filters with their own SQL ----------------------------------------------------------------
 
     def filter_patient(self, queryset, name, value):
-        """Every word must appear in the patient's first name, last name or external EHR id, with the
-        ``ILIKE '%…%'`` the Hub uses, so the trigram index on patients can answer it."""
-        condition = Q()
-        for term in value.split()[:_MAX_SEARCH_TERMS]:
-            pattern = contains_pattern(term)
-            condition &= (
-                Q(ContainsIgnoringCase(F("patient__first_name"), pattern))
-                | Q(ContainsIgnoringCase(F("patient__last_name"), pattern))
-                | Q(ContainsIgnoringCase(F("patient__external_ehr_id"), pattern))
-            )
-        return queryset.filter(condition)
+        """The transactions of the patients the Hub's search finds for the same words (name in
+        any order or as "Last, First", EHR id, e-mail or phone; case and accents ignored): one
+        definition, ``ehr_sync.selectors.patients_search``, as ``patient_id IN (…)``."""
+        if not value.strip():
+            return queryset
+        patients = patients_search(organization=self.organization, query=value).values("id")
+        return queryset.filter(patient_id__in=patients)
 
     def filter_has_errors(self, queryset, name, value):
-        """A charge or refund that failed (its ledger event) or an error the gateway reported.
-
-        ``id IN (the organization's failure events)`` rather than a correlated EXISTS: PostgreSQL
-        hashes the one small list (a partial index holds only failure events) instead of probing
-        the ledger once per transaction when it totals a large filtered set.
-        """
+        """Transactions with (or without) an unresolved problem: a failed charge or refund that no
+        later success resolved (``transactions.problems``). A cached column the ledger's
+        recalculation keeps, so the filter reads the transaction row alone."""
         if value is None:
             return queryset
-        failed = TransactionEvent.objects.filter(
-            organization_id=self.organization.pk, kind__in=sorted(ERROR_EVENT_KINDS)
-        ).values("transaction_id")
-        condition = Q(pk__in=failed) | ~Q(last_error="")
-        return queryset.filter(condition) if value else queryset.exclude(condition)
+        return queryset.filter(has_unresolved_problems=value)
+
+    # -- the same set, summed ahead -----------------------------------------------------------
+
+    def daily_totals(self) -> QuerySet | None:
+        """The daily-total cells holding exactly the filtered set (``DailyTotal``, or
+        ``DailyCardTotal`` for vendor and card-brand filters), or None when a filter in use is not
+        one of their columns. Local dates compare as dates: the cells are local days."""
+        data = self._cleaned()
+        used = {name for name, value in data.items() if value not in (None, "", [])}
+        if not used - DAILY_CARD_TOTAL_FILTERS and location_ids_visible(membership=self.membership) is None:
+            # Also the unfiltered page and the date, status and errors filters of a member who sees
+            # every location: the vendor and card-brand cells are fewer (28,800 against 68,800 for
+            # the benchmark's largest organization), so they sum faster.
+            cells = DailyCardTotal.objects.filter(organization_id=self.organization.pk)
+            for name in ("vendor", "card_brand"):
+                if data.get(name):
+                    cells = cells.filter(**{name: data[name]})
+        elif not used - DAILY_TOTAL_FILTERS:
+            cells = scope_to_locations(
+                DailyTotal.objects.filter(organization_id=self.organization.pk), membership=self.membership
+            )
+            for name, field in (("kind", "kind"), ("location", "location_id")):
+                if data.get(name):
+                    cells = cells.filter(**{f"{field}__in": list(data[name])})
+        else:
+            return None
+        for name, lookup in (("created_from", "created_on__gte"), ("created_to", "created_on__lte"),
+                             ("paid_from", "paid_on__gte"), ("paid_to", "paid_on__lte")):
+            if data.get(name) is not None:
+                cells = cells.filter(**{lookup: data[name]})
+        if data.get("status"):
+            cells = cells.filter(status__in=list(data["status"]))
+        if data.get("has_errors") is not None:
+            cells = cells.filter(has_unresolved_problems=data["has_errors"])
+        return cells
 
     # -- what the filters were, for links, the export and its Filters sheet -----------------------
 

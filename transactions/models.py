@@ -95,6 +95,19 @@ class PaymentRequestDelivery(models.Model):
         ordering = ["-created_at", "-id"]
 
 
+# What the dashboard's totals, chart and filters read of a transaction: the INCLUDE of the indexes
+# that serve a filter the daily totals cannot answer, so those totals are index-only scans.
+SUMMARY_COLUMNS = [
+    "organization", "location", "created_at", "paid_at", "status", "kind", "amount_cents", "charged_cents",
+    "refunded_cents", "vendor", "card_brand", "has_unresolved_problems",
+]
+
+
+def _summary_columns_but(*keys: str) -> list[str]:
+    """The summary columns an index does not already hold as keys."""
+    return [column for column in SUMMARY_COLUMNS if column not in keys]
+
+
 class Transaction(models.Model):
     """One payment by a patient through a gateway, with its refunds.
 
@@ -107,7 +120,10 @@ class Transaction(models.Model):
     payment_request = models.ForeignKey(
         PaymentRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="transactions"
     )
-    patient = models.ForeignKey("ehr_sync.Patient", on_delete=models.PROTECT, related_name="transactions")
+    # Indexed by transaction_patient_cover (the dashboard's patient filter), not by a bare index.
+    patient = models.ForeignKey(
+        "ehr_sync.Patient", on_delete=models.PROTECT, related_name="transactions", db_index=False
+    )
     location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="transactions")
     kind = models.CharField(max_length=20, choices=PaymentRequestKind.choices)
     billing_item = models.CharField(max_length=120)
@@ -135,7 +151,14 @@ class Transaction(models.Model):
         default=0, help_text="held back by open disputes or lost to lost ones (not given back by won ones)"
     )
     fee_cents = models.BigIntegerField(default=0, help_text="the processor's fee on the charge, when known")
-    last_error = models.CharField(max_length=500, blank=True)
+    last_error = models.CharField(
+        max_length=500, blank=True, help_text="the message of the newest unresolved failure (transactions.problems)"
+    )
+    has_unresolved_problems = models.BooleanField(
+        default=False,
+        help_text="a failed charge or refund that no later success resolved (transactions.problems): the "
+        "dashboard's \"has errors\"",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -168,7 +191,7 @@ class Transaction(models.Model):
                 fields=["organization", "-created_at", "-id"],
                 include=[
                     "location", "status", "kind", "amount_cents", "charged_cents", "refunded_cents", "paid_at",
-                    "vendor", "card_brand",
+                    "vendor", "card_brand", "has_unresolved_problems",
                 ],
                 name="transaction_org_created_cover",
             ),
@@ -176,11 +199,26 @@ class Transaction(models.Model):
                 fields=["organization", "location", "-created_at", "-id"],
                 include=[
                     "status", "kind", "amount_cents", "charged_cents", "refunded_cents", "paid_at", "vendor",
-                    "card_brand",
+                    "card_brand", "has_unresolved_problems",
                 ],
                 name="transaction_org_location_cover",
             ),
-            models.Index(fields=["organization", "billing_item", "-created_at", "-id"], name="transaction_org_billing_item"),
+            # The filters the daily totals cannot answer (migration 0010 says why each).
+            models.Index(
+                fields=["organization", "billing_item", "-created_at", "-id"],
+                include=_summary_columns_but("organization", "created_at"),
+                name="transaction_org_billing_cover",
+            ),
+            models.Index(
+                fields=["organization", "amount_cents"],
+                include=_summary_columns_but("organization", "amount_cents"),
+                name="transaction_org_amount_cover",
+            ),
+            models.Index(
+                fields=["patient", "-created_at", "-id"],
+                include=_summary_columns_but("created_at"),
+                name="transaction_patient_cover",
+            ),
             models.Index(
                 fields=["organization", "-paid_at"], condition=Q(paid_at__isnull=False), name="transaction_org_paid"
             ),
@@ -196,6 +234,86 @@ class Transaction(models.Model):
         Refunds still waiting for the gateway hold part of this back: what may be refunded now is
         ``selectors.ledger.transaction_refundable_cents``."""
         return max(self.charged_cents - self.refunded_cents - self.disputed_cents, 0)
+
+
+class DailyTotal(models.Model):
+    """The dashboard's totals and chart, summed ahead: one row per organization, location, kind, local
+    day created, local day paid (none for unpaid), status and whether problems are unresolved.
+
+    Exact, never an estimate: a trigger on ``transactions_transaction`` (migration 0009) moves each
+    row's count and money from its old cell to its new one in the same database transaction as
+    every insert, update or delete, whichever code wrote it (the ledger's recalculation, the seed,
+    a data migration, the admin). Local days are in the organization's time zone; changing the
+    zone rebuilds the organization's rows (a trigger on the organization). The dashboard reads
+    these rows instead of the transactions when every filter in use is one of these columns
+    (``transactions.filters.TransactionFilter.daily_totals``). Written by the database only.
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    location = models.ForeignKey(
+        Location, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    created_on = models.DateField()
+    paid_on = models.DateField(null=True)
+    status = models.CharField(max_length=20, choices=TransactionStatus.choices)
+    kind = models.CharField(max_length=20, choices=PaymentRequestKind.choices)
+    has_unresolved_problems = models.BooleanField()
+    transactions = models.IntegerField()
+    charged_cents = models.BigIntegerField()
+    refunded_cents = models.BigIntegerField()
+    payments = models.IntegerField(help_text="transactions with money charged")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                # Location and kind first: this table answers location and kind filters and
+                # sub-account users (always a set of locations); dates go to DailyCardTotal.
+                fields=[
+                    "organization", "location", "kind", "created_on", "paid_on", "status", "has_unresolved_problems"
+                ],
+                name="daily_total_cell",
+                nulls_distinct=False,
+                # The sums too: the dashboard's totals are an index-only scan of one organization's cells.
+                include=["transactions", "charged_cents", "refunded_cents", "payments"],
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.created_on} {self.status}: {self.transactions}"
+
+
+class DailyCardTotal(models.Model):
+    """The same sums as ``DailyTotal``, per vendor and card brand instead of location and kind: the
+    dashboard's vendor and card-brand filters, alone or with dates, status and errors (for a
+    manager, who sees every location). Kept by the same trigger (migration 0009)."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    created_on = models.DateField()
+    paid_on = models.DateField(null=True)
+    status = models.CharField(max_length=20, choices=TransactionStatus.choices)
+    vendor = models.CharField(max_length=20)
+    card_brand = models.CharField(max_length=20)
+    has_unresolved_problems = models.BooleanField()
+    transactions = models.IntegerField()
+    charged_cents = models.BigIntegerField()
+    refunded_cents = models.BigIntegerField()
+    payments = models.IntegerField(help_text="transactions with money charged")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "organization", "created_on", "paid_on", "status", "vendor", "card_brand", "has_unresolved_problems"
+                ],
+                name="daily_card_total_cell",
+                nulls_distinct=False,
+                include=["transactions", "charged_cents", "refunded_cents", "payments"],
+            )
+        ]
 
 
 class Refund(models.Model):

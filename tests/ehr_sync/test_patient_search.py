@@ -65,17 +65,55 @@ def test_search_never_leaves_the_organization(organization, other_organization):
     assert patients_search(organization=organization).count() == 0
 
 
+def test_search_ignores_accents_and_case_both_ways(organization):
+    # given patients whose names carry accents, and one whose name does not
+    PatientFactory(organization=organization, first_name="Jorge", last_name="García")
+    PatientFactory(organization=organization, first_name="María", last_name="García")
+    PatientFactory(organization=organization, first_name="José", last_name="Núñez")
+    PatientFactory(organization=organization, first_name="Renee", last_name="Garcia")
+
+    # when staff type without accents, with them, or in capitals
+    # then the same patients are found
+    garcias = ["Jorge García", "María García", "Renee Garcia"]
+    assert sorted(_names(patients_search(organization=organization, query="garcia"))) == garcias
+    assert sorted(_names(patients_search(organization=organization, query="GARCÍA"))) == garcias
+    assert _names(patients_search(organization=organization, query="jose nunez")) == ["José Núñez"]
+    assert _names(patients_search(organization=organization, query="NÚÑEZ")) == ["José Núñez"]
+    assert _names(patients_search(organization=organization, query="maria garcía")) == ["María García"]
+
+
+def test_search_accepts_the_hub_format_last_comma_first_and_first_last(organization):
+    # given two García patients
+    PatientFactory(organization=organization, first_name="Jorge", last_name="García")
+    PatientFactory(organization=organization, first_name="María", last_name="García")
+
+    # when staff type the name as the Hub shows it ("Last, First") or as it is said ("First Last")
+    # then the one patient is found
+    for query in ("Garcia, Jorge", "García, Jorge", "garcia,jorge", "Jorge Garcia", "jorge  garcía", "Garc, Jor"):
+        assert _names(patients_search(organization=organization, query=query)) == ["Jorge García"], query
+    assert _names(patients_search(organization=organization, query="Garcia, Ana")) == []
+
+
 def test_name_and_ehr_id_search_can_use_the_trigram_index(organization):
     # given a name search compiled to SQL
     PatientFactory(organization=organization, first_name="Maria", last_name="Lopez")
     queryset = Patient.objects.filter(patient_search_condition("lopez"))
     sql, _ = queryset.query.sql_with_params()
 
-    # then it is a plain ILIKE on the columns (Django's icontains wraps them in UPPER(), which the
-    # gin_trgm_ops index cannot serve) and PostgreSQL plans it on patient_search_trgm
-    assert 'UPPER("ehr_sync_patient"."last_name"' not in sql
-    assert '"ehr_sync_patient"."last_name" ILIKE' in sql
+    # then it compares the unaccented text with the unaccented pattern, without UPPER() (which the
+    # gin_trgm_ops index cannot serve), and PostgreSQL plans it on patient_search_unaccent_trgm
+    assert "UPPER(" not in sql
+    assert "lumapay_unaccent(" in sql and "ILIKE lumapay_unaccent(" in sql
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         plan = queryset.explain()
-    assert "patient_search_trgm" in plan
+    assert "patient_search_unaccent_trgm" in plan
+
+
+def test_the_unaccent_wrapper_is_immutable(db):
+    # an index expression must be IMMUTABLE; unaccent() itself is only STABLE
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT provolatile FROM pg_proc WHERE proname = 'lumapay_unaccent'")
+        assert cursor.fetchall() == [("i",)]
+        cursor.execute("SELECT lumapay_unaccent('García Núñez, Françoise')")
+        assert cursor.fetchone() == ("Garcia Nunez, Francoise",)

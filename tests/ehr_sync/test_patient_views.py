@@ -110,6 +110,20 @@ def test_the_hub_answers_an_htmx_history_restore_with_the_whole_page(client_for,
     assert "<html" in response.content.decode()
 
 
+def test_the_hub_finds_garcia_without_the_accent_and_as_it_shows_her(client_for, organization, administrator):
+    # given Jorge García, shown in the Hub as "García, Jorge"
+    PatientFactory(organization=organization, first_name="Jorge", last_name="García")
+    PatientFactory(organization=organization, first_name="Ann", last_name="Lee")
+    client = client_for(administrator)
+
+    # when staff search for "garcia", and for the name as the Hub shows it
+    # then he is the one found
+    for query in ("garcia", "Garcia, Jorge", "García, Jorge"):
+        response = client.get(reverse("patients:hub"), {"q": query})
+        assert [f"{p.last_name}, {p.first_name}" for p in response.context["page"].object_list] == ["García, Jorge"]
+        assert "García, Jorge" in response.content.decode()
+
+
 def test_the_hub_says_when_nothing_matches(client_for, organization, administrator):
     response = client_for(administrator).get(reverse("patients:hub"), {"q": "zzz"})
     assert "No patient matches “zzz”." in response.content.decode()

@@ -35,6 +35,7 @@ def ledger_transaction(
     kind: str = PaymentRequestKind.COPAY,
     billing_item: str = "Office visit copay",
     outcome: str = "paid",  # "paid" | "pending" | "declined"
+    declined_first: bool = False,  # a declined card before the payment
     paid_at: datetime.datetime | None = None,
     refunded_cents: int = 0,
     refund_fails: bool = False,
@@ -60,7 +61,7 @@ def ledger_transaction(
         idempotency_key="checkout",
         actor_type=ActorType.PATIENT,
     )
-    if outcome == "declined":
+    if outcome == "declined" or declined_first:
         transaction_event_append(
             transaction=transaction, kind=Kind.CHARGE_FAILED, amount_cents=0, idempotency_key="charge:0",
             message=DECLINE_MESSAGE,

@@ -34,8 +34,14 @@ def data(organization, location, other_location):
     """Six transactions of a Los Angeles clinic, named t1 (oldest) to t6, and one elsewhere."""
     organization.timezone = LA
     organization.save(update_fields=["timezone"])
-    maria = PatientFactory(organization=organization, first_name="Maria", last_name="Lopez", external_ehr_id="MRN-1001")
-    james = PatientFactory(organization=organization, first_name="James", last_name="Obrien", external_ehr_id="EHR_77")
+    maria = PatientFactory(
+        organization=organization, first_name="Maria", last_name="Lopez", external_ehr_id="MRN-1001",
+        email="maria.lopez@mail.example",
+    )
+    james = PatientFactory(
+        organization=organization, first_name="James", last_name="Obrien", external_ehr_id="EHR_77",
+        mobile_phone="+13125550101",
+    )
     ann = PatientFactory(organization=organization, first_name="Ann", last_name="Lee", external_ehr_id="MRN-2002")
     copay, balance, other = PaymentRequestKind.COPAY, PaymentRequestKind.BALANCE, PaymentRequestKind.OTHER
 
@@ -127,6 +133,12 @@ def test_the_ledger_set_the_statuses_the_filters_rely_on(data):
         ({"q": "maria lee"}, []),
         ({"q": "mrn-2002"}, ["t6", "t3"]),
         ({"q": "EHR_77"}, ["t5", "t2"]),
+        # … without accents, as "Last, First", by e-mail or by phone: the Hub's search.
+        ({"q": "lópez"}, ["t4", "t1"]),
+        ({"q": "Lopez, Maria"}, ["t4", "t1"]),
+        ({"q": "Lee, Maria"}, []),
+        ({"q": "maria.lopez@mail"}, ["t4", "t1"]),
+        ({"q": "(312) 555-0101"}, ["t5", "t2"]),
         ({"q": "%"}, []),
         ({"q": "N_2"}, []),
         # Combined.
@@ -147,6 +159,32 @@ def test_each_filter_alone_and_combined(client_for, manager, data, params, expec
     assert response.status_code == 200
     assert _names(response, data) == expected
     assert response.context["summary"].count == len(expected)
+
+
+def test_the_patient_filter_finds_garcia_without_the_accent_and_as_the_hub_shows_him(
+    client_for, manager, organization, location
+):
+    # given a payment of Jorge García and one of María García
+    jorge = PatientFactory(organization=organization, first_name="Jorge", last_name="García")
+    maria = PatientFactory(organization=organization, first_name="María", last_name="García")
+    paid = {
+        patient.pk: ledger_transaction(
+            organization=organization, location=location, patient=patient, created_at=local(LA, 2026, 3, day, 9, 0)
+        ).pk
+        for day, patient in ((1, jorge), (2, maria))
+    }
+    client = client_for(manager)
+
+    # when a manager filters the dashboard on each way of typing the name
+    # then the right payments are listed and counted
+    for query, expected in (
+        ("garcia", [paid[maria.pk], paid[jorge.pk]]),
+        ("Garcia, Jorge", [paid[jorge.pk]]),
+        ("jorge garcía", [paid[jorge.pk]]),
+    ):
+        response = client.get(DASHBOARD, {"q": query})
+        assert [t.pk for t in response.context["page"].object_list] == expected, query
+        assert response.context["summary"].count == len(expected)
 
 
 def test_location_filter_and_its_choices(client_for, manager, data, location, other_location):
@@ -181,38 +219,51 @@ def test_another_organizations_billing_item_or_location_is_refused(client_for, m
     assert _names(response, data) == ["t5", "t4", "t6", "t3", "t2", "t1"]
 
 
-def test_has_errors_counts_a_failure_event_without_a_message_and_a_gateway_error_alone(
-    client_for, manager, organization, location
-):
+def test_has_errors_means_a_problem_no_later_success_resolved(client_for, manager, organization, location):
     from lumapay.models import ActorType
     from transactions.enums import TransactionEventKind as Kind
     from transactions.services.ledger import transaction_event_append
 
+    # given a failure with no message, a declined card then a payment, a refund that failed, a
+    # refund that failed and was then made again for the same amount, and a clean payment
     patient = PatientFactory(organization=organization)
-    silent_failure = ledger_transaction(
-        organization=organization, location=location, patient=patient, created_at=local(LA, 2026, 3, 2, 9, 0),
-        outcome="pending",
-    )
+
+    def make(day, **kwargs):
+        return ledger_transaction(
+            organization=organization, location=location, patient=patient, created_at=local(LA, 2026, 3, day, 9, 0),
+            **kwargs,
+        )
+
+    silent_failure = make(2, outcome="pending")
     transaction_event_append(
         transaction=silent_failure, kind=Kind.CHARGE_FAILED, amount_cents=0, idempotency_key="charge:0",
         actor_type=ActorType.GATEWAY, message="",
     )
-    reported = ledger_transaction(
-        organization=organization, location=location, patient=patient, created_at=local(LA, 2026, 3, 3, 9, 0)
+    paid_after_decline = make(3, declined_first=True)
+    refund_failed = make(4, refund_fails=True)
+    refunded_again = make(5, refund_fails=True)
+    transaction_event_append(
+        transaction=refunded_again, kind=Kind.REFUND_SUCCEEDED, amount_cents=refunded_again.amount_cents,
+        idempotency_key="refund:3",
     )
-    Transaction.objects.filter(pk=reported.pk).update(last_error="Processor timeout")
-    clean = ledger_transaction(
-        organization=organization, location=location, patient=patient, created_at=local(LA, 2026, 3, 4, 9, 0)
-    )
-    silent_failure.refresh_from_db()
+    clean = make(6)
+    for transaction in (silent_failure, paid_after_decline, refunded_again):
+        transaction.refresh_from_db()
 
+    # when a manager filters on errors
     client = client_for(manager)
     with_errors = client.get(DASHBOARD, {"has_errors": "true"})
     without = client.get(DASHBOARD, {"has_errors": "false"})
 
-    assert silent_failure.last_error == ""
-    assert [t.pk for t in with_errors.context["page"].object_list] == [reported.pk, silent_failure.pk]
-    assert [t.pk for t in without.context["page"].object_list] == [clean.pk]
+    # then only the unresolved ones count, as the cached flag says
+    assert [t.pk for t in with_errors.context["page"].object_list] == [refund_failed.pk, silent_failure.pk]
+    assert with_errors.context["summary"].count == 2
+    assert [t.pk for t in without.context["page"].object_list] == [
+        clean.pk, refunded_again.pk, paid_after_decline.pk
+    ]
+    assert [(t.has_unresolved_problems, t.last_error) for t in (silent_failure, paid_after_decline, refunded_again)] == [
+        (True, ""), (False, ""), (False, ""),
+    ]
 
 
 def test_staff_see_only_their_locations_whatever_the_filters(client_for, staff_user, data, other_location):
@@ -474,8 +525,10 @@ def test_a_deep_page_runs_the_same_queries_and_no_count_or_offset(client_for, ma
     assert len(deep) == len(top)
     statements = [query["sql"] for query in deep.captured_queries]
     assert not any("OFFSET" in sql for sql in statements)
-    counting = [sql for sql in statements if "COUNT(" in sql]
-    assert len(counting) == 1 and "GROUP BY" in counting[0]
+    # the totals are one grouped query over the daily totals (a kind filter): nothing counts rows
+    grouped = [sql for sql in statements if "GROUP BY" in sql]
+    assert len(grouped) == 1 and '"transactions_dailytotal"' in grouped[0]
+    assert not any("COUNT(" in sql for sql in statements)
 
 
 def test_the_filterset_summary_reads_in_words(manager, organization, data, other_location):
@@ -532,24 +585,170 @@ def test_the_dashboard_indexes_exist_as_designed(db):
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT indexname, indexdef FROM pg_indexes WHERE indexname = ANY(%s)",
-            [["transaction_org_created_cover", "transaction_org_location_cover", "transaction_org_billing_item",
-              "transaction_org_paid", "transaction_event_failures"]],
+            [["transaction_org_created_cover", "transaction_org_location_cover", "transaction_org_billing_cover",
+              "transaction_org_amount_cover", "transaction_patient_cover", "transaction_org_paid",
+              "transaction_event_failures", "daily_total_cell", "daily_card_total_cell"]],
         )
         definitions = {name: definition.split(" USING ", 1)[1] for name, definition in cursor.fetchall()}
 
     assert definitions == {
         "transaction_org_created_cover": (
             "btree (organization_id, created_at DESC, id DESC) INCLUDE (location_id, status, kind, amount_cents, "
-            "charged_cents, refunded_cents, paid_at, vendor, card_brand)"
+            "charged_cents, refunded_cents, paid_at, vendor, card_brand, has_unresolved_problems)"
         ),
         "transaction_org_location_cover": (
             "btree (organization_id, location_id, created_at DESC, id DESC) INCLUDE (status, kind, amount_cents, "
-            "charged_cents, refunded_cents, paid_at, vendor, card_brand)"
+            "charged_cents, refunded_cents, paid_at, vendor, card_brand, has_unresolved_problems)"
         ),
-        "transaction_org_billing_item": "btree (organization_id, billing_item, created_at DESC, id DESC)",
+        "transaction_org_billing_cover": (
+            "btree (organization_id, billing_item, created_at DESC, id DESC) INCLUDE (location_id, paid_at, status, "
+            "kind, amount_cents, charged_cents, refunded_cents, vendor, card_brand, has_unresolved_problems)"
+        ),
+        "transaction_org_amount_cover": (
+            "btree (organization_id, amount_cents) INCLUDE (location_id, created_at, paid_at, status, kind, "
+            "charged_cents, refunded_cents, vendor, card_brand, has_unresolved_problems)"
+        ),
+        "transaction_patient_cover": (
+            "btree (patient_id, created_at DESC, id DESC) INCLUDE (organization_id, location_id, paid_at, status, "
+            "kind, amount_cents, charged_cents, refunded_cents, vendor, card_brand, has_unresolved_problems)"
+        ),
+        "daily_total_cell": (
+            "btree (organization_id, location_id, kind, created_on, paid_on, status, has_unresolved_problems) "
+            "INCLUDE (transactions, charged_cents, refunded_cents, payments) NULLS NOT DISTINCT"
+        ),
+        "daily_card_total_cell": (
+            "btree (organization_id, created_on, paid_on, status, vendor, card_brand, has_unresolved_problems) "
+            "INCLUDE (transactions, charged_cents, refunded_cents, payments) NULLS NOT DISTINCT"
+        ),
         "transaction_org_paid": "btree (organization_id, paid_at DESC) WHERE (paid_at IS NOT NULL)",
         "transaction_event_failures": (
             "btree (organization_id, transaction_id) WHERE ((kind)::text = ANY "
             "((ARRAY['charge_failed'::character varying, 'refund_failed'::character varying])::text[]))"
         ),
     }
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"created_from": "2026-03-01", "created_to": "2026-03-31"},
+        {"paid_from": "2026-03-22", "paid_to": "2026-03-22"},
+        {"status": ["succeeded", "partially_refunded"], "kind": ["copay"]},
+        {"has_errors": "true"},
+        {"has_errors": "false", "created_to": "2026-03-20"},
+        {"vendor": "sandbox"},
+        {"card_brand": "visa", "status": ["failed", "succeeded"], "paid_from": "2026-02-01"},
+        {"vendor": "stripe", "card_brand": "mastercard", "has_errors": "false"},
+    ],
+)
+def test_the_daily_totals_give_exactly_what_summing_the_transactions_gives(manager, data, location, params):
+    from django.http import QueryDict
+
+    from org_profile.models import Membership
+
+    membership = Membership.objects.get(user=manager)
+    query = QueryDict(mutable=True)
+    for name, value in params.items():
+        query.setlist(name, value if isinstance(value, list) else [value])
+    # the location filter too, as a sub-account user's scope would add it
+    filterset = TransactionFilter(query, membership=membership)
+    cells = filterset.daily_totals()
+    assert cells is not None
+
+    summed = dashboard_summary(filterset.qs, organization=membership.organization, today=datetime.date(2026, 4, 30))
+    ahead = dashboard_summary(
+        filterset.qs, organization=membership.organization, today=datetime.date(2026, 4, 30), daily_totals=cells
+    )
+
+    assert ahead == summed
+    assert ahead.count == filterset.qs.count()
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"q": "lopez"}, {"amount_min": "50"}, {"billing_item": ["Statement balance"]},
+     {"vendor": "stripe", "kind": ["copay"]}, {"card_brand": "visa", "location": ["LOCATION"]}],
+)
+def test_filters_the_daily_totals_cannot_answer_sum_the_transactions(manager, data, location, params):
+    from django.http import QueryDict
+
+    from org_profile.models import Membership
+
+    query = QueryDict(mutable=True)
+    for name, value in params.items():
+        values = value if isinstance(value, list) else [value]
+        query.setlist(name, [str(location.pk) if v == "LOCATION" else v for v in values])
+    filterset = TransactionFilter(query, membership=Membership.objects.get(user=manager))
+
+    assert filterset.form.is_valid()
+    assert filterset.daily_totals() is None
+
+
+def test_a_sub_account_users_card_filters_sum_the_transactions_of_their_locations(staff_user, data):
+    from org_profile.models import Membership
+
+    membership = Membership.objects.get(user=staff_user)
+    by_vendor = TransactionFilter({"vendor": "sandbox"}, membership=membership)
+    by_status = TransactionFilter({"status": ["succeeded"]}, membership=membership)
+
+    # the vendor cells are organization-wide, so they cannot answer for one location
+    assert by_vendor.daily_totals() is None
+    summary = dashboard_summary(
+        by_status.qs, organization=membership.organization, daily_totals=by_status.daily_totals()
+    )
+    assert summary.count == by_status.qs.count() == 3
+
+
+def test_the_daily_totals_follow_every_change_and_a_time_zone_change(organization, location, other_location):
+    from transactions.models import DailyCardTotal, DailyTotal
+
+    # given payments, a refund, a failure, and a transaction moved to another location and day
+    patient = PatientFactory(organization=organization)
+    organization.timezone = LA
+    organization.save(update_fields=["timezone"])
+    late = ledger_transaction(organization=organization, location=location, patient=patient,
+                              created_at=local(LA, 2026, 3, 1, 23, 30), refunded_cents=1000)
+    ledger_transaction(organization=organization, location=other_location, patient=patient,
+                       created_at=local(LA, 2026, 3, 2, 9, 0), outcome="declined")
+    ledger_transaction(organization=organization, location=location, patient=patient,
+                       created_at=local(LA, 2026, 3, 2, 10, 0), refund_fails=True)
+    Transaction.objects.filter(pk=late.pk).update(location=other_location)
+
+    def cells():
+        return sorted(
+            (c.created_on.isoformat(), c.location_id, c.paid_on.isoformat() if c.paid_on else "", c.status,
+             c.has_unresolved_problems, c.transactions, c.charged_cents, c.refunded_cents, c.payments)
+            for c in DailyTotal.objects.filter(organization=organization).exclude(transactions=0)
+        )
+
+    # then the cells hold each transaction once, in its current place, in Los Angeles days
+    assert cells() == [
+        ("2026-03-01", other_location.pk, "2026-03-01", "partially_refunded", False, 1, 5000, 1000, 1),
+        ("2026-03-02", location.pk, "2026-03-02", "succeeded", True, 1, 5000, 0, 1),
+        ("2026-03-02", other_location.pk, "", "failed", True, 1, 0, 0, 0),
+    ]
+    assert not DailyTotal.objects.filter(organization=organization, transactions__lt=0).exists()
+
+    # when the organization moves to New York, 23:30 in Los Angeles is the next day there
+    organization.timezone = "America/New_York"
+    organization.save(update_fields=["timezone"])
+
+    assert cells() == [
+        ("2026-03-02", location.pk, "2026-03-02", "succeeded", True, 1, 5000, 0, 1),
+        ("2026-03-02", other_location.pk, "", "failed", True, 1, 0, 0, 0),
+        ("2026-03-02", other_location.pk, "2026-03-02", "partially_refunded", False, 1, 5000, 1000, 1),
+    ]
+    # and the vendor and card-brand cells hold the same rows, in New York days too
+    card_cells = sorted(
+        (c.created_on.isoformat(), c.paid_on.isoformat() if c.paid_on else "", c.status, c.vendor, c.card_brand,
+         c.transactions, c.charged_cents, c.refunded_cents, c.payments)
+        for c in DailyCardTotal.objects.filter(organization=organization).exclude(transactions=0)
+    )
+    vendor = organization.payment_gateway
+    assert card_cells == [
+        ("2026-03-02", "", "failed", vendor, "visa", 1, 0, 0, 0),
+        ("2026-03-02", "2026-03-02", "partially_refunded", vendor, "visa", 1, 5000, 1000, 1),
+        ("2026-03-02", "2026-03-02", "succeeded", vendor, "visa", 1, 5000, 0, 1),
+    ]
+    assert not DailyCardTotal.objects.filter(transactions__lt=0).exists()

@@ -22,6 +22,11 @@ def _append(transaction, kind, amount_cents, key, **kwargs):
     )
 
 
+def _problems(transaction):
+    row = Transaction.objects.get(pk=transaction.pk)
+    return row.has_unresolved_problems, row.last_error
+
+
 def _totals(transaction):
     row = Transaction.objects.get(pk=transaction.pk)
     return row.status, row.charged_cents, row.refunded_cents
@@ -93,10 +98,74 @@ def test_status_failed_after_a_decline(organization):
 
 def test_status_succeeded_when_a_later_card_pays_after_a_decline(organization):
     transaction = card_pay(checkout_transaction(organization=organization, amount_cents=4000), card_number=DECLINED)
+    assert (transaction.has_unresolved_problems, transaction.last_error) == (True, "Your card was declined.")
     transaction = card_pay(transaction)
 
     assert _totals(transaction) == (TransactionStatus.SUCCEEDED, 4000, 0)
     assert transaction.card_last4 == "4242"
+    # the decline is history: the payment that followed resolved it
+    row = Transaction.objects.get(pk=transaction.pk)
+    assert (row.has_unresolved_problems, row.last_error) == (False, "")
+
+
+def test_a_failed_refund_stays_a_problem_until_the_same_amount_is_refunded_again(organization):
+    # given a paid transaction whose refund of $15 failed
+    transaction = checkout_transaction(organization=organization, amount_cents=4000)
+    _append(transaction, Kind.CHARGE_SUCCEEDED, 4000, "charge:ch_1:succeeded")
+    first = Refund.objects.create(organization=organization, transaction=transaction, amount_cents=1500, reason="Overpaid")
+    second = Refund.objects.create(organization=organization, transaction=transaction, amount_cents=1000, reason="Lab")
+    third = Refund.objects.create(organization=organization, transaction=transaction, amount_cents=1500, reason="Again")
+    _append(transaction, Kind.REFUND_FAILED, 1500, "refund:1:failed", refund=first, message="Card closed.")
+    assert _problems(transaction) == (True, "Card closed.")
+
+    # when another amount is refunded, the problem stays
+    _append(transaction, Kind.REFUND_SUCCEEDED, 1000, "refund:2:succeeded", refund=second)
+    assert _problems(transaction) == (True, "Card closed.")
+
+    # and a success reported for the failed refund itself resolves nothing (the ledger does not count it)
+    _append(transaction, Kind.REFUND_SUCCEEDED, 1500, "refund:1:succeeded", refund=first)
+    assert _totals(transaction) == (TransactionStatus.PARTIALLY_REFUNDED, 4000, 1000)
+    assert _problems(transaction) == (True, "Card closed.")
+
+    # then a new refund of the same amount that succeeds resolves it
+    _append(transaction, Kind.REFUND_SUCCEEDED, 1500, "refund:3:succeeded", refund=third)
+    assert _totals(transaction) == (TransactionStatus.PARTIALLY_REFUNDED, 4000, 2500)
+    assert _problems(transaction) == (False, "")
+
+
+def test_a_refund_that_fails_after_it_succeeded_is_a_problem(organization):
+    transaction = checkout_transaction(organization=organization, amount_cents=4000)
+    refund = Refund.objects.create(organization=organization, transaction=transaction, amount_cents=4000, reason="Visit cancelled")
+    _append(transaction, Kind.CHARGE_SUCCEEDED, 4000, "charge:ch_1:succeeded")
+    _append(transaction, Kind.REFUND_SUCCEEDED, 4000, "refund:1:succeeded", refund=refund)
+    assert _problems(transaction) == (False, "")
+
+    _append(transaction, Kind.REFUND_FAILED, 4000, "refund:1:failed", refund=refund, message="Card closed.")
+
+    assert _totals(transaction) == (TransactionStatus.SUCCEEDED, 4000, 0)
+    assert _problems(transaction) == (True, "Card closed.")
+
+
+def test_recalculate_reads_the_events_once_and_writes_the_row_once(organization, django_assert_num_queries):
+    # given a transaction with a long history: a decline, a payment, refunds, a dispute
+    transaction = checkout_transaction(organization=organization, amount_cents=4000)
+    _append(transaction, Kind.CHARGE_REQUESTED, 4000, "checkout", actor_type=ActorType.PATIENT)
+    _append(transaction, Kind.CHARGE_FAILED, 0, "charge:ch_0:failed", message="Your card was declined.")
+    _append(transaction, Kind.CHARGE_SUCCEEDED, 4000, "charge:ch_1:succeeded")
+    for number in range(3):
+        _append(transaction, Kind.REFUND_REQUESTED, 500, f"refund_requested:{number}", actor_type=ActorType.STAFF)
+        _append(transaction, Kind.REFUND_SUCCEEDED, 500, f"refund:re_{number}:succeeded")
+    _append(transaction, Kind.DISPUTE_OPENED, 1000, "dispute:dp_1:opened", gateway_reference="dp_1")
+    locked = Transaction.objects.get(pk=transaction.pk)
+
+    # when it is recalculated, then one SELECT of the events and one UPDATE of the row
+    with django_assert_num_queries(2):
+        transaction_recalculate(transaction=locked)
+
+    assert (locked.status, locked.charged_cents, locked.refunded_cents, locked.disputed_cents) == (
+        TransactionStatus.DISPUTED, 4000, 1500, 1000
+    )
+    assert (locked.has_unresolved_problems, locked.last_error) == (False, "")
 
 
 @pytest.mark.parametrize(

@@ -99,7 +99,7 @@ def test_the_whole_lifecycle_in_order_with_actors_the_fee_and_the_errors(
         ("Date of birth did not match", patient_actor, None, "Wrong date of birth, attempt 1 on this link.", False),
         ("Date of birth confirmed", patient_actor, None, "", False),
         ("Checkout started", patient_actor, 4500, "", False),
-        ("Payment failed", "Payment processor", None, "Your card was declined.", True),
+        ("Payment failed", "Payment processor", None, "Your card was declined.", False),
         ("Payment succeeded", "Payment processor", 4500, f"Visa ···· 4242, authorization code {transaction.authorization_code}", False),
         ("Processing fee −$1.61, net $43.39", "Payment processor", None, "", False),
         ("Receipt e-mailed", "LumaPay", None, "By E-mail", False),
@@ -116,20 +116,24 @@ def test_the_whole_lifecycle_in_order_with_actors_the_fee_and_the_errors(
     assert [entry.title for entry in timeline if entry.is_warning] == ["Date of birth did not match"]
     failed_charge = TransactionEvent.objects.get(transaction=transaction, kind=Kind.CHARGE_FAILED)
     failed_refund = TransactionEvent.objects.get(transaction=transaction, kind=Kind.REFUND_FAILED)
+    # The declined card is history (the next card paid); the refused refund is still a problem.
     assert [(entry.anchor, entry.reference) for entry in timeline_problems(timeline)] == [
-        (f"ledger-{failed_charge.pk}", failed_charge.gateway_reference),
         (f"ledger-{failed_refund.pk}", ""),  # refused outright: the processor made no refund
     ]
+    assert [entry.anchor for entry in timeline if entry.is_resolved] == [f"ledger-{failed_charge.pk}"]
     assert failed_charge.gateway_reference.startswith("ch_sbx_")
+    assert (transaction.has_unresolved_problems, transaction.last_error) == (True, refused)
 
-    # and the staff page leads with the two problems, linked to their entries, in the processor's words
+    # and the staff page leads with the one problem, linked to its entry, in the processor's words,
+    # and keeps the declined card on the timeline, not flagged
     body = page.content.decode()
-    assert "2 problems with this payment" in body
-    assert f'<li><a href="#ledger-{failed_charge.pk}">Payment failed</a>: Your card was declined.</li>' in body
+    assert "1 problem with this payment" in body
+    assert f'<a href="#ledger-{failed_charge.pk}">' not in body
     assert f'<li><a href="#ledger-{failed_refund.pk}">Refund failed ($10.00)</a>: {refused}</li>' in body
-    assert f'<li id="ledger-{failed_charge.pk}" class="error">' in body
+    assert f'<li id="ledger-{failed_charge.pk}" class="">' in body
+    assert "resolved by a later success" in body
     assert f'<li id="ledger-{failed_refund.pk}" class="error">' in body
-    assert body.count('<span class="flag-error"><span aria-hidden="true">!</span> Error</span>') == 2
+    assert body.count('<span class="flag-error"><span aria-hidden="true">!</span> Error</span>') == 1
     assert "Processing fee −$1.61, net $43.39" in body
     # the patient's own steps carry the address they came from, recorded when they happened
     assert set(
@@ -148,7 +152,7 @@ def test_a_refund_of_a_5126_card_fails_with_the_issuers_message(
 
     entries = _entries(transaction)
     assert entries[7:] == [
-        ("Payment failed", "Payment processor", None, "Your card has insufficient funds.", True),
+        ("Payment failed", "Payment processor", None, "Your card has insufficient funds.", False),
         ("Payment succeeded", "Payment processor", 4500, f"Visa ···· 5126, authorization code {transaction.authorization_code}", False),
         ("Processing fee −$1.61, net $43.39", "Payment processor", None, "", False),
         ("Receipt e-mailed", "LumaPay", None, "By E-mail", False),
@@ -156,7 +160,7 @@ def test_a_refund_of_a_5126_card_fails_with_the_issuers_message(
         ("Refund failed", "Payment processor", 1500, ISSUER_REFUSED, True),
     ]
     body = client_for(manager).get(reverse("transactions:transaction_detail", args=[transaction.pk])).content.decode()
-    assert "2 problems with this payment" in body
+    assert "1 problem with this payment" in body
     assert f"Refund failed ($15.00)</a>: {ISSUER_REFUSED}</li>" in body
 
 
@@ -191,4 +195,9 @@ def test_an_earlier_expired_checkout_of_the_same_request_is_part_of_the_story(
         ("Checkout started", None),
         ("Payment succeeded", None),
     ]
-    assert [entry.title for entry in timeline_problems(transaction_timeline(transaction=second))] == ["Payment failed"]
+    # and the decline on the first checkout is history, there and on the dashboard's row of the first
+    assert timeline_problems(transaction_timeline(transaction=second)) == []
+    assert timeline_problems(transaction_timeline(transaction=first)) == []
+    assert [entry.title for entry in transaction_timeline(transaction=second) if entry.is_resolved] == ["Payment failed"]
+    first.refresh_from_db()
+    assert (first.status, first.has_unresolved_problems, first.last_error) == ("failed", False, "")

@@ -22,11 +22,13 @@ from org_profile.selectors import scope_to_locations
 
 from ..enums import DeliveryChannel, RefundStatus, TransactionEventKind as Kind
 from ..models import ExportedTransaction, Refund, Transaction, TransactionEvent
+from ..problems import FAILURE_KINDS, unresolved_failures
 
-# Ledger kinds that mean the processor failed a payment or a refund: the timeline shows them in
-# red, flagged "Error", and counts them in the "problems with this payment" summary. The
-# dashboard's "has errors" filter uses the same set, so both agree on what an error is.
-ERROR_EVENT_KINDS = frozenset({Kind.CHARGE_FAILED, Kind.REFUND_FAILED})
+# Ledger kinds that mean the processor failed a payment or a refund. Those no later success
+# resolved (``transactions.problems``) are the timeline's red "Error" entries and its "problems
+# with this payment"; resolved ones stay on the timeline as history. The dashboard's "has errors"
+# filter reads the same rule from ``Transaction.has_unresolved_problems``.
+ERROR_EVENT_KINDS = FAILURE_KINDS
 # Ledger kinds that need a manager's attention without being a processing error: a cardholder's
 # dispute (named as strings: the dispute kinds come with the Stripe work).
 WARNING_EVENT_KINDS = frozenset({"dispute_opened", "dispute_lost"})
@@ -92,7 +94,8 @@ class TimelineEntry:
     amount_cents: int | None = None
     currency: str = "usd"
     detail: str = ""
-    is_error: bool = False
+    is_error: bool = False  # a failure no later success resolved: a problem
+    is_resolved: bool = False  # a failure a later success resolved: history
     is_warning: bool = False
     source: str = ""  # "ledger" | "funds" | "audit"
     reference: str = ""
@@ -168,7 +171,9 @@ def transaction_timeline(*, transaction: Transaction) -> list[TimelineEntry]:
         if audit.action == AuditAction.CHECKOUT_STARTED and isinstance(audit.changes, dict)
     }
 
-    for event in _ledger_events(transaction):
+    events = list(_ledger_events(transaction))
+    unresolved = {event.pk for event in unresolved_failures(events)}
+    for event in events:
         other = event.transaction_id if event.transaction_id != transaction.pk else None
         ip_address = checkout_addresses.get(event.gateway_reference) if event.kind == Kind.CHARGE_REQUESTED else None
         entry = TimelineEntry(
@@ -179,7 +184,8 @@ def transaction_timeline(*, transaction: Transaction) -> list[TimelineEntry]:
             amount_cents=event.amount_cents or None,
             currency=event.currency,
             detail=_ledger_detail(event, transaction),
-            is_error=event.kind in ERROR_EVENT_KINDS,
+            is_error=event.pk in unresolved,
+            is_resolved=event.kind in ERROR_EVENT_KINDS and event.pk not in unresolved,
             is_warning=event.kind in WARNING_EVENT_KINDS,
             source="ledger",
             reference=event.gateway_reference,
@@ -261,7 +267,8 @@ def transaction_views_summary(*, transaction: Transaction) -> ViewsSummary | Non
 
 
 def timeline_problems(timeline: list[TimelineEntry]) -> list[TimelineEntry]:
-    """The entries a manager has to look at: errors in processing or refunding, oldest first."""
+    """The entries a manager has to look at: unresolved errors in processing or refunding, oldest
+    first (a declined card the patient then paid with another card is not one)."""
     return [entry for entry in timeline if entry.is_error]
 
 

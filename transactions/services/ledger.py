@@ -7,8 +7,11 @@ is written once: the unique constraint decides, not a check before the insert.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
 from django.db import IntegrityError, transaction as db_transaction
-from django.db.models import Sum
 from django.utils import timezone
 
 from lumapay.models import ActorType
@@ -16,6 +19,7 @@ from lumapay.models import ActorType
 from ..enums import TransactionEventKind as Kind, TransactionStatus
 from ..locks import transaction_lock
 from ..models import Transaction, TransactionEvent
+from ..problems import unresolved_failures
 
 
 def transaction_event_append(
@@ -62,10 +66,32 @@ def transaction_event_append(
 
 
 DISPUTE_KINDS = (Kind.DISPUTE_OPENED, Kind.DISPUTE_WON, Kind.DISPUTE_LOST)
+# What the recalculation reads of each event: one query, oldest first.
+_EVENT_FIELDS = ("id", "kind", "amount_cents", "refund_id", "gateway_reference", "message", "created_at")
+# The fields the recalculation writes (and ``transaction_event_append`` copies to the caller's row).
+RECALCULATED_FIELDS = (
+    "charged_cents", "refunded_cents", "disputed_cents", "status", "last_error", "has_unresolved_problems",
+    "paid_at", "updated_at",
+)
+
+
+@dataclass(frozen=True)
+class _Event:
+    id: int
+    kind: str
+    amount_cents: int
+    refund_id: int | None
+    gateway_reference: str
+    message: str
+    created_at: datetime
 
 
 def transaction_recalculate(*, transaction: Transaction) -> Transaction:
-    """Derive status and totals from the events. The caller holds the row lock.
+    """Derive status, totals and problems from the events. The caller holds the row lock.
+
+    Reads the events once (one query, oldest first) and writes the row once; when this checkout
+    is the one that paid its payment request, the request's other checkouts lose their declined
+    attempts as problems (one more UPDATE, on that append only).
 
     Disputes: the card network takes the disputed amount back when a dispute opens and returns
     it only if the clinic wins. So ``disputed_cents`` is what opened disputes took less what won
@@ -73,55 +99,45 @@ def transaction_recalculate(*, transaction: Transaction) -> Transaction:
     (the patient paid, and the clinic refunded what it refunded); the refundable remainder
     leaves the disputed amount out. Status: "disputed" while any dispute is open, then "dispute
     lost" if one was lost (and not won on appeal), otherwise what refunds make it.
+
+    Problems: ``has_unresolved_problems`` and ``last_error`` (the newest unresolved failure's
+    message) follow ``transactions.problems``: a failure a later success resolved is history.
     """
-    sums = dict(
-        TransactionEvent.objects.filter(
-            transaction=transaction, kind__in=[Kind.CHARGE_SUCCEEDED, Kind.REFUND_SUCCEEDED, *DISPUTE_KINDS]
-        )
-        .values_list("kind")
-        .annotate(total=Sum("amount_cents"))
-        .values_list("kind", "total")
-    )
-    charged = sums.get(Kind.CHARGE_SUCCEEDED, 0) or 0
-    refunded = sums.get(Kind.REFUND_SUCCEEDED, 0) or 0
+    events = [
+        _Event(*row)
+        for row in TransactionEvent.objects.filter(transaction=transaction)
+        .order_by("created_at", "id")
+        .values_list(*_EVENT_FIELDS)
+    ]
+    totals: dict[str, int] = defaultdict(int)
+    disputes: dict[str, set[str]] = {kind: set() for kind in DISPUTE_KINDS}
+    failed_refund_ids: set[int] = set()
+    last_charge_kind = None
+    authorization: set[str] = set()
+    for event in events:
+        totals[event.kind] += event.amount_cents
+        if event.kind in DISPUTE_KINDS:
+            disputes[event.kind].add(event.gateway_reference)
+        elif event.kind == Kind.REFUND_FAILED and event.refund_id is not None:
+            failed_refund_ids.add(event.refund_id)
+        elif event.kind in (Kind.CHARGE_AUTHORIZED, Kind.AUTHORIZATION_RELEASED):
+            authorization.add(event.kind)
+        if event.kind in (Kind.CHARGE_REQUESTED, Kind.CHARGE_SUCCEEDED, Kind.CHARGE_FAILED):
+            last_charge_kind = event.kind
+    charged = totals[Kind.CHARGE_SUCCEEDED]
     # A refund can fail after it succeeded (the card was closed): the money came back to the
     # clinic, so it no longer counts, in whatever order the two reports arrived.
-    failed_after_success = (
-        TransactionEvent.objects.filter(transaction=transaction, kind=Kind.REFUND_SUCCEEDED, refund__isnull=False)
-        .filter(refund_id__in=TransactionEvent.objects.filter(transaction=transaction, kind=Kind.REFUND_FAILED).values("refund_id"))
-        .aggregate(total=Sum("amount_cents"))["total"]
+    refunded = sum(
+        event.amount_cents
+        for event in events
+        if event.kind == Kind.REFUND_SUCCEEDED and event.refund_id not in failed_refund_ids
     )
-    refunded -= failed_after_success or 0
-    disputed = max((sums.get(Kind.DISPUTE_OPENED, 0) or 0) - (sums.get(Kind.DISPUTE_WON, 0) or 0), 0)
-    disputes: dict[str, set[str]] = {kind: set() for kind in DISPUTE_KINDS}
-    for kind, reference in TransactionEvent.objects.filter(transaction=transaction, kind__in=DISPUTE_KINDS).values_list(
-        "kind", "gateway_reference"
-    ):
-        disputes[kind].add(reference)
+    disputed = max(totals[Kind.DISPUTE_OPENED] - totals[Kind.DISPUTE_WON], 0)
     open_disputes = disputes[Kind.DISPUTE_OPENED] - disputes[Kind.DISPUTE_WON] - disputes[Kind.DISPUTE_LOST]
     lost_disputes = disputes[Kind.DISPUTE_LOST] - disputes[Kind.DISPUTE_WON]
-    last_charge_event = (
-        TransactionEvent.objects.filter(
-            transaction=transaction, kind__in=[Kind.CHARGE_REQUESTED, Kind.CHARGE_SUCCEEDED, Kind.CHARGE_FAILED]
-        )
-        .order_by("-created_at", "-id")
-        .first()
-    )
-    last_failure = (
-        TransactionEvent.objects.filter(transaction=transaction, kind__in=[Kind.CHARGE_FAILED, Kind.REFUND_FAILED])
-        .order_by("-created_at", "-id")
-        .values_list("message", flat=True)
-        .first()
-    )
-
-    authorization = set(
-        TransactionEvent.objects.filter(
-            transaction=transaction, kind__in=[Kind.CHARGE_AUTHORIZED, Kind.AUTHORIZATION_RELEASED]
-        ).values_list("kind", flat=True)
-    )
 
     if charged == 0:
-        failed = last_charge_event is not None and last_charge_event.kind == Kind.CHARGE_FAILED
+        failed = last_charge_kind == Kind.CHARGE_FAILED
         # An authorization is held until it is captured (a charge) or released; either is final.
         if Kind.AUTHORIZATION_RELEASED in authorization:
             status = TransactionStatus.RELEASED
@@ -140,21 +156,37 @@ def transaction_recalculate(*, transaction: Transaction) -> Transaction:
     else:
         status = TransactionStatus.SUCCEEDED
 
+    problems = unresolved_failures(events)
+    if problems and charged == 0 and transaction.payment_request_id and _request_paid_elsewhere(transaction):
+        problems = unresolved_failures(events, paid_elsewhere=True)
+    newly_paid = charged > 0 and transaction.charged_cents == 0
+
     transaction.charged_cents = charged
     transaction.refunded_cents = refunded
     transaction.disputed_cents = disputed
     transaction.status = status
-    transaction.last_error = last_failure or ""
+    transaction.last_error = problems[-1].message if problems else ""
+    transaction.has_unresolved_problems = bool(problems)
     if charged and transaction.paid_at is None:
         transaction.paid_at = timezone.now()
-    transaction.save(
-        update_fields=[
-            "charged_cents", "refunded_cents", "disputed_cents", "status", "last_error", "paid_at", "updated_at"
-        ]
-    )
+    transaction.save(update_fields=list(RECALCULATED_FIELDS))
+    if newly_paid and transaction.payment_request_id:
+        # The request is paid: declined attempts on its other checkouts are history now. They were
+        # never paid (one paid checkout per request), so charge failures are all they can hold.
+        Transaction.objects.filter(
+            payment_request_id=transaction.payment_request_id, charged_cents=0, has_unresolved_problems=True
+        ).exclude(pk=transaction.pk).update(has_unresolved_problems=False, last_error="", updated_at=timezone.now())
     return transaction
 
 
+def _request_paid_elsewhere(transaction: Transaction) -> bool:
+    return (
+        Transaction.objects.filter(payment_request_id=transaction.payment_request_id, charged_cents__gt=0)
+        .exclude(pk=transaction.pk)
+        .exists()
+    )
+
+
 def _copy_to(target: Transaction, source: Transaction) -> None:
-    for field in ("charged_cents", "refunded_cents", "disputed_cents", "status", "last_error", "paid_at", "updated_at"):
+    for field in RECALCULATED_FIELDS:
         setattr(target, field, getattr(source, field))

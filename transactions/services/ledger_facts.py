@@ -290,7 +290,7 @@ def _refund_for(transaction: Transaction, fact: RefundFact) -> Refund | None:
 
 def _copy_to(target: Transaction, source: Transaction) -> None:
     for field in (
-        "charged_cents", "refunded_cents", "disputed_cents", "status", "last_error", "paid_at",
+        "charged_cents", "refunded_cents", "disputed_cents", "status", "last_error", "has_unresolved_problems", "paid_at",
         "gateway_charge_id", "card_brand", "card_last4", "authorization_code", "fee_cents",
     ):
         setattr(target, field, getattr(source, field))

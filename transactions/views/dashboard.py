@@ -43,7 +43,8 @@ def transaction_list(request):
     if chart_from is None and chart_to is None:
         chart_from, chart_to = filterset.date_range("created")
     summary = dashboard_summary(
-        transactions, organization=request.organization, chart_from=chart_from, chart_to=chart_to
+        transactions, organization=request.organization, chart_from=chart_from, chart_to=chart_to,
+        daily_totals=filterset.daily_totals(),
     )
     params = filterset.used_params()
     choices, chosen = filterset.form_choices()
