@@ -1,16 +1,13 @@
 """Staff pages in Debian's Chromium: nothing scrolls sideways at 390 px, the Hub's **Request
 payment** is on screen, and the dashboard's totals and first rows are above the fold at 1366×900.
 
-Self-contained (Playwright on pytest-django's ``live_server``); skipped where Playwright or
-Chromium (``/usr/bin/chromium``, or ``CHROMIUM``) is missing. The browser journeys in
-``tests/browser/`` share one harness; this file may move there.
+The administrator is signed in through a session cookie: these tests look at layout, and the
+sign-in page has its own journey (test_end_to_end.py).
 """
 
 from __future__ import annotations
 
 import datetime
-import os
-import shutil
 
 import pytest
 from django.conf import settings as django_settings
@@ -19,14 +16,18 @@ from django.urls import reverse
 from django.utils import timezone
 
 from org_profile.enums import Role
-from tests.factories import LocationFactory, MembershipFactory, OrganizationFactory, PatientFactory, PaymentRequestFactory
+from tests.factories import (
+    LocationFactory,
+    MembershipFactory,
+    OrganizationFactory,
+    PatientFactory,
+    PaymentRequestFactory,
+)
 from tests.transactions.dashboard_support import ledger_transaction
 
-CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1366, "height": 900}
+from .support import DESKTOP, PHONE
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
@@ -47,25 +48,18 @@ def clinic():
 
 
 @pytest.fixture
-def chromium_page(live_server, clinic):
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    executable = shutil.which(CHROMIUM)
-    if executable is None:
-        pytest.skip(f"Chromium is not installed at {CHROMIUM}")
-    administrator = clinic[0]
+def chromium_page(new_page, live_server, clinic):
+    """chromium_page(viewport) → a page of the clinic's administrator, signed in."""
     client = Client()
-    client.force_login(administrator)
+    client.force_login(clinic[0])
     session = client.cookies[django_settings.SESSION_COOKIE_NAME].value
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
 
-        def open_page(viewport):
-            context = browser.new_context(viewport=viewport)
-            context.add_cookies([{"name": django_settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}])
-            return context.new_page()
+    def open_page(viewport):
+        page = new_page(viewport=viewport)
+        page.context.add_cookies([{"name": django_settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}])
+        return page
 
-        yield open_page
-        browser.close()
+    return open_page
 
 
 def _staff_pages(patient, payment_request, transaction):
