@@ -63,3 +63,18 @@ def test_the_500_page_is_styled_and_needs_no_request_context(production):
     assert STYLESHEET in body
     assert "<h1>Something went wrong on our side</h1>" in body
     assert '<a class="button" href="/">Go to the start page</a>' in body
+
+
+def test_the_404_reads_in_spanish_for_a_spanish_reader(production, rf):
+    from django.contrib.auth.models import AnonymousUser
+    from django.utils import translation
+    from django.views.defaults import page_not_found
+
+    request = rf.get("/pay/not-a-link/at-all/")
+    request.user = AnonymousUser()
+    request.membership = None
+    with translation.override("es"):
+        body = page_not_found(request, exception=None).content.decode()
+
+    assert "<h1>Esta página no existe</h1>" in body
+    assert "pida a su clínica un enlace nuevo" in body
