@@ -132,10 +132,12 @@ def transactions_page(
     the OR then settles ties on the same microsecond by id.
     """
     if newer_than is not None:
-        rows = list(
-            transactions.filter(created_at__gte=newer_than.created_at)
-            .filter(Q(created_at__gt=newer_than.created_at) | Q(id__gt=newer_than.pk))
-            .order_by("created_at", "id")[: size + 1]
+        rows = _first_rows(
+            transactions.filter(created_at__gte=newer_than.created_at).filter(
+                Q(created_at__gt=newer_than.created_at) | Q(id__gt=newer_than.pk)
+            ),
+            ("created_at", "id"),
+            size + 1,
         )
         if len(rows) <= size:
             # Back at the newest rows: show the first page whole rather than a short one.
@@ -147,8 +149,22 @@ def transactions_page(
         transactions = transactions.filter(created_at__lte=older_than.created_at).filter(
             Q(created_at__lt=older_than.created_at) | Q(id__lt=older_than.pk)
         )
-    rows = list(transactions.order_by("-created_at", "-id")[: size + 1])
+    rows = _first_rows(transactions, ("-created_at", "-id"), size + 1)
     return KeysetPage(object_list=rows[:size], has_newer=older_than is not None, has_older=len(rows) > size)
+
+
+def _first_rows(transactions: QuerySet[Transaction], ordering: tuple[str, ...], limit: int) -> list[Transaction]:
+    """The first ``limit`` rows of ``transactions`` in ``ordering``, as one query in two steps:
+    the ids, filtered and ordered within a covering index (no table row read for the rows the
+    filters reject), then just those rows with what ``transactions`` joins (patient, location).
+
+    Why: with filters that reject most rows, reading each candidate's table row before filtering
+    it cost the most (every filter at once: 16,000 table rows read for 26 kept, ~100 ms); the
+    covering indexes hold every column the filters read."""
+    ids = transactions.order_by(*ordering).values("pk")[:limit]
+    rows = transactions.model._default_manager.filter(pk__in=ids).order_by(*ordering)
+    rows.query.select_related = transactions.query.select_related
+    return list(rows)
 
 
 # -- totals and the chart --------------------------------------------------------------------------
