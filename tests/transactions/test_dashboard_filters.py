@@ -848,28 +848,3 @@ def test_the_amount_and_kind_cells_follow_every_change(organization, location):
         (c.kind, c.transactions) for c in DailyCardTotal.objects.filter(organization=organization).exclude(transactions=0)
     )
     assert kinds == [("copay", 1), ("copay", 1)]
-
-
-def test_a_patient_search_runs_once_per_page(client_for, manager, data):
-    client = client_for(manager)
-    client.get(DASHBOARD, {"q": "lopez"})
-
-    with CaptureQueriesContext(connection) as captured:
-        response = client.get(DASHBOARD, {"q": "lopez"})
-
-    # the rows and the totals both take the patients found by the one search
-    searches = [q["sql"] for q in captured.captured_queries if "lumapay_unaccent" in q["sql"]]
-    assert len(searches) == 1
-    assert {t.pk for t in response.context["page"].object_list} == {data["t1"].pk, data["t4"].pk}
-    assert response.context["summary"].count == 2
-
-
-def test_a_search_matching_more_patients_than_a_list_holds_filters_the_same(client_for, manager, data, monkeypatch):
-    import transactions.filters
-
-    monkeypatch.setattr(transactions.filters, "PATIENT_IDS_INLINE", 0)
-
-    response = client_for(manager).get(DASHBOARD, {"q": "lopez"})
-
-    assert {t.pk for t in response.context["page"].object_list} == {data["t1"].pk, data["t4"].pk}
-    assert response.context["summary"].count == 2
