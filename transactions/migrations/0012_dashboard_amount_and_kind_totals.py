@@ -7,8 +7,9 @@ every transaction of the organization:
 - ``DailyAmountTotal``: per local day paid and band of amounts (``transactions.models.amount_band``),
   for the amount filter alone or with the paid dates. A range takes the cells whose band lies
   inside it and reads the transactions only where a bound cuts a band, so the totals stay exact;
-  "from $100" reads 64,000 cells instead of 158,000 transactions, and grouping the cells by day
-  needs no time-zone conversion per row.
+  "from $100" reads 4,400 cells instead of 158,000 transactions and "$20 to $30" 2,200 instead of
+  104,000 (the benchmark's largest organization), and grouping cells by day needs no time-zone
+  conversion per row.
 
 The trigger function and the rebuild function of 0010 are replaced to keep the new columns and the
 new table; every organization's cells are rebuilt.
