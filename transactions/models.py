@@ -285,9 +285,9 @@ class DailyTotal(models.Model):
 
 
 class DailyCardTotal(models.Model):
-    """The same sums as ``DailyTotal``, per vendor and card brand instead of location and kind: the
-    dashboard's vendor and card-brand filters, alone or with dates, status and errors (for a
-    manager, who sees every location). Kept by the same trigger (migration 0009)."""
+    """The same sums as ``DailyTotal``, per kind, vendor and card brand instead of location and kind:
+    the dashboard's vendor and card-brand filters, alone or with kind, dates, status and errors (for
+    a manager, who sees every location). Kept by the same trigger (migrations 0010 and 0012)."""
 
     organization = models.ForeignKey(
         Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
@@ -295,6 +295,7 @@ class DailyCardTotal(models.Model):
     created_on = models.DateField()
     paid_on = models.DateField(null=True)
     status = models.CharField(max_length=20, choices=TransactionStatus.choices)
+    kind = models.CharField(max_length=20, choices=PaymentRequestKind.choices)
     vendor = models.CharField(max_length=20)
     card_brand = models.CharField(max_length=20)
     has_unresolved_problems = models.BooleanField()
@@ -307,11 +308,61 @@ class DailyCardTotal(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=[
-                    "organization", "created_on", "paid_on", "status", "vendor", "card_brand", "has_unresolved_problems"
+                    "organization", "created_on", "paid_on", "status", "kind", "vendor", "card_brand",
+                    "has_unresolved_problems",
                 ],
                 name="daily_card_total_cell",
                 nulls_distinct=False,
                 include=["transactions", "charged_cents", "refunded_cents", "payments"],
+            )
+        ]
+
+
+def amount_band(cents: int) -> tuple[int, int]:
+    """The amounts (lowest, highest, in cents) summed together in one ``DailyAmountTotal`` cell
+    with ``cents``; the same as the SQL functions ``transactions_amount_band_low``/``_high``
+    (migration 0012).
+
+    Under $100 each whole-dollar amount is its own band ($20.00, $30.00: copays, typed as filter
+    bounds) and the amounts with cents between two whole dollars share one ($20.01–$20.99); from
+    $100 the bands are $100 wide ($100.00–$199.99), from $1,000 $1,000 wide. A filter bound on a
+    band's edge ($20, $30, $100, $1,000) takes whole cells only.
+    """
+    if cents < 100_00:
+        if cents % 100 == 0:
+            return cents, cents
+        start = cents // 100 * 100
+        return start + 1, start + 99
+    width = 100_00 if cents < 1_000_00 else 1_000_00
+    start = cents // width * width
+    return start, start + width - 1
+
+
+class DailyAmountTotal(models.Model):
+    """The same sums as ``DailyTotal`` per local day paid and band of amounts (``amount_band``):
+    the dashboard's amount filter, alone or with the paid dates, for a manager. A range reads the
+    cells whose band lies inside it, and the transactions themselves only for the part of a band
+    a bound cuts (``TransactionFilter.daily_totals``), so the totals stay exact. Kept by the same
+    trigger (migration 0012)."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    amount_low = models.BigIntegerField(help_text="the band's lowest amount in cents")
+    amount_high = models.BigIntegerField(help_text="the band's highest amount in cents")
+    paid_on = models.DateField(null=True)
+    transactions = models.IntegerField()
+    charged_cents = models.BigIntegerField()
+    refunded_cents = models.BigIntegerField()
+    payments = models.IntegerField(help_text="transactions with money charged")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "amount_low", "paid_on"],
+                name="daily_amount_total_cell",
+                nulls_distinct=False,
+                include=["amount_high", "transactions", "charged_cents", "refunded_cents", "payments"],
             )
         ]
 

@@ -527,7 +527,7 @@ def test_a_deep_page_runs_the_same_queries_and_no_count_or_offset(client_for, ma
     assert not any("OFFSET" in sql for sql in statements)
     # the totals are one grouped query over the daily totals (a kind filter): nothing counts rows
     grouped = [sql for sql in statements if "GROUP BY" in sql]
-    assert len(grouped) == 1 and '"transactions_dailytotal"' in grouped[0]
+    assert len(grouped) == 1 and 'FROM "transactions_daily' in grouped[0]
     assert not any("COUNT(" in sql for sql in statements)
 
 
@@ -587,7 +587,7 @@ def test_the_dashboard_indexes_exist_as_designed(db):
             "SELECT indexname, indexdef FROM pg_indexes WHERE indexname = ANY(%s)",
             [["transaction_org_created_cover", "transaction_org_location_cover", "transaction_org_billing_cover",
               "transaction_org_amount_cover", "transaction_patient_cover", "transaction_org_paid",
-              "transaction_event_failures", "daily_total_cell", "daily_card_total_cell"]],
+              "transaction_event_failures", "daily_total_cell", "daily_card_total_cell", "daily_amount_total_cell"]],
         )
         definitions = {name: definition.split(" USING ", 1)[1] for name, definition in cursor.fetchall()}
 
@@ -617,8 +617,12 @@ def test_the_dashboard_indexes_exist_as_designed(db):
             "INCLUDE (transactions, charged_cents, refunded_cents, payments) NULLS NOT DISTINCT"
         ),
         "daily_card_total_cell": (
-            "btree (organization_id, created_on, paid_on, status, vendor, card_brand, has_unresolved_problems) "
+            "btree (organization_id, created_on, paid_on, status, kind, vendor, card_brand, has_unresolved_problems) "
             "INCLUDE (transactions, charged_cents, refunded_cents, payments) NULLS NOT DISTINCT"
+        ),
+        "daily_amount_total_cell": (
+            "btree (organization_id, amount_low, paid_on) "
+            "INCLUDE (amount_high, transactions, charged_cents, refunded_cents, payments) NULLS NOT DISTINCT"
         ),
         "transaction_org_paid": "btree (organization_id, paid_at DESC) WHERE (paid_at IS NOT NULL)",
         "transaction_event_failures": (
@@ -640,6 +644,16 @@ def test_the_dashboard_indexes_exist_as_designed(db):
         {"vendor": "sandbox"},
         {"card_brand": "visa", "status": ["failed", "succeeded"], "paid_from": "2026-02-01"},
         {"vendor": "stripe", "card_brand": "mastercard", "has_errors": "false"},
+        {"vendor": "stripe", "kind": ["copay"]},
+        {"kind": ["balance", "copay"], "card_brand": "visa", "paid_from": "2026-02-01"},
+        # amounts: whole bands only, and a bound that cuts a band (read from the transactions)
+        {"amount_min": "50"},
+        {"amount_min": "15", "amount_max": "30", "paid_from": "2026-03-01"},
+        {"amount_min": "50.01", "amount_max": "120"},
+        {"amount_min": "50.50", "amount_max": "75"},
+        {"amount_max": "50.01"},
+        {"amount_min": "50.01", "amount_max": "50.01"},
+        {"amount_min": "100.50", "paid_to": "2026-03-31"},
     ],
 )
 def test_the_daily_totals_give_exactly_what_summing_the_transactions_gives(manager, data, location, params):
@@ -667,8 +681,8 @@ def test_the_daily_totals_give_exactly_what_summing_the_transactions_gives(manag
 
 @pytest.mark.parametrize(
     "params",
-    [{"q": "lopez"}, {"amount_min": "50"}, {"billing_item": ["Statement balance"]},
-     {"vendor": "stripe", "kind": ["copay"]}, {"card_brand": "visa", "location": ["LOCATION"]}],
+    [{"q": "lopez"}, {"amount_min": "50", "status": ["succeeded"]}, {"billing_item": ["Statement balance"]},
+     {"vendor": "stripe", "location": ["LOCATION"]}, {"card_brand": "visa", "location": ["LOCATION"]}],
 )
 def test_filters_the_daily_totals_cannot_answer_sum_the_transactions(manager, data, location, params):
     from django.http import QueryDict
@@ -752,3 +766,85 @@ def test_the_daily_totals_follow_every_change_and_a_time_zone_change(organizatio
         ("2026-03-02", "2026-03-02", "succeeded", vendor, "visa", 1, 5000, 0, 1),
     ]
     assert not DailyCardTotal.objects.filter(transactions__lt=0).exists()
+
+
+@pytest.mark.parametrize(
+    ("params", "expected_cut"),
+    [
+        ({"amount_min": "20", "amount_max": "30"}, False),
+        ({"amount_min": "100"}, False),
+        ({"amount_min": "1000", "amount_max": "1999.99"}, False),
+        ({"amount_min": "20.50"}, True),
+        ({"amount_min": "150"}, True),
+        ({"amount_max": "150"}, True),
+    ],
+)
+def test_an_amount_range_reads_the_transactions_only_where_a_bound_cuts_a_band(manager, params, expected_cut):
+    from org_profile.models import Membership
+
+    filterset = TransactionFilter(params, membership=Membership.objects.get(user=manager))
+
+    summed_ahead = filterset.daily_totals()
+
+    assert summed_ahead is not None
+    assert (summed_ahead.rest is not None) is expected_cut
+
+
+def test_the_amount_bands_in_python_are_the_bands_of_the_database():
+    from django.db import connection
+
+    from transactions.models import amount_band
+
+    amounts = [1, 99, 100, 101, 1999, 2000, 2001, 2050, 2099, 2100, 9999, 10000, 10001, 15000, 19999, 20000,
+               99999, 100000, 123456, 199999, 200000, 10000000]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT transactions_amount_band_low(a), transactions_amount_band_high(a) FROM unnest(%s::bigint[]) a",
+            [amounts],
+        )
+        in_database = cursor.fetchall()
+
+    assert in_database == [amount_band(a) for a in amounts]
+    # the bands do not overlap: each amount is in its own band and in no other
+    bands = sorted(set(amount_band(a) for a in range(1, 300_000, 7)))
+    assert all(previous[1] < following[0] for previous, following in zip(bands, bands[1:]))
+
+
+def test_the_amount_and_kind_cells_follow_every_change(organization, location):
+    from transactions.models import DailyAmountTotal, DailyCardTotal
+
+    # given two payments in New York, $30.00 and $150.25
+    organization.timezone = "America/New_York"
+    organization.save(update_fields=["timezone"])
+    patient = PatientFactory(organization=organization)
+    copay = ledger_transaction(organization=organization, location=location, patient=patient, amount_cents=3000,
+                               created_at=local("America/New_York", 2026, 3, 2, 9, 0))
+    balance = ledger_transaction(organization=organization, location=location, patient=patient, amount_cents=15025,
+                                 kind=PaymentRequestKind.BALANCE,
+                                 created_at=local("America/New_York", 2026, 3, 3, 9, 0), refunded_cents=25)
+
+    def amount_cells():
+        return sorted(
+            (c.amount_low, c.amount_high, c.paid_on.isoformat() if c.paid_on else "", c.transactions,
+             c.charged_cents, c.refunded_cents, c.payments)
+            for c in DailyAmountTotal.objects.filter(organization=organization).exclude(transactions=0)
+        )
+
+    assert amount_cells() == [
+        (3000, 3000, "2026-03-02", 1, 3000, 0, 1),
+        (10000, 19999, "2026-03-03", 1, 15025, 25, 1),
+    ]
+    # when the copay's amount changes to $30.50 and the balance becomes a copay
+    Transaction.objects.filter(pk=copay.pk).update(amount_cents=3050, charged_cents=3050)
+    Transaction.objects.filter(pk=balance.pk).update(kind=PaymentRequestKind.COPAY)
+
+    # then each sits in its new cell, and no cell is left negative
+    assert amount_cells() == [
+        (3001, 3099, "2026-03-02", 1, 3050, 0, 1),
+        (10000, 19999, "2026-03-03", 1, 15025, 25, 1),
+    ]
+    assert not DailyAmountTotal.objects.filter(transactions__lt=0).exists()
+    kinds = sorted(
+        (c.kind, c.transactions) for c in DailyCardTotal.objects.filter(organization=organization).exclude(transactions=0)
+    )
+    assert kinds == [("copay", 1), ("copay", 1)]

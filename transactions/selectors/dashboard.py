@@ -24,7 +24,7 @@ from django.db.models.functions import TruncDate
 from lumapay.dates import format_date
 from org_profile.models import Organization
 
-from ..models import DailyTotal, Transaction
+from ..models import Transaction
 
 PAGE_SIZE = 25
 # The chart shows days up to this many, then weeks, then (past two years) months.
@@ -132,10 +132,12 @@ def transactions_page(
     the OR then settles ties on the same microsecond by id.
     """
     if newer_than is not None:
-        rows = list(
-            transactions.filter(created_at__gte=newer_than.created_at)
-            .filter(Q(created_at__gt=newer_than.created_at) | Q(id__gt=newer_than.pk))
-            .order_by("created_at", "id")[: size + 1]
+        rows = _first_rows(
+            transactions.filter(created_at__gte=newer_than.created_at).filter(
+                Q(created_at__gt=newer_than.created_at) | Q(id__gt=newer_than.pk)
+            ),
+            ("created_at", "id"),
+            size + 1,
         )
         if len(rows) <= size:
             # Back at the newest rows: show the first page whole rather than a short one.
@@ -147,8 +149,22 @@ def transactions_page(
         transactions = transactions.filter(created_at__lte=older_than.created_at).filter(
             Q(created_at__lt=older_than.created_at) | Q(id__lt=older_than.pk)
         )
-    rows = list(transactions.order_by("-created_at", "-id")[: size + 1])
+    rows = _first_rows(transactions, ("-created_at", "-id"), size + 1)
     return KeysetPage(object_list=rows[:size], has_newer=older_than is not None, has_older=len(rows) > size)
+
+
+def _first_rows(transactions: QuerySet[Transaction], ordering: tuple[str, ...], limit: int) -> list[Transaction]:
+    """The first ``limit`` rows of ``transactions`` in ``ordering``, as one query in two steps:
+    the ids, filtered and ordered within a covering index (no table row read for the rows the
+    filters reject), then just those rows with what ``transactions`` joins (patient, location).
+
+    Why: with filters that reject most rows, reading each candidate's table row before filtering
+    it cost the most (every filter at once: 16,000 table rows read for 26 kept, ~100 ms); the
+    covering indexes hold every column the filters read."""
+    ids = transactions.order_by(*ordering).values("pk")[:limit]
+    rows = transactions.model._default_manager.filter(pk__in=ids).order_by(*ordering)
+    rows.query.select_related = transactions.query.select_related
+    return list(rows)
 
 
 # -- totals and the chart --------------------------------------------------------------------------
@@ -194,6 +210,17 @@ class Chart:
 
 
 @dataclass(frozen=True)
+class SummedAhead:
+    """The filtered set's totals as daily-total cells (``DailyTotal``, ``DailyCardTotal`` or
+    ``DailyAmountTotal``: each has ``paid_on`` and the four sums), plus, for an amount range whose
+    bound cuts a band of ``DailyAmountTotal``, the transactions of the set in that part of the band
+    (``rest``), read one by one. Together exactly the filtered set, each transaction once."""
+
+    cells: QuerySet
+    rest: QuerySet[Transaction] | None = None
+
+
+@dataclass(frozen=True)
 class DashboardSummary:
     count: int
     collected_cents: int
@@ -213,7 +240,7 @@ def dashboard_summary(
     chart_from: date | None = None,
     chart_to: date | None = None,
     today: date | None = None,
-    daily_totals: QuerySet[DailyTotal] | None = None,
+    daily_totals: SummedAhead | None = None,
 ) -> DashboardSummary:
     """Count, collected, refunded and net of the filtered set, and collections per local day.
 
@@ -227,42 +254,56 @@ def dashboard_summary(
     """
     tz = ZoneInfo(organization.timezone)
     if daily_totals is not None:
-        rows = (
-            daily_totals.order_by()
-            .values("paid_on")
-            .annotate(
-                count=Sum("transactions"),
-                collected=Sum("charged_cents"),
-                refunded=Sum("refunded_cents"),
-                payments=Sum("payments"),
-            )
-            .values_list("paid_on", "count", "collected", "refunded", "payments")
-        )
+        sources = [_cells_by_day(daily_totals.cells)]
+        if daily_totals.rest is not None:
+            sources.append(_transactions_by_day(daily_totals.rest, tz))
     else:
-        rows = (
-            transactions.order_by()
-            .annotate(paid_day=TruncDate("paid_at", tzinfo=tz))
-            .values("paid_day")
-            .annotate(
-                count=Count("*"),
-                collected=Sum("charged_cents"),
-                refunded=Sum("refunded_cents"),
-                payments=Count("id", filter=Q(charged_cents__gt=0)),
-            )
-            .values_list("paid_day", "count", "collected", "refunded", "payments")
-        )
+        sources = [_transactions_by_day(transactions, tz)]
     count = collected = refunded = 0
     per_day: dict[date, tuple[int, int]] = {}
-    for paid_day, day_count, day_collected, day_refunded, payments in rows:
-        count += day_count
-        collected += day_collected or 0
-        refunded += day_refunded or 0
-        if paid_day is not None and day_collected:
-            per_day[paid_day] = (day_collected, payments)
+    for rows in sources:
+        for paid_day, day_count, day_collected, day_refunded, payments in rows:
+            count += day_count
+            collected += day_collected or 0
+            refunded += day_refunded or 0
+            if paid_day is not None and day_collected:
+                day_cents, day_payments = per_day.get(paid_day, (0, 0))
+                per_day[paid_day] = (day_cents + day_collected, day_payments + payments)
     today = today or datetime.now(tz).date()
     chart = _chart(per_day, start=chart_from, end=chart_to, today=today)
     return DashboardSummary(
         count=count, collected_cents=collected, refunded_cents=refunded, currency=organization.currency, chart=chart
+    )
+
+
+def _cells_by_day(cells: QuerySet):
+    return (
+        cells.order_by()
+        .values("paid_on")
+        .annotate(
+            count=Sum("transactions"),
+            collected=Sum("charged_cents"),
+            refunded=Sum("refunded_cents"),
+            payments=Sum("payments"),
+        )
+        .values_list("paid_on", "count", "collected", "refunded", "payments")
+    )
+
+
+def _transactions_by_day(transactions: QuerySet[Transaction], tz: ZoneInfo):
+    # No COUNT(id): the (organization, amount) index does not hold the id, and the sum stays an
+    # index-only scan.
+    return (
+        transactions.order_by()
+        .annotate(paid_day=TruncDate("paid_at", tzinfo=tz))
+        .values("paid_day")
+        .annotate(
+            count=Count("*"),
+            collected=Sum("charged_cents"),
+            refunded=Sum("refunded_cents"),
+            payments=Count("charged_cents", filter=Q(charged_cents__gt=0)),
+        )
+        .values_list("paid_day", "count", "collected", "refunded", "payments")
     )
 
 

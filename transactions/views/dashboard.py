@@ -6,6 +6,7 @@ JavaScript the same GET form reloads the page.
 """
 
 from dataclasses import dataclass
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from django.shortcuts import render
@@ -141,12 +142,16 @@ def _chart_marks(chart, currency: str, *, filter_params) -> dict[str, SafeString
     A bar with collections is a link to the same view narrowed to its days (paid in them), whose
     text (the days, the amount, the payments) shows on hover and on keyboard focus."""
     last = len(chart.bars) - 1
-    dashboard = reverse("transactions:dashboard")
+    # The filters' query string encoded once, with markers where each bar puts its days (a hundred
+    # QueryDict copies and encodings took ~4 ms with every filter in use).
+    query = filter_params.copy()
+    query["paid_from"], query["paid_to"] = _PAID_FROM_MARK, _PAID_TO_MARK
+    bar_url = f"{reverse('transactions:dashboard')}?{query.urlencode()}"
     bars = format_html_join(
         "",
         '<span class="chart-slot">{}</span>',
         (
-            (_bar_link(bar, chart.max_cents, currency, filter_params, dashboard, end=index > last / 2)
+            (_bar_link(bar, chart.max_cents, currency, bar_url, end=index > last / 2)
              if bar.collected_cents else "",)
             for index, bar in enumerate(chart.bars)
         ),
@@ -174,10 +179,14 @@ def _chart_marks(chart, currency: str, *, filter_params) -> dict[str, SafeString
     return {"bars": bars, "ticks": ticks, "rows": rows}
 
 
-def _bar_link(bar, max_cents: int, currency: str, filter_params, dashboard: str, *, end: bool) -> SafeString:
-    query = filter_params.copy()
-    query["paid_from"], query["paid_to"] = bar.start.isoformat(), bar.end.isoformat()
-    url = f"{dashboard}?{query.urlencode()}"
+# Encoded as %00paid_from%00: a value typed into a filter comes out encoded differently.
+_PAID_FROM_MARK, _PAID_TO_MARK = "\x00paid_from\x00", "\x00paid_to\x00"
+
+
+def _bar_link(bar, max_cents: int, currency: str, bar_url: str, *, end: bool) -> SafeString:
+    url = bar_url.replace(quote(_PAID_FROM_MARK), bar.start.isoformat()).replace(
+        quote(_PAID_TO_MARK), bar.end.isoformat()
+    )
     payments = f"{bar.payments} payment{'' if bar.payments == 1 else 's'}"
     # The label is the link's name and, through CSS (attr()), its tooltip. At least 2% tall, so a
     # small day stays visible and can be pointed at; bars in the right half open their tip leftwards.
