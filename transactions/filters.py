@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import django_filters
@@ -23,10 +24,20 @@ from lumapay.dates import format_date
 from lumapay.money import AmountError, cents_from_text, format_cents
 from org_profile.enums import PaymentGateway
 from org_profile.models import Membership
-from org_profile.selectors import location_ids_visible, locations_for, scope_to_locations
+from org_profile.selectors import (
+    location_ids_visible,
+    locations_for,
+    scope_to_locations,
+)
 
 from .enums import PaymentRequestKind, TransactionStatus
-from .models import DailyAmountTotal, DailyCardTotal, DailyTotal, Transaction, amount_band
+from .models import (
+    DailyAmountTotal,
+    DailyCardTotal,
+    DailyTotal,
+    Transaction,
+    amount_band,
+)
 from .selectors.dashboard import SummedAhead, billing_items_of
 from .selectors.ledger import transactions_for
 
@@ -335,14 +346,14 @@ class TransactionFilter(django_filters.FilterSet):
         params = self.used_params()
         errors = self.form.errors if self.is_bound else {}
 
+        # The filters as (name, value) pairs, once: each chip leaves some out (a QueryDict copy and
+        # encoding per chip cost ~0.5 ms each with every filter in use).
+        pairs = [(name, value) for name in params for value in params.getlist(name)]
+
         def without(*names: str, value: str | None = None) -> str:
-            remaining = params.copy()
-            for name in names:
-                if value is None:
-                    remaining.pop(name, None)
-                else:
-                    remaining.setlist(name, [v for v in remaining.getlist(name) if v != value])
-            return remaining.urlencode()
+            return urlencode(
+                [(name, v) for name, v in pairs if name not in names or (value is not None and v != value)]
+            )
 
         chips: list[Chip] = []
         if data.get("q"):
