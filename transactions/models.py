@@ -203,7 +203,7 @@ class Transaction(models.Model):
                 ],
                 name="transaction_org_location_cover",
             ),
-            # The filters the daily totals cannot answer (migration 0010 says why each).
+            # The filters the daily totals cannot answer (migration 0011 says why each).
             models.Index(
                 fields=["organization", "billing_item", "-created_at", "-id"],
                 include=_summary_columns_but("organization", "created_at"),
@@ -240,7 +240,7 @@ class DailyTotal(models.Model):
     """The dashboard's totals and chart, summed ahead: one row per organization, location, kind, local
     day created, local day paid (none for unpaid), status and whether problems are unresolved.
 
-    Exact, never an estimate: a trigger on ``transactions_transaction`` (migration 0009) moves each
+    Exact, never an estimate: a trigger on ``transactions_transaction`` (migration 0010) moves each
     row's count and money from its old cell to its new one in the same database transaction as
     every insert, update or delete, whichever code wrote it (the ledger's recalculation, the seed,
     a data migration, the admin). Local days are in the organization's time zone; changing the

@@ -1,5 +1,5 @@
 """Indexes for every dashboard filter at a million transactions (benchmarks/dashboard.py measures
-each), beside the daily totals (0009), which answer the date, status, kind, location and errors
+each), beside the daily totals (0010), which answer the date, status, kind, location and errors
 filters and the unfiltered page:
 
 - ``has_unresolved_problems`` joins the INCLUDE of the two covering indexes (organization, date)
