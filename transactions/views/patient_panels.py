@@ -8,7 +8,6 @@ ehr_sync owns the patient pages and sits below transactions, so it cannot read p
 from __future__ import annotations
 
 from django.http import HttpRequest
-from django.utils import timezone
 
 from ehr_sync.models import Patient
 from ehr_sync.patient_panels import PatientPanels
@@ -18,6 +17,7 @@ from ..forms.saved_cards import SavedCardChargeForm, SavedCardHoldForm
 from ..selectors.patients import patient_requestable_appointments, patient_transactions
 from ..selectors.payment_requests import payment_requests_of_patient
 from ..selectors.saved_cards import card_on_file_offered, saved_cards_active
+from ..services.payments import payment_request_lock_remaining
 
 _TEMPLATES = "transactions/patient_panels"
 
@@ -27,6 +27,7 @@ def patient_payment_context(request: HttpRequest, patient: Patient) -> dict:
     membership = request.membership
     organization = request.organization
     cards_offered = card_on_file_offered(organization)
+    payment_requests = list(payment_requests_of_patient(membership=membership, patient=patient))
     return {
         "card_on_file_offered": cards_offered,
         "saved_cards": saved_cards_active(organization=organization, patient=patient) if cards_offered else [],
@@ -35,11 +36,15 @@ def patient_payment_context(request: HttpRequest, patient: Patient) -> dict:
         "requestable_appointment_ids": set(
             patient_requestable_appointments(membership=membership, patient=patient).values_list("id", flat=True)
         ),
-        "payment_requests": payment_requests_of_patient(membership=membership, patient=patient),
+        "payment_requests": payment_requests,
+        # Read "Link locked", as on the request's own page, by the same rule.
+        "locked_request_ids": {
+            payment_request.pk
+            for payment_request in payment_requests
+            if payment_request.status == PaymentRequestStatus.OPEN and payment_request_lock_remaining(payment_request)
+        },
         "transactions": patient_transactions(membership=membership, patient=patient),
         "open_status": PaymentRequestStatus.OPEN,
-        # A request whose link wrong dates of birth locked reads "Link locked", as on its own page.
-        "now": timezone.now(),
     }
 
 
