@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import django_filters
 from django import forms
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import F, Lookup, Q, QuerySet
 from django.http import QueryDict
 
 from ehr_sync.selectors import patients_search
@@ -64,6 +64,26 @@ DAILY_CARD_TOTAL_FILTERS = frozenset(
     {"created_from", "created_to", "paid_from", "paid_to", "status", "kind", "vendor", "card_brand", "has_errors"}
 )
 DAILY_AMOUNT_TOTAL_FILTERS = frozenset({"amount_min", "amount_max", "paid_from", "paid_to"})
+
+
+# A patient search that finds at most this many patients filters the transactions by a list of
+# their ids; more stay a subquery (see ``TransactionFilter.filter_patient``).
+PATIENT_IDS_LISTED_MAX = 20_000
+
+
+class IsOneOf(Lookup):
+    """``lhs = ANY(%s::<lhs's type>[])`` with the values as one array parameter: one placeholder
+    whatever their number (``__in`` with a list writes one per value). The array has the column's
+    own type so that PostgreSQL hashes it (it cannot for bigint against integer[], and then scans
+    the list for every row). Used as an expression, never registered."""
+
+    lookup_name = "is_one_of"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        db_type = self.lhs.output_field.db_type(connection)
+        return f"{lhs} = ANY(%s::{db_type}[])", [*lhs_params, list(self.rhs)]
 
 
 # Filters the bar shows inline; every other one is under "More filters" (templates/transactions/dashboard/list.html).
@@ -202,8 +222,16 @@ class TransactionFilter(django_filters.FilterSet):
         definition, ``ehr_sync.selectors.patients_search``, as ``patient_id IN (…)``."""
         if not value.strip():
             return queryset
-        patients = patients_search(organization=self.organization, query=value).values("id")
-        return queryset.filter(patient_id__in=patients)
+        patients = patients_search(organization=self.organization, query=value).order_by()
+        # The patients found once, as a list: the page and the totals then both read
+        # ``patient_id = ANY(…)`` instead of each searching the patients again, and the planner
+        # knows how many there are (with a subquery it guessed a third of them for "smith" and
+        # walked a year of transactions checking each one's patient: 75 ms instead of 20). A search
+        # that finds very many patients (a single common letter) stays a subquery.
+        ids = list(patients.values_list("id", flat=True)[: PATIENT_IDS_LISTED_MAX + 1])
+        if len(ids) > PATIENT_IDS_LISTED_MAX:
+            return queryset.filter(patient_id__in=patients.values("id"))
+        return queryset.filter(IsOneOf(F("patient_id"), ids))
 
     def filter_has_errors(self, queryset, name, value):
         """Transactions with (or without) an unresolved problem: a failed charge or refund that no

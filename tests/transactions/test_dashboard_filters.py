@@ -15,6 +15,7 @@ from django.urls import reverse
 from org_profile.enums import PaymentGateway, Role
 from tests.factories import LocationFactory, MembershipFactory, PatientFactory
 from transactions.enums import PaymentRequestKind, TransactionStatus
+from transactions import filters
 from transactions.filters import TransactionFilter
 from transactions.models import Transaction
 from transactions.selectors.dashboard import dashboard_summary
@@ -185,6 +186,35 @@ def test_the_patient_filter_finds_garcia_without_the_accent_and_as_the_hub_shows
         response = client.get(DASHBOARD, {"q": query})
         assert [t.pk for t in response.context["page"].object_list] == expected, query
         assert response.context["summary"].count == len(expected)
+
+
+def test_a_search_finding_more_patients_than_are_listed_filters_the_same_through_a_subquery(
+    client_for, manager, organization, location, monkeypatch
+):
+    # given three Garcías with a payment each, and a Smith
+    garcias = [
+        PatientFactory(organization=organization, first_name=first, last_name="García")
+        for first in ("Jorge", "María", "Lucía")
+    ]
+    smith = PatientFactory(organization=organization, first_name="Ann", last_name="Smith")
+    paid = [
+        ledger_transaction(
+            organization=organization, location=location, patient=patient, created_at=local(LA, 2026, 3, day, 9, 0)
+        ).pk
+        for day, patient in enumerate([*garcias, smith], start=1)
+    ]
+    client = client_for(manager)
+    listed = client.get(DASHBOARD, {"q": "garcia"})
+
+    # when the search finds more patients than the filter lists by id
+    monkeypatch.setattr(filters, "PATIENT_IDS_LISTED_MAX", 2)
+    through_a_subquery = client.get(DASHBOARD, {"q": "garcia"})
+
+    # then both ways list and count the same three payments
+    expected = [paid[2], paid[1], paid[0]]
+    for response in (listed, through_a_subquery):
+        assert [t.pk for t in response.context["page"].object_list] == expected
+        assert response.context["summary"].count == 3
 
 
 def test_location_filter_and_its_choices(client_for, manager, data, location, other_location):
