@@ -1,6 +1,7 @@
 """What the dashboard throughput benchmark serves with gunicorn: LumaPay's own WSGI application,
-and beside it, at ``BARE_PATH`` only, the floor to compare it with: one row read through Django's
-database connection and returned as JSON, with no middleware, session, template or view.
+and beside it, at ``BARE_PATH`` only, the WSGI floor shown for information: one row read through
+Django's database connection and returned as JSON, with no middleware, session, template or view
+(the bare one-row Django view the dashboard's target is measured against is in ``benchmarks/urls.py``).
 
 Used only by ``benchmarks/dashboard_throughput.py``; production serves ``lumapay.wsgi``.
 """

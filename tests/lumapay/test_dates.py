@@ -5,9 +5,9 @@ import zoneinfo
 
 import pytest
 from django.template import Context, Template
-from django.utils import timezone, translation
+from django.utils import dateformat, timezone, translation
 
-from lumapay.dates import format_date, format_datetime
+from lumapay.dates import DATETIME_FORMATS, format_date, format_datetime
 
 # 09:18 UTC: 4:18 in New York (EST), 1:18 in Los Angeles (PST), 10:18 in Madrid (CET).
 MOMENT = dt.datetime(2026, 11, 29, 9, 18, tzinfo=dt.UTC)
@@ -82,3 +82,26 @@ def test_the_template_filters_follow_the_language():
 
     with translation.override("es"):
         assert template.render(Context({"at": SUMMER})) == "1 jul 2026, 09:05 CST"
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_a_date_time_reads_as_djangos_format_of_the_same_pattern_every_quarter_hour_across_a_year(language):
+    # given every quarter hour of a day in each month, in New York (DST both ways) and in Kolkata (+05:30)
+    zones = [zoneinfo.ZoneInfo("America/New_York"), zoneinfo.ZoneInfo("Asia/Kolkata")]
+    moments = [
+        dt.datetime(2026, month, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=15 * step)
+        for month in range(1, 13)
+        for step in range(96)
+    ]
+
+    with translation.override(language):
+        for zone in zones:
+            for moment in moments:
+                # then LumaPay's text is exactly what Django's own formatter writes for the pattern,
+                # except in the hour a DST change repeats, where Django leaves the zone out and
+                # LumaPay names the one that tells the two 1:30s apart ("1:30 AM EDT", "1:30 AM EST")
+                local = moment.astimezone(zone)
+                expected = dateformat.format(local, DATETIME_FORMATS[language])
+                if expected.endswith(" "):
+                    expected += local.tzname()
+                assert format_datetime(moment, zone) == expected

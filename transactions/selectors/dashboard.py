@@ -18,8 +18,8 @@ from datetime import date, datetime, timedelta, timezone as dt_timezone
 from zoneinfo import ZoneInfo
 
 from django.db import connection
-from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import BigIntegerField, Count, Q, QuerySet, Sum
+from django.db.models.functions import Cast, TruncDate
 
 from lumapay.dates import format_date
 from org_profile.models import Organization
@@ -33,6 +33,7 @@ CHART_MAX_WEEKS_SPAN_DAYS = 731
 CHART_WIDTH = 720
 CHART_HEIGHT = 160
 _EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
+_ONE_DAY = timedelta(days=1)
 
 
 # -- billing items ---------------------------------------------------------------------------------
@@ -164,6 +165,7 @@ def _first_rows(transactions: QuerySet[Transaction], ordering: tuple[str, ...], 
     ids = transactions.order_by(*ordering).values("pk")[:limit]
     rows = transactions.model._default_manager.filter(pk__in=ids).order_by(*ordering)
     rows.query.select_related = transactions.query.select_related
+    rows.query.deferred_loading = transactions.query.deferred_loading
     return list(rows)
 
 
@@ -277,14 +279,14 @@ def dashboard_summary(
 
 
 def _cells_by_day(cells: QuerySet):
-    return (
+    return _plain_rows(
         cells.order_by()
         .values("paid_on")
         .annotate(
-            count=Sum("transactions"),
-            collected=Sum("charged_cents"),
-            refunded=Sum("refunded_cents"),
-            payments=Sum("payments"),
+            count=_whole(Sum("transactions")),
+            collected=_whole(Sum("charged_cents")),
+            refunded=_whole(Sum("refunded_cents")),
+            payments=_whole(Sum("payments")),
         )
         .values_list("paid_on", "count", "collected", "refunded", "payments")
     )
@@ -293,18 +295,33 @@ def _cells_by_day(cells: QuerySet):
 def _transactions_by_day(transactions: QuerySet[Transaction], tz: ZoneInfo):
     # No COUNT(id): the (organization, amount) index does not hold the id, and the sum stays an
     # index-only scan.
-    return (
+    return _plain_rows(
         transactions.order_by()
         .annotate(paid_day=TruncDate("paid_at", tzinfo=tz))
         .values("paid_day")
         .annotate(
             count=Count("*"),
-            collected=Sum("charged_cents"),
-            refunded=Sum("refunded_cents"),
+            collected=_whole(Sum("charged_cents")),
+            refunded=_whole(Sum("refunded_cents")),
             payments=Count("charged_cents", filter=Q(charged_cents__gt=0)),
         )
         .values_list("paid_day", "count", "collected", "refunded", "payments")
     )
+
+
+def _whole(total: Sum) -> Cast:
+    """A sum of cents as bigint (PostgreSQL's SUM of bigint is numeric, read as a Decimal)."""
+    return Cast(total, BigIntegerField())
+
+
+def _plain_rows(rows: QuerySet) -> list[tuple]:
+    """The rows of a ``values_list`` query as the database driver returns them: the ORM writes the
+    SQL, but its per-value converters (five per row, for up to a few thousand days) are skipped;
+    the columns are dates and integers, which need none."""
+    sql, params = rows.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def _chart(per_day: dict[date, tuple[int, int]], *, start: date | None, end: date | None, today: date) -> Chart:
@@ -327,14 +344,17 @@ def _chart(per_day: dict[date, tuple[int, int]], *, start: date | None, end: dat
         unit, bucket_of = "month", _month
 
     buckets: dict[date, list] = {}
+    bucket_of_day: dict[date, list] = {}  # every day of the span to its bucket, filled bucket by bucket
     day = start
     while day <= end:
         bucket_start, bucket_end = bucket_of(day)
-        buckets.setdefault(bucket_start, [max(bucket_start, start), min(bucket_end, end), 0, 0])
-        day = bucket_end + timedelta(days=1)
+        bucket = buckets.setdefault(bucket_start, [max(bucket_start, start), min(bucket_end, end), 0, 0])
+        while day <= bucket_end and day <= end:
+            bucket_of_day[day] = bucket
+            day += _ONE_DAY
     for day, (cents, payments) in per_day.items():
-        if start <= day <= end:
-            bucket = buckets[bucket_of(day)[0]]
+        bucket = bucket_of_day.get(day)
+        if bucket is not None:
             bucket[2] += cents
             bucket[3] += payments
 
