@@ -23,10 +23,10 @@ HTTP call to a gateway. Claim under the lock in a short transaction, do the I/O 
 transaction open, then record the outcome in another short one (see ``services/patient_messages``
 and ``services/refunds._refund_submit``). The one exception is starting a hosted checkout
 (``services/payments.checkout_begin``, and ``saved_cards.saved_card_setup_begin`` for a card on
-file): the payment request's lock is what makes a second tab
-resume the first tab's checkout instead of opening a second one, so it is held while the gateway
-opens (or reports on) the checkout. Only work on that same request waits for it, and it takes
-locks in the order above, so that wait cannot become a deadlock.
+file): the payment request's lock is what makes a second tab resume the first tab's checkout
+instead of opening a second one, so it is held while the gateway opens (or reports on) the
+checkout. Only work on that same request waits for it, and it takes locks in the order above, so
+that wait cannot become a deadlock.
 """
 
 from .models import PaymentRequest, PaymentRequestDelivery, Refund, Transaction

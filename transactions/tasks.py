@@ -24,8 +24,10 @@ def patient_message_send(self, delivery_id: int, sent_as: str = "", claimed_atte
             countdown=retry.countdown_seconds + 1, kwargs={"delivery_id": delivery_id, **retry.retry_kwargs}, exc=retry
         )
     except DatabaseError as error:
+        # The database is away: try again as we were (a message sent and not marked stays so).
         countdown = patient_messages.backoff_seconds(self.request.retries + 1)
-        raise self.retry(countdown=countdown, kwargs={"delivery_id": delivery_id}, exc=error)
+        kwargs = {"delivery_id": delivery_id, "sent_as": sent_as, "claimed_attempt": claimed_attempt}
+        raise self.retry(countdown=countdown, kwargs=kwargs, exc=error)
 
 
 @shared_task
