@@ -30,6 +30,7 @@ class AuditAction(models.TextChoices):
     # Receipts
     RECEIPT_SENT = "receipt.sent", _("Receipt e-mailed")
     RECEIPT_SKIPPED = "receipt.skipped", _("No receipt sent")
+    RECEIPT_NOT_SENT = "receipt.not_sent", _("Receipt could not be e-mailed")
     RECEIPT_DOWNLOADED = "receipt.downloaded", _("Receipt downloaded")
     # Refunds, cards on file and holds
     REFUND_REQUESTED = "refund.requested", _("Refund requested")

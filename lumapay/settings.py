@@ -167,6 +167,7 @@ PAYMENT_REQUESTS_EXPIRE_EVERY_MINUTES = env.int("PAYMENT_REQUESTS_EXPIRE_EVERY_M
 STRIPE_EVENTS_RECOVER_EVERY_MINUTES = env.int("STRIPE_EVENTS_RECOVER_EVERY_MINUTES", default=10)
 TRANSACTION_EXPORTS_EXPIRE_EVERY_MINUTES = env.int("TRANSACTION_EXPORTS_EXPIRE_EVERY_MINUTES", default=60)
 AUTHORIZATIONS_RELEASE_EVERY_MINUTES = env.int("AUTHORIZATIONS_RELEASE_EVERY_MINUTES", default=15)
+PATIENT_MESSAGES_RESEND_EVERY_MINUTES = env.int("PATIENT_MESSAGES_RESEND_EVERY_MINUTES", default=2)
 CELERY_BEAT_SCHEDULE = {
     "payment-requests-expire": {
         "task": "transactions.tasks.payment_requests_expire_overdue",
@@ -188,6 +189,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "transactions.tasks.authorizations_release_for_missed_visits",
         "schedule": AUTHORIZATIONS_RELEASE_EVERY_MINUTES * 60,
     },
+    # E-mails and SMS a patient is owed whose task was lost (a broker down at commit, a killed
+    # worker) or whose retry is overdue are queued again.
+    "patient-messages-resend-stuck": {
+        "task": "transactions.tasks.patient_messages_resend_stuck",
+        "schedule": PATIENT_MESSAGES_RESEND_EVERY_MINUTES * 60,
+    },
 }
 
 # E-mail: the dev outbox in development (a page lists what was "sent"), SMTP or an
@@ -202,6 +209,12 @@ EMAIL_BACKEND = env.str(
 ANYMAIL = env.json("ANYMAIL", default={})
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="LumaPay <no-reply@lumapay.localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Seconds an SMTP connection may block: a send must end well inside the outbox's 10-minute claim
+# on its row (transactions/services/patient_messages.py), or a second sender could take it over.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT_SECONDS", default=30)
+# Attempts at sending one e-mail or SMS a patient is owed before it is given up, with the reason
+# on the timeline (about an hour and a half of retries, doubling from 30 seconds, at the default).
+PATIENT_MESSAGE_MAX_ATTEMPTS = env.int("PATIENT_MESSAGE_MAX_ATTEMPTS", default=8)
 
 # SMS: "dev_outbox", "console", "memory" or "twilio".
 SMS_BACKEND = env.str("SMS_BACKEND", default="dev_outbox" if DEBUG else "twilio")

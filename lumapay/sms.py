@@ -21,7 +21,12 @@ logger = logging.getLogger(__name__)
 
 
 class SmsDeliveryError(ApplicationError):
-    """The provider refused or could not be reached; the message says which."""
+    """The provider refused or could not be reached; the message says which. ``transient``: it may
+    pass (the provider was unreachable or busy), so sending again later may work."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -82,9 +87,11 @@ class TwilioSmsBackend(SmsBackend):
         try:
             sent = self.client.messages.create(to=message.to, body=message.body, **sender)
         except TwilioRestException as exc:
-            raise SmsDeliveryError(f"Twilio refused the message (error {exc.code}): {exc.msg}") from exc
+            # Too many requests, or Twilio's own failure: worth another try; anything else is final.
+            busy = exc.status == 429 or exc.status >= 500
+            raise SmsDeliveryError(f"Twilio refused the message (error {exc.code}): {exc.msg}", transient=busy) from exc
         except TwilioException as exc:
-            raise SmsDeliveryError(f"Twilio could not be reached: {exc}") from exc
+            raise SmsDeliveryError(f"Twilio could not be reached: {exc}", transient=True) from exc
         return sent.sid
 
 

@@ -20,6 +20,13 @@ class DeliveryChannel(models.TextChoices):
     SMS = "sms", _("SMS")
 
 
+class MessagePurpose(models.TextChoices):
+    """What a message owed to a patient carries (``PaymentRequestDelivery.purpose``)."""
+
+    PAYMENT_LINK = "payment_link", _("Payment link")
+    RECEIPT = "receipt", _("Receipt")
+
+
 class DeliveryStatus(models.TextChoices):
     QUEUED = "queued", _("Queued")
     SENT = "sent", _("Sent")

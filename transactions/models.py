@@ -3,6 +3,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 
 from lumapay.models import ActorType
 from org_profile.enums import PaymentGateway
@@ -14,6 +15,7 @@ from .enums import (
     DisputeStatus,
     ExportStatus,
     GatewayEventStatus,
+    MessagePurpose,
     PaymentRequestKind,
     PaymentRequestStatus,
     RefundStatus,
@@ -78,21 +80,58 @@ class PaymentRequest(models.Model):
 
 
 class PaymentRequestDelivery(models.Model):
-    """One attempt to deliver a request's link on one channel. Written with the request, then
-    marked sent or failed by the delivery task."""
+    """One e-mail or SMS a patient is owed: the outbox. A request's link (one row per channel,
+    ``payment_request`` set) or a paid transaction's receipt (``transaction`` set, at most one per
+    channel).
+
+    Written in the same database transaction as its cause (the request sent, the charge recorded),
+    so a rollback owes nothing and a commit cannot lose it; then sent by the task
+    ``transactions.tasks.patient_message_send`` (see ``services/patient_messages.py``), retried with
+    backoff, re-sent by a beat sweep when stuck, and marked sent, or failed with the reason. While
+    queued, ``claimed_until`` is the lease of the one sender working on it.
+    """
 
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
-    payment_request = models.ForeignKey(PaymentRequest, on_delete=models.PROTECT, related_name="deliveries")
+    purpose = models.CharField(max_length=20, choices=MessagePurpose.choices, default=MessagePurpose.PAYMENT_LINK)
+    payment_request = models.ForeignKey(
+        PaymentRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="deliveries"
+    )
+    transaction = models.ForeignKey(
+        "Transaction", null=True, blank=True, on_delete=models.PROTECT, related_name="deliveries"
+    )
     channel = models.CharField(max_length=10, choices=DeliveryChannel.choices)
     destination = models.CharField(max_length=254)
     status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.QUEUED)
     error_message = models.CharField(max_length=500, blank=True)
     provider_message_id = models.CharField(max_length=100, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="sends started (claims), successful or not")
+    next_attempt_at = models.DateTimeField(default=timezone.now, help_text="not sent before this (backoff)")
+    claimed_until = models.DateTimeField(null=True, blank=True, help_text="a sender's lease on the row")
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(purpose=MessagePurpose.PAYMENT_LINK, payment_request__isnull=False, transaction__isnull=True)
+                    | Q(purpose=MessagePurpose.RECEIPT, transaction__isnull=False, payment_request__isnull=True)
+                ),
+                name="delivery_purpose_names_its_cause",
+            ),
+            models.UniqueConstraint(
+                fields=["transaction", "channel"],
+                condition=Q(purpose=MessagePurpose.RECEIPT),
+                name="one_receipt_per_transaction_and_channel",
+            ),
+        ]
+        indexes = [
+            # The sweep: queued rows by when they are due.
+            models.Index(
+                fields=["next_attempt_at"], condition=Q(status=DeliveryStatus.QUEUED), name="delivery_queued_due"
+            ),
+        ]
 
 
 # What the dashboard's totals, chart and filters read of a transaction: the INCLUDE of the indexes

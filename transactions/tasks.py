@@ -6,15 +6,40 @@ service queues a task by its name, through ``lumapay.task_queue.task_enqueue_on_
 """
 
 from celery import shared_task
-from django.db import OperationalError
+from django.db import DatabaseError, OperationalError
 
 from .gateways.base import GatewayUnavailable
-from .services import exports, gateway_events, payment_requests, receipts, saved_cards, stripe_events
+from .services import exports, gateway_events, patient_messages, payment_requests, saved_cards, stripe_events
+
+
+@shared_task(bind=True, acks_late=True, max_retries=20)
+def patient_message_send(self, delivery_id: int, sent_as: str = "", claimed_attempt: int = 0) -> None:
+    """Send one e-mail or SMS the patient is owed (an outbox row), retrying with backoff while it
+    is still owed; the row counts the attempts and gives up, so ``max_retries`` only bounds the
+    retries of a database that stays away (the beat sweep takes over from there)."""
+    try:
+        patient_messages.delivery_send(delivery_id=delivery_id, sent_as=sent_as, claimed_attempt=claimed_attempt)
+    except patient_messages.DeliveryRetry as retry:
+        raise self.retry(
+            countdown=retry.countdown_seconds + 1, kwargs={"delivery_id": delivery_id, **retry.retry_kwargs}, exc=retry
+        )
+    except DatabaseError as error:
+        # The database is away: try again as we were (a message sent and not marked stays so).
+        countdown = patient_messages.backoff_seconds(self.request.retries + 1)
+        kwargs = {"delivery_id": delivery_id, "sent_as": sent_as, "claimed_attempt": claimed_attempt}
+        raise self.retry(countdown=countdown, kwargs=kwargs, exc=error)
+
+
+@shared_task
+def patient_messages_resend_stuck() -> int:
+    """Queue again the owed messages whose task was lost or whose sender died (beat)."""
+    return patient_messages.deliveries_resend_stuck()
 
 
 @shared_task(acks_late=True)
 def payment_request_deliver(delivery_id: int) -> None:
-    payment_requests.delivery_send(delivery_id=delivery_id)
+    """The link's delivery task of earlier releases (tasks queued before this one was deployed)."""
+    patient_message_send.delay(delivery_id)
 
 
 @shared_task
@@ -36,7 +61,9 @@ def gateway_event_process(gateway_event_id: int) -> None:
 
 @shared_task(acks_late=True)
 def receipt_email_send(transaction_id: int) -> None:
-    receipts.receipt_email_send(transaction_id=transaction_id)
+    """The receipt task of earlier releases (tasks queued before this one was deployed): owes the
+    receipt through the outbox if it is not owed and was never sent."""
+    patient_messages.receipt_email_send(transaction_id=transaction_id)
 
 
 @shared_task

@@ -43,7 +43,9 @@ print(json.dumps({
     "tunables": {name: getattr(settings, name) for name in (
         "EXPORT_SYNC_MAX_ROWS", "EXPORT_TTL_HOURS", "PAYMENT_REQUEST_MAX_CENTS", "PAYMENT_LINK_TTL_DAYS",
         "PAY_LINK_MAX_FAILED_DOB_ATTEMPTS", "PAY_LINK_LOCKOUT_MINUTES", "PAY_PAGE_MAX_FAILED_DOB_ATTEMPTS_PER_ADDRESS",
+        "PATIENT_MESSAGE_MAX_ATTEMPTS",
     )},
+    "EMAIL_TIMEOUT": settings.EMAIL_TIMEOUT,
     "beat": {name: entry["schedule"] for name, entry in settings.CELERY_BEAT_SCHEDULE.items()},
     "SESSION_ENGINE": settings.SESSION_ENGINE,
 }))
@@ -244,6 +246,7 @@ TUNABLE_DEFAULTS = {
     "PAY_LINK_MAX_FAILED_DOB_ATTEMPTS": 5,
     "PAY_LINK_LOCKOUT_MINUTES": 30,
     "PAY_PAGE_MAX_FAILED_DOB_ATTEMPTS_PER_ADDRESS": 20,
+    "PATIENT_MESSAGE_MAX_ATTEMPTS": 8,
 }
 
 
@@ -257,7 +260,9 @@ def test_tunables_keep_their_defaults():
         "stripe-events-recover": 10 * 60,
         "transaction-exports-expire": 60 * 60,
         "authorizations-release-for-missed-visits": 15 * 60,
+        "patient-messages-resend-stuck": 2 * 60,
     }
+    assert out["EMAIL_TIMEOUT"] == 30
 
 
 def test_every_tunable_is_read_from_the_environment():
@@ -270,6 +275,8 @@ def test_every_tunable_is_read_from_the_environment():
             STRIPE_EVENTS_RECOVER_EVERY_MINUTES="2",
             TRANSACTION_EXPORTS_EXPIRE_EVERY_MINUTES="30",
             AUTHORIZATIONS_RELEASE_EVERY_MINUTES="20",
+            PATIENT_MESSAGES_RESEND_EVERY_MINUTES="3",
+            EMAIL_TIMEOUT_SECONDS="12",
         )
     )
 
@@ -280,7 +287,9 @@ def test_every_tunable_is_read_from_the_environment():
         "stripe-events-recover": 2 * 60,
         "transaction-exports-expire": 30 * 60,
         "authorizations-release-for-missed-visits": 20 * 60,
+        "patient-messages-resend-stuck": 3 * 60,
     }
+    assert out["EMAIL_TIMEOUT"] == 12
 
 
 def test_site_url_defaults_to_the_development_server_on_port():

@@ -1,4 +1,4 @@
-"""delivery_send: one queued message out through the real backends, marked sent or failed."""
+"""delivery_send: one owed message out through the real backends, marked sent, retried or failed."""
 
 import datetime
 import socket
@@ -9,8 +9,9 @@ from lumapay import sms
 from lumapay.models import AuditEvent
 from transactions.enums import PaymentRequestStatus
 from transactions.models import PaymentRequest
-from transactions.services.payment_requests import delivery_send, payment_request_send
-from transactions.tasks import payment_request_deliver
+from transactions.services.patient_messages import delivery_send
+from transactions.services.payment_requests import payment_request_send
+from transactions.tasks import patient_message_send
 
 from ..factories import PaymentRequestDeliveryFactory, PaymentRequestFactory
 
@@ -69,8 +70,8 @@ def test_a_failing_sms_provider_marks_that_delivery_failed_and_keeps_the_request
     assert AuditEvent.objects.filter(action="payment_request.delivery_sent").count() == 1
 
 
-def test_an_unreachable_mail_server_marks_the_email_delivery_failed(
-    settings, organization, location, patient, administrator, django_capture_on_commit_callbacks
+def test_an_unreachable_mail_server_leaves_the_email_owed_and_a_later_attempt_sends_it(
+    settings, organization, location, patient, administrator, mailoutbox, django_capture_on_commit_callbacks
 ):
     # given an SMTP server that refuses connections
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
@@ -82,14 +83,28 @@ def test_an_unreachable_mail_server_marks_the_email_delivery_failed(
     with django_capture_on_commit_callbacks(execute=True):
         payment_request = _send(organization, administrator, patient, location)
 
-    # then the e-mail delivery failed with the reason, the text went out, the request is open
+    # then the e-mail is still owed, with the reason and a retry after the backoff; the text went
+    # out, the request is open
     email_delivery = payment_request.deliveries.get(channel="email")
-    assert email_delivery.status == "failed"
+    assert (email_delivery.status, email_delivery.attempts, email_delivery.claimed_until) == ("queued", 1, None)
     assert email_delivery.error_message.startswith("The e-mail could not be sent: ")
     assert "Connection refused" in email_delivery.error_message
+    assert email_delivery.next_attempt_at > timezone.now() + datetime.timedelta(seconds=20)
     assert payment_request.deliveries.get(channel="sms").status == "sent"
     assert len(sms.outbox) == 1
     assert PaymentRequest.objects.get().status == PaymentRequestStatus.OPEN
+    assert not AuditEvent.objects.filter(action="payment_request.delivery_failed").exists()
+
+    # when the mail server is back and the retry is due
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    email_delivery.next_attempt_at = timezone.now()
+    email_delivery.save(update_fields=["next_attempt_at"])
+    patient_message_send.delay(email_delivery.pk)
+
+    # then it went out, once
+    email_delivery.refresh_from_db()
+    assert (email_delivery.status, email_delivery.attempts) == ("sent", 2)
+    assert [message.to for message in mailoutbox] == [[patient.email]]
 
 
 def test_a_delivery_sent_twice_goes_out_once(db, mailoutbox):
@@ -97,7 +112,7 @@ def test_a_delivery_sent_twice_goes_out_once(db, mailoutbox):
     delivery = PaymentRequestDeliveryFactory()
 
     # when the task runs twice (a redelivered Celery message)
-    payment_request_deliver.delay(delivery.pk)
+    patient_message_send.delay(delivery.pk)
     delivery_send(delivery_id=delivery.pk)
 
     # then one e-mail went out and one "sent" event was written

@@ -14,9 +14,9 @@ from pypdf import PdfReader
 from lumapay.dates import format_date, format_datetime
 from lumapay.models import ActorType, AuditEvent
 from org_profile.enums import Role
-from transactions.models import Transaction
+from transactions.models import PaymentRequestDelivery, Transaction
+from transactions.services.patient_messages import delivery_send
 from transactions.services.receipt_documents import receipt_html, receipt_pdf
-from transactions.services.receipts import receipt_email_send
 from transactions.services.refunds import refund_create
 
 from ..factories import AppointmentFactory, LocationFactory, MembershipFactory, PatientFactory
@@ -286,7 +286,8 @@ def test_an_expired_verification_sends_the_patient_back_to_the_question(paid_req
 
 def test_the_receipt_email_carries_the_pdf_once(payment, patient):
     # The pay flow already sent it (one "receipt.sent"); asking again sends nothing.
-    assert receipt_email_send(transaction_id=payment.pk) is False
+    delivery = PaymentRequestDelivery.objects.get(transaction=payment, purpose="receipt")
+    assert (delivery_send(delivery_id=delivery.pk).status, delivery.status) == ("sent", "sent")
 
     assert len(mail.outbox) == 1
     message = mail.outbox[0]

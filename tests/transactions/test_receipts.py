@@ -8,10 +8,10 @@ from django.utils import translation
 
 from lumapay.dates import format_datetime
 from lumapay.models import AuditEvent
-from transactions.models import Transaction
+from transactions.models import PaymentRequestDelivery, Transaction
 from transactions.sandbox import processor as sandbox_processor
+from transactions.services.patient_messages import delivery_send
 from transactions.services.payments import checkout_begin, checkout_outcome_record
-from transactions.services.receipts import receipt_email_send
 
 from ..factories import PatientFactory
 from .pay_support import payment_request_make
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _paid(organization, django_capture_on_commit_callbacks, *, patient=None, card="4242424242424242") -> Transaction:
-    """A transaction paid at the Sandbox and recorded, with the receipt task not yet run."""
+    """A transaction paid at the Sandbox and recorded, with its receipt owed and not yet sent."""
     payment_request = payment_request_make(organization=organization, patient=patient, amount_cents=4500)
     start = checkout_begin(payment_request=payment_request, ip_address=None)
     with django_capture_on_commit_callbacks(execute=False):
@@ -31,6 +31,12 @@ def _paid(organization, django_capture_on_commit_callbacks, *, patient=None, car
         checkout_outcome_record(transaction=transaction)
     transaction.refresh_from_db()
     return transaction
+
+
+def receipt_send(transaction) -> str | None:
+    """Run the owed receipt's send; its status afterwards (None: no receipt is owed)."""
+    delivery = PaymentRequestDelivery.objects.filter(transaction=transaction, purpose="receipt").first()
+    return delivery_send(delivery_id=delivery.pk).status if delivery else None
 
 
 def _when(transaction, zone: str, language: str) -> str:
@@ -44,8 +50,8 @@ def test_the_receipt_is_sent_once_with_everything_the_patient_needs(organization
     transaction = _paid(organization, django_capture_on_commit_callbacks)
     patient = transaction.patient
 
-    assert receipt_email_send(transaction_id=transaction.pk) is True
-    assert receipt_email_send(transaction_id=transaction.pk) is False
+    assert receipt_send(transaction) == "sent"
+    assert receipt_send(transaction) == "sent"
 
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
@@ -84,7 +90,7 @@ def test_a_spanish_speaking_patient_gets_the_receipt_in_spanish(organization, dj
     patient = PatientFactory(organization=organization, preferred_language="es", first_name="Lucía")
     transaction = _paid(organization, django_capture_on_commit_callbacks, patient=patient)
 
-    receipt_email_send(transaction_id=transaction.pk)
+    receipt_send(transaction)
 
     message = mail.outbox[0]
     assert message.subject == "Su recibo de Riverside Family Medicine: $45.00"
@@ -110,8 +116,7 @@ def test_a_patient_without_email_gets_an_audit_note_instead(organization, django
     patient = PatientFactory(organization=organization, email="")
     transaction = _paid(organization, django_capture_on_commit_callbacks, patient=patient)
 
-    assert receipt_email_send(transaction_id=transaction.pk) is False
-    assert receipt_email_send(transaction_id=transaction.pk) is False
+    assert receipt_send(transaction) is None
 
     assert mail.outbox == []
     assert list(AuditEvent.objects.filter(action__startswith="receipt.").values_list("action", "changes")) == [
@@ -123,7 +128,7 @@ def test_an_unpaid_transaction_gets_no_receipt(organization, django_capture_on_c
     transaction = _paid(organization, django_capture_on_commit_callbacks, card="4000000000000002")
     assert transaction.status == "failed"
 
-    assert receipt_email_send(transaction_id=transaction.pk) is False
+    assert receipt_send(transaction) is None
 
     assert mail.outbox == []
     assert not AuditEvent.objects.filter(action__startswith="receipt.").exists()

@@ -257,7 +257,7 @@ def test_a_hundred_payments_events_shuffled_and_duplicated_give_the_same_ledger_
     stripe_world, stripe_organization, django_capture_on_commit_callbacks, monkeypatch
 ):
     # Receipts (a PDF each, twice over) are not what this test is about.
-    monkeypatch.setattr("transactions.tasks.receipt_email_send.delay", lambda transaction_id: None)
+    monkeypatch.setattr("transactions.tasks.patient_message_send.delay", lambda delivery_id: None)
     events = _payments_and_their_events(stripe_world, stripe_organization)
 
     _deliver(sorted(events, key=lambda event: event["created"]), django_capture_on_commit_callbacks)

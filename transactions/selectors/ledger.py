@@ -32,8 +32,9 @@ ERROR_EVENT_KINDS = FAILURE_KINDS
 # Ledger kinds that need a manager's attention without being a processing error: a cardholder's
 # dispute (named as strings: the dispute kinds come with the Stripe work).
 WARNING_EVENT_KINDS = frozenset({"dispute_opened", "dispute_lost"})
-# Audit actions that are errors in processing the request (the patient never got the link).
-ERROR_ACTIONS = frozenset({AuditAction.PAYMENT_REQUEST_DELIVERY_FAILED})
+# Audit actions that are errors in processing the request: the patient never got the link, or
+# their receipt (given up after repeated failures, with the reason).
+ERROR_ACTIONS = frozenset({AuditAction.PAYMENT_REQUEST_DELIVERY_FAILED, AuditAction.RECEIPT_NOT_SENT})
 # Audit actions that are worth noticing but are not a fault of the payment: a wrong date of birth.
 WARNING_ACTIONS = frozenset(
     {AuditAction.PAY_LINK_VERIFICATION_FAILED, AuditAction.PAY_LINK_VERIFICATION_REFUSED, AuditAction.PAY_LINK_LOCKED}

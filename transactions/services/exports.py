@@ -371,8 +371,11 @@ def transaction_export_build(*, export_id: int) -> TransactionExport:
     updates commit as they go (Django then holds the server-side cursor WITH HOLD).
     """
     with db_transaction.atomic():
-        export = TransactionExport.objects.select_for_update().select_related("organization", "requested_by").get(
-            pk=export_id
+        # The export row alone: the organization and the member are read, not locked.
+        export = (
+            TransactionExport.objects.select_for_update(of=("self",))
+            .select_related("organization", "requested_by")
+            .get(pk=export_id)
         )
         if export.status != ExportStatus.QUEUED:
             return export

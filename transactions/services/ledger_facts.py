@@ -13,7 +13,6 @@ from django.db import transaction as db_transaction
 from django.utils import timezone
 
 from lumapay.audit import audit_event_record
-from lumapay.task_queue import task_enqueue_on_commit
 from lumapay.enums import AuditAction
 from lumapay.models import ActorType
 
@@ -23,6 +22,7 @@ from ..locks import payment_request_lock, refund_lock, transaction_lock
 from ..models import Dispute, Refund, Transaction
 from ..selectors.gateway_events import gateway_transaction
 from .ledger import transaction_event_append
+from .patient_messages import receipt_owe
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +62,9 @@ def charge_fact_record(
             message=fact.failure_message,
         )
         if not created:
+            # Recorded already (the other tab, or the event before the confirmation page): the
+            # caller still sees the row as it stands, paid, not as it read it before.
+            _copy_to(transaction, locked)
             return False
         if fact.status == "succeeded":
             locked.gateway_charge_id = fact.charge_id
@@ -86,8 +89,9 @@ def charge_fact_record(
                     transaction=locked,
                     changes={"status": [old_status, PaymentRequestStatus.PAID]},
                 )
-            # robust: a mail server that is down must not turn the patient's confirmation into an error.
-            task_enqueue_on_commit("transactions.tasks.receipt_email_send", locked.pk, robust=True)
+            # Owed with the charge, in this database transaction: a rollback owes nothing, a commit
+            # cannot lose it, and the ledger's idempotency key makes it one per charge.
+            receipt_owe(transaction=locked)
         elif locked.charged_cents == 0:
             # Show the card that was declined, unless another card has already paid.
             locked.card_brand, locked.card_last4 = fact.card_brand, fact.card_last4

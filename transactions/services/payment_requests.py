@@ -1,24 +1,19 @@
 """Payment requests: staff ask a patient to pay, by a signed link sent by e-mail and/or SMS.
 
 A request is written in one database transaction with one delivery row per channel and its audit
-event; the messages go out after commit, one Celery task per delivery (``delivery_send``). A
-request is never deleted: cancelled and expired requests stay on record.
+event: the messages the patient is owed, sent after commit through the outbox
+(``patient_messages``). A request is never deleted: cancelled and expired requests stay on record.
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
-import smtplib
 import uuid
-from email.utils import formataddr, make_msgid, parseaddr
 
-from anymail.exceptions import AnymailError
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.template.loader import render_to_string
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from ehr_sync.models import Appointment, Patient
 from lumapay.audit import actor_from, audit_event_record
@@ -26,20 +21,16 @@ from lumapay.dates import format_datetime
 from lumapay.enums import AuditAction
 from lumapay.models import ActorType
 from lumapay.money import format_cents
-from lumapay.sms import SmsDeliveryError, sms_send
-from lumapay.task_queue import task_enqueue_on_commit
 from org_profile.access import MANAGERS, AccessDenied, staff_access
 from org_profile.models import Location, Organization
 
-from ..enums import DeliveryChannel, DeliveryStatus, PaymentRequestKind, PaymentRequestStatus
+from ..enums import DeliveryChannel, PaymentRequestKind, PaymentRequestStatus
 from ..errors import PatientUnreachableError, PaymentRequestError, PaymentRequestStateError
-from ..links import payment_link_url
-from ..locks import payment_request_delivery_lock, payment_request_lock
-from ..models import PaymentRequest, PaymentRequestDelivery, Transaction
+from ..locks import payment_request_lock
+from ..models import PaymentRequest, Transaction
+from .patient_messages import payment_link_deliveries_owe
 
 logger = logging.getLogger(__name__)
-
-_MESSAGE_TEMPLATES = "transactions/payment_requests/messages"
 
 
 def payment_request_send(
@@ -111,7 +102,7 @@ def payment_request_send(
             created_by=actor_user,
             last_sent_at=now,
         )
-        _deliveries_queue(payment_request=payment_request, channels=channels)
+        payment_link_deliveries_owe(payment_request=payment_request, channels=channels)
         audit_event_record(
             organization=organization,
             action=AuditAction.PAYMENT_REQUEST_SENT,
@@ -159,7 +150,7 @@ def payment_request_resend(*, organization: Organization, actor, payment_request
         locked.expires_at = now + datetime.timedelta(days=settings.PAYMENT_LINK_TTL_DAYS)
         locked.last_sent_at = now
         locked.save(update_fields=["expires_at", "last_sent_at"])
-        _deliveries_queue(payment_request=locked, channels=channels)
+        payment_link_deliveries_owe(payment_request=locked, channels=channels)
         audit_event_record(
             organization=organization,
             action=AuditAction.PAYMENT_REQUEST_RESENT,
@@ -234,7 +225,7 @@ def pay_link_replace(*, organization: Organization, actor, payment_request: Paym
         Transaction.objects.filter(payment_request=locked, charged_cents=0).exclude(gateway_checkout_id="").update(
             gateway_checkout_expires_at=now, updated_at=now
         )
-        _deliveries_queue(payment_request=locked, channels=channels)
+        payment_link_deliveries_owe(payment_request=locked, channels=channels)
         audit_event_record(
             organization=organization,
             action=AuditAction.PAY_LINK_REPLACED,
@@ -317,40 +308,6 @@ def payment_requests_expire_overdue() -> int:
             )
             expired += 1
     return expired
-
-
-def delivery_send(*, delivery_id: int) -> PaymentRequestDelivery | None:
-    """Send one queued delivery (the task ``payment_request_deliver``), then mark it sent or failed.
-
-    Idempotent: a delivery that is no longer queued is left alone. The delivery row stays locked
-    while the provider is called, so a task delivered twice at once sends one message.
-    """
-    with transaction.atomic():
-        delivery = payment_request_delivery_lock(delivery_id=delivery_id)
-        if delivery is None or delivery.status != DeliveryStatus.QUEUED:
-            return delivery
-        payment_request = delivery.payment_request
-        if payment_request.status != PaymentRequestStatus.OPEN:
-            return _delivery_mark_failed(
-                delivery,
-                f"Not sent: the request was {payment_request.get_status_display().lower()} "
-                "before this message went out.",
-            )
-        if payment_request.expires_at <= timezone.now():
-            return _delivery_mark_failed(delivery, "Not sent: the link had expired before this message went out.")
-
-        try:
-            if delivery.channel == DeliveryChannel.EMAIL:
-                provider_message_id = _email_send(delivery)
-            else:
-                provider_message_id = _sms_send(delivery)
-        except SmsDeliveryError as error:
-            return _delivery_mark_failed(delivery, error.message)
-        except (smtplib.SMTPException, OSError, AnymailError) as error:
-            what = "e-mail" if delivery.channel == DeliveryChannel.EMAIL else "text message"
-            return _delivery_mark_failed(delivery, f"The {what} could not be sent: {error}")
-
-        return _delivery_mark_sent(delivery, provider_message_id)
 
 
 # What stops a request that is no longer open from being re-sent or cancelled, by its status.
@@ -440,119 +397,3 @@ def _delivery_channels(patient: Patient) -> list[tuple[str, str]]:
             "add an e-mail address or record SMS consent first."
         )
     return channels
-
-
-def _deliveries_queue(
-    *, payment_request: PaymentRequest, channels: list[tuple[str, str]]
-) -> list[PaymentRequestDelivery]:
-    """One queued delivery per channel, each handed to the delivery task once the transaction commits."""
-    deliveries = []
-    for channel, destination in channels:
-        delivery = PaymentRequestDelivery.objects.create(
-            organization_id=payment_request.organization_id,
-            payment_request=payment_request,
-            channel=channel,
-            destination=destination,
-        )
-        task_enqueue_on_commit("transactions.tasks.payment_request_deliver", delivery.pk)
-        deliveries.append(delivery)
-    return deliveries
-
-
-def _delivery_mark_sent(delivery: PaymentRequestDelivery, provider_message_id: str) -> PaymentRequestDelivery:
-    delivery.provider_message_id = provider_message_id[:100]
-    delivery.sent_at = timezone.now()
-    return _delivery_outcome_record(
-        delivery,
-        DeliveryStatus.SENT,
-        fields=["provider_message_id", "sent_at"],
-        details={"provider_message_id": delivery.provider_message_id},
-    )
-
-
-def _delivery_mark_failed(delivery: PaymentRequestDelivery, error_message: str) -> PaymentRequestDelivery:
-    delivery.error_message = error_message[:500]
-    # The delivery's id and channel only: the provider's message may name the patient's address.
-    logger.warning("payment request delivery %s (%s) failed", delivery.pk, delivery.channel)
-    return _delivery_outcome_record(
-        delivery, DeliveryStatus.FAILED, fields=["error_message"], details={"error_message": delivery.error_message}
-    )
-
-
-def _delivery_outcome_record(
-    delivery: PaymentRequestDelivery, status: str, *, fields: list[str], details: dict
-) -> PaymentRequestDelivery:
-    """A queued delivery becomes sent or failed, with its audit event
-    ("payment_request.delivery_sent" / "payment_request.delivery_failed")."""
-    payment_request = delivery.payment_request
-    delivery.status = status
-    delivery.save(update_fields=["status", *fields])
-    audit_event_record(
-        organization=payment_request.organization,
-        action=(
-            AuditAction.PAYMENT_REQUEST_DELIVERY_SENT
-            if status == DeliveryStatus.SENT
-            else AuditAction.PAYMENT_REQUEST_DELIVERY_FAILED
-        ),
-        actor_type=ActorType.SYSTEM,
-        patient=payment_request.patient,
-        payment_request=payment_request,
-        changes={
-            "delivery_id": delivery.pk,
-            "channel": delivery.channel,
-            "status": [DeliveryStatus.QUEUED, status],
-            **details,
-        },
-    )
-    return delivery
-
-
-def _message_context(payment_request: PaymentRequest) -> dict:
-    organization = payment_request.organization
-    return {
-        "clinic_name": organization.display_name,
-        "amount": format_cents(payment_request.amount_cents, payment_request.currency),
-        "billing_item": payment_request.billing_item,
-        "note": payment_request.note,
-        "link": payment_link_url(payment_request),
-        "expires_at": payment_request.expires_at,
-        "support_phone": organization.support_phone,
-        "support_email": organization.support_email,
-    }
-
-
-def _render_in_patients_language(payment_request: PaymentRequest, template_names: list[str]) -> list[str]:
-    """The message in the patient's preferred language, with dates in the clinic's time zone."""
-    context = _message_context(payment_request)
-    with translation.override(payment_request.patient.preferred_language), timezone.override(
-        payment_request.organization.timezone
-    ):
-        return [render_to_string(f"{_MESSAGE_TEMPLATES}/{name}", context) for name in template_names]
-
-
-def _email_send(delivery: PaymentRequestDelivery) -> str:
-    payment_request = delivery.payment_request
-    organization = payment_request.organization
-    subject, text_body, html_body = _render_in_patients_language(
-        payment_request, ["email_subject.txt", "email_body.txt", "email_body.html"]
-    )
-    _, from_address = parseaddr(settings.DEFAULT_FROM_EMAIL)
-    message_id = make_msgid(domain=from_address.rpartition("@")[2] or None)
-    message = EmailMultiAlternatives(
-        subject=" ".join(subject.split()),
-        body=text_body,
-        from_email=formataddr((organization.display_name, from_address)),
-        to=[delivery.destination],
-        reply_to=[organization.support_email] if organization.support_email else None,
-        headers={"Message-ID": message_id},
-    )
-    message.attach_alternative(html_body, "text/html")
-    message.send()
-    # An ESP (django-anymail) names its own id; over SMTP the Message-ID we set is the reference.
-    anymail_message_id = getattr(getattr(message, "anymail_status", None), "message_id", None)
-    return str(anymail_message_id) if anymail_message_id else message_id
-
-
-def _sms_send(delivery: PaymentRequestDelivery) -> str:
-    (body,) = _render_in_patients_language(delivery.payment_request, ["sms.txt"])
-    return sms_send(to=delivery.destination, body=" ".join(body.split()))
