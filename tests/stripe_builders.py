@@ -27,6 +27,7 @@ __all__ = [
     "dispute_build",
     "event_build",
     "payment_intent_build",
+    "refund_build",
     "stripe_id",
 ]
 
@@ -426,6 +427,36 @@ def payment_intent_build(**fields) -> dict:
         "transfer_group": None,
     }
     return _with(intent, fields)
+
+
+def refund_build(**fields) -> dict:
+    """A succeeded $100.00 refund of a card payment, as the Stripe Dashboard makes one: no reason,
+    no metadata. ``failure_reason`` (a failed or cancelled refund) and ``pending_reason`` are given
+    only when set: Stripe leaves them out of refunds they do not concern."""
+    optional = {key: fields.pop(key) for key in ("failure_reason", "pending_reason") if key in fields}
+    refund = {
+        "id": stripe_id("re"),
+        "object": "refund",
+        "amount": 10000,
+        "balance_transaction": stripe_id("txn"),
+        "charge": stripe_id("ch"),
+        "created": _now(),
+        "currency": "usd",
+        "customer": None,
+        "customer_account": None,
+        "destination_details": {"card": {"type": "refund"}, "type": "card"},
+        "metadata": {},
+        "payment_intent": stripe_id("pi"),
+        "payment_method": stripe_id("pm"),
+        "reason": None,
+        "receipt_number": None,
+        "source_transfer_reversal": None,
+        "status": "succeeded",
+        "transfer_reversal": None,
+    }
+    _with(refund, fields)
+    refund.update(optional)
+    return refund
 
 
 def dispute_build(**fields) -> dict:

@@ -38,7 +38,14 @@ import requests
 import stripe
 from requests.structures import CaseInsensitiveDict
 
-from .stripe_builders import account_build, account_link_build, checkout_session_build, dispute_build, event_build
+from .stripe_builders import (
+    account_build,
+    account_link_build,
+    balance_transaction_build,
+    checkout_session_build,
+    dispute_build,
+    event_build,
+)
 
 SECRET_KEY = "sk_test_lumapay_localstripe"
 PUBLISHABLE_KEY = "pk_test_lumapay_localstripe"
@@ -618,8 +625,18 @@ def event_receive(event: dict, *, secret: str = WEBHOOK_SECRET):
     return gateway_event_receive(gateway="stripe", body=body, headers={"Stripe-Signature": stripe_signature(body, secret=secret)})
 
 
-def dispute_object(*, charge: str, payment_intent: str, amount_cents: int, status: str, reason: str = "fraudulent", dispute_id: str | None = None) -> dict:
-    """A dispute (localstripe has none), from ``dispute_build``: evidence due in 14 days."""
+def dispute_object(
+    *,
+    charge: str,
+    payment_intent: str,
+    amount_cents: int,
+    status: str,
+    reason: str = "fraudulent",
+    dispute_id: str | None = None,
+    balance_transactions: list[dict] | None = None,
+) -> dict:
+    """A dispute (localstripe has none), from ``dispute_build``: evidence due in 14 days, with the
+    balance transactions given (none: an inquiry, or a dispute that moved no money yet)."""
     return dispute_build(
         id=dispute_id or f"dp_{_token(24)}",
         charge=charge,
@@ -627,6 +644,41 @@ def dispute_object(*, charge: str, payment_intent: str, amount_cents: int, statu
         amount=amount_cents,
         status=status,
         reason=reason,
+        balance_transactions=list(balance_transactions or []),
+    )
+
+
+DISPUTE_FEE_CENTS = 1500  # Stripe's dispute fee in the US
+
+
+def dispute_funds_withdrawn(*, dispute_id: str, charge: str, amount_cents: int, fee_cents: int = DISPUTE_FEE_CENTS) -> dict:
+    """The balance transaction of a chargeback: the disputed amount taken from the clinic's balance,
+    with Stripe's dispute fee (``balance_transaction_build``, as Stripe's examples show it)."""
+    return balance_transaction_build(
+        amount=-amount_cents,
+        fee=fee_cents,
+        fee_details=[{"amount": fee_cents, "application": None, "currency": "usd", "description": "Dispute fee", "type": "stripe_fee"}],
+        description=f"Chargeback withdrawal for {charge}",
+        reporting_category="dispute",
+        source=dispute_id,
+        type="adjustment",
+    )
+
+
+def dispute_funds_reinstated(*, dispute_id: str, charge: str, amount_cents: int, fee_returned_cents: int = 0) -> dict:
+    """The balance transaction of a dispute won: the amount back, and the fee if Stripe returns it."""
+    return balance_transaction_build(
+        amount=amount_cents,
+        fee=-fee_returned_cents,
+        fee_details=(
+            [{"amount": -fee_returned_cents, "application": None, "currency": "usd", "description": "Dispute fee refund", "type": "stripe_fee"}]
+            if fee_returned_cents
+            else []
+        ),
+        description=f"Chargeback reversal for {charge}",
+        reporting_category="dispute_reversal",
+        source=dispute_id,
+        type="adjustment",
     )
 
 

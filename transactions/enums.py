@@ -62,6 +62,16 @@ class TransactionEventKind(models.TextChoices):
     DISPUTE_UPDATED = "dispute_updated", _("Dispute under review")
     DISPUTE_WON = "dispute_won", _("Dispute won")
     DISPUTE_LOST = "dispute_lost", _("Dispute lost")
+    # An inquiry (a "retrieval request") asks the clinic about a charge: it moves no money.
+    INQUIRY_OPENED = "inquiry_opened", _("Inquiry opened")
+    INQUIRY_CLOSED = "inquiry_closed", _("Inquiry closed")
+    # What a dispute does to the money: the processor withdraws the disputed amount from the
+    # clinic's balance, with a dispute fee, and reinstates the amount (sometimes the fee) if the
+    # clinic wins. The only dispute events that change the totals.
+    DISPUTE_FUNDS_WITHDRAWN = "dispute_funds_withdrawn", _("Disputed amount withdrawn")
+    DISPUTE_FUNDS_REINSTATED = "dispute_funds_reinstated", _("Disputed amount reinstated")
+    DISPUTE_FEE = "dispute_fee", _("Dispute fee")
+    DISPUTE_FEE_RETURNED = "dispute_fee_returned", _("Dispute fee returned")
 
 
 class DisputeStatus(models.TextChoices):

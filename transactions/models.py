@@ -151,7 +151,7 @@ class Transaction(models.Model):
     """One payment by a patient through a gateway, with its refunds.
 
     The truth is the append-only ``TransactionEvent`` rows; ``status``, ``charged_cents``,
-    ``refunded_cents`` and ``disputed_cents`` are a cache that only
+    ``refunded_cents``, ``disputed_cents`` and ``dispute_fee_cents`` are a cache that only
     ``transactions.services.ledger.transaction_recalculate`` writes, under the row lock.
     """
 
@@ -190,6 +190,9 @@ class Transaction(models.Model):
         default=0, help_text="held back by open disputes or lost to lost ones (not given back by won ones)"
     )
     fee_cents = models.BigIntegerField(default=0, help_text="the processor's fee on the charge, when known")
+    dispute_fee_cents = models.BigIntegerField(
+        default=0, help_text="the processor's dispute fees taken, less those given back (from the ledger)"
+    )
     last_error = models.CharField(
         max_length=500, blank=True, help_text="the message of the newest unresolved failure (transactions.problems)"
     )
@@ -408,7 +411,10 @@ class DailyAmountTotal(models.Model):
 
 class Refund(models.Model):
     """A refund of part or all of a transaction. The idempotency key is stored before the gateway
-    is called and reused on every retry, so a retry can never refund twice."""
+    is called and reused on every retry, so a retry can never refund twice.
+
+    A refund made at the processor outside LumaPay is a row too (``is_made_outside``), one per
+    gateway refund id, so the ledger counts every refund of the charge once, whoever made it."""
 
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
     transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="refunds")
@@ -420,6 +426,11 @@ class Refund(models.Model):
     gateway_refund_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
     failure_message = models.CharField(max_length=500, blank=True)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    is_made_outside = models.BooleanField(
+        default=False,
+        help_text="made at the payment processor (the clinic's own Stripe Dashboard), not through LumaPay: "
+        "imported from the processor's events or its list of the charge's refunds",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,13 +1,15 @@
 """The ledger: one event per fact, and status and totals derived from the events only."""
 
+import importlib
+
 import pytest
 
 from lumapay.models import ActorType
-from transactions.enums import RefundStatus, TransactionEventKind as Kind, TransactionStatus
+from transactions.enums import DisputeStatus, RefundStatus, TransactionEventKind as Kind, TransactionStatus
 from transactions.gateways.base import RefundFact
 from transactions.gateways.sandbox import SandboxGateway
 from transactions.sandbox import processor as sandbox_processor
-from transactions.models import Refund, Transaction, TransactionEvent
+from transactions.models import Dispute, Refund, Transaction, TransactionEvent
 from transactions.services.ledger import transaction_event_append, transaction_recalculate
 from transactions.services.ledger_facts import charge_fact_record, refund_fact_record
 
@@ -156,14 +158,16 @@ def test_recalculate_reads_the_events_once_and_writes_the_row_once(organization,
         _append(transaction, Kind.REFUND_REQUESTED, 500, f"refund_requested:{number}", actor_type=ActorType.STAFF)
         _append(transaction, Kind.REFUND_SUCCEEDED, 500, f"refund:re_{number}:succeeded")
     _append(transaction, Kind.DISPUTE_OPENED, 1000, "dispute:dp_1:opened", gateway_reference="dp_1")
+    _append(transaction, Kind.DISPUTE_FUNDS_WITHDRAWN, 1000, "dispute:dp_1:funds:txn_1", gateway_reference="dp_1")
+    _append(transaction, Kind.DISPUTE_FEE, 1500, "dispute:dp_1:fee:txn_1", gateway_reference="dp_1")
     locked = Transaction.objects.get(pk=transaction.pk)
 
     # when it is recalculated, then one SELECT of the events and one UPDATE of the row
     with django_assert_num_queries(2):
         transaction_recalculate(transaction=locked)
 
-    assert (locked.status, locked.charged_cents, locked.refunded_cents, locked.disputed_cents) == (
-        TransactionStatus.DISPUTED, 4000, 1500, 1000
+    assert (locked.status, locked.charged_cents, locked.refunded_cents, locked.disputed_cents, locked.dispute_fee_cents) == (
+        TransactionStatus.DISPUTED, 4000, 1500, 1000, 1500
     )
     assert (locked.has_unresolved_problems, locked.last_error) == (False, "")
 
@@ -221,3 +225,29 @@ def test_the_webhook_and_the_confirmation_page_converge_on_one_event(organizatio
         Kind.CHARGE_SUCCEEDED, 4000, GatewayEvent.objects.get().event_id
     )
     assert _totals(payment) == (TransactionStatus.SUCCEEDED, 4000, 0)
+
+
+def test_a_dispute_recorded_before_balance_transactions_were_read_keeps_its_amount_once(organization):
+    # given a chargeback and an inquiry recorded the old way: "dispute opened" carrying the amount
+    from django.apps import apps
+
+    migration = importlib.import_module("transactions.migrations.0014_outside_refunds_and_dispute_funds")
+    transaction = checkout_transaction(organization=organization, amount_cents=4000)
+    _append(transaction, Kind.CHARGE_SUCCEEDED, 4000, "charge:ch_1:succeeded")
+    for dispute_id, status in (("dp_old", DisputeStatus.NEEDS_RESPONSE), ("dp_inquiry", DisputeStatus.WARNING_NEEDS_RESPONSE)):
+        Dispute.objects.create(
+            organization=organization, transaction=transaction, gateway_dispute_id=dispute_id, amount_cents=1000, status=status
+        )
+        _append(transaction, Kind.DISPUTE_OPENED, 1000, f"dispute:{dispute_id}:opened", gateway_reference=dispute_id)
+
+    # when migration 0013 runs: the chargeback's amount stays withdrawn, the inquiry's is released
+    migration.legacy_dispute_funds(apps, None)
+    migration.legacy_dispute_funds(apps, None)
+    assert transaction_recalculate(transaction=Transaction.objects.get(pk=transaction.pk)).disputed_cents == 1000
+    assert TransactionEvent.objects.filter(kind=Kind.DISPUTE_FUNDS_WITHDRAWN).count() == 1
+
+    # then the dispute's balance transactions replace what the migration wrote, never add to it
+    _append(transaction, Kind.DISPUTE_FUNDS_WITHDRAWN, 1000, "dispute:dp_old:funds:txn_1", gateway_reference="dp_old")
+    assert Transaction.objects.get(pk=transaction.pk).disputed_cents == 1000
+    _append(transaction, Kind.DISPUTE_FUNDS_REINSTATED, 1000, "dispute:dp_old:funds:txn_2", gateway_reference="dp_old")
+    assert Transaction.objects.get(pk=transaction.pk).disputed_cents == 0

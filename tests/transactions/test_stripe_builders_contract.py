@@ -26,6 +26,7 @@ from ..stripe_builders import (
     dispute_build,
     event_build,
     payment_intent_build,
+    refund_build,
 )
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -42,6 +43,7 @@ BUILDERS = {
     "dispute": dispute_build,
     "event": event_build,
     "payment_intent": payment_intent_build,
+    "refund": refund_build,
 }
 
 # Fields whose contents are free-form (metadata) or another object altogether (an event's object:

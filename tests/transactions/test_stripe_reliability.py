@@ -28,6 +28,8 @@ from transactions.services.refunds import refund_create, refund_retry
 
 from ..stripe_support import (
     CARD_DECLINED_AT_CHARGE,
+    dispute_funds_reinstated,
+    dispute_funds_withdrawn,
     dispute_object,
     event_body,
     event_post,
@@ -187,11 +189,23 @@ def _payments_and_their_events(stripe_world, organization) -> list[dict]:
             emit("charge.refunded", server.call("GET", f"/v1/charges/{charge_id}"))
             if index == 21:
                 emit("refund.failed", {**made, "status": "failed", "failure_reason": "expired_or_canceled_card"})
-        if index in (10, 30, 50):  # disputes: lost, won, still open
-            outcome = {10: ["needs_response", "under_review", "lost"], 30: ["needs_response", "won"], 50: ["warning_needs_response"]}
+        if index in (10, 30, 50):  # disputes: lost, won, an inquiry that became one still open
+            outcome = {
+                10: ["needs_response", "under_review", "lost"],
+                30: ["needs_response", "won"],
+                50: ["warning_needs_response", "needs_response"],
+            }
+            dispute_id = f"dp_rel_{index}"
+            withdrawal = dispute_funds_withdrawn(dispute_id=dispute_id, charge=charge_id, amount_cents=amount)
+            funds = []
             for step, status in enumerate(outcome[index]):
+                if not status.startswith("warning_") and not funds:
+                    funds.append(withdrawal)
+                if status == "won":
+                    funds.append(dispute_funds_reinstated(dispute_id=dispute_id, charge=charge_id, amount_cents=amount))
                 dispute = dispute_object(
-                    charge=charge_id, payment_intent=intent["id"], amount_cents=amount, status=status, dispute_id=f"dp_rel_{index}"
+                    charge=charge_id, payment_intent=intent["id"], amount_cents=amount, status=status, dispute_id=dispute_id,
+                    balance_transactions=funds,
                 )
                 event_type = "charge.dispute.created" if step == 0 else (
                     "charge.dispute.closed" if status in ("won", "lost") else "charge.dispute.updated"

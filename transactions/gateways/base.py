@@ -55,13 +55,29 @@ class RefundFact:
     status: str  # "succeeded" | "failed" | "pending"
     gateway_refund_id: str
     amount_cents: int
-    idempotency_key: str = ""
+    idempotency_key: str = ""  # ours, when LumaPay made the refund; empty for one made elsewhere
     failure_message: str = ""
+    reason: str = ""  # the gateway's reason for a refund, in words ("Requested by the customer")
+
+
+@dataclass(frozen=True)
+class DisputeFunds:
+    """One movement of money a dispute caused in the clinic's balance (Stripe: one of the dispute's
+    ``balance_transactions``). ``amount_cents`` is negative when the amount was withdrawn, positive
+    when it was reinstated; ``fee_cents`` is the dispute fee taken (negative: given back)."""
+
+    gateway_reference: str
+    amount_cents: int
+    fee_cents: int = 0
 
 
 @dataclass(frozen=True)
 class DisputeFact:
-    """What the gateway says about a dispute (chargeback or inquiry) on a charge."""
+    """What the gateway says about a dispute (chargeback or inquiry) on a charge.
+
+    The dispute's amount is what the cardholder contests; only ``funds`` move money. An inquiry
+    has none; a chargeback has its withdrawal (with the dispute fee) and, when won, its
+    reinstatement. Each report carries every movement so far."""
 
     gateway_dispute_id: str
     amount_cents: int
@@ -69,6 +85,7 @@ class DisputeFact:
     reason: str = ""
     evidence_due_by: datetime | None = None
     as_of: int = 0  # the event's creation time (Unix seconds): older news never overwrites newer
+    funds: tuple[DisputeFunds, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,6 +145,10 @@ class PaymentGateway(Protocol):
 
     def refund(self, *, refund) -> RefundFact:
         """Refund ``refund.amount_cents`` of the transaction's charge, idempotent on ``refund.idempotency_key``."""
+
+    def charge_refunds(self, *, transaction) -> list[RefundFact]:
+        """Every refund of the transaction's charge at the gateway, whoever made it (LumaPay, or the
+        clinic in the gateway's own dashboard), as the gateway has it now."""
 
     def event_verify(self, *, body: bytes, headers) -> VerifiedEvent:
         """Check a delivered event's signature and freshness; parse it into facts."""

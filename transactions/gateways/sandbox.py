@@ -72,6 +72,11 @@ class SandboxGateway:
             raise GatewayError(error.message) from error
         return _refund_fact(sandbox_refund)
 
+    def charge_refunds(self, *, transaction) -> list[RefundFact]:
+        if not transaction.gateway_charge_id:
+            return []
+        return [_refund_fact(refund) for refund in processor.charge_refunds(transaction.gateway_charge_id)]
+
     def event_verify(self, *, body: bytes, headers) -> VerifiedEvent:
         header = headers.get(SIGNATURE_HEADER, "")
         try:

@@ -187,6 +187,11 @@ def refund_create(*, charge_id: str, amount_cents: int, idempotency_key: str) ->
     return refund
 
 
+def charge_refunds(charge_id: str) -> list[SandboxRefund]:
+    """A charge's refunds, oldest first, as the processor's API lists them."""
+    return list(SandboxRefund.objects.filter(charge_id=charge_id).order_by("created_at", "id"))
+
+
 # -- the processor's hosted checkout page: what the patient does -----------------------------------
 
 

@@ -30,8 +30,8 @@ from ..problems import FAILURE_KINDS, unresolved_failures
 # filter reads the same rule from ``Transaction.has_unresolved_problems``.
 ERROR_EVENT_KINDS = FAILURE_KINDS
 # Ledger kinds that need a manager's attention without being a processing error: a cardholder's
-# dispute (named as strings: the dispute kinds come with the Stripe work).
-WARNING_EVENT_KINDS = frozenset({"dispute_opened", "dispute_lost"})
+# dispute, and an issuer's inquiry about a charge (which, unlike a dispute, takes no money).
+WARNING_EVENT_KINDS = frozenset({Kind.DISPUTE_OPENED, Kind.DISPUTE_LOST, Kind.INQUIRY_OPENED})
 # Audit actions that are errors in processing the request: the patient never got the link, or
 # their receipt (given up after repeated failures, with the reason).
 ERROR_ACTIONS = frozenset({AuditAction.PAYMENT_REQUEST_DELIVERY_FAILED, AuditAction.RECEIPT_NOT_SENT})
@@ -64,7 +64,12 @@ LEDGER_TITLES = {
     Kind.REFUND_FAILED: "Refund failed",
 }
 
+# A refund made at the processor outside LumaPay (``Refund.is_made_outside``): its request has a title of
+# its own, and it and its outcome this actor.
+OUTSIDE_REFUND_TITLE = "Refund made outside LumaPay"
+
 GATEWAY_ACTOR = "Payment processor"
+OUTSIDE_ACTOR = "Payment processor (outside LumaPay)"
 SYSTEM_ACTOR = "LumaPay"
 PATIENT_ACTOR = "Patient"
 
@@ -149,10 +154,16 @@ def transaction_refunds(*, transaction: Transaction) -> list[Refund]:
 
 
 def transaction_net_cents(*, transaction: Transaction) -> int:
-    """What the clinic keeps: charged, less refunds that succeeded, less what disputes hold back or
-    took (when the ledger has disputes), less the processor's fee."""
-    disputed = getattr(transaction, "disputed_cents", 0)
-    return transaction.charged_cents - transaction.refunded_cents - disputed - transaction.fee_cents
+    """What the clinic keeps: charged, less refunds that succeeded (whoever made them), less what
+    disputes withdrew and did not reinstate, less the processor's fees (on the charge, and for
+    disputes)."""
+    return (
+        transaction.charged_cents
+        - transaction.refunded_cents
+        - transaction.disputed_cents
+        - transaction.fee_cents
+        - transaction.dispute_fee_cents
+    )
 
 
 def transaction_timeline(*, transaction: Transaction) -> list[TimelineEntry]:
@@ -177,10 +188,14 @@ def transaction_timeline(*, transaction: Transaction) -> list[TimelineEntry]:
     for event in events:
         other = event.transaction_id if event.transaction_id != transaction.pk else None
         ip_address = checkout_addresses.get(event.gateway_reference) if event.kind == Kind.CHARGE_REQUESTED else None
+        made_outside = event.refund is not None and event.refund.is_made_outside
+        title = LEDGER_TITLES.get(event.kind, event.get_kind_display())
+        if made_outside and event.kind == Kind.REFUND_REQUESTED:
+            title = OUTSIDE_REFUND_TITLE
         entry = TimelineEntry(
             at=event.created_at,
-            title=LEDGER_TITLES.get(event.kind, event.get_kind_display()),
-            actor=_actor_label(event.actor_type, event.actor_user, ip_address),
+            title=title,
+            actor=OUTSIDE_ACTOR if made_outside else _actor_label(event.actor_type, event.actor_user, ip_address),
             anchor=f"ledger-{event.pk}",
             amount_cents=event.amount_cents or None,
             currency=event.currency,
@@ -282,7 +297,7 @@ def _ledger_events(transaction: Transaction) -> QuerySet[TransactionEvent]:
         scope = Q(transaction_id=transaction.pk)
     return (
         TransactionEvent.objects.filter(scope, organization_id=transaction.organization_id)
-        .select_related("actor_user")
+        .select_related("actor_user", "refund")
         .order_by("created_at", "id")
     )
 

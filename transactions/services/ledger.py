@@ -66,12 +66,16 @@ def transaction_event_append(
 
 
 DISPUTE_KINDS = (Kind.DISPUTE_OPENED, Kind.DISPUTE_WON, Kind.DISPUTE_LOST)
+DISPUTE_FUNDS_KINDS = (Kind.DISPUTE_FUNDS_WITHDRAWN, Kind.DISPUTE_FUNDS_REINSTATED)
+# The key of a withdrawal or reinstatement written by migration 0013 from a dispute recorded before
+# its balance transactions were read: used only until a report of those arrives.
+LEGACY_DISPUTE_FUNDS_SUFFIX = ":before-balance-transactions"
 # What the recalculation reads of each event: one query, oldest first.
-_EVENT_FIELDS = ("id", "kind", "amount_cents", "refund_id", "gateway_reference", "message", "created_at")
+_EVENT_FIELDS = ("id", "kind", "amount_cents", "refund_id", "gateway_reference", "message", "created_at", "idempotency_key")
 # The fields the recalculation writes (and ``transaction_event_append`` copies to the caller's row).
 RECALCULATED_FIELDS = (
-    "charged_cents", "refunded_cents", "disputed_cents", "status", "last_error", "has_unresolved_problems",
-    "paid_at", "updated_at",
+    "charged_cents", "refunded_cents", "disputed_cents", "dispute_fee_cents", "status", "last_error",
+    "has_unresolved_problems", "paid_at", "updated_at",
 )
 
 
@@ -84,6 +88,7 @@ class _Event:
     gateway_reference: str
     message: str
     created_at: datetime
+    idempotency_key: str
 
 
 def transaction_recalculate(*, transaction: Transaction) -> Transaction:
@@ -93,12 +98,14 @@ def transaction_recalculate(*, transaction: Transaction) -> Transaction:
     is the one that paid its payment request, the request's other checkouts lose their declined
     attempts as problems (one more UPDATE, on that append only).
 
-    Disputes: the card network takes the disputed amount back when a dispute opens and returns
-    it only if the clinic wins. So ``disputed_cents`` is what opened disputes took less what won
-    ones gave back: it stays taken after a loss. Charged and refunded are unchanged by disputes
-    (the patient paid, and the clinic refunded what it refunded); the refundable remainder
-    leaves the disputed amount out. Status: "disputed" while any dispute is open, then "dispute
-    lost" if one was lost (and not won on appeal), otherwise what refunds make it.
+    Disputes: only the money the processor moved counts. ``disputed_cents`` is what disputes
+    withdrew from the clinic's balance less what they reinstated (``dispute_funds_*``, one event
+    per balance transaction): it stays withdrawn after a loss, and an inquiry, which withdraws
+    nothing, holds nothing. ``dispute_fee_cents`` is the dispute fees taken less those given back.
+    Charged and refunded are unchanged by disputes (the patient paid, and the clinic refunded what
+    it refunded); the refundable remainder leaves the disputed amount out. Status: "disputed" while
+    any chargeback is open, then "dispute lost" if one was lost (and not won on appeal), otherwise
+    what refunds make it; inquiries do not change it.
 
     Problems: ``has_unresolved_problems`` and ``last_error`` (the newest unresolved failure's
     message) follow ``transactions.problems``: a failure a later success resolved is history.
@@ -111,6 +118,8 @@ def transaction_recalculate(*, transaction: Transaction) -> Transaction:
     ]
     totals: dict[str, int] = defaultdict(int)
     disputes: dict[str, set[str]] = {kind: set() for kind in DISPUTE_KINDS}
+    # Per dispute: its balance transactions' events, and those migration 0013 wrote before them.
+    dispute_funds: dict[str, tuple[list[_Event], list[_Event]]] = defaultdict(lambda: ([], []))
     failed_refund_ids: set[int] = set()
     last_charge_kind = None
     authorization: set[str] = set()
@@ -118,6 +127,9 @@ def transaction_recalculate(*, transaction: Transaction) -> Transaction:
         totals[event.kind] += event.amount_cents
         if event.kind in DISPUTE_KINDS:
             disputes[event.kind].add(event.gateway_reference)
+        elif event.kind in DISPUTE_FUNDS_KINDS:
+            legacy = event.idempotency_key.endswith(LEGACY_DISPUTE_FUNDS_SUFFIX)
+            dispute_funds[event.gateway_reference][legacy].append(event)
         elif event.kind == Kind.REFUND_FAILED and event.refund_id is not None:
             failed_refund_ids.add(event.refund_id)
         elif event.kind in (Kind.CHARGE_AUTHORIZED, Kind.AUTHORIZATION_RELEASED):
@@ -132,7 +144,12 @@ def transaction_recalculate(*, transaction: Transaction) -> Transaction:
         for event in events
         if event.kind == Kind.REFUND_SUCCEEDED and event.refund_id not in failed_refund_ids
     )
-    disputed = max(totals[Kind.DISPUTE_OPENED] - totals[Kind.DISPUTE_WON], 0)
+    disputed = 0
+    for reported, legacy in dispute_funds.values():
+        for event in reported or legacy:
+            disputed += event.amount_cents if event.kind == Kind.DISPUTE_FUNDS_WITHDRAWN else -event.amount_cents
+    disputed = max(disputed, 0)
+    dispute_fees = max(totals[Kind.DISPUTE_FEE] - totals[Kind.DISPUTE_FEE_RETURNED], 0)
     open_disputes = disputes[Kind.DISPUTE_OPENED] - disputes[Kind.DISPUTE_WON] - disputes[Kind.DISPUTE_LOST]
     lost_disputes = disputes[Kind.DISPUTE_LOST] - disputes[Kind.DISPUTE_WON]
 
@@ -164,6 +181,7 @@ def transaction_recalculate(*, transaction: Transaction) -> Transaction:
     transaction.charged_cents = charged
     transaction.refunded_cents = refunded
     transaction.disputed_cents = disputed
+    transaction.dispute_fee_cents = dispute_fees
     transaction.status = status
     transaction.last_error = problems[-1].message if problems else ""
     transaction.has_unresolved_problems = bool(problems)

@@ -8,13 +8,15 @@ all land here, and the idempotency keys below make them converge on one ledger e
 from __future__ import annotations
 
 import logging
+import uuid
 
-from django.db import transaction as db_transaction
+from django.db import IntegrityError, transaction as db_transaction
 from django.utils import timezone
 
 from lumapay.audit import audit_event_record
 from lumapay.enums import AuditAction
 from lumapay.models import ActorType
+from lumapay.money import format_cents
 
 from ..enums import DisputeStatus, PaymentRequestStatus, RefundStatus, TransactionEventKind as Kind
 from ..gateways.base import ChargeFact, DisputeFact, LedgerFact, RefundFact
@@ -196,6 +198,53 @@ def _dispute_stage(status: str) -> int:
     return _DISPUTE_STAGE.get(status, 2)  # closed (won, lost, ...) between review and appeal
 
 
+def _dispute_stages(fact: DisputeFact, *, currency: str) -> list[tuple[str, str, int, str]]:
+    """The ledger events (kind, stage, amount, message) the dispute's status implies. Their amounts
+    say what is contested; none of them moves money (``_dispute_funds_stages`` does)."""
+    if fact.status.startswith("warning_"):
+        # An inquiry: the issuer asks about the charge; nothing is withdrawn until it becomes a
+        # chargeback (its status then leaves "warning_", and it opens as a dispute below).
+        asked = format_cents(fact.amount_cents, currency)
+        stages = [
+            (
+                Kind.INQUIRY_OPENED,
+                "inquiry_opened",
+                0,
+                f"The card issuer asks about {asked} of this payment; no money was withdrawn. "
+                f"Reason: {fact.reason or 'not given'}",
+            )
+        ]
+        if fact.status == DisputeStatus.WARNING_UNDER_REVIEW:
+            stages.append((Kind.DISPUTE_UPDATED, fact.status, 0, _DISPUTE_MESSAGES[fact.status]))
+        elif fact.status == DisputeStatus.WARNING_CLOSED:
+            stages.append((Kind.INQUIRY_CLOSED, "inquiry_closed", 0, _DISPUTE_MESSAGES[fact.status]))
+        return stages
+    stages = [(Kind.DISPUTE_OPENED, "opened", fact.amount_cents, f"Reason: {fact.reason or 'not given'}")]
+    if fact.status in DISPUTE_REVIEW_STATUSES:
+        stages.append((Kind.DISPUTE_UPDATED, fact.status, 0, _DISPUTE_MESSAGES[fact.status]))
+    elif fact.status in DISPUTE_WON_STATUSES:
+        stages.append((Kind.DISPUTE_WON, "won", fact.amount_cents, _DISPUTE_MESSAGES[fact.status]))
+    elif fact.status in DISPUTE_LOST_STATUSES:
+        stages.append((Kind.DISPUTE_LOST, "lost", fact.amount_cents, _DISPUTE_MESSAGES[fact.status]))
+    return stages
+
+
+def _dispute_funds_stages(fact: DisputeFact) -> list[tuple[str, str, int, str]]:
+    """The money the dispute moved, once per balance transaction whichever report carries it: the
+    amount withdrawn or reinstated, and the dispute fee taken or given back."""
+    stages = []
+    for funds in fact.funds:
+        if funds.amount_cents < 0:
+            stages.append((Kind.DISPUTE_FUNDS_WITHDRAWN, f"funds:{funds.gateway_reference}", -funds.amount_cents, ""))
+        elif funds.amount_cents > 0:
+            stages.append((Kind.DISPUTE_FUNDS_REINSTATED, f"funds:{funds.gateway_reference}", funds.amount_cents, ""))
+        if funds.fee_cents > 0:
+            stages.append((Kind.DISPUTE_FEE, f"fee:{funds.gateway_reference}", funds.fee_cents, ""))
+        elif funds.fee_cents < 0:
+            stages.append((Kind.DISPUTE_FEE_RETURNED, f"fee:{funds.gateway_reference}", -funds.fee_cents, ""))
+    return stages
+
+
 def dispute_fact_record(
     *, transaction: Transaction, fact: DisputeFact, actor_type: str = ActorType.GATEWAY, gateway_event_id: str = ""
 ) -> bool:
@@ -203,7 +252,10 @@ def dispute_fact_record(
 
     The ledger gets one event per stage the dispute reached, whatever order the reports arrive
     in: "opened" always (a report of a closed dispute implies it opened), "updated" for each
-    review status, and "won" or "lost" when it closed. The ``Dispute`` row takes the newest report.
+    review status, and "won" or "lost" when it closed; an inquiry "inquiry opened" and "inquiry
+    closed" instead. Money is only what the gateway moved: one event per balance transaction for
+    the amount withdrawn or reinstated and one for its dispute fee. The ``Dispute`` row takes the
+    newest report.
     The ledger events are the record of what the gateway said (as for refunds, no audit event).
     """
     with db_transaction.atomic():
@@ -234,13 +286,7 @@ def dispute_fact_record(
                 update_fields=["amount_cents", "reason", "status", "evidence_due_by", "status_as_of", "updated_at"]
             )
 
-        stages = [(Kind.DISPUTE_OPENED, "opened", fact.amount_cents, f"Reason: {fact.reason or 'not given'}")]
-        if fact.status in DISPUTE_REVIEW_STATUSES:
-            stages.append((Kind.DISPUTE_UPDATED, fact.status, 0, _DISPUTE_MESSAGES[fact.status]))
-        elif fact.status in DISPUTE_WON_STATUSES:
-            stages.append((Kind.DISPUTE_WON, "won", fact.amount_cents, _DISPUTE_MESSAGES[fact.status]))
-        elif fact.status in DISPUTE_LOST_STATUSES:
-            stages.append((Kind.DISPUTE_LOST, "lost", fact.amount_cents, _DISPUTE_MESSAGES[fact.status]))
+        stages = _dispute_stages(fact, currency=locked.currency) + _dispute_funds_stages(fact)
         written = False
         for kind, stage, amount_cents, message in stages:
             _event, created = transaction_event_append(
@@ -259,8 +305,9 @@ def dispute_fact_record(
 
 
 def ledger_fact_apply(*, gateway: str, fact: LedgerFact, gateway_event_id: str = "") -> bool:
-    """Apply one fact about a transaction from a gateway event. Unknown transactions or refunds are
-    logged and skipped (an event for an object we never created must not fail the webhook)."""
+    """Apply one fact about a transaction from a gateway event. Unknown transactions are logged and
+    skipped (an event for a payment we never took must not fail the webhook); a refund of our
+    transaction that LumaPay did not make is imported (``refund_fact_apply``)."""
     transaction = gateway_transaction(gateway=gateway, checkout_id=fact.checkout_id, charge_id=fact.charge_id)
     if transaction is None:
         logger.info("gateway %s event %s names no transaction of ours; skipped", gateway, gateway_event_id)
@@ -268,14 +315,95 @@ def ledger_fact_apply(*, gateway: str, fact: LedgerFact, gateway_event_id: str =
     if fact.charge is not None:
         return charge_fact_record(transaction=transaction, fact=fact.charge, gateway_event_id=gateway_event_id)
     if fact.refund is not None:
-        refund = _refund_for(transaction, fact.refund)
-        if refund is None:
-            logger.info("gateway %s refund %s is not one of ours; skipped", gateway, fact.refund.gateway_refund_id)
-            return False
-        return refund_fact_record(refund=refund, fact=fact.refund, gateway_event_id=gateway_event_id)
+        return refund_fact_apply(transaction=transaction, fact=fact.refund, gateway_event_id=gateway_event_id)
     if fact.dispute is not None:
         return dispute_fact_record(transaction=transaction, fact=fact.dispute, gateway_event_id=gateway_event_id)
     return False
+
+
+OUTSIDE_REFUND_REASON = "None given at the payment processor"
+
+
+def refund_fact_apply(*, transaction: Transaction, fact: RefundFact, gateway_event_id: str = "") -> bool:
+    """Record what the gateway says about one refund of the transaction's charge, whoever made it.
+
+    A refund LumaPay made is found by its gateway id or by our idempotency key in its metadata (its
+    events can arrive before our own call has heard back). Any other refund of the charge was made
+    at the processor, outside LumaPay: it is imported once (``refund_import``), however many events
+    and listings report it. Returns True when this call wrote anything.
+    """
+    refund = _refund_for(transaction, fact)
+    imported = False
+    if refund is None:
+        refund, imported = refund_import(transaction=transaction, fact=fact, gateway_event_id=gateway_event_id)
+        if refund is None:
+            return False
+    recorded = refund_fact_record(refund=refund, fact=fact, gateway_event_id=gateway_event_id)
+    return imported or recorded
+
+
+def refund_import(*, transaction: Transaction, fact: RefundFact, gateway_event_id: str = "") -> tuple[Refund | None, bool]:
+    """A refund made at the processor outside LumaPay (the clinic's Stripe Dashboard): its refund
+    row, marked ``is_made_outside``, and its "refund requested" ledger event, once per gateway
+    refund id. Returns (refund, created); (None, False) when the gateway refund belongs to another
+    transaction or has no id.
+
+    The row is "requested" until ``refund_fact_record`` records the outcome, so a refund still
+    pending at the processor is held back from the refundable amount as LumaPay's own are.
+    """
+    if not fact.gateway_refund_id or fact.amount_cents <= 0:
+        logger.info("gateway refund without an id or an amount on transaction %s; skipped", transaction.pk)
+        return None, False
+    with db_transaction.atomic():
+        locked = transaction_lock(transaction_id=transaction.pk)
+        refund = _refund_for(locked, fact, everywhere=True)
+        if refund is None:
+            try:
+                with db_transaction.atomic():
+                    refund = Refund.objects.create(
+                        organization_id=locked.organization_id,
+                        transaction=locked,
+                        amount_cents=fact.amount_cents,
+                        currency=locked.currency,
+                        reason=fact.reason or OUTSIDE_REFUND_REASON,
+                        gateway_refund_id=fact.gateway_refund_id,
+                        is_made_outside=True,
+                    )
+            except IntegrityError:
+                refund = Refund.objects.filter(gateway_refund_id=fact.gateway_refund_id).first()
+            else:
+                transaction_event_append(
+                    transaction=locked,
+                    kind=Kind.REFUND_REQUESTED,
+                    amount_cents=refund.amount_cents,
+                    idempotency_key=f"refund_requested:{refund.pk}",
+                    actor_type=ActorType.GATEWAY,
+                    refund=refund,
+                    gateway_reference=fact.gateway_refund_id,
+                    gateway_event_id=gateway_event_id,
+                    message=refund.reason,
+                )
+                _copy_to(transaction, locked)
+                logger.info("refund %s made outside LumaPay imported on transaction %s", fact.gateway_refund_id, locked.pk)
+                return refund, True
+    if refund is None or refund.transaction_id != transaction.pk:
+        logger.warning("gateway refund %s belongs to another transaction; skipped", fact.gateway_refund_id)
+        return None, False
+    return refund, False
+
+
+def charge_refunds_import(*, transaction: Transaction, facts: list[RefundFact]) -> int:
+    """Bring the ledger up to what the gateway lists for the charge's refunds (``charge_refunds``):
+    import those made outside LumaPay, and record where each of those now stands. LumaPay's own
+    refunds are left to their own call, its retry and their events. Returns how many changed the
+    ledger."""
+    changed = 0
+    for fact in facts:
+        ours = _refund_for(transaction, fact, everywhere=True)
+        if ours is not None and not ours.is_made_outside:
+            continue
+        changed += refund_fact_apply(transaction=transaction, fact=fact)
+    return changed
 
 
 def ledger_fact_organization_id(*, gateway: str, fact: LedgerFact) -> int | None:
@@ -284,17 +412,23 @@ def ledger_fact_organization_id(*, gateway: str, fact: LedgerFact) -> int | None
     return transaction.organization_id if transaction is not None else None
 
 
-def _refund_for(transaction: Transaction, fact: RefundFact) -> Refund | None:
-    refunds = Refund.objects.filter(transaction=transaction)
-    found = refunds.filter(gateway_refund_id=fact.gateway_refund_id).first()
+def _refund_for(transaction: Transaction, fact: RefundFact, *, everywhere: bool = False) -> Refund | None:
+    """Our refund row for the gateway's refund: by its id, else by the idempotency key we put in its
+    metadata. Within the transaction, or (``everywhere``) on any transaction."""
+    refunds = Refund.objects.all() if everywhere else Refund.objects.filter(transaction=transaction)
+    found = refunds.filter(gateway_refund_id=fact.gateway_refund_id).first() if fact.gateway_refund_id else None
     if found is None and fact.idempotency_key:
-        found = refunds.filter(idempotency_key=fact.idempotency_key).first()
+        try:
+            key = uuid.UUID(fact.idempotency_key)
+        except ValueError:
+            return None  # metadata someone else wrote: not a key of ours
+        found = refunds.filter(idempotency_key=key).first()
     return found
 
 
 def _copy_to(target: Transaction, source: Transaction) -> None:
     for field in (
-        "charged_cents", "refunded_cents", "disputed_cents", "status", "last_error", "has_unresolved_problems", "paid_at",
-        "gateway_charge_id", "card_brand", "card_last4", "authorization_code", "fee_cents",
+        "charged_cents", "refunded_cents", "disputed_cents", "dispute_fee_cents", "status", "last_error",
+        "has_unresolved_problems", "paid_at", "gateway_charge_id", "card_brand", "card_last4", "authorization_code", "fee_cents",
     ):
         setattr(target, field, getattr(source, field))

@@ -1,7 +1,9 @@
 """Refunds: reserve the amount in our ledger first, then ask the gateway, then record its answer.
 
-The Refund row, its "refund_requested" ledger event and the audit event are written together under
-the transaction's row lock, and the refundable remainder is computed under that same lock, so two
+First the charge's refunds are read at the gateway, and those made outside LumaPay (in the clinic's
+Stripe Dashboard) are imported, so the refundable remainder counts them. The Refund row, its
+"refund_requested" ledger event and the audit event are then written together under the
+transaction's row lock, and the refundable remainder is computed under that same lock, so two
 managers refunding at once can never refund more than was charged. The gateway is called after
 that commit, with the refund's stored idempotency key, so a retry can never refund twice.
 """
@@ -22,13 +24,13 @@ from org_profile.enums import Role
 from org_profile.access import AccessDenied, staff_access
 
 from ..enums import RefundStatus, TransactionEventKind as Kind
-from ..gateways import gateway_for
+from ..gateways import gateway_for, gateway_named
 from ..gateways.base import GatewayError, GatewayUnavailable, RefundFact
 from ..locks import refund_lock, transaction_lock
 from ..models import Refund, Transaction
 from ..selectors.ledger import refund_reserved_cents, transaction_refundable_cents
 from .ledger import transaction_event_append
-from .ledger_facts import refund_fact_record
+from .ledger_facts import charge_refunds_import, refund_fact_record
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ def refund_create(
     if transaction.organization_id != organization.pk:
         raise ApplicationError("This transaction does not exist.")
     _require_refund_role(organization=organization, actor=actor, location=transaction.location)
+    _outside_refunds_import(organization=organization, transaction=transaction)
 
     with db_transaction.atomic():
         locked = transaction_lock(transaction_id=transaction.pk)
@@ -89,10 +92,17 @@ def refund_create(
                     f"Nothing is left to refund: {format_cents(reserved, locked.currency)} of this payment "
                     "is already waiting to be refunded."
                 )
+            if locked.disputed_cents:
+                raise ApplicationError(
+                    f"Nothing is left to refund: the card network withdrew "
+                    f"{format_cents(locked.disputed_cents, locked.currency)} of this payment for a dispute, "
+                    "and the rest has been refunded."
+                )
             raise ApplicationError("This payment has already been refunded in full.")
         if amount_cents > refundable:
             raise ApplicationError(
-                f"You can refund at most {format_cents(refundable, locked.currency)} of this payment."
+                f"You can refund at most {format_cents(refundable, locked.currency)} of this payment"
+                f"{_refunded_already_text(locked)}."
             )
         refund = Refund.objects.create(
             organization=organization,
@@ -139,6 +149,10 @@ def refund_retry(*, organization, actor, refund: Refund) -> Refund:
     with db_transaction.atomic():
         transaction_lock(transaction_id=refund.transaction_id)
         locked = refund_lock(refund_id=refund.pk)
+        if locked.is_made_outside:
+            raise ApplicationError(
+                "This refund was made at the payment processor, outside LumaPay; LumaPay cannot send it again."
+            )
         if locked.status != RefundStatus.REQUESTED:
             raise ApplicationError(
                 f"This refund has already {locked.get_status_display().lower()}; there is nothing to retry."
@@ -152,6 +166,39 @@ def refund_retry(*, organization, actor, refund: Refund) -> Refund:
             changes={"refund_id": locked.pk, "amount_cents": locked.amount_cents},
         )
     return _refund_submit(organization=organization, refund=locked)
+
+
+def _outside_refunds_import(*, organization, transaction: Transaction) -> None:
+    """Read the charge's refunds at the gateway and import those made outside LumaPay, before the
+    refundable remainder is computed. An HTTP call: never under a lock. When the gateway cannot
+    say, nothing is refunded: the remainder could be wrong."""
+    try:
+        facts = gateway_named(transaction.vendor).charge_refunds(transaction=transaction)
+    except GatewayUnavailable as error:
+        logger.warning("transaction %s: the charge's refunds could not be read: %s", transaction.pk, error)
+        raise ApplicationError(
+            "The payment processor did not answer when LumaPay checked this payment's refunds made outside "
+            "LumaPay. Nothing was refunded; try again in a minute."
+        )
+    except GatewayError as error:
+        raise ApplicationError(
+            f"The payment processor would not list this payment's refunds: {error.message} Nothing was refunded."
+        )
+    charge_refunds_import(transaction=transaction, facts=facts)
+
+
+def _refunded_already_text(transaction: Transaction) -> str:
+    """", after $7.00 refunded outside LumaPay": why the remainder is less than the charge, when
+    refunds made at the processor are part of it."""
+    outside = [
+        refund.amount_cents
+        for refund in Refund.objects.filter(transaction=transaction, is_made_outside=True).exclude(
+            status=RefundStatus.FAILED
+        )
+    ]
+    if not outside:
+        return ""
+    return f", after {format_cents(sum(outside), transaction.currency)} refunded outside LumaPay (at the payment processor)"
 
 
 def _refund_submit(*, organization, refund: Refund) -> Refund:

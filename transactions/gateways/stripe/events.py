@@ -265,5 +265,7 @@ _EVENT_HANDLERS = {
     "charge.dispute.created": StripeEvents._on_dispute,
     "charge.dispute.updated": StripeEvents._on_dispute,
     "charge.dispute.closed": StripeEvents._on_dispute,
+    "charge.dispute.funds_withdrawn": StripeEvents._on_dispute,
+    "charge.dispute.funds_reinstated": StripeEvents._on_dispute,
     "account.updated": StripeEvents._on_account_updated,
 }

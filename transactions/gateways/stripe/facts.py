@@ -5,7 +5,7 @@ Pure functions of the objects: no call to Stripe, no database.
 
 from __future__ import annotations
 
-from ..base import AccountFact, ChargeFact, DisputeFact, RefundFact
+from ..base import AccountFact, ChargeFact, DisputeFact, DisputeFunds, RefundFact
 from .client import METADATA_IDEMPOTENCY_KEY, id_of, timestamp_of
 
 REFUND_FAILURE_MESSAGES = {
@@ -16,6 +16,16 @@ REFUND_FAILURE_MESSAGES = {
     "declined": "The card issuer declined the refund.",
     "merchant_request": "The refund was cancelled.",
     "unknown": "Stripe could not complete the refund.",
+}
+# A refund cancelled before it reached the card (from the Stripe Dashboard, or by Stripe) names no
+# failure reason.
+REFUND_CANCELED_MESSAGE = "The refund was cancelled at Stripe before it reached the card."
+# Stripe's reasons for a refund, as whoever made it chose them (the Dashboard offers these).
+REFUND_REASONS = {
+    "duplicate": "Duplicate payment",
+    "fraudulent": "Fraudulent payment",
+    "requested_by_customer": "Requested by the customer",
+    "expired_uncaptured_charge": "The held amount expired uncaptured",
 }
 
 
@@ -78,17 +88,34 @@ def refund_fact_from_refund(obj: dict) -> RefundFact:
     status = {"succeeded": "succeeded", "failed": "failed", "canceled": "failed"}.get(obj.get("status"), "pending")
     failure_message = ""
     if status == "failed":
-        failure_message = REFUND_FAILURE_MESSAGES.get(obj.get("failure_reason") or "unknown", REFUND_FAILURE_MESSAGES["unknown"])
+        failure_reason = obj.get("failure_reason")
+        if obj.get("status") == "canceled" and not failure_reason:
+            failure_message = REFUND_CANCELED_MESSAGE
+        else:
+            failure_message = REFUND_FAILURE_MESSAGES.get(failure_reason or "unknown", REFUND_FAILURE_MESSAGES["unknown"])
     return RefundFact(
         status=status,
         gateway_refund_id=obj["id"],
         amount_cents=obj["amount"],
         idempotency_key=(obj.get("metadata") or {}).get(METADATA_IDEMPOTENCY_KEY, ""),
         failure_message=failure_message,
+        reason=REFUND_REASONS.get(obj.get("reason") or "", ""),
     )
 
 
 def dispute_fact_from_dispute(obj: dict, *, as_of: int = 0) -> DisputeFact:
+    """A dispute's status and its money. Only its ``balance_transactions`` (zero, one or two:
+    the withdrawal with the dispute fee, then the reinstatement when won) move money; an
+    inquiry (``warning_*``) has none, whatever its amount."""
+    funds = tuple(
+        DisputeFunds(
+            gateway_reference=balance_transaction["id"],
+            amount_cents=balance_transaction.get("amount") or 0,
+            fee_cents=balance_transaction.get("fee") or 0,
+        )
+        for balance_transaction in obj.get("balance_transactions") or []
+        if isinstance(balance_transaction, dict) and balance_transaction.get("id")
+    )
     return DisputeFact(
         gateway_dispute_id=obj["id"],
         amount_cents=obj.get("amount") or 0,
@@ -96,6 +123,7 @@ def dispute_fact_from_dispute(obj: dict, *, as_of: int = 0) -> DisputeFact:
         reason=obj.get("reason") or "",
         evidence_due_by=timestamp_of((obj.get("evidence_details") or {}).get("due_by")),
         as_of=as_of,
+        funds=funds,
     )
 
 

@@ -126,6 +126,19 @@ class StripeGateway(StripeEvents, StripeConnect, StripeSavedCards):
             )
         return refund_fact_from_refund(as_dict(created))
 
+    def charge_refunds(self, *, transaction) -> list[RefundFact]:
+        """Every refund of the transaction's payment on the clinic's account, ours and those made
+        in the clinic's Stripe Dashboard, as Stripe has them now."""
+        payment_intent = transaction.gateway_charge_id
+        if not payment_intent:
+            return []
+        account = account_of(transaction.organization)
+        with stripe_call("reading the payment's refunds"):
+            page = stripe_client().v1.refunds.list(
+                {"payment_intent": payment_intent, "limit": 100}, {"stripe_account": account}
+            )
+            return [refund_fact_from_refund(as_dict(refund)) for refund in page.auto_paging_iter()]
+
     def payment_intent_retrieve(self, payment_intent: str, *, account: str) -> dict:
         return payment_intent_retrieve(payment_intent, account=account)
 
