@@ -157,8 +157,24 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL or "me
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL == "memory://"
 CELERY_TASK_EAGER_PROPAGATES = True
+# A task is acknowledged when it finishes, not when a worker takes it, and a task whose worker
+# process died under it (SIGKILL, out of memory) is handed back to the queue instead of being
+# recorded as failed: every task checks the current state first, so running it again is harmless.
 CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# The queue tasks are sent to and workers take from: two deployments (or test runs) can share one
+# Redis, each on a queue of its own.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+# On Redis, a task taken but not acknowledged is handed to another worker only after the
+# visibility timeout (Celery's default: one hour). A task held by a worker that was killed waits
+# that long; a task still running (or a retry still waiting for its countdown) past it is handed
+# out a second time. So it is the longest any task needs: the Excel export of a million
+# transactions, about 4.5 minutes at the benchmark's 27 s per 100,000 rows (README, Benchmarks),
+# and a gateway event's retry, which waits up to 10 minutes (transactions/tasks.py), with room to
+# spare. Gateway events do not wait for it: the sweep below queues them again within minutes.
+CELERY_VISIBILITY_TIMEOUT_SECONDS = env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=15 * 60)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT_SECONDS}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
@@ -168,6 +184,14 @@ STRIPE_EVENTS_RECOVER_EVERY_MINUTES = env.int("STRIPE_EVENTS_RECOVER_EVERY_MINUT
 TRANSACTION_EXPORTS_EXPIRE_EVERY_MINUTES = env.int("TRANSACTION_EXPORTS_EXPIRE_EVERY_MINUTES", default=60)
 AUTHORIZATIONS_RELEASE_EVERY_MINUTES = env.int("AUTHORIZATIONS_RELEASE_EVERY_MINUTES", default=15)
 PATIENT_MESSAGES_RESEND_EVERY_MINUTES = env.int("PATIENT_MESSAGES_RESEND_EVERY_MINUTES", default=2)
+# Gateway events stored but not processed (the worker was killed, the queue lost the task) are
+# queued again GATEWAY_EVENTS_SWEEP_AFTER_SECONDS after their processing was last queued; the sweep
+# looks every GATEWAY_EVENTS_SWEEP_EVERY_SECONDS, so an event waits at most about the sum (4
+# minutes). After GATEWAY_EVENT_MAX_ATTEMPTS attempts it is marked failed, with the reason, for an
+# operator to replay.
+GATEWAY_EVENTS_SWEEP_EVERY_SECONDS = env.int("GATEWAY_EVENTS_SWEEP_EVERY_SECONDS", default=60)
+GATEWAY_EVENTS_SWEEP_AFTER_SECONDS = env.int("GATEWAY_EVENTS_SWEEP_AFTER_SECONDS", default=3 * 60)
+GATEWAY_EVENT_MAX_ATTEMPTS = env.int("GATEWAY_EVENT_MAX_ATTEMPTS", default=20)
 CELERY_BEAT_SCHEDULE = {
     "payment-requests-expire": {
         "task": "transactions.tasks.payment_requests_expire_overdue",
@@ -183,6 +207,11 @@ CELERY_BEAT_SCHEDULE = {
     "transaction-exports-expire": {
         "task": "transactions.tasks.transaction_exports_expire",
         "schedule": TRANSACTION_EXPORTS_EXPIRE_EVERY_MINUTES * 60,
+    },
+    # Gateway events stored but still unprocessed a few minutes later are queued again.
+    "gateway-events-requeue-stalled": {
+        "task": "transactions.tasks.gateway_events_requeue_stalled",
+        "schedule": GATEWAY_EVENTS_SWEEP_EVERY_SECONDS,
     },
     # Copays held on a card for a visit the EHR now reports cancelled or a no-show are let go.
     "authorizations-release-for-missed-visits": {

@@ -564,10 +564,23 @@ class GatewayEvent(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(
+        default=timezone.now,
+        help_text="when its processing was last queued; the sweep queues it again if it is still unprocessed minutes later",
+    )
 
     class Meta:
         ordering = ["-received_at", "-id"]
         constraints = [models.UniqueConstraint(fields=["gateway", "event_id"], name="gateway_event_once")]
+        indexes = [
+            # The sweep's question (transactions.services.gateway_events.gateway_events_requeue_stalled):
+            # a few rows among all events ever received.
+            models.Index(
+                fields=["dispatched_at"],
+                condition=Q(status__in=["received", "failed"]),
+                name="gateway_event_unsettled",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.gateway} {self.event_type} {self.event_id}"

@@ -51,12 +51,18 @@ def payment_requests_expire_overdue() -> int:
     acks_late=True,
     autoretry_for=(GatewayUnavailable, OperationalError),
     retry_backoff=5,
-    retry_backoff_max=600,
+    retry_backoff_max=gateway_events.RETRY_BACKOFF_MAX_SECONDS,
     retry_jitter=True,
     max_retries=8,
 )
 def gateway_event_process(gateway_event_id: int) -> None:
     gateway_events.gateway_event_process(gateway_event_id=gateway_event_id)
+
+
+@shared_task
+def gateway_events_requeue_stalled() -> int:
+    """Queue again the gateway events stored but not processed in time (beat, every minute)."""
+    return gateway_events.gateway_events_requeue_stalled()
 
 
 @shared_task(acks_late=True)

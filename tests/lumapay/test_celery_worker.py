@@ -14,49 +14,28 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from celery import Celery
-from django.db import connection
 from django.utils import timezone
 
 from tests.factories import LocationFactory, OrganizationFactory, PatientFactory
+from tests.processes import (
+    BASE_DIR,
+    REDIS_URL,
+    STOP_SECONDS,
+    database_url_for_subprocesses,
+    queue_forget,
+    redis_or_skip,
+)
 from tests.waiting import wait_until
 from transactions.enums import PaymentRequestKind, PaymentRequestStatus
 from transactions.models import PaymentRequest
 from transactions.tasks import payment_requests_expire_overdue
 
-BASE_DIR = Path(__file__).resolve().parents[2]
-REDIS_URL = "redis://127.0.0.1:6379/15"
 WAIT_SECONDS = 30
-STOP_SECONDS = 15
 
 pytestmark = pytest.mark.worker
-
-
-def _redis_or_skip() -> None:
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2).ping()
-    except redis.RedisError as exc:
-        reason = f"Redis does not answer at {REDIS_URL}: {str(exc).rstrip('.')}"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}. CI must start Redis before the tests (see .ci/run).", pytrace=False)
-        pytest.skip(reason)
-
-
-def _test_database_url() -> str:
-    """The database pytest-django created, as a URL another process can use."""
-    db = connection.settings_dict
-    user = quote(db.get("USER") or "", safe="")
-    password = quote(db.get("PASSWORD") or "", safe="")
-    credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    # A Unix-socket directory goes in the host, percent-encoded, as lumapay/embedded_database.py does.
-    host = quote(db.get("HOST") or "", safe="")
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    return f"postgres://{credentials}{host}{port}/{quote(db['NAME'], safe='')}"
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -69,19 +48,6 @@ def _stop(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=STOP_SECONDS)
-
-
-def _forget_queue(queue: str) -> None:
-    """Remove the queue's message list and kombu's bindings for it, so runs leave nothing behind."""
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        keys = list(client.scan_iter(match=f"*{queue}*"))
-        if keys:
-            client.delete(*keys)
-    except redis.RedisError:
-        pass  # Redis went away during the test; the test's own failure says so, not this cleanup.
 
 
 class Worker:
@@ -100,14 +66,14 @@ def celery_worker_process(transactional_db, tmp_path):
 
     Depends on transactional_db so that it is stopped before pytest-django empties the tables.
     """
-    _redis_or_skip()
+    redis_or_skip()
     queue = f"lumapay-test-{uuid.uuid4().hex[:12]}"
     log_path = tmp_path / "celery-worker.log"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "lumapay.settings",
         "DEBUG": "true",
-        "DATABASE_URL": _test_database_url(),
+        "DATABASE_URL": database_url_for_subprocesses(),
         "REDIS_URL": REDIS_URL,
         "CELERY_BROKER_URL": REDIS_URL,
         "SMS_BACKEND": "memory",
@@ -127,7 +93,7 @@ def celery_worker_process(transactional_db, tmp_path):
         yield worker
     finally:
         _stop(process)
-        _forget_queue(queue)
+        queue_forget(queue)
 
 
 @pytest.fixture

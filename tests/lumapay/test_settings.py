@@ -44,8 +44,10 @@ print(json.dumps({
         "EXPORT_SYNC_MAX_ROWS", "EXPORT_TTL_HOURS", "PAYMENT_REQUEST_MAX_CENTS", "PAYMENT_LINK_TTL_DAYS",
         "PAY_LINK_MAX_FAILED_DOB_ATTEMPTS", "PAY_LINK_LOCKOUT_MINUTES", "PAY_PAGE_MAX_FAILED_DOB_ATTEMPTS_PER_ADDRESS",
         "PATIENT_MESSAGE_MAX_ATTEMPTS",
+        "GATEWAY_EVENTS_SWEEP_AFTER_SECONDS", "GATEWAY_EVENT_MAX_ATTEMPTS", "CELERY_VISIBILITY_TIMEOUT_SECONDS",
     )},
     "EMAIL_TIMEOUT": settings.EMAIL_TIMEOUT,
+    "visibility_timeout": app.conf.broker_transport_options["visibility_timeout"],
     "beat": {name: entry["schedule"] for name, entry in settings.CELERY_BEAT_SCHEDULE.items()},
     "SESSION_ENGINE": settings.SESSION_ENGINE,
 }))
@@ -247,6 +249,9 @@ TUNABLE_DEFAULTS = {
     "PAY_LINK_LOCKOUT_MINUTES": 30,
     "PAY_PAGE_MAX_FAILED_DOB_ATTEMPTS_PER_ADDRESS": 20,
     "PATIENT_MESSAGE_MAX_ATTEMPTS": 8,
+    "GATEWAY_EVENTS_SWEEP_AFTER_SECONDS": 180,
+    "GATEWAY_EVENT_MAX_ATTEMPTS": 20,
+    "CELERY_VISIBILITY_TIMEOUT_SECONDS": 900,
 }
 
 
@@ -261,6 +266,7 @@ def test_tunables_keep_their_defaults():
         "transaction-exports-expire": 60 * 60,
         "authorizations-release-for-missed-visits": 15 * 60,
         "patient-messages-resend-stuck": 2 * 60,
+        "gateway-events-requeue-stalled": 60,
     }
     assert out["EMAIL_TIMEOUT"] == 30
 
@@ -277,17 +283,20 @@ def test_every_tunable_is_read_from_the_environment():
             AUTHORIZATIONS_RELEASE_EVERY_MINUTES="20",
             PATIENT_MESSAGES_RESEND_EVERY_MINUTES="3",
             EMAIL_TIMEOUT_SECONDS="12",
+            GATEWAY_EVENTS_SWEEP_EVERY_SECONDS="30",
         )
     )
 
     assert code == 0, out
     assert out["tunables"] == {name: value + 7 for name, value in TUNABLE_DEFAULTS.items()}
+    assert out["visibility_timeout"] == 907  # what Celery's Redis transport is given
     assert out["beat"] == {
         "payment-requests-expire": 5 * 60,
         "stripe-events-recover": 2 * 60,
         "transaction-exports-expire": 30 * 60,
         "authorizations-release-for-missed-visits": 20 * 60,
         "patient-messages-resend-stuck": 3 * 60,
+        "gateway-events-requeue-stalled": 30,
     }
     assert out["EMAIL_TIMEOUT"] == 12
 

@@ -12,10 +12,8 @@ import time
 
 import pytest
 from django.db import connections
-from django.test import Client
 
 from lumapay.errors import ApplicationError
-from lumapay.models import AuditEvent
 from transactions.enums import (
     GatewayEventStatus,
     PaymentRequestStatus,
@@ -116,23 +114,7 @@ def test_fifty_concurrent_refunds_never_refund_more_than_the_payment(stripe_worl
     assert len(stripe_world.http.sent("POST", "/v1/refunds")) == len(made)
 
 
-# -- the same event, 20 times at once ------------------------------------------------------------------
-
-
-@pytest.mark.django_db(transaction=True)
-def test_the_same_event_delivered_twenty_times_at_once_is_one_ledger_event(stripe_world, stripe_organization):
-    transaction = stripe_checkout_paid(stripe_world, stripe_organization, amount_cents=4500, record=False)
-    event = session_completed_event(stripe_world, transaction)
-
-    results = _run_in_threads(20, lambda index: event_post(Client(), event).status_code)
-
-    assert results == [200] * 20
-    stored = GatewayEvent.objects.get()
-    assert (stored.event_id, stored.status, stored.attempts) == (event["id"], GatewayEventStatus.PROCESSED, 1)
-    assert TransactionEvent.objects.filter(transaction=transaction, kind=Kind.CHARGE_SUCCEEDED).count() == 1
-    transaction.refresh_from_db()
-    assert (transaction.status, transaction.charged_cents) == (TransactionStatus.SUCCEEDED, 4500)
-    assert AuditEvent.objects.filter(action="payment_request.paid").count() == 1
+# The same event delivered 20 times at once: test_gateway_event_faults.py (real HTTP, real workers).
 
 
 # -- 100 payments' events, shuffled and duplicated -----------------------------------------------------

@@ -4,6 +4,10 @@ Receiving stores the verified event raw, once per (gateway, event id), and queue
 after commit; processing runs in its own transaction, turns the stored payload into facts and
 applies each through the entry of ``FACT_KINDS`` for its kind, recording status, attempts and the
 error, so a failed event can be replayed by an operator.
+
+The gateway was answered 200 once the event was stored, so it never sends it again: an event whose
+processing task was lost (the worker killed mid-way, the queue unreachable after the commit) is
+queued again by a beat sweep, ``gateway_events_requeue_stalled``, until it is processed or given up.
 """
 
 from __future__ import annotations
@@ -12,7 +16,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.db import DatabaseError, IntegrityError, OperationalError, transaction as db_transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from lumapay.audit import actor_from, audit_event_record
@@ -33,6 +41,12 @@ logger = logging.getLogger(__name__)
 TRANSIENT_ERRORS = (GatewayUnavailable, OperationalError)
 # Recorded on the event for an operator to replay; anything else is a bug and propagates.
 RECORDED_ERRORS = (ApplicationError, DatabaseError, LookupError, ValueError, TypeError)
+# The processing task retries a transient failure by itself, waiting at most this long between
+# two attempts (``transactions.tasks.gateway_event_process``); the sweep leaves such an event to
+# those retries until this long (and the sweep's own delay) has passed since the last one.
+RETRY_BACKOFF_MAX_SECONDS = 600
+# How many stalled events one run of the sweep queues again at most (the next run takes the rest).
+SWEEP_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -155,6 +169,15 @@ def gateway_event_process(*, gateway_event_id: int) -> GatewayEvent:
             if event.organization_id is None:
                 event.organization_id = _organization_id_for(event.gateway, facts, event.payload)
             event.save(update_fields=["status", "attempts", "error_message", "processed_at", "organization"])
+            logger.info(
+                "gateway %s event %s (%s) %s on attempt %s: %s fact(s) applied",
+                event.gateway,
+                event.event_id,
+                event.event_type,
+                event.status,
+                event.attempts,
+                len(facts),
+            )
             return event
     except RECORDED_ERRORS as exc:
         event = _failure_record(gateway_event_id=gateway_event_id, error=exc)
@@ -169,11 +192,89 @@ def _failure_record(*, gateway_event_id: int, error: Exception) -> GatewayEvent:
         event.status = GatewayEventStatus.FAILED
         event.attempts += 1
         event.error_message = f"{type(error).__name__}: {error}"
-        event.save(update_fields=["status", "attempts", "error_message"])
+        # A transient failure's retry is queued now (the task raises it again).
+        event.dispatched_at = timezone.now()
+        event.save(update_fields=["status", "attempts", "error_message", "dispatched_at"])
     logger.warning(
         "gateway %s event %s failed (attempt %s): %s", event.gateway, event.event_id, event.attempts, type(error).__name__
     )
     return event
+
+
+def _stalled(now: datetime) -> Q:
+    """Events whose processing should have happened by ``now`` and has not: received (never
+    finished an attempt) and queued longer ago than the sweep's delay, or failed for a transient
+    reason with the task's own retries evidently over (exhausted, or lost with their worker)."""
+    after = timedelta(seconds=settings.GATEWAY_EVENTS_SWEEP_AFTER_SECONDS)
+    transient = Q()
+    for error in TRANSIENT_ERRORS:
+        transient |= Q(error_message__startswith=f"{error.__name__}: ")
+    return Q(status=GatewayEventStatus.RECEIVED, dispatched_at__lt=now - after) | (
+        Q(status=GatewayEventStatus.FAILED, dispatched_at__lt=now - after - timedelta(seconds=RETRY_BACKOFF_MAX_SECONDS))
+        & transient
+    )
+
+
+def gateway_events_requeue_stalled(*, now: datetime | None = None) -> int:
+    """Queue again the processing of every stalled event (see ``_stalled``); give up, with the
+    reason on the event, on one that has had ``settings.GATEWAY_EVENT_MAX_ATTEMPTS`` attempts.
+    Returns how many were queued again. Run by Celery beat.
+
+    Safe while a worker processes the same event: an event whose row is locked (being processed
+    now) is skipped, and processing checks the event's status under that lock, so a copy queued
+    here for an event processed meanwhile does nothing. A received event found stalled counts one
+    attempt: the one that never finished (its worker died) or never started (its task was lost).
+    Given up means failed: the sweep no longer queues it, an operator replays it (admin or
+    ``replay_gateway_events``), and a copy of its task still queued may yet process it.
+    """
+    now = now or timezone.now()
+    requeued = 0
+    stalled_ids = list(
+        GatewayEvent.objects.filter(_stalled(now)).order_by("dispatched_at", "pk").values_list("pk", flat=True)[
+            :SWEEP_BATCH
+        ]
+    )
+    for gateway_event_id in stalled_ids:
+        with db_transaction.atomic():
+            event = (
+                GatewayEvent.objects.select_for_update(skip_locked=True)
+                .filter(_stalled(now), pk=gateway_event_id)
+                .first()
+            )
+            if event is None:
+                continue  # being processed right now, or processed since the list was read
+            if event.status == GatewayEventStatus.RECEIVED:
+                event.attempts += 1
+                event.error_message = (
+                    f"Not processed within {settings.GATEWAY_EVENTS_SWEEP_AFTER_SECONDS} s of being queued "
+                    "(its worker stopped mid-way, or its task was lost)."
+                )
+            if event.attempts >= settings.GATEWAY_EVENT_MAX_ATTEMPTS:
+                last_error = event.error_message
+                event.status = GatewayEventStatus.FAILED
+                event.error_message = f"Given up after {event.attempts} attempts; replay it once the cause is fixed. Last: {last_error}"
+                event.save(update_fields=["status", "attempts", "error_message"])
+                logger.error(
+                    "gateway %s event %s (%s) given up after %s attempts",
+                    event.gateway,
+                    event.event_id,
+                    event.event_type,
+                    event.attempts,
+                )
+                continue
+            event.dispatched_at = now
+            event.save(update_fields=["attempts", "error_message", "dispatched_at"])
+            _process_on_commit(event.pk)
+            requeued += 1
+            logger.warning(
+                "gateway %s event %s (%s) still %s, queued again (attempt %s so far)",
+                event.gateway,
+                event.event_id,
+                event.event_type,
+                event.status,
+                event.attempts,
+            )
+    return requeued
 
 
 class GatewayEventReplayFailed(ApplicationError):
