@@ -151,6 +151,10 @@ class Transaction(models.Model):
         default=0, help_text="held back by open disputes or lost to lost ones (not given back by won ones)"
     )
     fee_cents = models.BigIntegerField(default=0, help_text="the processor's fee on the charge, when known")
+    platform_fee_cents = models.BigIntegerField(
+        default=0,
+        help_text="the platform's fee on the charge (Stripe's application fee), as the gateway reports it",
+    )
     last_error = models.CharField(
         max_length=500, blank=True, help_text="the message of the newest unresolved failure (transactions.problems)"
     )

@@ -149,9 +149,11 @@ def transaction_refunds(*, transaction: Transaction) -> list[Refund]:
 
 def transaction_net_cents(*, transaction: Transaction) -> int:
     """What the clinic keeps: charged, less refunds that succeeded, less what disputes hold back or
-    took (when the ledger has disputes), less the processor's fee."""
+    took (when the ledger has disputes), less the processor's fee and the platform's (Stripe does not
+    give the platform's fee back when a payment is refunded)."""
     disputed = getattr(transaction, "disputed_cents", 0)
-    return transaction.charged_cents - transaction.refunded_cents - disputed - transaction.fee_cents
+    fees = transaction.fee_cents + getattr(transaction, "platform_fee_cents", 0)
+    return transaction.charged_cents - transaction.refunded_cents - disputed - fees
 
 
 def transaction_timeline(*, transaction: Transaction) -> list[TimelineEntry]:
