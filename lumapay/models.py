@@ -1,3 +1,5 @@
+import secrets
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -61,3 +63,27 @@ class DevOutboxMessage(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+
+def installation_namespace_new() -> str:
+    return secrets.token_hex(8)
+
+
+class Installation(models.Model):
+    """This installation of LumaPay: one row (id 1), made with the database.
+
+    ``namespace`` is random: it says nothing about the installation and is derived from no secret,
+    so rotating ``SECRET_KEY`` never changes it. It lives with the rows whose ids go out beside it
+    (Stripe's Idempotency-Keys), so two installations sharing a Stripe platform account never send
+    the same key, and a retry after a restart still sends the one it sent before.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    namespace = models.CharField(max_length=40, unique=True, default=installation_namespace_new)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="installation_one_row")]
+
+    def __str__(self) -> str:
+        return f"LumaPay installation {self.namespace}"

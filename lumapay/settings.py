@@ -4,6 +4,7 @@ Development gets safe defaults; with ``DEBUG`` off the process refuses to start 
 ``SECRET_KEY``, ``ALLOWED_HOSTS`` and ``DATABASE_URL``. Every variable is listed in the README.
 """
 
+import re
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -280,6 +281,15 @@ STRIPE_WEBHOOK_SECRET = env.list("STRIPE_WEBHOOK_SECRET", default=[])
 STRIPE_API_VERSION = env.str("STRIPE_API_VERSION", default="2026-10-28.endive")
 # Another address for Stripe's API (a test server such as localstripe); empty means Stripe's own.
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="").rstrip("/")
+# What makes this installation's Idempotency-Keys its own when several installations share one
+# platform account (transactions.gateways.stripe.client.idempotency_key). Empty: the random id
+# this database was given when it was created (lumapay.models.Installation), which is neither a
+# secret nor derived from one, and stays with the rows whose ids the keys carry.
+STRIPE_IDEMPOTENCY_NAMESPACE = env.str("STRIPE_IDEMPOTENCY_NAMESPACE", default="")
+if STRIPE_IDEMPOTENCY_NAMESPACE and not re.fullmatch(r"[a-z0-9-]{1,40}", STRIPE_IDEMPOTENCY_NAMESPACE):
+    raise ImproperlyConfigured(
+        "STRIPE_IDEMPOTENCY_NAMESPACE must be 1 to 40 lowercase letters, digits or hyphens."
+    )
 
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

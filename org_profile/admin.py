@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from .models import Location, Membership, Organization, User
+from .services import PLATFORM_FEE_FIELDS, organization_platform_fee_set
 
 
 @admin.register(User)
@@ -25,11 +26,25 @@ class LocationInline(admin.TabularInline):
 
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "payment_gateway", "created_at"]
+    list_display = ["name", "slug", "payment_gateway", "platform_fee_percent", "platform_fee_fixed_cents", "created_at"]
     search_fields = ["name", "slug", "legal_name"]
     list_filter = ["payment_gateway"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [LocationInline]
+
+    def save_model(self, request, obj, form, change):
+        # The platform's fee goes through its service (validated, audited with old and new values);
+        # the rest of the form is saved as the admin saves it.
+        fee = {field: getattr(obj, field) for field in PLATFORM_FEE_FIELDS}
+        if change:
+            for field in PLATFORM_FEE_FIELDS:
+                setattr(obj, field, form.initial[field])
+        super().save_model(request, obj, form, change)
+        stored = organization_platform_fee_set(
+            organization=obj, actor=request.user, percent=fee["platform_fee_percent"], fixed_cents=fee["platform_fee_fixed_cents"]
+        )
+        for field in PLATFORM_FEE_FIELDS:
+            setattr(obj, field, getattr(stored, field))
 
 
 @admin.register(Membership)

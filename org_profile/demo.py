@@ -8,6 +8,7 @@ organization slug ``demo-clinic`` and what exists is kept.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from .enums import PaymentGateway, Role
 from .models import Location, Membership, Organization, User
@@ -54,6 +55,9 @@ def demo_tenancy_build() -> DemoTenancy:
             website="https://demo.lumapay.test",
             statement_descriptor="DEMO FAMILY CLINIC",
             tax_id_last4="4821",
+            # A platform fee, so the demo's payments show one (org_profile.fees).
+            platform_fee_percent=Decimal("1.00"),
+            platform_fee_fixed_cents=25,
         ),
     )
     locations = [

@@ -1,5 +1,9 @@
+from decimal import Decimal
+
 from django.contrib.auth.models import AbstractUser, UserManager
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Lower
 
 from .enums import PaymentGateway, Role
@@ -94,10 +98,36 @@ class Organization(models.Model):
         null=True, blank=True, help_text="when Stripe reported the account state above"
     )
 
+    # The platform's fee on every charge (Stripe's application_fee_amount), set by operators in the
+    # admin: a percent of the charge and a fixed amount, either or both possibly zero. How it is
+    # worked out and rounded: org_profile.fees.platform_fee_cents.
+    platform_fee_percent = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
+        help_text="percent of each charge the platform keeps, 0 to 100 (2.5 means 2.5%)",
+    )
+    platform_fee_fixed_cents = models.BigIntegerField(
+        default=0,
+        validators=[MinValueValidator(0), MaxValueValidator(100_000)],
+        help_text="fixed amount the platform keeps on each charge, in cents (30 means $0.30), 0 to 100000",
+    )
+
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(platform_fee_percent__gte=0) & Q(platform_fee_percent__lte=100),
+                name="organization_platform_fee_percent_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(platform_fee_fixed_cents__gte=0) & Q(platform_fee_fixed_cents__lte=100_000),
+                name="organization_platform_fee_fixed_range",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -103,6 +103,43 @@ def organization_update(*, organization: Organization, actor, data: dict) -> Org
     return locked
 
 
+PLATFORM_FEE_FIELDS = ("platform_fee_percent", "platform_fee_fixed_cents")
+
+
+def organization_platform_fee_set(*, organization: Organization, actor, percent, fixed_cents) -> Organization:
+    """Set the platform's fee on the organization's charges (org_profile.fees): platform operators
+    only (the Django admin), never the clinic. Raises ``OrganizationSettingsInvalid`` and writes
+    nothing when a value is out of range; writes one "organization.updated" audit event with the
+    old and new values when anything changed. Applies to charges made from now on."""
+    if not (actor is not None and actor.is_active and actor.is_staff):
+        raise ApplicationError("Only platform operators can set the platform's fee.")
+    values, errors = {}, {}
+    for field, value in zip(PLATFORM_FEE_FIELDS, (percent, fixed_cents)):
+        try:
+            values[field] = Organization._meta.get_field(field).clean(value, organization)
+        except ValidationError as error:
+            errors[field] = list(error.messages)
+    if errors:
+        raise OrganizationSettingsInvalid(errors)
+    with db_transaction.atomic():
+        locked = Organization.objects.select_for_update(of=("self",)).get(pk=organization.pk)
+        changes = {
+            field: [str(getattr(locked, field)), str(value)] for field, value in values.items() if getattr(locked, field) != value
+        }
+        if changes:
+            for field in changes:
+                setattr(locked, field, values[field])
+            locked.save(update_fields=list(changes))
+            audit_event_record(
+                organization=locked,
+                action=AuditAction.ORGANIZATION_UPDATED,
+                actor_type=ActorType.STAFF,
+                actor_user=actor,
+                changes=changes,
+            )
+    return locked
+
+
 def _clean(organization: Organization, data: dict) -> dict:
     """Normalized values, or ``OrganizationSettingsInvalid`` with every problem at once."""
     errors: dict[str, list[str]] = {}

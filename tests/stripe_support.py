@@ -13,8 +13,10 @@ HTTP client. Nothing here reads a file from outside the checkout: a fresh clone 
   confirmed with a test card.
 - ``RecordingStripeClient`` is installed as the gateway's HTTP client (``stripe_http`` fixture in
   tests/transactions/conftest.py). It records every request LumaPay sends to Stripe and checks
-  each one for the PHI of every patient in the database at that moment (names, date of birth,
-  e-mail, phone, medical record number).
+  the values each one carries (``RecordedRequest.values``: not Stripe's parameter names) for the
+  PHI of every patient in the database at that moment (names and medical record number as whole
+  words, date of birth, e-mail, phone). It also stands in for Connect's application fee, which
+  localstripe lacks.
 - ``signed_event`` signs an event body the way Stripe does: ``t=<unix time>,v1=<HMAC-SHA256 of
   "<t>.<body>" with the endpoint secret>``, so ``stripe.Webhook.construct_event`` runs for real.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import datetime
 import functools
 import hashlib
 import hmac
@@ -32,7 +35,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, unquote_plus, urlsplit
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 
 import requests
 import stripe
@@ -236,12 +239,14 @@ class FakeCheckout:
     """Stripe Checkout, which localstripe does not have. Sessions come from
     ``checkout_session_build``; paying one makes a real PaymentIntent at localstripe."""
 
-    def __init__(self, server: LocalStripeServer) -> None:
+    def __init__(self, server: LocalStripeServer, application_fees: dict[str, int] | None = None) -> None:
         self.server = server
+        self.application_fees = application_fees if application_fees is not None else {}
         self.sessions: dict[str, dict] = {}
         self.line_item_names: list[str] = []
         self._accounts: dict[str, str] = {}
         self._intent_metadata: dict[str, dict] = {}
+        self._intent_fee: dict[str, str | None] = {}
 
     def create(self, params: dict, account: str) -> dict:
         if params["mode"] == "setup":
@@ -276,6 +281,7 @@ class FakeCheckout:
         self._accounts[session_id] = account
         intent_data = params.get("setup_intent_data" if params["mode"] == "setup" else "payment_intent_data") or {}
         self._intent_metadata[session_id] = intent_data.get("metadata") or {}
+        self._intent_fee[session_id] = intent_data.get("application_fee_amount")
         return session
 
     def get(self, session_id: str, account: str) -> dict | None:
@@ -304,6 +310,8 @@ class FakeCheckout:
             card_number=card_number,
         )
         session["payment_intent"] = intent["id"]
+        if self._intent_fee.get(session_id) is not None:
+            self.application_fees[intent["id"]] = int(self._intent_fee[session_id])
         if intent["status"] == "succeeded":
             session.update(status="complete", payment_status="paid")
         return intent
@@ -401,9 +409,53 @@ class RecordedRequest:
     def account(self) -> str | None:
         return self.headers.get("Stripe-Account")
 
+    @property
+    def idempotency_key(self) -> str | None:
+        return self.headers.get("Idempotency-Key")
+
     def text(self) -> str:
-        """Everything the request carries, decoded, to search for PHI."""
+        """Everything the request carries, decoded (to look for words that must never be there)."""
         return unquote_plus(" ".join([self.url, json.dumps(self.headers), self.body or ""]))
+
+    def values(self) -> list[str]:
+        """What the request carries that LumaPay chose, as opposed to Stripe's own vocabulary:
+        every form or query value, the keys of metadata other than our own ``lumapay_…`` names
+        (free text, ours to pick), in addresses
+        (the request's, a success_url) the query's values and the path's segments other than
+        lowercase route words (ids and tokens, where a value would go), and the headers LumaPay
+        sets (the account, the Idempotency-Key's namespace and ids; the other headers are the
+        library's: its version, the machine it runs on, the secret key). Form keys such as
+        ``line_items[0][price_data]`` are Stripe's words, not data: a patient named Price is not in
+        them; nor are the values of parameters that only take one of Stripe's own words
+        (``payment_method_types[0]=card``)."""
+        found: list[str] = []
+
+        def walk(node, *, in_metadata: bool) -> None:
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    if in_metadata and not key.startswith("lumapay_"):
+                        found.append(key)  # our own keys (lumapay_saved_card_id …) are words like Stripe's
+                    elif key in _STRIPE_WORD_PARAMS:
+                        continue
+                    walk(value, in_metadata=key == "metadata")
+            elif isinstance(node, list):
+                for item in node:
+                    walk(item, in_metadata=False)
+            elif isinstance(node, str) and re.match(r"https?://", node):
+                found.extend(_url_values(node))
+            elif node not in (None, ""):
+                found.append(str(node))
+
+        walk(self.params, in_metadata=False)
+        found += _url_values(self.url)
+        if self.account:
+            found.append(self.account)
+        if self.idempotency_key:
+            # lumapay:<namespace>:<row>:<pk>:<action>:<try>: the row and the action are our words,
+            # like form keys; the namespace and the numbers are what it carries.
+            ours = re.fullmatch(r"lumapay:([^:]+):[a-z_]+:(\d+):[a-z_]+:(\d+)", self.idempotency_key)
+            found += list(ours.groups()) if ours else [self.idempotency_key]
+        return found
 
 
 @dataclass
@@ -427,43 +479,76 @@ class _Answer:
     body: dict
 
 
-def phi_found_in(text: str) -> list[str]:
-    """What PHI of the patients now in the database the text carries: names, birth date, e-mail,
-    phone, medical record number."""
+# Parameters whose value is one of Stripe's own words (an enum), or an object path: Stripe refuses
+# anything else there, so they can carry no one's name.
+_STRIPE_WORD_PARAMS = {
+    "mode", "type", "business_type", "capture_method", "payment_method_types", "usage", "expand", "country",
+    "currency", "default_currency", "status",
+}
+
+
+def _url_values(url: str) -> list[str]:
+    """What an address carries: its query's values and the path's segments other than lowercase
+    words (Stripe's resources, our own pages: /v1/payment_intents, /pay/<token>/card-saved/)."""
+    parts = urlsplit(url)
+    segments = [unquote_plus(segment) for segment in parts.path.split("/")]
+    return [segment for segment in segments if segment and not re.fullmatch(r"[a-z_-]+", segment)] + [
+        value for _name, value in parse_qsl(parts.query)
+    ]
+
+
+def _tokens(text: str) -> tuple[str, ...]:
+    """Words and numbers, case-folded: "Quintanilla-Okafor" → ("quintanilla", "okafor")."""
+    return tuple(re.findall(r"[^\W_]+", text.casefold()))
+
+
+def _has_run(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
+    size = len(needle)
+    return size > 0 and any(haystack[start : start + size] == needle for start in range(len(haystack) - size + 1))
+
+
+def phi_found_in(values: list[str]) -> list[str]:
+    """What PHI of the patients now in the database the values carry (``RecordedRequest.values``):
+    a name or medical record number as whole words in a value ("Price" in "Mr Price", never in
+    "price_data" or "Prices"), the birth date in any usual format, the e-mail, the phone number
+    however it is written."""
     from ehr_sync.models import Patient
 
-    lowered = text.lower()
+    values = [value for value in values if value]
+    tokenized = [_tokens(value) for value in values]
+    words = set().union(*tokenized) if tokenized else set()
     found = []
-    for values in Patient.objects.values_list(
+    for row in Patient.objects.values_list(
         "first_name", "last_name", "external_ehr_id", "date_of_birth", "email", "mobile_phone"
     ):
-        for what, literal, pattern in _phi_patterns(*values):
-            # The substring test is cheap; the pattern (word edges, phone separators) decides.
-            if literal in lowered and pattern.search(text):
+        for what, needle, pattern in _phi_patterns(*row):
+            if needle is not None:
+                # Cheap first: every word of the name is somewhere in the request.
+                if set(needle) <= words and any(_has_run(tokens, needle) for tokens in tokenized):
+                    found.append(what)
+            elif any(pattern.search(value) for value in values):
                 found.append(what)
     return found
 
 
 @functools.lru_cache(maxsize=4096)
-def _phi_patterns(first_name, last_name, external_ehr_id, dob, email, mobile_phone) -> tuple[tuple[str, str, re.Pattern], ...]:
+def _phi_patterns(first_name, last_name, external_ehr_id, dob, email, mobile_phone):
+    """(what, the words to find as a run of whole words, or None and a pattern to search values)."""
     found = []
     words = {"first name": first_name, "last name": last_name, "medical record number": external_ehr_id}
     for what, value in words.items():
-        if value:
-            pattern = re.compile(rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])", re.I)
-            found.append((f"{what} {value!r}", value.lower(), pattern))
+        if value and _tokens(value):
+            found.append((f"{what} {value!r}", _tokens(value), None))
     for text in {dob.isoformat(), dob.strftime("%m/%d/%Y"), f"{dob.month}/{dob.day}/{dob.year}", dob.strftime("%Y%m%d")}:
-        found.append((f"date of birth {text}", text, re.compile(re.escape(text))))
+        found.append((f"date of birth {text}", None, re.compile(rf"(?<!\d){re.escape(text)}(?!\d)")))
     if email:
-        found.append((f"e-mail {email!r}", email.lower(), re.compile(re.escape(email), re.I)))
+        found.append((f"e-mail {email!r}", None, re.compile(rf"(?<![\w.+-]){re.escape(email)}(?![\w-])", re.I)))
     digits = re.sub(r"\D", "", mobile_phone or "")[-10:]
     if len(digits) == 10:
         # 6175550123, 617-555-0123, (617) 555 0123, 617.555.0123 …
         separator = r"[\s().-]*"
         pattern = separator.join([re.escape(digits[:3]), re.escape(digits[3:6]), re.escape(digits[6:])])
-        found.append(
-            (f"phone {mobile_phone!r}", digits[6:], re.compile(rf"(?<!\d)(?:\+?1{separator})?{pattern}(?!\d)"))
-        )
+        found.append((f"phone {mobile_phone!r}", None, re.compile(rf"(?<!\d)(?:\+?1{separator})?{pattern}(?!\d)")))
     return tuple(found)
 
 
@@ -476,7 +561,10 @@ class RecordingStripeClient(stripe.RequestsClient):
     def __init__(self, server: LocalStripeServer) -> None:
         super().__init__(timeout=30)
         self.server = server
-        self.checkout = FakeCheckout(server)
+        # What localstripe lacks of Connect's direct charges: the platform's application fee, by
+        # PaymentIntent (taken off the request before localstripe sees it, put back on its answers).
+        self.application_fees: dict[str, int] = {}
+        self.checkout = FakeCheckout(server, self.application_fees)
         self.connect = FakeConnect()
         self.recorded: list[RecordedRequest] = []
         self.leaks: list[PhiLeak] = []
@@ -519,12 +607,55 @@ class RecordingStripeClient(stripe.RequestsClient):
         if fake is not None:
             body, status = fake
             return body, status, CaseInsensitiveDict({"Request-Id": f"req_fake_{_token(12)}"})
+        fee, post_data = self._application_fee_taken_off(recorded, post_data)
+        if fee is not None and fee > self._payment_intent_amount(recorded):
+            body, status = _error_body(400, "The application fee cannot be more than the amount of the payment.")
+            return body, status, CaseInsensitiveDict({"Request-Id": f"req_fake_{_token(12)}"})
         response = super().request(method, url, headers, post_data)
+        response = self._application_fee_put_back(recorded, response, fee)
         if self._should_fail(recorded):
             import requests as requests_library
 
             self._handle_request_error(requests_library.exceptions.ReadTimeout("Read timed out. (read timeout=80)"))
         return response
+
+    def _application_fee_taken_off(self, recorded: RecordedRequest, post_data):
+        """localstripe refuses ``application_fee_amount`` (it has no Connect): take it off a
+        PaymentIntent's create or capture, to be put back on what it answers."""
+        if recorded.method != "POST" or not re.fullmatch(r"/v1/payment_intents(/[^/]+/capture)?", recorded.path):
+            return None, post_data
+        params = recorded.params
+        if "application_fee_amount" not in params:
+            return None, post_data
+        fee = int(params.pop("application_fee_amount"))
+        return fee, urlencode(_form(params)).encode()
+
+    def _payment_intent_amount(self, recorded: RecordedRequest) -> int:
+        if recorded.path == "/v1/payment_intents":
+            return int(recorded.params.get("amount") or 0)
+        intent_id = recorded.path.split("/")[3]
+        return int(self.server.call("GET", f"/v1/payment_intents/{intent_id}")["amount"])
+
+    def _application_fee_put_back(self, recorded: RecordedRequest, response, fee: int | None):
+        content, status, response_headers = response
+        if not recorded.path.startswith("/v1/payment_intents") or status >= 400:
+            return response
+        body = json.loads(content)
+        if fee is not None and body.get("object") == "payment_intent":
+            self.application_fees[body["id"]] = fee
+        intents = body.get("data") if body.get("object") == "list" else [body]
+        for intent in intents or []:
+            if intent.get("object") != "payment_intent":
+                continue
+            intent_fee = self.application_fees.get(intent["id"])
+            intent["application_fee_amount"] = intent_fee
+            charge = intent.get("latest_charge")
+            if isinstance(charge, dict):
+                # Stripe's charge names the fee once it is taken: on capture.
+                taken = intent_fee is not None and charge.get("captured")
+                charge["application_fee_amount"] = intent_fee if taken else None
+                charge["application_fee"] = f"fee_{charge['id'][3:]}" if taken else None
+        return json.dumps(body).encode(), status, response_headers
 
     def _should_fail(self, recorded: RecordedRequest) -> bool:
         with self._lock:
@@ -535,7 +666,7 @@ class RecordingStripeClient(stripe.RequestsClient):
         return False
 
     def _check_for_phi(self, recorded: RecordedRequest) -> None:
-        for what in phi_found_in(recorded.text()):
+        for what in phi_found_in(recorded.values()):
             self.leaks.append(PhiLeak(recorded, what))
 
     def _fake(self, recorded: RecordedRequest) -> tuple[bytes, int] | None:
@@ -700,6 +831,37 @@ class StripeWorld:
 
 
 # -- a clinic on Stripe, and its patients' payments -------------------------------------------------
+
+# Patients as a clinic has them: names from many places, with hyphens, accents and several words,
+# and some that are also words of Stripe's API (a Price, a Card, an Amount, a Customer, a Mode, a
+# Line), which a check of words rather than values would find in every request LumaPay sends.
+STRIPE_TEST_PATIENTS = [
+    ("Leontyne", "Price", datetime.date(1957, 2, 10), "leontyne.price@mail.example", "+15035550147", "MRN-LP-3310"),
+    ("Wilhelmina", "Card", datetime.date(1990, 11, 30), "w.card@mail.example", "+17185550162", "MRN-WC-0412"),
+    ("Gideon", "Amount", datetime.date(1972, 5, 17), "gideon.amount@mail.example", "+14045550173", "MRN-GA-5521"),
+    ("Rosalind", "Customer", datetime.date(1949, 8, 4), "rcustomer@mail.example", "+16025550188", "MRN-RC-7730"),
+    ("Ingrid", "Mode", datetime.date(2001, 1, 22), "ingrid.mode@mail.example", "+12065550109", "MRN-IM-1180"),
+    ("Line", "Haugen", datetime.date(1986, 6, 14), "line.haugen@mail.example", "+16175550131", "MRN-LH-9043"),
+    ("Nguyễn Thị", "Hương", datetime.date(1979, 12, 2), "huong.nguyen@mail.example", "+17145550156", "MRN-NH-2267"),
+    ("José María", "García Márquez", datetime.date(1965, 3, 28), "jm.garcia@mail.example", "+13055550120", "MRN-JG-6604"),
+    ("Evangelina", "Quintanilla-Okafor", datetime.date(1961, 7, 23), "evangelina.q@mail.example", "+16175550123", "MRN-EQ-7781"),
+    ("Seán", "O'Brien", datetime.date(1994, 9, 9), "sean.obrien@mail.example", "+15085550194", "MRN-SO-3358"),
+]
+
+
+def stripe_test_patient(organization, first_name: str):
+    """One of ``STRIPE_TEST_PATIENTS`` in the organization (made once)."""
+    from ehr_sync.models import Patient
+
+    from .factories import PatientFactory
+
+    (first, last, born, email, phone, mrn) = next(row for row in STRIPE_TEST_PATIENTS if row[0] == first_name)
+    existing = Patient.objects.filter(organization=organization, external_ehr_id=mrn).first()
+    return existing or PatientFactory(
+        organization=organization, first_name=first, last_name=last, date_of_birth=born, email=email,
+        mobile_phone=phone, external_ehr_id=mrn,
+    )
+
 
 
 def stripe_clinic(world: StripeWorld, organization, *, onboarded: bool = True):

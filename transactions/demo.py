@@ -22,6 +22,7 @@ from ehr_sync.demo import COPAYS, DAYS
 from ehr_sync.models import Patient
 from lumapay.models import ActorType
 from org_profile.enums import PaymentGateway, Role
+from org_profile.fees import platform_fee_cents
 from org_profile.models import Location, Organization, User
 
 from .enums import (
@@ -262,6 +263,7 @@ class _DemoPayments:
                 currency=transaction.currency,
                 client_reference="",  # the transaction's id, once it has one
                 merchant_name=organization.display_name,
+                application_fee_cents=platform_fee_cents(organization, transaction.amount_cents),
                 success_url=f"{settings.SITE_URL}/pay/done",
                 cancel_url=f"{settings.SITE_URL}/pay/cancelled",
                 expires_at=plan.at + SESSION_LIFETIME,
@@ -311,6 +313,7 @@ class _DemoPayments:
             session.status = SandboxSessionStatus.COMPLETE
             transaction.gateway_charge_id = charge.id
             transaction.authorization_code = charge.authorization_code
+            transaction.platform_fee_cents = session.application_fee_cents
             transaction.paid_at = paid_at
             event(
                 transaction, Kind.CHARGE_SUCCEEDED, charge.amount_cents, charge_event_key(fact), paid_at,

@@ -193,6 +193,10 @@ class Transaction(models.Model):
     dispute_fee_cents = models.BigIntegerField(
         default=0, help_text="the processor's dispute fees taken, less those given back (from the ledger)"
     )
+    platform_fee_cents = models.BigIntegerField(
+        default=0,
+        help_text="the platform's fee on the charge (Stripe's application fee), as the gateway reports it",
+    )
     last_error = models.CharField(
         max_length=500, blank=True, help_text="the message of the newest unresolved failure (transactions.problems)"
     )

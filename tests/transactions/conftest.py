@@ -12,10 +12,12 @@ from ..stripe_support import (
     PUBLISHABLE_KEY,
     SECRET_KEY,
     WEBHOOK_SECRET,
+    STRIPE_TEST_PATIENTS,
     LocalStripeServer,
     RecordingStripeClient,
     StripeWorld,
     stripe_clinic,
+    stripe_test_patient,
 )
 
 
@@ -44,5 +46,9 @@ def stripe_world(localstripe_server, settings, monkeypatch):
 
 @pytest.fixture
 def stripe_organization(stripe_world, organization):
-    """The Riverside clinic, taking payments through Stripe on its onboarded connected account."""
+    """The Riverside clinic, taking payments through Stripe on its onboarded connected account. Its
+    patients include every one of ``STRIPE_TEST_PATIENTS`` (a Price, a Card, an Amount …), so
+    each request a Stripe test sends is checked against names that are also Stripe's words."""
+    for first_name, *_rest in STRIPE_TEST_PATIENTS:
+        stripe_test_patient(organization, first_name)
     return stripe_clinic(stripe_world, organization)

@@ -8,6 +8,7 @@ from django.urls import reverse
 from lumapay.models import AuditEvent
 from org_profile.models import Organization
 from transactions.enums import GatewayEventStatus
+from transactions.gateways.stripe.client import idempotency_key
 from transactions.models import GatewayEvent
 
 from ..stripe_support import event_receive, stripe_clinic, stripe_event
@@ -48,7 +49,7 @@ def test_connecting_creates_the_account_with_business_information_only_and_opens
     assert response.status_code == 302
     assert response["Location"] == link["url"]
     assert create.account is None  # made by the platform, not on behalf of an account
-    assert create.headers["Idempotency-Key"] == f"lumapay-organization-{clinic.pk}-account"
+    assert create.headers["Idempotency-Key"] == idempotency_key(row="organization", pk=clinic.pk, action="account")
     assert create.params == {
         "type": "standard",
         "country": "US",

@@ -12,6 +12,7 @@ from transactions.enums import PaymentRequestStatus, RefundStatus, TransactionEv
 from transactions.gateways import gateway_for, gateway_named
 from transactions.gateways.base import GatewayError, GatewayUnavailable
 from transactions.gateways.stripe import StripeGateway, charge_fact_from_payment_intent
+from transactions.gateways.stripe.client import idempotency_key
 from transactions.links import payment_link_token
 from transactions.models import Refund, Transaction, TransactionEvent
 from transactions.services.payments import checkout_begin, checkout_outcome_record
@@ -225,7 +226,7 @@ def test_a_full_refund_goes_to_stripe_with_its_stored_key(stripe_world, stripe_o
     (at_stripe,) = stripe_world.server.refunds_of(paid.gateway_charge_id)
     (create,) = stripe_world.http.sent("POST", "/v1/refunds")
     assert create.account == stripe_organization.stripe_account_id
-    assert create.headers["Idempotency-Key"] == str(refund.idempotency_key)
+    assert create.headers["Idempotency-Key"] == idempotency_key(row="refund", pk=refund.pk, action="refund")
     assert create.params == {
         "payment_intent": paid.gateway_charge_id,
         "amount": "10000",

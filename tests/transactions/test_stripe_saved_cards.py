@@ -8,6 +8,7 @@ from ehr_sync.enums import AppointmentStatus
 from lumapay.errors import ApplicationError
 from lumapay.models import AuditEvent
 from transactions.enums import PaymentRequestKind, SavedCardStatus, TransactionEventKind as Kind, TransactionStatus
+from transactions.gateways.stripe.client import idempotency_key
 from transactions.models import SavedCard, TransactionEvent
 from transactions.services.refunds import refund_create
 from transactions.tasks import authorizations_release_for_missed_visits
@@ -137,7 +138,7 @@ def test_staff_charge_a_card_on_file_off_session(stripe_world, stripe_organizati
         "capture_method": "automatic",
         "metadata": {"lumapay_transaction_id": str(transaction.pk), "lumapay_organization_id": str(stripe_organization.pk)},
     }
-    assert create.headers["Idempotency-Key"] == f"lumapay-transaction-{transaction.pk}-payment"
+    assert create.headers["Idempotency-Key"] == idempotency_key(row="transaction", pk=transaction.pk, action="charge")
     assert create.account == stripe_organization.stripe_account_id
     assert (transaction.status, transaction.charged_cents, transaction.saved_card, transaction.card_last4) == (
         TransactionStatus.SUCCEEDED, 2500, card, "4242"

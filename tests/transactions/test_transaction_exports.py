@@ -18,7 +18,7 @@ from lumapay.models import ActorType, AuditEvent
 from org_profile.enums import PaymentGateway, Role
 from tests.factories import LocationFactory, MembershipFactory, PatientFactory
 from transactions.enums import ExportStatus, PaymentRequestKind
-from transactions.models import TransactionExport
+from transactions.models import Transaction, TransactionExport
 from transactions.services import exports as export_services
 from transactions.tasks import transaction_export_build, transaction_exports_expire
 
@@ -30,7 +30,7 @@ EXPORT = reverse("transactions:export_create")
 LA = "America/Los_Angeles"
 HEADERS = [
     "Transaction ID", "Created", "Paid", "Patient", "Patient EHR ID", "Location", "Kind", "Billing item", "Status",
-    "Amount", "Collected", "Refunded", "Net", "Processing fee", "Currency", "Vendor", "Card brand", "Card last 4",
+    "Amount", "Collected", "Refunded", "Net", "Processing fee", "Platform fee", "Currency", "Vendor", "Card brand", "Card last 4",
     "Authorization code", "Processor reference", "Last error",
 ]
 USD = '"$"#,##0.00;-"$"#,##0.00'
@@ -99,6 +99,7 @@ def test_a_small_export_downloads_at_once_with_exactly_the_filtered_rows(client_
 
 
 def test_cells_are_numbers_dates_and_text_with_formats(client_for, manager, clinic, location):
+    Transaction.objects.filter(pk=clinic["paid"].pk).update(platform_fee_cents=153)  # the platform's fee, $1.53
     response = client_for(manager).post(EXPORT, {"q": "ruiz", "status": ["partially_refunded"]})
     sheet = _workbook(response.content)["Transactions"]
     header, row = list(sheet.iter_rows(min_row=1, max_row=2))
@@ -119,6 +120,7 @@ def test_cells_are_numbers_dates_and_text_with_formats(client_for, manager, clin
         12.5,
         30,
         0,
+        1.53,
         "USD",
         "Sandbox",
         "Visa",
@@ -144,8 +146,8 @@ def test_the_sheet_has_frozen_headers_widths_and_a_filter(client_for, manager, c
     assert sheet.freeze_panes == "A2"
     assert sheet.column_dimensions["A"].width == 14
     assert sheet.column_dimensions["D"].width == 28
-    assert sheet.column_dimensions["U"].width == 40
-    assert sheet.auto_filter.ref == "A1:U5"
+    assert sheet.column_dimensions["V"].width == 40
+    assert sheet.auto_filter.ref == "A1:V5"
 
 
 def test_text_that_a_spreadsheet_would_run_is_neutralized(client_for, manager, clinic):

@@ -46,6 +46,8 @@ class ChargeFact:
     card_last4: str = ""
     authorization_code: str = ""
     fee_cents: int = 0
+    # The platform's application fee on the charge, as the gateway reports it (org_profile.fees).
+    platform_fee_cents: int = 0
     failure_code: str = ""
     failure_message: str = ""
 

@@ -14,6 +14,8 @@ import time
 
 from django.conf import settings
 
+from org_profile.fees import platform_fee_cents
+
 from ..sandbox import processor
 from ..sandbox.models import SandboxCharge, SandboxRefund
 from .base import (
@@ -41,6 +43,8 @@ class SandboxGateway:
             currency=transaction.currency,
             client_reference=str(transaction.pk),
             merchant_name=transaction.organization.display_name,
+            # The same fee, by the same rule, as on Stripe: `make dev` shows it on every payment.
+            application_fee_cents=platform_fee_cents(transaction.organization, transaction.amount_cents),
             success_url=success_url,
             cancel_url=cancel_url,
         )
@@ -117,6 +121,7 @@ def _charge_fact(charge: SandboxCharge) -> ChargeFact:
         card_last4=charge.card_last4,
         authorization_code=charge.authorization_code,
         fee_cents=processor.sandbox_fee_cents(charge.amount_cents) if charge.is_paid else 0,
+        platform_fee_cents=charge.session.application_fee_cents if charge.is_paid else 0,
         failure_code=charge.failure_code,
         failure_message=charge.failure_message,
     )
@@ -142,6 +147,7 @@ def _facts(event_type: str, obj: dict) -> list[LedgerFact]:
             card_last4=obj.get("card", {}).get("last4", ""),
             authorization_code=obj.get("authorization_code", ""),
             fee_cents=obj.get("fee", 0),
+            platform_fee_cents=obj.get("application_fee_amount", 0),
             failure_code=obj.get("failure_code", ""),
             failure_message=obj.get("failure_message", ""),
         )

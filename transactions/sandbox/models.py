@@ -24,6 +24,9 @@ class SandboxCheckoutSession(models.Model):
     currency = models.CharField(max_length=3, default="usd")
     client_reference = models.CharField(max_length=100, help_text="our transaction id, opaque to the processor")
     merchant_name = models.CharField(max_length=200)
+    application_fee_cents = models.BigIntegerField(
+        default=0, help_text="what the platform takes of the payment, as the merchant asked (Stripe's application_fee_amount)"
+    )
     success_url = models.URLField(max_length=500)
     cancel_url = models.URLField(max_length=500)
     status = models.CharField(max_length=30, choices=SandboxSessionStatus.choices, default=SandboxSessionStatus.OPEN)

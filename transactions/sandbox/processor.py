@@ -117,8 +117,13 @@ def session_create(
     merchant_name: str,
     success_url: str,
     cancel_url: str,
+    application_fee_cents: int = 0,
 ) -> SandboxCheckoutSession:
-    """Open a hosted checkout for an amount; ``client_reference`` is the merchant's opaque id."""
+    """Open a hosted checkout for an amount; ``client_reference`` is the merchant's opaque id, and
+    ``application_fee_cents`` what the platform takes of the payment (as Stripe's
+    ``application_fee_amount``): never more than the amount."""
+    if not 0 <= application_fee_cents <= amount_cents:
+        raise SandboxError("The application fee must be between zero and the amount.")
     return SandboxCheckoutSession.objects.create(
         id=_new_id("cs"),
         organization_id=organization_id,
@@ -126,6 +131,7 @@ def session_create(
         currency=currency,
         client_reference=client_reference,
         merchant_name=merchant_name,
+        application_fee_cents=application_fee_cents,
         success_url=success_url,
         cancel_url=cancel_url,
         expires_at=timezone.now() + SESSION_LIFETIME,
@@ -357,6 +363,7 @@ def _charge_payload(charge: SandboxCharge) -> dict:
         "failure_message": charge.failure_message,
         "authorization_code": charge.authorization_code,
         "fee": sandbox_fee_cents(charge.amount_cents) if charge.is_paid else 0,
+        "application_fee_amount": charge.session.application_fee_cents if charge.is_paid else 0,
         "card": {"brand": charge.card_brand, "last4": charge.card_last4},
     }
 

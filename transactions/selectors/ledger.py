@@ -156,13 +156,15 @@ def transaction_refunds(*, transaction: Transaction) -> list[Refund]:
 def transaction_net_cents(*, transaction: Transaction) -> int:
     """What the clinic keeps: charged, less refunds that succeeded (whoever made them), less what
     disputes withdrew and did not reinstate, less the processor's fees (on the charge, and for
-    disputes)."""
+    disputes) and the platform's (Stripe does not give the platform's fee back when a payment is
+    refunded)."""
     return (
         transaction.charged_cents
         - transaction.refunded_cents
         - transaction.disputed_cents
         - transaction.fee_cents
         - transaction.dispute_fee_cents
+        - transaction.platform_fee_cents
     )
 
 

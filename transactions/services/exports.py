@@ -93,6 +93,7 @@ COLUMNS = [
     Column("Refunded", 12, "money"),
     Column("Net", 12, "money"),
     Column("Processing fee", 14, "money"),
+    Column("Platform fee", 13, "money"),
     Column("Currency", 9, "text"),
     Column("Vendor", 12, "text"),
     Column("Card brand", 14, "text"),
@@ -161,7 +162,7 @@ def export_rows(transactions: QuerySet[Transaction], *, organization: Organizati
         .values_list(
             "id", "created_local", "paid_local", "patient_name", "patient__external_ehr_id", "location__name",
             "kind", "billing_item", "status", "amount_cents", "charged_cents", "refunded_cents", "fee_cents",
-            "currency", "vendor", "card_brand", "card_last4", "authorization_code", "gateway_charge_id",
+            "platform_fee_cents", "currency", "vendor", "card_brand", "card_last4", "authorization_code", "gateway_charge_id",
             "last_error",
         )
     )
@@ -201,13 +202,13 @@ def workbook_write(
     count = 0
     for (
         pk, created, paid, patient, ehr_id, location, kind, billing_item, status, amount, charged, refunded, fee,
-        currency, vendor, brand, last4, authorization, charge_id, last_error,
+        platform_fee, currency, vendor, brand, last4, authorization, charge_id, last_error,
     ) in rows:
         append(
             (
                 pk, created, paid, patient, ehr_id, location, kind_of(kind, kind), billing_item,
                 status_of(status, status), amount / 100, charged / 100, refunded / 100, (charged - refunded) / 100,
-                fee / 100, currency.upper(), vendor_of(vendor, vendor), brand_of(brand, brand), last4,
+                fee / 100, platform_fee / 100, currency.upper(), vendor_of(vendor, vendor), brand_of(brand, brand), last4,
                 authorization, charge_id, last_error,
             )
         )

@@ -74,8 +74,11 @@ def charge_fact_record(
             locked.card_last4 = fact.card_last4
             locked.authorization_code = fact.authorization_code
             locked.fee_cents = fact.fee_cents
+            locked.platform_fee_cents = fact.platform_fee_cents
             locked.save(
-                update_fields=["gateway_charge_id", "card_brand", "card_last4", "authorization_code", "fee_cents"]
+                update_fields=[
+                    "gateway_charge_id", "card_brand", "card_last4", "authorization_code", "fee_cents", "platform_fee_cents",
+                ]
             )
             if transaction.payment_request_id and payment_request.status != PaymentRequestStatus.PAID:
                 old_status = payment_request.status
@@ -430,5 +433,6 @@ def _copy_to(target: Transaction, source: Transaction) -> None:
     for field in (
         "charged_cents", "refunded_cents", "disputed_cents", "dispute_fee_cents", "status", "last_error",
         "has_unresolved_problems", "paid_at", "gateway_charge_id", "card_brand", "card_last4", "authorization_code", "fee_cents",
+        "platform_fee_cents",
     ):
         setattr(target, field, getattr(source, field))

@@ -86,7 +86,7 @@ def saved_card_setup_begin(
             .exclude(gateway_customer_id="")
             .values_list("gateway_customer_id", flat=True)
             .first()
-        ) or gateway.customer_create(organization=organization)
+        ) or gateway.customer_create(organization=organization, patient_id=patient.pk)
         card = SavedCard.objects.create(
             organization=organization,
             patient=patient,

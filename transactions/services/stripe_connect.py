@@ -18,7 +18,7 @@ from django.db.models import Q
 from lumapay.audit import audit_event_record
 from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
-from lumapay.models import ActorType
+from lumapay.models import ActorType, AuditEvent
 from org_profile.access import ADMINISTRATORS, AccessDenied, staff_access
 from org_profile.enums import PaymentGateway
 from org_profile.models import Organization
@@ -104,7 +104,9 @@ def stripe_onboarding_start(*, organization: Organization, actor, return_url: st
         raise ApplicationError("Stripe is not configured on this server: set STRIPE_SECRET_KEY.")
     gateway = StripeGateway()
     if not organization.stripe_account_id:
-        fact = gateway.account_create(organization=organization)
+        fact = gateway.account_create(
+            organization=organization, attempt=_attempt(organization, AuditAction.STRIPE_ACCOUNT_CREATED)
+        )
         # A second administrator's click at the same moment gets the same account from Stripe
         # (same idempotency key); whichever request stores it first wins, the other reads it.
         stored = Organization.objects.filter(pk=organization.pk, stripe_account_id__isnull=True).update(
@@ -122,7 +124,11 @@ def stripe_onboarding_start(*, organization: Organization, actor, return_url: st
                 changes={"stripe_account_id": [None, fact.account_id]},
             )
     url = gateway.account_link_create(
-        account_id=organization.stripe_account_id, return_url=return_url, refresh_url=refresh_url
+        organization=organization,
+        account_id=organization.stripe_account_id,
+        return_url=return_url,
+        refresh_url=refresh_url,
+        attempt=_attempt(organization, AuditAction.STRIPE_ONBOARDING_STARTED),
     )
     audit_event_record(
         organization=organization,
@@ -132,6 +138,13 @@ def stripe_onboarding_start(*, organization: Organization, actor, return_url: st
         changes={"stripe_account_id": organization.stripe_account_id},
     )
     return url
+
+
+def _attempt(organization: Organization, done: AuditAction) -> int:
+    """Which try this is of an onboarding step, for its Idempotency-Key: one more than the times it
+    was done (its audit events). A click whose answer never came back was not recorded, so clicking
+    again repeats that try and Stripe answers it with what it made the first time."""
+    return AuditEvent.objects.filter(organization=organization, action=done).count() + 1
 
 
 def stripe_account_refresh(*, organization: Organization, actor) -> Organization:

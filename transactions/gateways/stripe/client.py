@@ -12,6 +12,8 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 import stripe
 from django.conf import settings
 
+from lumapay.models import Installation
+from org_profile.fees import platform_fee_cents
 from org_profile.models import Organization
 
 from ..base import GatewayError, GatewayUnavailable
@@ -51,6 +53,37 @@ def stripe_client() -> stripe.StripeClient:
         max_network_retries=0,
         http_client=http_client,
     )
+
+
+def idempotency_namespace() -> str:
+    """This installation's part of every key: ``STRIPE_IDEMPOTENCY_NAMESPACE``, or the random id
+    the database was given (migration lumapay 0004; made here if the row is missing)."""
+    if settings.STRIPE_IDEMPOTENCY_NAMESPACE:
+        return settings.STRIPE_IDEMPOTENCY_NAMESPACE
+    installation, _created = Installation.objects.get_or_create(pk=1)
+    return installation.namespace
+
+
+def idempotency_key(*, row: str, pk: int, action: str, attempt: int = 1) -> str:
+    """The Idempotency-Key of every POST we send to Stripe: ``lumapay:<namespace>:<row>:<pk>:<action>:<attempt>``.
+
+    The same row, action and attempt always give the same key, so a retry of a request whose answer
+    we never heard (a timeout, a worker killed, the patient pressing again) gets Stripe's first
+    answer instead of a second object. A deliberate new try (a fresh checkout after one expired, a
+    new onboarding link) is a new row or a higher ``attempt``. The namespace keeps two installations
+    sharing one platform account apart: bare database ids would collide. Stripe keeps a key for at
+    least 24 hours.
+    """
+    if not (row.replace("_", "").isalpha() and action.replace("_", "").isalpha() and int(pk) > 0 and int(attempt) > 0):
+        raise ValueError(f"not an idempotency key: row={row!r} pk={pk!r} action={action!r} attempt={attempt!r}")
+    return f"lumapay:{idempotency_namespace()}:{row}:{int(pk)}:{action}:{int(attempt)}"
+
+
+def application_fee(organization: Organization, amount_cents: int) -> dict:
+    """``application_fee_amount`` for a charge of ``amount_cents`` on the clinic's account (a direct
+    charge: the platform's fee goes from it to the platform's balance), left out when it is zero."""
+    fee = platform_fee_cents(organization, amount_cents)
+    return {"application_fee_amount": fee} if fee else {}
 
 
 def error_message(error: stripe.StripeError) -> str:

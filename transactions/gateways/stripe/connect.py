@@ -11,7 +11,7 @@ from django.utils import timezone
 from org_profile.models import Organization
 
 from ..base import AccountFact
-from .client import METADATA_ORGANIZATION, as_dict, stripe_call, stripe_client
+from .client import METADATA_ORGANIZATION, as_dict, idempotency_key, stripe_call, stripe_client
 from .facts import account_fact_from_account
 
 CONNECT_ACCOUNT_TYPE = "standard"
@@ -20,8 +20,9 @@ CONNECT_ACCOUNT_TYPE = "standard"
 class StripeConnect:
     """Onboarding a clinic's connected account (part of ``StripeGateway``)."""
 
-    def account_create(self, *, organization: Organization) -> AccountFact:
-        """A connected account for the clinic, with its business information only."""
+    def account_create(self, *, organization: Organization, attempt: int = 1) -> AccountFact:
+        """A connected account for the clinic, with its business information only. ``attempt``: the
+        how-manyth account this clinic asks for (a second only after the first was let go)."""
         business_profile = {"name": organization.display_name}
         if organization.website:
             business_profile["url"] = organization.website
@@ -54,7 +55,8 @@ class StripeConnect:
         with stripe_call("creating the clinic's Stripe account"):
             # The key makes a double submit return the same account instead of a second one.
             account = stripe_client().v1.accounts.create(
-                params, {"idempotency_key": f"lumapay-organization-{organization.pk}-account"}
+                params,
+                {"idempotency_key": idempotency_key(row="organization", pk=organization.pk, action="account", attempt=attempt)},
             )
         return account_fact_from_account(as_dict(account), as_of=int(timezone.now().timestamp()))
 
@@ -63,10 +65,20 @@ class StripeConnect:
             account = stripe_client().v1.accounts.retrieve(account_id)
         return account_fact_from_account(as_dict(account), as_of=int(timezone.now().timestamp()))
 
-    def account_link_create(self, *, account_id: str, return_url: str, refresh_url: str) -> str:
+    def account_link_create(
+        self, *, organization: Organization, account_id: str, return_url: str, refresh_url: str, attempt: int
+    ) -> str:
+        """Stripe's onboarding address for the account. A link works once and briefly, so each
+        onboarding the administrator starts is a new ``attempt``; a retry of one they never got
+        the answer to is the same attempt, and Stripe hands back the same unused link."""
         with stripe_call("starting Stripe onboarding"):
             link = stripe_client().v1.account_links.create(
-                {"account": account_id, "type": "account_onboarding", "return_url": return_url, "refresh_url": refresh_url}
+                {"account": account_id, "type": "account_onboarding", "return_url": return_url, "refresh_url": refresh_url},
+                {
+                    "idempotency_key": idempotency_key(
+                        row="organization", pk=organization.pk, action="account_link", attempt=attempt
+                    )
+                },
             )
         return link.url
 

@@ -49,6 +49,10 @@ def charge_fact_from_payment_intent(pi: dict) -> ChargeFact:
     if status == "succeeded":
         balance_transaction = (charge or {}).get("balance_transaction")
         fee = (balance_transaction.get("fee") or 0) if isinstance(balance_transaction, dict) else 0
+        # What Stripe says the platform took: the charge's application fee, else the PaymentIntent's.
+        platform_fee = (charge or {}).get("application_fee_amount")
+        if platform_fee is None:
+            platform_fee = pi.get("application_fee_amount")
         return ChargeFact(
             status="succeeded",
             charge_id=pi["id"],
@@ -57,6 +61,7 @@ def charge_fact_from_payment_intent(pi: dict) -> ChargeFact:
             card_last4=last4,
             authorization_code=card.get("authorization_code") or "",
             fee_cents=fee,
+            platform_fee_cents=platform_fee or 0,
         )
     if status == "requires_capture":
         return ChargeFact(

@@ -21,8 +21,10 @@ from .client import (
     METADATA_REFUND,
     METADATA_TRANSACTION,
     account_of,
+    application_fee,
     as_dict,
     id_of,
+    idempotency_key,
     payment_intent_retrieve,
     stripe_call,
     stripe_client,
@@ -66,13 +68,20 @@ class StripeGateway(StripeEvents, StripeConnect, StripeSavedCards):
             "client_reference_id": str(transaction.pk),
             "metadata": metadata,
             # The PaymentIntent's own events name our transaction too.
-            "payment_intent_data": {"metadata": metadata},
+            "payment_intent_data": {"metadata": metadata, **application_fee(organization, transaction.amount_cents)},
             "success_url": success_url,
             "cancel_url": cancel_url,
             "expires_at": int(expires_at.timestamp()),
         }
         with stripe_call("starting the checkout"):
-            session = stripe_client().v1.checkout.sessions.create(params, {"stripe_account": account})
+            session = stripe_client().v1.checkout.sessions.create(
+                params,
+                {
+                    "stripe_account": account,
+                    # A new checkout is a new transaction row, so a fresh one after expiry gets a new key.
+                    "idempotency_key": idempotency_key(row="transaction", pk=transaction.pk, action="checkout"),
+                },
+            )
         return CheckoutStart(checkout_id=session.id, redirect_url=session.url, expires_at=timestamp_of(session.expires_at))
 
     def checkout_outcome(self, *, transaction) -> ChargeFact:
@@ -93,7 +102,11 @@ class StripeGateway(StripeEvents, StripeConnect, StripeSavedCards):
         try:
             with stripe_call("closing the checkout"):
                 stripe_client().v1.checkout.sessions.expire(
-                    transaction.gateway_checkout_id, options={"stripe_account": account}
+                    transaction.gateway_checkout_id,
+                    options={
+                        "stripe_account": account,
+                        "idempotency_key": idempotency_key(row="transaction", pk=transaction.pk, action="checkout_expire"),
+                    },
                 )
         except GatewayUnavailable:
             raise
@@ -122,7 +135,8 @@ class StripeGateway(StripeEvents, StripeConnect, StripeSavedCards):
                     "amount": refund.amount_cents,
                     "metadata": {METADATA_REFUND: str(refund.pk), METADATA_IDEMPOTENCY_KEY: key},
                 },
-                {"stripe_account": account, "idempotency_key": key},
+                # The key in metadata is the refund row's own (found again by _refund_made_with).
+                {"stripe_account": account, "idempotency_key": idempotency_key(row="refund", pk=refund.pk, action="refund")},
             )
         return refund_fact_from_refund(as_dict(created))
 

@@ -19,8 +19,10 @@ from .client import (
     METADATA_SAVED_CARD,
     METADATA_TRANSACTION,
     account_of,
+    application_fee,
     as_dict,
     id_of,
+    idempotency_key,
     stripe_call,
     stripe_client,
     timestamp_of,
@@ -45,12 +47,17 @@ class SavedCardFact:
 class StripeSavedCards:
     """Cards on file (part of ``StripeGateway``)."""
 
-    def customer_create(self, *, organization: Organization) -> str:
+    def customer_create(self, *, organization: Organization, patient_id: int) -> str:
         """A Customer on the clinic's account to keep one patient's cards under. It carries no
-        name, e-mail or phone: we know whose it is, Stripe does not need to."""
+        name, e-mail or phone: we know whose it is, Stripe does not need to. One per patient: a
+        retry (the first answer lost, or the card's checkout failing after it) gets the same one."""
         with stripe_call("keeping the card"):
             customer = stripe_client().v1.customers.create(
-                {"metadata": {METADATA_ORGANIZATION: str(organization.pk)}}, {"stripe_account": account_of(organization)}
+                {"metadata": {METADATA_ORGANIZATION: str(organization.pk)}},
+                {
+                    "stripe_account": account_of(organization),
+                    "idempotency_key": idempotency_key(row="patient", pk=patient_id, action="customer"),
+                },
             )
         return customer.id
 
@@ -72,7 +79,13 @@ class StripeSavedCards:
             "expires_at": int(expires_at.timestamp()),
         }
         with stripe_call("starting the card's checkout"):
-            session = stripe_client().v1.checkout.sessions.create(params, {"stripe_account": account_of(organization)})
+            session = stripe_client().v1.checkout.sessions.create(
+                params,
+                {
+                    "stripe_account": account_of(organization),
+                    "idempotency_key": idempotency_key(row="saved_card", pk=saved_card_id, action="card_setup"),
+                },
+            )
         return CheckoutStart(checkout_id=session.id, redirect_url=session.url, expires_at=timestamp_of(session.expires_at))
 
     def card_setup_outcome(self, *, organization: Organization, setup_id: str) -> SavedCardFact | None:
@@ -106,7 +119,8 @@ class StripeSavedCards:
 
         Returns the PaymentIntent's id and what became of it. A decline is an outcome, not an
         error: it comes back as a failed fact. The idempotency key is the transaction's, so a
-        retried request never charges twice.
+        retried request never charges twice. A charge pays the platform's fee at once; a hold pays
+        it when captured, on the amount captured (``authorization_capture``).
         """
         organization = transaction.organization
         account = account_of(organization)
@@ -120,10 +134,16 @@ class StripeSavedCards:
             "capture_method": "automatic" if capture else "manual",
             "metadata": {METADATA_TRANSACTION: str(transaction.pk), METADATA_ORGANIZATION: str(organization.pk)},
         }
+        if capture:
+            params.update(application_fee(organization, transaction.amount_cents))
         try:
             with stripe_call("charging the card on file"):
                 intent = stripe_client().v1.payment_intents.create(
-                    params, {"stripe_account": account, "idempotency_key": f"lumapay-transaction-{transaction.pk}-payment"}
+                    params,
+                    {
+                        "stripe_account": account,
+                        "idempotency_key": idempotency_key(row="transaction", pk=transaction.pk, action="charge"),
+                    },
                 )
         except GatewayUnavailable:
             raise
@@ -148,9 +168,14 @@ class StripeSavedCards:
         account = account_of(transaction.organization)
         try:
             with stripe_call("capturing the held payment"):
+                # The whole hold is captured: the platform's fee is worked out on that amount.
                 stripe_client().v1.payment_intents.capture(
                     transaction.gateway_checkout_id,
-                    options={"stripe_account": account, "idempotency_key": f"lumapay-transaction-{transaction.pk}-capture"},
+                    application_fee(transaction.organization, transaction.amount_cents),
+                    {
+                        "stripe_account": account,
+                        "idempotency_key": idempotency_key(row="transaction", pk=transaction.pk, action="capture"),
+                    },
                 )
         except GatewayUnavailable:
             raise
@@ -167,7 +192,13 @@ class StripeSavedCards:
         account = account_of(transaction.organization)
         try:
             with stripe_call("releasing the held payment"):
-                stripe_client().v1.payment_intents.cancel(transaction.gateway_checkout_id, options={"stripe_account": account})
+                stripe_client().v1.payment_intents.cancel(
+                    transaction.gateway_checkout_id,
+                    options={
+                        "stripe_account": account,
+                        "idempotency_key": idempotency_key(row="transaction", pk=transaction.pk, action="release"),
+                    },
+                )
         except GatewayUnavailable:
             raise
         except GatewayError:
@@ -182,7 +213,11 @@ class StripeSavedCards:
         try:
             with stripe_call("removing the card"):
                 stripe_client().v1.payment_methods.detach(
-                    saved_card.gateway_payment_method_id, options={"stripe_account": account_of(saved_card.organization)}
+                    saved_card.gateway_payment_method_id,
+                    options={
+                        "stripe_account": account_of(saved_card.organization),
+                        "idempotency_key": idempotency_key(row="saved_card", pk=saved_card.pk, action="detach"),
+                    },
                 )
         except GatewayUnavailable:
             raise
