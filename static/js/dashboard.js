@@ -12,3 +12,13 @@ document.addEventListener("keydown", (event) => {
     menu.querySelector("summary").focus();
   });
 });
+
+// Filters left empty stay out of the address, so a bookmarked or shared view names only the
+// filters in use ("?status=succeeded", not "?q=&created_from=&created_to=&status=succeeded&…").
+document.addEventListener("htmx:configRequest", (event) => {
+  const data = event.detail.formData;
+  if (!data || event.detail.verb !== "get") return;
+  for (const name of new Set(data.keys())) {
+    if (data.getAll(name).every((value) => value === "")) data.delete(name);
+  }
+});
