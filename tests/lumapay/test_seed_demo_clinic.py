@@ -1,4 +1,5 @@
 import io
+import unicodedata
 
 import pytest
 from django.core.management import call_command
@@ -176,3 +177,16 @@ def test_seeding_refuses_to_run_without_debug(settings):
 
     assert "runs only with DEBUG=true" in str(error.value)
     assert Organization.objects.filter(slug="demo-clinic").count() == 0
+
+
+def test_an_accented_last_name_keeps_its_letters_in_the_patients_e_mail():
+    _seed()
+
+    # Then "García" is "garcia" in an address, never "garca"
+    accented = Patient.objects.filter(last_name__regex=r"[áéíóúñÁÉÍÓÚÑ]").exclude(email="")
+    assert accented.exists()
+    for patient in accented:
+        local_part = patient.email.split("@")[0]
+        expected = unicodedata.normalize("NFKD", patient.last_name).encode("ascii", "ignore").decode().lower()
+        assert expected in local_part, (patient.last_name, patient.email)
+        assert len(expected) == len(patient.last_name)
