@@ -195,7 +195,10 @@ def test_the_request_page_shows_the_request_its_deliveries_and_its_history(
         "Message with the link handed to the provider",
     ]
     assert response.context["history"][0].details == ["By e-mail and text message"]
-    assert response.context["history"][0].actor == str(administrator)
+    # and names who did what as the transaction's timeline does
+    assert response.context["history"][0].actor == f"{administrator.get_full_name()} ({administrator.email})"
+    assert {entry.actor for entry in response.context["history"][1:]} == {"LumaPay"}
+    assert sorted(entry.details for entry in response.context["history"][1:]) == [["By e-mail"], ["By text message"]]
     assert patient.email in content and patient.mobile_phone in content
     assert reverse("dev_outbox") not in content
     assert reverse("transactions:payment_request_resend", args=[payment_request.pk]) in content

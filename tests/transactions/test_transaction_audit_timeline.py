@@ -92,9 +92,9 @@ def test_the_whole_lifecycle_in_order_with_actors_the_fee_and_the_errors(
     refused = "The Sandbox refused the refund: only 0 cents of this charge remain refundable."
     patient_actor = f"Patient ({PATIENT_IP})"
     assert _entries(transaction) == [
-        ("Payment request sent", _staff(administrator), None, "By E-mail and SMS", False),
-        ("Message with the link handed to the provider", "LumaPay", None, "By E-mail", False),
-        ("Message with the link handed to the provider", "LumaPay", None, "By SMS", False),
+        ("Payment request sent", _staff(administrator), None, "By e-mail and text message", False),
+        ("Message with the link handed to the provider", "LumaPay", None, "By e-mail", False),
+        ("Message with the link handed to the provider", "LumaPay", None, "By text message", False),
         ("Payment link opened", patient_actor, None, "", False),
         ("Date of birth did not match", patient_actor, None, "Wrong date of birth, attempt 1 on this link.", False),
         ("Date of birth confirmed", patient_actor, None, "", False),
@@ -102,7 +102,7 @@ def test_the_whole_lifecycle_in_order_with_actors_the_fee_and_the_errors(
         ("Payment failed", "Payment processor", None, "Your card was declined.", False),
         ("Payment succeeded", "Payment processor", 4500, f"Visa ···· 4242, authorization code {transaction.authorization_code}", False),
         ("Processing fee −$1.61, net $43.39", "Payment processor", None, "", False),
-        ("Receipt e-mailed", "LumaPay", None, "By E-mail", False),
+        ("Receipt e-mailed", "LumaPay", None, "By e-mail", False),
         ("Refund requested", _staff(manager), 2000, "Reason: Lab fee waived", False),
         ("Refund succeeded", "Payment processor", 2000, "", False),
         ("Refund requested", _staff(manager), 1000, "Reason: Overpaid", False),
@@ -155,7 +155,7 @@ def test_a_refund_of_a_5126_card_fails_with_the_issuers_message(
         ("Payment failed", "Payment processor", None, "Your card has insufficient funds.", False),
         ("Payment succeeded", "Payment processor", 4500, f"Visa ···· 5126, authorization code {transaction.authorization_code}", False),
         ("Processing fee −$1.61, net $43.39", "Payment processor", None, "", False),
-        ("Receipt e-mailed", "LumaPay", None, "By E-mail", False),
+        ("Receipt e-mailed", "LumaPay", None, "By e-mail", False),
         ("Refund requested", _staff(manager), 1500, "Reason: Overpaid", False),
         ("Refund failed", "Payment processor", 1500, ISSUER_REFUSED, True),
     ]

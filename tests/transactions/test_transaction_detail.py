@@ -253,7 +253,7 @@ def test_timeline_merges_ledger_and_audit_events_in_time_order(client_for, manag
     assert [(entry.title, entry.actor, entry.amount_cents, entry.detail, entry.is_error) for entry in timeline] == [
         ("Payment succeeded", "Payment processor", 5000, f"Visa ···· 4242, authorization code {payment.authorization_code}", False),
         ("Processing fee −$1.75, net $48.25", "Payment processor", None, "", False),
-        ("Receipt e-mailed", "LumaPay", None, "By E-mail", False),
+        ("Receipt e-mailed", "LumaPay", None, "By e-mail", False),
         ("Refund requested", _staff(manager), 1000, "Reason: Lab fee waived", False),
         ("Refund succeeded", "Payment processor", 1000, "", False),
         ("Viewed 2 times by 1 staff member", _staff(manager), None, "", False),  # after the refund, and this page
@@ -300,9 +300,9 @@ def test_timeline_includes_the_payment_requests_audit_trail(organization, manage
     ]
 
     assert audit_entries == [
-        ("Receipt e-mailed", "LumaPay", "By E-mail", False, False),
-        ("Payment request sent", _staff(manager), "By E-mail and SMS", False, False),
-        ("Message with the link not sent", "LumaPay", "By SMS: The SMS provider rejected the number.", True, False),
+        ("Receipt e-mailed", "LumaPay", "By e-mail", False, False),
+        ("Payment request sent", _staff(manager), "By e-mail and text message", False, False),
+        ("Message with the link not sent", "LumaPay", "By text message: The SMS provider rejected the number.", True, False),
         ("Payment link opened", "Patient (198.51.100.7)", "", False, False),
         ("Date of birth did not match", "Patient (198.51.100.7)", "Wrong date of birth, attempt 1 on this link.", False, True),
         ("Date of birth check refused", "Patient (198.51.100.7)", "The link was locked after too many wrong dates of birth.", False, True),

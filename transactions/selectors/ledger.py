@@ -75,7 +75,8 @@ PATIENT_ACTOR = "Patient"
 
 # Where the audit helper's callers put a failure's text in ``changes``.
 _AUDIT_MESSAGE_KEYS = ("error", "error_message", "failure_message", "message", "reason")
-_CHANNEL_LABELS = dict(DeliveryChannel.choices)
+# The channels as a sentence says them ("by e-mail and text message"), not as a label ("SMS").
+CHANNEL_WORDS = {DeliveryChannel.EMAIL: "e-mail", DeliveryChannel.SMS: "text message"}
 # Reason codes some audit events carry, in words.
 _REASON_TEXTS = {
     "link_locked": "The link was locked after too many wrong dates of birth.",
@@ -197,7 +198,7 @@ def transaction_timeline(*, transaction: Transaction) -> list[TimelineEntry]:
         entry = TimelineEntry(
             at=event.created_at,
             title=title,
-            actor=OUTSIDE_ACTOR if made_outside else _actor_label(event.actor_type, event.actor_user, ip_address),
+            actor=OUTSIDE_ACTOR if made_outside else actor_label(event.actor_type, event.actor_user, ip_address),
             anchor=f"ledger-{event.pk}",
             amount_cents=event.amount_cents or None,
             currency=event.currency,
@@ -221,7 +222,7 @@ def transaction_timeline(*, transaction: Transaction) -> list[TimelineEntry]:
         entry = TimelineEntry(
             at=audit.created_at,
             title=audit_action_label(audit.action),
-            actor=_actor_label(audit.actor_type, audit.actor_user, audit.ip_address),
+            actor=actor_label(audit.actor_type, audit.actor_user, audit.ip_address),
             anchor=f"audit-{audit.pk}",
             detail=_audit_detail(audit, transaction),
             is_error=audit.action in ERROR_ACTIONS,
@@ -280,7 +281,7 @@ def transaction_views_summary(*, transaction: Transaction) -> ViewsSummary | Non
         count=summary["count"],
         staff_count=summary["staff_count"],
         last_at=summary["last_at"],
-        last_by=_actor_label(ActorType.STAFF, last_user),
+        last_by=actor_label(ActorType.STAFF, last_user),
     )
 
 
@@ -364,7 +365,9 @@ def _ledger_detail(event: TransactionEvent, transaction: Transaction) -> str:
     return event.message
 
 
-def _actor_label(actor_type: str, user, ip_address: str | None = None) -> str:
+def actor_label(actor_type: str, user, ip_address: str | None = None) -> str:
+    """Who did something, as every timeline and history names them: the staff member, the patient
+    (and from where), the payment processor, or LumaPay itself."""
     if actor_type == ActorType.STAFF:
         if user is None:
             return "Clinic staff"
@@ -377,10 +380,11 @@ def _actor_label(actor_type: str, user, ip_address: str | None = None) -> str:
     return SYSTEM_ACTOR
 
 
-def _channels_text(changes: dict) -> str:
+def channels_text(changes: dict) -> str:
+    """How a message went, as every timeline and history says it: "By e-mail and text message"."""
     channels = changes.get("channels") or [changes.get("channel")]
-    labels = [str(_CHANNEL_LABELS.get(channel, channel)) for channel in channels if channel]
-    return f"By {' and '.join(labels)}" if labels else ""
+    words = [CHANNEL_WORDS.get(channel, channel) for channel in channels if channel]
+    return f"By {' and '.join(words)}" if words else ""
 
 
 def _audit_detail(audit: AuditEvent, transaction: Transaction) -> str:
@@ -397,7 +401,7 @@ def _audit_detail(audit: AuditEvent, transaction: Transaction) -> str:
     if audit.action == AuditAction.TRANSACTIONS_EXPORTED:
         rows = changes.get("row_count", changes.get("rows"))
         return f"{rows} rows" if isinstance(rows, int) else ""
-    channels = _channels_text(changes)
+    channels = channels_text(changes)
     for key in _AUDIT_MESSAGE_KEYS:
         value = changes.get(key)
         if isinstance(value, str) and value:

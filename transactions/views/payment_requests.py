@@ -28,12 +28,9 @@ from ..selectors.payment_requests import (
     payment_request_deliveries,
     payment_request_get,
 )
-from ..selectors.ledger import organization_zone
+from ..selectors.ledger import CHANNEL_WORDS, actor_label, channels_text, organization_zone
 from ..services import payment_requests as services
 from ..services.payments import payment_request_lock_remaining
-
-_CHANNEL_WORDS = {DeliveryChannel.EMAIL: "e-mail", DeliveryChannel.SMS: "text message"}
-
 
 @dataclass(frozen=True)
 class HistoryEntry:
@@ -69,7 +66,7 @@ def payment_request_new(request, patient_pk):
         except ApplicationError as error:
             form.add_application_error(error)
         else:
-            channels = " and ".join(_CHANNEL_WORDS[d.channel] for d in payment_request.deliveries.order_by("id"))
+            channels = " and ".join(CHANNEL_WORDS[d.channel] for d in payment_request.deliveries.order_by("id"))
             messages.success(
                 request,
                 f"Payment request for {format_cents(payment_request.amount_cents, payment_request.currency)} "
@@ -227,10 +224,8 @@ def _history(audit_events) -> list[HistoryEntry]:
     for event in audit_events:
         changes = event.changes or {}
         details = []
-        if changes.get("channels"):
-            details.append("By " + " and ".join(_CHANNEL_WORDS.get(c, c) for c in changes["channels"]))
-        if changes.get("channel"):
-            details.append(_CHANNEL_WORDS.get(changes["channel"], changes["channel"]).capitalize())
+        if changes.get("channels") or changes.get("channel"):
+            details.append(channels_text(changes))
         if event.action == AuditAction.PAYMENT_REQUEST_RESENT and changes.get("expires_at"):
             expires_at = datetime.datetime.fromisoformat(changes["expires_at"][1])
             details.append(f"The link now works until {format_datetime(expires_at)}")
@@ -241,7 +236,7 @@ def _history(audit_events) -> list[HistoryEntry]:
         entries.append(
             HistoryEntry(
                 label=audit_action_label(event.action),
-                actor=str(event.actor_user) if event.actor_user else event.get_actor_type_display(),
+                actor=actor_label(event.actor_type, event.actor_user, event.ip_address),
                 created_at=event.created_at,
                 details=details,
                 is_failure=event.action == AuditAction.PAYMENT_REQUEST_DELIVERY_FAILED,
