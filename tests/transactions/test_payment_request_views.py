@@ -3,6 +3,7 @@ import datetime
 import pytest
 from django.urls import reverse
 
+from ehr_sync.templatetags.phone_numbers import phone
 from lumapay import sms
 from lumapay.models import AuditEvent, DevOutboxMessage
 from org_profile.enums import Role
@@ -199,7 +200,9 @@ def test_the_request_page_shows_the_request_its_deliveries_and_its_history(
     assert response.context["history"][0].actor == f"{administrator.get_full_name()} ({administrator.email})"
     assert {entry.actor for entry in response.context["history"][1:]} == {"LumaPay"}
     assert sorted(entry.details for entry in response.context["history"][1:]) == [["By e-mail"], ["By text message"]]
-    assert patient.email in content and patient.mobile_phone in content
+    # (the mobile number written as staff read it: "+12175550100" is "(217) 555-0100")
+    assert patient.email in content and phone(patient.mobile_phone) in content
+    assert patient.mobile_phone not in content
     assert reverse("dev_outbox") not in content
     assert reverse("transactions:payment_request_resend", args=[payment_request.pk]) in content
 
