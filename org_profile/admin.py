@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db import models
 
 from .models import Location, Membership, Organization, User
 from .services import PLATFORM_FEE_FIELDS, organization_platform_fee_set
@@ -31,6 +32,8 @@ class OrganizationAdmin(admin.ModelAdmin):
     list_filter = ["payment_gateway"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [LocationInline]
+    # A website typed without a scheme ("clinic.example") is read as https://, as Django 6 will.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def save_model(self, request, obj, form, change):
         # The platform's fee goes through its service (validated, audited with old and new values);
