@@ -43,7 +43,7 @@ class StripeGateway(StripeEvents, StripeConnect, StripeSavedCards):
 
     # -- the interface -------------------------------------------------------------------------
 
-    def checkout_start(self, *, transaction, success_url: str, cancel_url: str) -> CheckoutStart:
+    def checkout_start(self, *, transaction, success_url: str, cancel_url: str, locale: str = "auto") -> CheckoutStart:
         organization = transaction.organization
         account = account_of(organization)
         if not organization.stripe_charges_enabled:
