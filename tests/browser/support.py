@@ -136,13 +136,22 @@ def date_of_birth_enter(page: Page, date: datetime.date) -> None:
     page.get_by_role("textbox", name=re.compile("^(Year|Año)$")).fill(str(date.year))
 
 
-def card_enter(page: Page, number: str, *, cvc: str = "123") -> None:
-    """Type a test card on the Sandbox's hosted checkout (the Sandbox's page is English only)."""
-    page.get_by_label("Card number").fill(number)
-    page.get_by_label("Expiry month").fill("12")
-    page.get_by_label("Expiry year").fill(CARD_YEAR)
-    page.get_by_label("CVC").fill(cvc)
+# The Sandbox's checkout speaks the language the pay page opened it in.
+_CARD_LABELS = {
+    "en": ("Card number", "Expiry month", "Expiry year", "CVC"),
+    "es": ("Número de tarjeta", "Mes de vencimiento", "Año de vencimiento", "CVC"),
+}
+_PAY = {"en": "Pay", "es": "Pagar"}
 
 
-def sandbox_pay_button(page: Page, amount: str):
-    return page.get_by_role("button", name=f"Pay {amount}", exact=True)
+def card_enter(page: Page, number: str, *, cvc: str = "123", language: str = "en") -> None:
+    """Type a test card on the Sandbox's hosted checkout, labelled in ``language``."""
+    card_number, month, year, security_code = _CARD_LABELS[language]
+    page.get_by_label(card_number).fill(number)
+    page.get_by_label(month).fill("12")
+    page.get_by_label(year).fill(CARD_YEAR)
+    page.get_by_label(security_code).fill(cvc)
+
+
+def sandbox_pay_button(page: Page, amount: str, *, language: str = "en"):
+    return page.get_by_role("button", name=f"{_PAY[language]} {amount}", exact=True)

@@ -176,8 +176,21 @@ def test_a_spanish_speaking_patient_pays_in_spanish(new_page, checks, organizati
     expect(page.get_by_text("Copago: Office visit copay")).to_be_visible()
     checks.check(page, "pay: details (es)")
     page.get_by_role("button", name="Pagar $45.00").click()
-    card_enter(page, SUCCEEDS)  # the Sandbox stands for the processor's own page, in English
-    sandbox_pay_button(page, "$45.00").click()
+
+    # And the Sandbox's checkout, the processor's own page, is in Spanish too (as Stripe Checkout
+    # is with the locale the clinic passes), its decline included
+    expect(page.get_by_role("heading", name="Pagar a Riverside Family Medicine")).to_be_visible()
+    expect(page.locator("html")).to_have_attribute("lang", "es")
+    expect(page.get_by_role("note")).to_have_text("SANDBOX: solo pagos de prueba. No se cobra ninguna tarjeta real.")
+    checks.check(page, "sandbox: checkout (es)")
+    card_enter(page, DECLINED, language="es")
+    sandbox_pay_button(page, "$45.00", language="es").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("Su tarjeta fue rechazada.")
+    expect(alert).to_contain_text("No se realizó ningún cargo. Pruebe con otra tarjeta.")
+    checks.check(page, "sandbox: checkout, declined (es)")
+    card_enter(page, SUCCEEDS, language="es")
+    sandbox_pay_button(page, "$45.00", language="es").click()
     expect(page.get_by_role("heading", name="Pago recibido")).to_be_visible()
     expect(page.get_by_text("Gracias. Riverside Family Medicine recibió su pago.")).to_be_visible()
     expect(page.get_by_role("link", name="Descargar su recibo (PDF)")).to_be_visible()

@@ -7,6 +7,7 @@ import stripe
 from django.conf import settings as django_settings
 from django.urls import reverse
 
+from ehr_sync.enums import PreferredLanguage
 from lumapay.errors import ApplicationError
 from transactions.enums import PaymentRequestStatus, RefundStatus, TransactionEventKind as Kind, TransactionStatus
 from transactions.gateways import gateway_for, gateway_named
@@ -18,6 +19,7 @@ from transactions.models import Refund, Transaction, TransactionEvent
 from transactions.services.payments import checkout_begin, checkout_outcome_record
 from transactions.services.refunds import RefundFailed, refund_create, refund_retry
 
+from ..factories import PatientFactory
 from ..stripe_builders import balance_transaction_build, charge_build, payment_intent_build
 from ..stripe_support import (
     CARD_DECLINED_AT_CHARGE,
@@ -25,7 +27,7 @@ from ..stripe_support import (
     stripe_checkout_paid,
     stripe_clinic,
 )
-from .pay_support import payment_request_make
+from .pay_support import checkout_path, payment_request_make, verified
 
 pytestmark = pytest.mark.django_db
 
@@ -83,6 +85,7 @@ def test_paying_a_request_opens_a_checkout_session_on_the_clinics_account(stripe
         "success_url": "http://testserver" + reverse("pay:done", kwargs={"token": token}),
         "cancel_url": "http://testserver" + reverse("pay:cancelled", kwargs={"token": token}),
         "expires_at": create.params["expires_at"],
+        "locale": "auto",
     }
     session = stripe_world.checkout.sessions[start.checkout_id]
     assert (transaction.vendor, transaction.gateway_checkout_id, transaction.gateway_checkout_url) == (
@@ -338,3 +341,16 @@ def test_a_patient_pays_through_stripe_checkout_from_the_link(client, stripe_wor
     assert (transaction.status, transaction.card_last4) == (TransactionStatus.SUCCEEDED, "4242")
     payment_request.refresh_from_db()
     assert payment_request.status == PaymentRequestStatus.PAID
+
+
+def test_a_spanish_speaking_patients_stripe_checkout_opens_in_spanish(client, stripe_world, stripe_organization):
+    # Stripe Checkout's pages follow the session's locale: the pay page passes the language the
+    # patient reads it in, not the browser's ("auto").
+    patient = PatientFactory(organization=stripe_organization, preferred_language=PreferredLanguage.SPANISH)
+    payment_request = payment_request_make(organization=stripe_organization, patient=patient, amount_cents=4500)
+    verified(client, payment_request)
+
+    checkout_path(client, payment_request)
+
+    (create,) = stripe_world.http.sent("POST", "/v1/checkout/sessions")
+    assert create.params["locale"] == "es"

@@ -132,8 +132,11 @@ class VerifiedEvent:
 class PaymentGateway(Protocol):
     name: str
 
-    def checkout_start(self, *, transaction, success_url: str, cancel_url: str) -> CheckoutStart:
-        """Open a hosted checkout for ``transaction.amount_cents``; metadata carries opaque ids only."""
+    def checkout_start(
+        self, *, transaction, success_url: str, cancel_url: str, locale: str = "auto"
+    ) -> CheckoutStart:
+        """Open a hosted checkout for ``transaction.amount_cents``; metadata carries opaque ids only.
+        ``locale`` is the language its pages speak ("en", "es"; "auto": the browser's), as Stripe's."""
 
     def checkout_outcome(self, *, transaction) -> ChargeFact:
         """Ask the gateway what became of the transaction's checkout."""

@@ -36,18 +36,24 @@ SIGNATURE_TOLERANCE_SECONDS = 300
 class SandboxGateway:
     name = "sandbox"
 
-    def checkout_start(self, *, transaction, success_url: str, cancel_url: str) -> CheckoutStart:
-        session = processor.session_create(
-            organization_id=transaction.organization_id,
-            amount_cents=transaction.amount_cents,
-            currency=transaction.currency,
-            client_reference=str(transaction.pk),
-            merchant_name=transaction.organization.display_name,
-            # The same fee, by the same rule, as on Stripe: `make dev` shows it on every payment.
-            application_fee_cents=platform_fee_cents(transaction.organization, transaction.amount_cents),
-            success_url=success_url,
-            cancel_url=cancel_url,
-        )
+    def checkout_start(
+        self, *, transaction, success_url: str, cancel_url: str, locale: str = processor.AUTO_LOCALE
+    ) -> CheckoutStart:
+        try:
+            session = processor.session_create(
+                organization_id=transaction.organization_id,
+                amount_cents=transaction.amount_cents,
+                currency=transaction.currency,
+                client_reference=str(transaction.pk),
+                merchant_name=transaction.organization.display_name,
+                # The same fee, by the same rule, as on Stripe: `make dev` shows it on every payment.
+                application_fee_cents=platform_fee_cents(transaction.organization, transaction.amount_cents),
+                success_url=success_url,
+                cancel_url=cancel_url,
+                locale=locale,
+            )
+        except processor.SandboxError as error:
+            raise GatewayError(error.message) from error
         return CheckoutStart(
             checkout_id=session.id, redirect_url=processor.checkout_url(session), expires_at=session.expires_at
         )

@@ -27,6 +27,12 @@ class SandboxCheckoutSession(models.Model):
     application_fee_cents = models.BigIntegerField(
         default=0, help_text="what the platform takes of the payment, as the merchant asked (Stripe's application_fee_amount)"
     )
+    locale = models.CharField(
+        max_length=10,
+        default="auto",
+        help_text="the language of the checkout page, as the merchant asked (Stripe's locale): a language code, "
+        "or 'auto' for the browser's",
+    )
     success_url = models.URLField(max_length=500)
     cancel_url = models.URLField(max_length=500)
     status = models.CharField(max_length=30, choices=SandboxSessionStatus.choices, default=SandboxSessionStatus.OPEN)

@@ -38,6 +38,7 @@ from django.core.handlers.wsgi import WSGIRequest
 from django.db import transaction as db_transaction
 from django.urls import resolve, reverse
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from lumapay.errors import ApplicationError
 
@@ -47,6 +48,7 @@ from .models import SandboxCharge, SandboxCheckoutSession, SandboxRefund
 logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "Sandbox-Signature"
+CHECKOUT_EXPIRED = gettext_noop("This checkout has expired. Go back to the payment link to start again.")
 SESSION_LIFETIME = timedelta(hours=1)
 
 
@@ -67,14 +69,19 @@ TEST_CARDS = {
     "4000000000005126": TestCard("visa", "refund_fails"),
 }
 
+# The processor's API speaks English (a charge's failure_message, as Stripe's): its checkout page
+# translates these messages into the session's locale when it shows them, so each is marked for
+# the catalogue here (gettext_noop) and translated where it is shown.
 DECLINES = {
-    "declined": ("card_declined", "Your card was declined."),
-    "insufficient_funds": ("insufficient_funds", "Your card has insufficient funds."),
+    "declined": ("card_declined", gettext_noop("Your card was declined.")),
+    "insufficient_funds": ("insufficient_funds", gettext_noop("Your card has insufficient funds.")),
     "authentication_failed": (
         "authentication_failed",
-        "We could not authenticate your payment method. Choose another payment method and try again.",
+        gettext_noop("We could not authenticate your payment method. Choose another payment method and try again."),
     ),
 }
+
+AUTO_LOCALE = "auto"
 
 
 class SandboxError(ApplicationError):
@@ -82,7 +89,8 @@ class SandboxError(ApplicationError):
 
 
 class CardEntryError(SandboxError):
-    """What the patient typed is not a usable card (nothing was charged)."""
+    """What the patient typed is not a usable card (nothing was charged). The message is English,
+    marked for the catalogue: the checkout page shows it in the session's language."""
 
 
 @dataclass(frozen=True)
@@ -118,12 +126,17 @@ def session_create(
     success_url: str,
     cancel_url: str,
     application_fee_cents: int = 0,
+    locale: str = AUTO_LOCALE,
 ) -> SandboxCheckoutSession:
-    """Open a hosted checkout for an amount; ``client_reference`` is the merchant's opaque id, and
+    """Open a hosted checkout for an amount; ``client_reference`` is the merchant's opaque id,
     ``application_fee_cents`` what the platform takes of the payment (as Stripe's
-    ``application_fee_amount``): never more than the amount."""
+    ``application_fee_amount``): never more than the amount; ``locale`` the language of the
+    checkout's pages and messages (as Stripe's ``locale``): one the Sandbox speaks, or ``"auto"``
+    for the patient's browser's."""
     if not 0 <= application_fee_cents <= amount_cents:
         raise SandboxError("The application fee must be between zero and the amount.")
+    if locale != AUTO_LOCALE and locale not in session_locales():
+        raise SandboxError(f"The Sandbox has no checkout in the locale {locale!r}.")
     return SandboxCheckoutSession.objects.create(
         id=_new_id("cs"),
         organization_id=organization_id,
@@ -132,10 +145,16 @@ def session_create(
         client_reference=client_reference,
         merchant_name=merchant_name,
         application_fee_cents=application_fee_cents,
+        locale=locale,
         success_url=success_url,
         cancel_url=cancel_url,
         expires_at=timezone.now() + SESSION_LIFETIME,
     )
+
+
+def session_locales() -> list[str]:
+    """The languages the Sandbox's checkout is written in: LumaPay's."""
+    return [code for code, _name in settings.LANGUAGES]
 
 
 def checkout_url(session: SandboxCheckoutSession) -> str:
@@ -204,7 +223,7 @@ def charge_refunds(charge_id: str) -> list[SandboxRefund]:
 def card_submit(*, session_id: str, card_number: str, expiry_month: str, expiry_year: str, cvc: str) -> CardAttempt:
     number = "".join(ch for ch in card_number if ch.isdigit())
     if len(number) < 13 or not _luhn_valid(number):
-        raise CardEntryError("Your card number is incorrect.")
+        raise CardEntryError(gettext_noop("Your card number is incorrect."))
     try:
         month, year = int(expiry_month), int(expiry_year)
         if year < 100:
@@ -212,16 +231,16 @@ def card_submit(*, session_id: str, card_number: str, expiry_month: str, expiry_
         if not 1 <= month <= 12:
             raise ValueError
     except ValueError:
-        raise CardEntryError("Your card's expiration date is incomplete.")
+        raise CardEntryError(gettext_noop("Your card's expiration date is incomplete."))
     today = date.today()
     if (year, month) < (today.year, today.month):
-        raise CardEntryError("Your card's expiration date is in the past.")
+        raise CardEntryError(gettext_noop("Your card's expiration date is in the past."))
     card = TEST_CARDS.get(number)
     if card is None:
-        raise CardEntryError("This is the Sandbox: use a test card such as 4242 4242 4242 4242.")
+        raise CardEntryError(gettext_noop("This is the Sandbox: use a test card such as 4242 4242 4242 4242."))
     cvc_length = 4 if card.brand == "amex" else 3
     if not (cvc.isdigit() and len(cvc) == cvc_length):
-        raise CardEntryError("Your card's security code is incomplete.")
+        raise CardEntryError(gettext_noop("Your card's security code is incomplete."))
 
     with db_transaction.atomic():
         session = _open_session_for_update(session_id)
@@ -238,7 +257,7 @@ def authentication_complete(*, session_id: str, passed: bool) -> CardAttempt:
     with db_transaction.atomic():
         session = _open_session_for_update(session_id)
         if session.status != SandboxSessionStatus.AWAITING_AUTHENTICATION:
-            raise CardEntryError("There is no payment waiting for authentication.")
+            raise CardEntryError(gettext_noop("There is no payment waiting for authentication."))
         brand, last4 = session.pending_card_brand, session.pending_card_last4
         session.status = SandboxSessionStatus.OPEN
         session.pending_card_brand = session.pending_card_last4 = ""
@@ -268,11 +287,11 @@ def _luhn_valid(number: str) -> bool:
 def _open_session_for_update(session_id: str) -> SandboxCheckoutSession:
     session = SandboxCheckoutSession.objects.select_for_update().filter(id=session_id).first()
     if session is None:
-        raise CardEntryError("This checkout does not exist.")
+        raise CardEntryError(gettext_noop("This checkout does not exist."))
     if session.status == SandboxSessionStatus.COMPLETE:
-        raise CardEntryError("This checkout is already paid.")
+        raise CardEntryError(gettext_noop("This checkout is already paid."))
     if session.expires_at <= timezone.now() or session.status == SandboxSessionStatus.EXPIRED:
-        raise CardEntryError("This checkout has expired. Go back to the payment link to start again.")
+        raise CardEntryError(CHECKOUT_EXPIRED)
     return session
 
 

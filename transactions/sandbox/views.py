@@ -1,15 +1,22 @@
 """The Sandbox processor's hosted checkout page.
 
 It stands for the processor's own site (where Stripe Checkout would be): not one of our tenant
-pages, it shows only what the processor knows (merchant name, amount) and no patient data. English
-only, test cards only. Card numbers typed here are never shown back or logged.
+pages, it shows only what the processor knows (merchant name, amount) and no patient data. Test
+cards only. Card numbers typed here are never shown back or logged.
+
+Its pages and messages are in the checkout's ``locale``, which the merchant chose when it opened
+the checkout (LumaPay passes the language the patient read the pay page in), as Stripe Checkout's
+are; ``"auto"`` follows the browser.
 """
 
 from __future__ import annotations
 
+from functools import wraps
+
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone, translation
+from django.utils.translation import gettext as _, gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
@@ -19,11 +26,11 @@ from .forms import SandboxCardForm
 from .processor import TEST_CARDS, CardEntryError
 
 OUTCOME_LABELS = {
-    "succeeds": "Succeeds",
-    "declined": "Declined",
-    "insufficient_funds": "Declined: insufficient funds",
-    "authenticate": "Asks for authentication: you choose to pass or fail it",
-    "refund_fails": "Succeeds; any refund of it fails",
+    "succeeds": gettext_lazy("Succeeds"),
+    "declined": gettext_lazy("Declined"),
+    "insufficient_funds": gettext_lazy("Declined: insufficient funds"),
+    "authenticate": gettext_lazy("Asks for authentication: you choose to pass or fail it"),
+    "refund_fails": gettext_lazy("Succeeds; any refund of it fails"),
 }
 
 
@@ -40,40 +47,58 @@ def _test_cards() -> list[dict]:
     ]
 
 
-def _session_or_404(session_id: str):
-    session = processor.session_get(session_id)
-    if session is None:
-        raise Http404("No such Sandbox checkout.")
-    return session
+def _language(request, session) -> str:
+    """The checkout's locale; for ``"auto"``, the browser's language if the Sandbox speaks it."""
+    if session.locale in processor.session_locales():
+        return session.locale
+    return translation.get_language_from_request(request)
+
+
+def _checkout_page(view):
+    """Find the checkout (or 404) and run the page in its language, said in Content-Language."""
+
+    @never_cache
+    @wraps(view)
+    def wrapper(request, session_id: str):
+        session = processor.session_get(session_id)
+        if session is None:
+            raise Http404("No such Sandbox checkout.")
+        language = _language(request, session)
+        with translation.override(language):
+            response = view(request, session)
+        response.headers["Content-Language"] = language
+        return response
+
+    return wrapper
 
 
 def _closed_message(session) -> str:
     if session.status == SandboxSessionStatus.EXPIRED or session.expires_at <= timezone.now():
-        return "This checkout has expired. Go back to the payment link to start again."
+        return _(processor.CHECKOUT_EXPIRED)
     return ""
 
 
 def _render_checkout(request, session, *, form=None, error: str = "", decline: str = "", status: int = 200):
-    with translation.override("en"):
-        return render(
-            request,
-            "sandbox/checkout.html",
-            {
-                "session": session,
-                "form": form or SandboxCardForm(),
-                "error": error,
-                "decline": decline,
-                "closed_message": _closed_message(session),
-                "test_cards": _test_cards(),
-            },
-            status=status,
-        )
+    """The checkout page. ``error`` and ``decline`` are the processor's English messages: shown in
+    the page's language."""
+    return render(
+        request,
+        "sandbox/checkout.html",
+        {
+            "session": session,
+            "form": form or SandboxCardForm(),
+            "error": _(error) if error else "",
+            "decline": _(decline) if decline else "",
+            "closed_message": _closed_message(session),
+            "test_cards": _test_cards(),
+        },
+        status=status,
+    )
 
 
-@never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
-def checkout(request, session_id: str):
-    session = _session_or_404(session_id)
+@_checkout_page
+def checkout(request, session):
     if session.status == SandboxSessionStatus.COMPLETE:
         # A second tap on Pay (or Back to this page) after paying: back to the clinic's
         # confirmation, as a processor's hosted page does, never a charge or an error.
@@ -108,10 +133,9 @@ def checkout(request, session_id: str):
     return _render_checkout(request, session, decline=attempt.message, status=402)
 
 
-@never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
-def authenticate(request, session_id: str):
-    session = _session_or_404(session_id)
+@_checkout_page
+def authenticate(request, session):
     if session.status != SandboxSessionStatus.AWAITING_AUTHENTICATION:
         return redirect("sandbox:checkout", session_id=session.id)
     if request.method == "POST":
@@ -125,5 +149,4 @@ def authenticate(request, session_id: str):
             return redirect(attempt.redirect_url)
         session.refresh_from_db()
         return _render_checkout(request, session, decline=attempt.message, status=402)
-    with translation.override("en"):
-        return render(request, "sandbox/authenticate.html", {"session": session})
+    return render(request, "sandbox/authenticate.html", {"session": session})

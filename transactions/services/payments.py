@@ -257,8 +257,12 @@ def _is_resumable(transaction: Transaction) -> bool:
     )
 
 
-def checkout_begin(*, payment_request: PaymentRequest, ip_address: str | None) -> CheckoutStart:
+def checkout_begin(*, payment_request: PaymentRequest, ip_address: str | None, locale: str = "auto") -> CheckoutStart:
     """Start the gateway's hosted checkout for an open request, or resume the one already started.
+
+    ``locale`` is the language the checkout's pages speak: the pay page passes the one the patient
+    reads it in ("auto" leaves it to the gateway, which follows the browser). A resumed checkout
+    keeps the language it was opened in, as Stripe's do.
 
     Under the payment request's lock, so a double submit or a second tab gets the same checkout
     and never a second charge. Raises ``PaymentLinkUnavailable`` when the request is paid (also when
@@ -275,7 +279,7 @@ def checkout_begin(*, payment_request: PaymentRequest, ip_address: str | None) -
 
         previous = _latest_unpaid_checkout(locked, vendor=organization.payment_gateway)
         if previous is None:
-            return _checkout_start(payment_request=locked, gateway=gateway, ip_address=ip_address)
+            return _checkout_start(payment_request=locked, gateway=gateway, ip_address=ip_address, locale=locale)
 
         if _is_resumable(previous):
             fact = gateway.checkout_outcome(transaction=previous)
@@ -285,7 +289,7 @@ def checkout_begin(*, payment_request: PaymentRequest, ip_address: str | None) -
         charge_fact_record(transaction=previous, fact=fact)
         if fact.status != "succeeded":
             if not _is_resumable(previous):
-                return _checkout_start(payment_request=locked, gateway=gateway, ip_address=ip_address)
+                return _checkout_start(payment_request=locked, gateway=gateway, ip_address=ip_address, locale=locale)
             audit_event_record(
                 organization=organization,
                 action=AuditAction.CHECKOUT_RESUMED,
@@ -305,7 +309,7 @@ def checkout_begin(*, payment_request: PaymentRequest, ip_address: str | None) -
     raise _unavailable(PaymentRequestStatus.PAID)
 
 
-def _checkout_start(*, payment_request: PaymentRequest, gateway, ip_address: str | None) -> CheckoutStart:
+def _checkout_start(*, payment_request: PaymentRequest, gateway, ip_address: str | None, locale: str) -> CheckoutStart:
     """A new transaction, its "charge requested" event and the gateway's checkout, all or nothing.
     The caller holds the payment request's lock."""
     organization = payment_request.organization
@@ -316,6 +320,7 @@ def _checkout_start(*, payment_request: PaymentRequest, gateway, ip_address: str
         transaction=transaction,
         success_url=_absolute("pay:done", payment_request),
         cancel_url=_absolute("pay:cancelled", payment_request),
+        locale=locale,
     )
     transaction.gateway_checkout_id = start.checkout_id
     transaction.gateway_checkout_url = start.redirect_url

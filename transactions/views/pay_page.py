@@ -281,7 +281,8 @@ def checkout(request, payment_request, token):
     if not _is_verified(request, payment_request):
         return redirect("pay:verify", token=token)
     try:
-        start = checkout_begin(payment_request=payment_request, ip_address=_ip(request))
+        # The hosted checkout speaks the language the patient reads this page in.
+        start = checkout_begin(payment_request=payment_request, ip_address=_ip(request), locale=translation.get_language())
     except PaymentLinkUnavailable as error:
         return redirect("pay:done" if error.state == State.PAID else "pay:verify", token=token)
     except GatewayError:

@@ -43,7 +43,7 @@ class StripeGateway(StripeEvents, StripeConnect, StripeSavedCards):
 
     # -- the interface -------------------------------------------------------------------------
 
-    def checkout_start(self, *, transaction, success_url: str, cancel_url: str) -> CheckoutStart:
+    def checkout_start(self, *, transaction, success_url: str, cancel_url: str, locale: str = "auto") -> CheckoutStart:
         organization = transaction.organization
         account = account_of(organization)
         if not organization.stripe_charges_enabled:
@@ -72,6 +72,8 @@ class StripeGateway(StripeEvents, StripeConnect, StripeSavedCards):
             "success_url": success_url,
             "cancel_url": cancel_url,
             "expires_at": int(expires_at.timestamp()),
+            # The language the patient read our pay page in ("auto": Stripe follows the browser).
+            "locale": locale,
         }
         with stripe_call("starting the checkout"):
             session = stripe_client().v1.checkout.sessions.create(
