@@ -6,12 +6,14 @@ from __future__ import annotations
 import datetime
 import re
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
+from lumapay.dates import format_date
 from transactions import tasks
 from transactions.enums import ExportStatus, PaymentRequestKind
 from transactions.models import TransactionExport
@@ -139,4 +141,36 @@ def test_a_large_export_shows_its_progress_then_downloads(page, checks, organiza
         rows = list(openpyxl.load_workbook(file, read_only=True).worksheets[0].iter_rows(values_only=True))
     patient = rows[0].index("Patient")
     assert sorted(row[patient] for row in rows[1:]) == ["Diaz, Ana", "Okafor, Ana", "Park, Ana", "Ruiz, Ana"]
+    checks.assert_clean()
+
+
+def test_a_bar_of_the_chart_narrows_the_list_to_its_day_in_place(page, checks, organization, location, manager):
+    # Given this week's four payments and one paid three days earlier, and a manager on the dashboard
+    _payments(organization, location)
+    earlier = timezone.now() - datetime.timedelta(days=3)
+    ledger_transaction(
+        organization=organization,
+        location=location,
+        patient=PatientFactory(organization=organization, first_name="Ana", last_name="Quispe"),
+        created_at=earlier,
+    )
+    day = timezone.localtime(earlier, ZoneInfo(organization.timezone)).date()
+    sign_in(page, manager, checks)
+    _listed(page, shown=["Ruiz", "Okafor", "Quispe"], hidden=[])
+    page.evaluate("window.sameDocument = true")  # gone if the page reloads
+
+    # When the manager chooses the bar of that day
+    page.get_by_role("link", name=re.compile(rf"^{re.escape(format_date(day))}: ")).click()
+
+    # Then the list shows that day's payment alone, in place, and the URL names the day paid
+    expect(page).to_have_url(re.compile(rf"[?&]paid_from={day.isoformat()}(&|$)"))
+    _listed(page, shown=["Quispe"], hidden=["Ruiz", "Okafor", "Park", "Diaz"])
+    query = parse_qs(urlsplit(page.url).query)
+    assert query["paid_from"] == query["paid_to"] == [day.isoformat()]
+    assert page.evaluate("window.sameDocument") is True
+    checks.check(page, "dashboard (one day of the chart)")
+
+    # And back returns to the whole list
+    page.go_back()
+    _listed(page, shown=["Ruiz", "Okafor", "Quispe"], hidden=[])
     checks.assert_clean()

@@ -250,8 +250,9 @@ def _bar_link(bar, max_cents: int, currency: str, bar_url: str, *, end: bool) ->
     # The label is the link's name and, through CSS (attr()), its tooltip. At least 2% tall, so a
     # small day stays visible and can be pointed at; bars in the right half open their tip leftwards.
     return (
-        f'<a class="chart-bar{" chart-tip-end" if end else ""}" href="{url}" hx-get="{url}" hx-target="#main" '
-        f'hx-select="#main" hx-swap="outerHTML" hx-push-url="true" '
+        # Plain links: the bars' container boosts them with htmx (_chart.html), which keeps a
+        # hundred bars from each repeating the same five hx- attributes and their URL twice.
+        f'<a class="chart-bar{" chart-tip-end" if end else ""}" href="{url}" '
         f'style="height:{_css_number(max(bar.collected_cents / max_cents * 100, 2))}%" aria-label="{label}"></a>'
     )
 
