@@ -43,11 +43,15 @@ def audit_event_record(
 
 
 def client_ip(request) -> str | None:
-    """The caller's address; behind a proxy set USE_X_FORWARDED_FOR=true so the proxy's header is used."""
+    """The caller's address. Behind a proxy (``USE_X_FORWARDED_FOR=true``) it is the address the
+    proxy saw, read from X-Forwarded-For: the entry ``FORWARDED_PROXY_COUNT`` from the right, as
+    each trusted proxy appends the address it was reached from. Entries further left were sent by
+    the caller and prove nothing (a client can send its own X-Forwarded-For)."""
     from django.conf import settings
 
     if getattr(settings, "USE_X_FORWARDED_FOR", False):
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
+        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        proxies = max(1, getattr(settings, "FORWARDED_PROXY_COUNT", 1))
+        if len(forwarded) >= proxies:
+            return forwarded[-proxies]
     return request.META.get("REMOTE_ADDR")

@@ -56,6 +56,9 @@ class AuditAction(models.TextChoices):
     STRIPE_ONBOARDING_STARTED = "stripe.onboarding_started", _("Stripe onboarding started")
     ORGANIZATION_PAYMENT_GATEWAY_CHANGED = "organization.payment_gateway_changed", _("Payment processor changed")
     ORGANIZATION_UPDATED = "organization.updated", _("Organization settings changed")
+    # Staff sign-in
+    SIGN_IN_LOCKED = "sign_in.locked", _("Sign-in locked after too many wrong passwords")
+    SIGN_IN_UNLOCKED = "sign_in.unlocked", _("Sign-in unlocked")
 
 
 def audit_action_label(action: str) -> str:

@@ -4,6 +4,7 @@ Development gets safe defaults; with ``DEBUG`` off the process refuses to start 
 ``SECRET_KEY``, ``ALLOWED_HOSTS`` and ``DATABASE_URL``. Every variable is listed in the README.
 """
 
+import datetime
 import re
 from pathlib import Path
 from urllib.parse import unquote
@@ -54,6 +55,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "django_filters",
     "django_htmx",
+    "axes",
     "lumapay",
     "org_profile",
     "ehr_sync",
@@ -71,6 +73,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "org_profile.middleware.CurrentOrganizationMiddleware",
+    # After the organization is known (its idle timeout): signs out idle and too-old sessions.
+    "org_profile.sessions.SessionTimeoutMiddleware",
+    # Last: turns a sign-in refused for too many failures into the sign-in page saying so.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "lumapay.urls"
@@ -119,7 +125,46 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "transactions:dashboard"
 LOGOUT_REDIRECT_URL = "login"
-SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE_SECONDS", default=8 * 3600)
+# Sign-in lockout (django-axes, org_profile/lockout.py). Wrong passwords are counted per account
+# (any address: a password guessed from many machines) and per address (any account: one password
+# tried across many accounts); either reaching its limit refuses that account, or that address,
+# even the right password, until the cool-off has passed or someone unlocks it. The address limit
+# is higher because a clinic's staff often share one office address. The right password does not
+# wipe the count (a guesser holding one valid account would otherwise clear their address's count).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+SIGN_IN_MAX_FAILURES_PER_ACCOUNT = env.int("SIGN_IN_MAX_FAILURES_PER_ACCOUNT", default=10)
+SIGN_IN_MAX_FAILURES_PER_ADDRESS = env.int("SIGN_IN_MAX_FAILURES_PER_ADDRESS", default=30)
+SIGN_IN_LOCKOUT_MINUTES = env.int("SIGN_IN_LOCKOUT_MINUTES", default=30)
+AXES_HANDLER = "org_profile.lockout.SignInLockoutHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = SIGN_IN_MAX_FAILURES_PER_ACCOUNT
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=SIGN_IN_LOCKOUT_MINUTES)
+AXES_RESET_ON_SUCCESS = False
+# Both sign-in forms (ours and /admin/'s) name the e-mail field "username".
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "org_profile.lockout.username_of"
+AXES_CLIENT_IP_CALLABLE = "lumapay.audit.client_ip"
+# Behind a TLS proxy every request comes from the proxy's address: the caller's is the one the
+# proxy appends to X-Forwarded-For (lumapay.audit.client_ip, used by the audit trail, the pay
+# page's limits and the sign-in lockout alike). Without this, one address would be locked for all.
+USE_X_FORWARDED_FOR = env.bool("USE_X_FORWARDED_FOR", default=False)
+FORWARDED_PROXY_COUNT = env.int("FORWARDED_PROXY_COUNT", default=1)
+AXES_LOCKOUT_CALLABLE = "org_profile.lockout.lockout_response"
+# Sessions: a sign-in ends after the organization's idle timeout without activity (operators
+# outside an organization: SESSION_IDLE_TIMEOUT_MINUTES), and SESSION_MAX_AGE_HOURS after it began
+# however active (org_profile/sessions.py). The page warns SESSION_IDLE_WARNING_SECONDS before.
+SESSION_IDLE_TIMEOUT_MINUTES = env.int("SESSION_IDLE_TIMEOUT_MINUTES", default=15)
+SESSION_MAX_AGE_HOURS = env.int("SESSION_MAX_AGE_HOURS", default=12)
+SESSION_IDLE_WARNING_SECONDS = 60
+# Tests only: an idle timeout in seconds that overrides every organization's (a browser test cannot
+# wait five minutes). Never set from the environment.
+SESSION_IDLE_TIMEOUT_SECONDS_OVERRIDE = None
+SESSION_COOKIE_AGE = SESSION_MAX_AGE_HOURS * 3600
+# Re-authentication before the most sensitive actions (org_profile.access.reauthentication_required).
+REAUTHENTICATION_MAX_AGE_MINUTES = env.int("REAUTHENTICATION_MAX_AGE_MINUTES", default=5)
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("es", _("Español"))]
@@ -308,6 +353,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # WeasyPrint reports every step of every PDF at INFO.
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "weasyprint": {"level": "WARNING"}},
+    # WeasyPrint reports every step of every PDF at INFO; axes every sign-in (masked) at INFO.
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "weasyprint": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+    },
 }

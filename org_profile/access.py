@@ -1,20 +1,28 @@
-"""Who may do what: ``staff_access`` for every service that acts for a staff user, and the
-``membership_required`` decorator for every view that shows clinic data."""
+"""Who may do what: ``staff_access`` for every service that acts for a staff user, the
+``membership_required`` decorator for every view that shows clinic data, and
+``reauthentication_required`` for the few actions that ask for the password again."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import datetime
+from collections.abc import Callable, Collection, Mapping
 from functools import wraps
+from urllib.parse import urlencode
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
-from django.shortcuts import render
+from django.http import Http404, QueryDict
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django_htmx.http import HttpResponseClientRedirect
 
 from lumapay.errors import ApplicationError
 
 from .enums import Role
 from .models import Location, Membership, Organization
+from .sessions import same_site_referer, seconds_since_authenticated
 
 MANAGERS = (Role.ADMINISTRATOR, Role.MANAGER)
 ADMINISTRATORS = (Role.ADMINISTRATOR,)
@@ -113,3 +121,77 @@ def found_or_404(found, message: str = "Not found."):
     if found is None:
         raise Http404(message)
     return found
+
+
+# The form a member was sending when asked for their password again, kept to show it again.
+_PENDING_FORM = "reauthentication_pending_form"
+
+
+def reauthentication_required(
+    max_age: datetime.timedelta | int | None = None,
+    *,
+    when: Callable | None = None,
+    return_to: Callable | None = None,
+    keep_form: bool = False,
+):
+    """Ask for the password again when the member last typed it (signing in, or on the
+    confirm-password page) longer ago than ``max_age`` (a timedelta or seconds; default
+    ``REAUTHENTICATION_MAX_AGE_MINUTES``), then come back.
+
+    A GET goes to the confirm-password page and returns to the same address. A POST is never
+    replayed: nothing is done, and after the password the member is back on the form
+    (``return_to(request)``, else the page the form was sent from) to send it again; with
+    ``keep_form`` the form shows what they had typed (``reauthentication_pending_form``).
+    ``when(request)``, if given, says whether this request needs it at all (a settings page asks
+    only when roles change). Place it under ``membership_required``. The MFA settings use it too.
+    """
+
+    def seconds_allowed() -> float:
+        if max_age is None:
+            return settings.REAUTHENTICATION_MAX_AGE_MINUTES * 60
+        if isinstance(max_age, datetime.timedelta):
+            return max_age.total_seconds()
+        return max_age
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            limit = seconds_allowed()
+            if seconds_since_authenticated(request) <= limit or (when is not None and not when(request)):
+                return view(request, *args, **kwargs)
+            if request.method in ("GET", "HEAD"):
+                next_url = request.get_full_path()
+            else:
+                next_url = return_to(request) if return_to else same_site_referer(request)
+                if keep_form:
+                    data = {key: request.POST.getlist(key) for key in request.POST if key != "csrfmiddlewaretoken"}
+                    request.session[_PENDING_FORM] = {"path": next_url.split("?")[0], "data": data}
+                messages.info(
+                    request,
+                    "Nothing was changed yet: confirm your password, then save again."
+                    if keep_form
+                    else "Nothing was done yet: confirm your password, then try again.",
+                )
+            url = f"{reverse('password_confirm')}?{urlencode({'next': next_url})}"
+            if getattr(request, "htmx", False):
+                return HttpResponseClientRedirect(url)
+            return redirect(url)
+
+        return wrapper
+
+    return decorator
+
+
+def reauthentication_pending_form(request) -> QueryDict | None:
+    """The form data a member had sent to this page when they were asked for their password
+    (``reauthentication_required(keep_form=True)``), once; None when there is none."""
+    pending = request.session.get(_PENDING_FORM)
+    if not pending or pending.get("path") != request.path:
+        return None
+    del request.session[_PENDING_FORM]
+    data = QueryDict(mutable=True)
+    for key, values in pending["data"].items():
+        data.setlist(key, values)
+    return data

@@ -1,5 +1,8 @@
+from django.conf import settings
+
 from .access import MANAGERS
 from .selectors import memberships_of
+from .sessions import idle_timeout_seconds
 
 
 def current_organization(request):
@@ -11,4 +14,7 @@ def current_organization(request):
         "current_organization": membership.organization,
         "user_memberships": getattr(request, "memberships", None) or memberships_of(user=request.user),
         "is_manager": membership.role in MANAGERS,
+        # static/js/session.js warns this long before the idle timeout signs the member out.
+        "session_idle_seconds": idle_timeout_seconds(request),
+        "session_warning_seconds": settings.SESSION_IDLE_WARNING_SECONDS,
     }

@@ -46,14 +46,25 @@ class OrganizationSettingsForm(forms.Form):
         label="Who may refund payments",
     )
 
+    idle_timeout_minutes = forms.CharField(
+        required=False,
+        label="Sign out after this many minutes without activity",
+        help_text="From 5 to 60 minutes. A minute before, the page offers to stay signed in.",
+    )
+
     @classmethod
     def initial_for(cls, organization: Organization) -> dict:
         return {field: getattr(organization, field) for field in EDITABLE_FIELDS}
 
     def data_for_service(self) -> dict:
-        data = {field: self.cleaned_data[field] for field in EDITABLE_FIELDS}
-        website = data["website"].strip()
+        # A form sent without a field (an older page still open) keeps that setting as it is.
+        data = {field: self.cleaned_data[field] for field in EDITABLE_FIELDS if field in self.data or field == "refund_roles"}
+        website = data.get("website", "").strip()
         if website and "://" not in website:
             # People type "riverside.example"; the address patients follow needs a scheme.
             data["website"] = f"https://{website}"
         return data
+
+
+class PasswordConfirmForm(forms.Form):
+    password = forms.CharField(label="Password", strip=False, widget=forms.PasswordInput)

@@ -52,6 +52,10 @@ class User(AbstractUser):
         return self.get_full_name() or self.email
 
 
+# How long a member may leave LumaPay open without activity before being signed out, in minutes.
+IDLE_TIMEOUT_MINUTES_RANGE = (5, 60)
+
+
 def default_refund_roles() -> list[str]:
     return [Role.ADMINISTRATOR, Role.MANAGER]
 
@@ -66,6 +70,11 @@ class Organization(models.Model):
     timezone = models.CharField(max_length=64, default="America/New_York")
     refund_roles = models.JSONField(
         default=default_refund_roles, help_text="the roles that may refund a payment"
+    )
+    idle_timeout_minutes = models.PositiveSmallIntegerField(
+        default=15,
+        validators=[MinValueValidator(IDLE_TIMEOUT_MINUTES_RANGE[0]), MaxValueValidator(IDLE_TIMEOUT_MINUTES_RANGE[1])],
+        help_text="members are signed out after this many minutes without activity (5 to 60)",
     )
 
     # Legal information (what a processor needs to know about the business).
@@ -126,6 +135,11 @@ class Organization(models.Model):
             models.CheckConstraint(
                 condition=Q(platform_fee_fixed_cents__gte=0) & Q(platform_fee_fixed_cents__lte=100_000),
                 name="organization_platform_fee_fixed_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(idle_timeout_minutes__gte=IDLE_TIMEOUT_MINUTES_RANGE[0])
+                & Q(idle_timeout_minutes__lte=IDLE_TIMEOUT_MINUTES_RANGE[1]),
+                name="organization_idle_timeout_minutes_range",
             ),
         ]
 

@@ -58,3 +58,22 @@ def scope_to_locations(queryset: QuerySet, *, membership: Membership, field: str
 
 def organization_get(*, slug: str) -> Organization | None:
     return Organization.objects.filter(slug=slug).first()
+
+
+def members_of_organization(*, organization: Organization) -> list[Membership]:
+    """The organization's members (active first, then by e-mail), each with ``is_locked``: is
+    their sign-in locked after too many wrong passwords."""
+    from .lockout import locked_emails
+
+    memberships = list(
+        Membership.objects.filter(organization=organization).select_related("user").order_by("-is_active", "user__email")
+    )
+    locked = locked_emails(m.user.email for m in memberships)
+    for membership in memberships:
+        membership.is_locked = membership.user.email.lower() in locked
+    return memberships
+
+
+def member_of_organization(*, organization: Organization, pk: int) -> Membership | None:
+    """One membership of the organization by id; another organization's is None."""
+    return Membership.objects.filter(organization=organization, pk=pk).select_related("user").first()

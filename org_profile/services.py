@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction as db_transaction
 
@@ -13,14 +14,16 @@ from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
 
-from .enums import Role
+from . import lockout
 from .access import ADMINISTRATORS, AccessDenied, staff_access
-from .models import Organization
+from .enums import Role
+from .models import IDLE_TIMEOUT_MINUTES_RANGE, Membership, Organization, User
 
 
 LEGAL_FIELDS = ("legal_name", "tax_id_last4", "address_line1", "address_line2", "city", "state", "postal_code")
 PUBLIC_FIELDS = ("public_name", "support_phone", "support_email", "website", "statement_descriptor")
-EDITABLE_FIELDS = LEGAL_FIELDS + PUBLIC_FIELDS + ("refund_roles",)
+SESSION_FIELDS = ("idle_timeout_minutes",)
+EDITABLE_FIELDS = LEGAL_FIELDS + PUBLIC_FIELDS + ("refund_roles",) + SESSION_FIELDS
 
 STATEMENT_DESCRIPTOR_MAX_LENGTH = 22
 # Card networks print it on the patient's statement; processors (Stripe among them) accept 5 to 22
@@ -171,7 +174,89 @@ def _field_problem(field: str, value: str) -> str | None:
         return statement_descriptor_problem(value)
     if field == "tax_id_last4" and value and not (len(value) == 4 and value.isdigit()):
         return "Enter exactly the last 4 digits of the tax ID."
+    if field == "idle_timeout_minutes":
+        low, high = IDLE_TIMEOUT_MINUTES_RANGE
+        if not (value.isdigit() and low <= int(value) <= high):
+            return f"Enter a whole number of minutes from {low} to {high}."
     if field == "support_phone" and value:
         if not _PHONE_CHARACTERS.fullmatch(value) or sum(c.isdigit() for c in value) < 7:
             return "Enter a phone number, such as +1 217 555 0100."
     return None
+
+
+# -- sign-in lockout --------------------------------------------------------------------------------
+
+
+def sign_in_lockout_record(*, email: str, ip_address: str | None) -> int:
+    """Record that the account with this e-mail address was locked out of signing in: one
+    "sign_in.locked" audit event in each organization it is an active member of, with the address
+    the last failure came from. Returns how many were written (none for an address no member has,
+    or an operator outside every organization: axes' own records in Django admin keep those)."""
+    memberships = Membership.objects.filter(user__email__iexact=email, is_active=True).select_related("user", "organization")
+    written = 0
+    with db_transaction.atomic():
+        for membership in memberships:
+            audit_event_record(
+                organization=membership.organization,
+                action=AuditAction.SIGN_IN_LOCKED,
+                actor_type=ActorType.SYSTEM,
+                changes={
+                    "user_id": membership.user_id,
+                    "email": membership.user.email,
+                    "lockout_minutes": settings.SIGN_IN_LOCKOUT_MINUTES,
+                },
+                ip_address=ip_address,
+            )
+            written += 1
+    return written
+
+
+def sign_in_unlock(*, organization: Organization, actor, member: User, ip_address: str | None = None) -> bool:
+    """An administrator of ``organization`` lets a member of it sign in again at once: the wrong
+    passwords counted against the member's e-mail address are forgotten, and one
+    "sign_in.unlocked" audit event is written. Returns False, and writes nothing, when the member
+    was not locked. Raises ``AccessDenied`` for anyone but an active administrator, and for a
+    user who is not a member of ``organization``."""
+    staff_access(
+        organization=organization,
+        actor=actor,
+        roles=ADMINISTRATORS,
+        denied={AccessDenied.ROLE: "Only administrators can unlock a member's sign-in."},
+    )
+    if not Membership.objects.filter(organization=organization, user=member).exists():
+        raise AccessDenied("This person is not a member of your organization.", reason=AccessDenied.NOT_A_MEMBER)
+    with db_transaction.atomic():
+        if not lockout.locked_emails([member.email]):
+            return False
+        lockout.account_unlock(member.email)
+        audit_event_record(
+            organization=organization,
+            action=AuditAction.SIGN_IN_UNLOCKED,
+            actor_type=ActorType.STAFF,
+            actor_user=actor,
+            changes={"user_id": member.pk, "email": member.email},
+            ip_address=ip_address,
+        )
+    return True
+
+
+def sign_in_unlock_by_operator(*, user: User, actor, ip_address: str | None = None) -> bool:
+    """A platform operator (Django admin) lets a user sign in again at once. Writes one
+    "sign_in.unlocked" audit event in each organization the user is an active member of. Returns
+    False, and writes nothing, when the user was not locked."""
+    if not (actor is not None and actor.is_active and actor.is_staff):
+        raise ApplicationError("Only platform operators can unlock a sign-in here.")
+    with db_transaction.atomic():
+        if not lockout.locked_emails([user.email]):
+            return False
+        lockout.account_unlock(user.email)
+        for membership in Membership.objects.filter(user=user, is_active=True).select_related("organization"):
+            audit_event_record(
+                organization=membership.organization,
+                action=AuditAction.SIGN_IN_UNLOCKED,
+                actor_type=ActorType.STAFF,
+                actor_user=actor,
+                changes={"user_id": user.pk, "email": user.email, "by_operator": True},
+                ip_address=ip_address,
+            )
+    return True

@@ -16,4 +16,9 @@ urlpatterns = [
     path("password-reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("organization/switch/", views.organization_switch, name="organization_switch"),
     path("organization/", views.organization_settings, name="organization_settings"),
+    path("members/", views.members, name="members"),
+    path("members/<int:pk>/unlock/", views.member_unlock, name="member_unlock"),
+    path("confirm-password/", views.password_confirm, name="password_confirm"),
+    path("session/", views.session_status, name="session_status"),
+    path("session/keep-alive/", views.session_keep_alive_view, name="session_keep_alive"),
 ]

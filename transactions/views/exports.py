@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from lumapay.audit import client_ip
 from lumapay.errors import ApplicationError
-from org_profile.access import MANAGERS, found_or_404, membership_required
+from org_profile.access import MANAGERS, found_or_404, membership_required, reauthentication_required
 
 from ..enums import ExportStatus
 from ..filters import TransactionFilter, query_from_params
@@ -36,8 +36,15 @@ from ..services.exports import (
 STATUS_TARGET = "export-status"
 
 
+def _dashboard_with_filters(request) -> str:
+    """The dashboard showing the filters an export was asked for."""
+    params = TransactionFilter(request.POST, membership=request.membership).used_params().urlencode()
+    return f"{reverse('transactions:dashboard')}{'?' + params if params else ''}"
+
+
 @require_POST
 @membership_required(roles=MANAGERS)
+@reauthentication_required(return_to=_dashboard_with_filters)
 def transaction_export_create(request):
     try:
         result = transaction_export_request(
@@ -48,8 +55,7 @@ def transaction_export_create(request):
         )
     except ApplicationError as error:
         messages.error(request, error.message)
-        params = TransactionFilter(request.POST, membership=request.membership).used_params().urlencode()
-        return redirect(f"{reverse('transactions:dashboard')}{'?' + params if params else ''}")
+        return redirect(_dashboard_with_filters(request))
     if result.export is None:
         response = HttpResponse(result.content, content_type=XLSX_CONTENT_TYPE)
         response["Content-Disposition"] = f'attachment; filename="{result.filename}"'
