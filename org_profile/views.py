@@ -33,8 +33,8 @@ def organization_switch(request):
 @membership_required(roles=ADMINISTRATORS)
 @require_http_methods(["GET", "HEAD", "POST"])
 def organization_settings(request):
-    """The organization's legal and public-facing information and who may refund: administrators
-    only (everyone else gets 403, as for any page their role may not use)."""
+    """The organization's legal and public-facing information, who may refund and who may use cards
+    on file (and the most one charge may take): administrators only (everyone else gets 403, as for any page their role may not use)."""
     organization = request.organization
     if request.method == "POST":
         form = OrganizationSettingsForm(request.POST)
@@ -45,7 +45,7 @@ def organization_settings(request):
             except OrganizationSettingsInvalid as error:
                 for field, field_errors in error.errors.items():
                     for message in field_errors:
-                        form.add_error(field, message)
+                        form.add_error(form.field_for(field), message)
             except ApplicationError as error:
                 form.add_error(None, error.message)
             else:
