@@ -269,8 +269,10 @@ PAYMENT_REQUEST_MAX_CENTS = env.int("PAYMENT_REQUEST_MAX_CENTS", default=100_000
 EXPORT_SYNC_MAX_ROWS = env.int("EXPORT_SYNC_MAX_ROWS", default=5000)
 EXPORT_TTL_HOURS = env.int("EXPORT_TTL_HOURS", default=24)
 
-# The Sandbox gateway signs the events it delivers to the webhook path with this secret.
-SANDBOX_WEBHOOK_SECRET = env.str("SANDBOX_WEBHOOK_SECRET", default=f"sandbox:{SECRET_KEY}")
+# The Sandbox gateway signs the events it delivers to the webhook path with this secret. Empty: a
+# random one this database was given (lumapay.models.Installation), never one made from SECRET_KEY,
+# whose development value is public.
+SANDBOX_WEBHOOK_SECRET = env.str("SANDBOX_WEBHOOK_SECRET", default="")
 
 # Stripe: the platform's keys (each clinic's connected account id is on its Organization).
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
