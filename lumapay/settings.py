@@ -1,7 +1,7 @@
 """LumaPay settings, all from the environment (django-environ).
 
 Development gets safe defaults; with ``DEBUG`` off the process refuses to start without a real
-``SECRET_KEY``, ``ALLOWED_HOSTS`` and ``DATABASE_URL``. Every variable is listed in the README.
+``SECRET_KEY``, ``ALLOWED_HOSTS``, ``DATABASE_URL`` and ``REDIS_URL``. Every variable is listed in the README.
 """
 
 import re
@@ -31,6 +31,10 @@ if not DEBUG:
         missing.append("ALLOWED_HOSTS")
     if not env.str("DATABASE_URL", default=""):
         missing.append("DATABASE_URL")
+    # The rate limits (and the cache) must be shared by every process: per-process memory would let
+    # each gunicorn worker count on its own, so N workers would allow N times the limit.
+    if not env.str("REDIS_URL", default=""):
+        missing.append("REDIS_URL (the rate limits every process shares)")
     if missing:
         raise ImproperlyConfigured(
             "DEBUG is off, so LumaPay will not start without: "
@@ -142,12 +146,16 @@ STORAGES = {
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 MEDIA_URL = "media/"
 
-# Redis is optional in development: without it tasks run eagerly and the cache is per process.
+# Redis is optional in development only: without it tasks run eagerly and the cache, with the rate
+# limits counted in it (lumapay/rate_limits.py), is per process. With DEBUG off it is required (above).
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Keeps this deployment's cache keys (rate-limit counters among them) apart from another's on the
+# same Redis database.
+CACHES["default"]["KEY_PREFIX"] = env.str("CACHE_KEY_PREFIX", default="")
 # Sessions are kept in PostgreSQL. With Redis, a cache every process shares, they are read through
 # it, so a signed-in page does not query the session table; a per-process cache would keep a
 # session another process has ended (signed out), so without Redis each request reads the table.
