@@ -13,6 +13,7 @@ from org_profile.enums import Role
 from org_profile.services import organization_update
 from transactions.enums import PaymentRequestKind, TransactionEventKind as Kind, TransactionStatus
 from transactions.models import SavedCard, Transaction, TransactionEvent
+from transactions.selectors.ledger import transaction_timeline
 from transactions.services.saved_cards import (
     authorization_capture,
     authorization_release,
@@ -138,6 +139,9 @@ def test_each_role_may_do_each_action_only_as_the_setting_says(
         "staff", actor, card.patient_id, {"attempted": action, "reason": "role", "amount_cents": 3000}
     )
     assert audit.transaction_id == (held.pk if action in ("capture", "release") else None)
+    if action in ("capture", "release"):  # on the hold's timeline too, in words
+        (entry,) = [entry for entry in transaction_timeline(transaction=held) if entry.title.startswith("Charge, hold")]
+        assert (entry.detail, entry.is_warning) == (f"{action.capitalize()}: the member's role may not use cards on file.", True)
 
 
 @pytest.mark.parametrize("hold_only", [False, True], ids=["charge", "hold"])
