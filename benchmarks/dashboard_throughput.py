@@ -66,9 +66,12 @@ def bench_dashboard_throughput(server, *, rounds: int, log=print) -> list[dict]:
         "LOG_LEVEL": "WARNING",
         "DJANGO_SETTINGS_MODULE": "benchmarks.settings",
     }
-    # Redis, as in production, when the environment names one (sessions are then read through it).
+    # Redis, as production requires with DEBUG off (the rate limits every process shares): the
+    # environment's, or the local one the tests use.
     env.pop("CELERY_BROKER_URL", None)
-    redis_url = env.get("REDIS_URL", "")
+    redis_url = env["REDIS_URL"] = (
+        env.get("REDIS_URL") or os.environ.get("LUMAPAY_TEST_REDIS_URL") or "redis://127.0.0.1:6379/15"
+    )
     subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=BASE_DIR, env=env,
                    check=True)
     port = _free_port()

@@ -40,6 +40,7 @@ class AuditAction(models.TextChoices):
     SAVED_CARD_REMOVED = "saved_card.removed", _("Card on file removed")
     SAVED_CARD_CHARGE_REQUESTED = "saved_card.charge_requested", _("Card on file charged")
     SAVED_CARD_HOLD_REQUESTED = "saved_card.hold_requested", _("Amount held on the card on file")
+    SAVED_CARD_REFUSED = "saved_card.refused", _("Charge, hold, capture or release of a card on file refused")
     AUTHORIZATION_CAPTURED = "authorization.captured", _("Held amount captured")
     AUTHORIZATION_RELEASED = "authorization.released", _("Hold released")
     # PHI access

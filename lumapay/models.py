@@ -69,6 +69,10 @@ def installation_namespace_new() -> str:
     return secrets.token_hex(8)
 
 
+def installation_sandbox_webhook_secret_new() -> str:
+    return secrets.token_urlsafe(32)
+
+
 class Installation(models.Model):
     """This installation of LumaPay: one row (id 1), made with the database.
 
@@ -76,10 +80,15 @@ class Installation(models.Model):
     so rotating ``SECRET_KEY`` never changes it. It lives with the rows whose ids go out beside it
     (Stripe's Idempotency-Keys), so two installations sharing a Stripe platform account never send
     the same key, and a retry after a restart still sends the one it sent before.
+
+    ``sandbox_webhook_secret`` is random too, and secret: the built-in Sandbox signs its events
+    with it and the Sandbox's webhook checks them with it (``SANDBOX_WEBHOOK_SECRET`` overrides
+    it). Made from nothing anyone else knows, so nobody can forge a Sandbox ``charge.succeeded``.
     """
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     namespace = models.CharField(max_length=40, unique=True, default=installation_namespace_new)
+    sandbox_webhook_secret = models.CharField(max_length=100, default=installation_sandbox_webhook_secret_new)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,7 +1,7 @@
 """LumaPay settings, all from the environment (django-environ).
 
 Development gets safe defaults; with ``DEBUG`` off the process refuses to start without a real
-``SECRET_KEY``, ``ALLOWED_HOSTS`` and ``DATABASE_URL``. Every variable is listed in the README.
+``SECRET_KEY``, ``ALLOWED_HOSTS``, ``DATABASE_URL`` and ``REDIS_URL``. Every variable is listed in the README.
 """
 
 import datetime
@@ -32,6 +32,10 @@ if not DEBUG:
         missing.append("ALLOWED_HOSTS")
     if not env.str("DATABASE_URL", default=""):
         missing.append("DATABASE_URL")
+    # The rate limits (and the cache) must be shared by every process: per-process memory would let
+    # each gunicorn worker count on its own, so N workers would allow N times the limit.
+    if not env.str("REDIS_URL", default=""):
+        missing.append("REDIS_URL (the rate limits every process shares)")
     if missing:
         raise ImproperlyConfigured(
             "DEBUG is off, so LumaPay will not start without: "
@@ -187,12 +191,16 @@ STORAGES = {
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 MEDIA_URL = "media/"
 
-# Redis is optional in development: without it tasks run eagerly and the cache is per process.
+# Redis is optional in development only: without it tasks run eagerly and the cache, with the rate
+# limits counted in it (lumapay/rate_limits.py), is per process. With DEBUG off it is required (above).
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Keeps this deployment's cache keys (rate-limit counters among them) apart from another's on the
+# same Redis database.
+CACHES["default"]["KEY_PREFIX"] = env.str("CACHE_KEY_PREFIX", default="")
 # Sessions are kept in PostgreSQL. With Redis, a cache every process shares, they are read through
 # it, so a signed-in page does not query the session table; a per-process cache would keep a
 # session another process has ended (signed out), so without Redis each request reads the table.
@@ -314,8 +322,10 @@ PAYMENT_REQUEST_MAX_CENTS = env.int("PAYMENT_REQUEST_MAX_CENTS", default=100_000
 EXPORT_SYNC_MAX_ROWS = env.int("EXPORT_SYNC_MAX_ROWS", default=5000)
 EXPORT_TTL_HOURS = env.int("EXPORT_TTL_HOURS", default=24)
 
-# The Sandbox gateway signs the events it delivers to the webhook path with this secret.
-SANDBOX_WEBHOOK_SECRET = env.str("SANDBOX_WEBHOOK_SECRET", default=f"sandbox:{SECRET_KEY}")
+# The Sandbox gateway signs the events it delivers to the webhook path with this secret. Empty: a
+# random one this database was given (lumapay.models.Installation), never one made from SECRET_KEY,
+# whose development value is public.
+SANDBOX_WEBHOOK_SECRET = env.str("SANDBOX_WEBHOOK_SECRET", default="")
 
 # Stripe: the platform's keys (each clinic's connected account id is on its Organization).
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")

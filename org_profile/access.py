@@ -92,6 +92,18 @@ def staff_access(
     return membership
 
 
+# Role names as a sentence says them, in the order roles are listed everywhere.
+_ROLE_PLURALS = {Role.ADMINISTRATOR: "administrators", Role.MANAGER: "managers", Role.STAFF: "sub-account users"}
+
+
+def roles_in_words(roles: Collection[str]) -> str:
+    """Roles as a refusal names them: "administrators and managers" (or "nobody")."""
+    names = [plural for role, plural in _ROLE_PLURALS.items() if role in roles]
+    if len(names) <= 1:
+        return "".join(names) or "nobody"
+    return f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def membership_required(roles=EVERYONE):
     """Signed in, with an active membership in the current organization and one of ``roles``.
 

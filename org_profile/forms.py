@@ -1,10 +1,13 @@
 from django import forms
+from django.conf import settings
+
+from lumapay.money import AmountError, cents_from_text, format_cents
 
 from .enums import Role
 from .models import Organization
-from .services import EDITABLE_FIELDS, STATEMENT_DESCRIPTOR_MAX_LENGTH
+from .services import EDITABLE_FIELDS, ROLE_FIELDS, STATEMENT_DESCRIPTOR_MAX_LENGTH
 
-# Administrators may always refund: the page shows them as a fixed, checked box.
+# Administrators may always refund and use cards on file: the page shows them as a fixed, checked box.
 REFUND_ROLE_CHOICES = [(Role.MANAGER, "Managers"), (Role.STAFF, "Sub-account users")]
 
 
@@ -45,6 +48,26 @@ class OrganizationSettingsForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         label="Who may refund payments",
     )
+    saved_card_roles = forms.MultipleChoiceField(
+        required=False,
+        choices=REFUND_ROLE_CHOICES,
+        widget=forms.CheckboxSelectMultiple,
+        label="Who may charge cards on file",
+        help_text="Charge a card on file, hold a copay on it before a visit, and capture or release the hold.",
+    )
+    saved_card_charge_max = forms.CharField(
+        label="Most one charge of a card on file may take",
+        max_length=30,
+        help_text="In dollars, such as 2000. A charge or hold above it is refused.",
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+        error_messages={"required": "Enter the most one charge of a card on file may take."},
+    )
+
+    def clean_saved_card_charge_max(self) -> int:
+        try:
+            return cents_from_text(self.cleaned_data["saved_card_charge_max"], max_cents=settings.PAYMENT_REQUEST_MAX_CENTS)
+        except AmountError as error:
+            raise forms.ValidationError(error.message) from None
 
     idle_timeout_minutes = forms.CharField(
         required=False,
@@ -54,11 +77,24 @@ class OrganizationSettingsForm(forms.Form):
 
     @classmethod
     def initial_for(cls, organization: Organization) -> dict:
-        return {field: getattr(organization, field) for field in EDITABLE_FIELDS}
+        initial = {field: getattr(organization, field) for field in EDITABLE_FIELDS if field in cls.base_fields}
+        # Typed in dollars ("2,000.00"), kept in cents.
+        initial["saved_card_charge_max"] = format_cents(organization.saved_card_charge_max_cents).lstrip("$")
+        return initial
+
+    def field_for(self, service_field: str) -> str:
+        """The form field that shows the service's message about ``service_field``."""
+        return "saved_card_charge_max" if service_field == "saved_card_charge_max_cents" else service_field
 
     def data_for_service(self) -> dict:
-        # A form sent without a field (an older page still open) keeps that setting as it is.
-        data = {field: self.cleaned_data[field] for field in EDITABLE_FIELDS if field in self.data or field == "refund_roles"}
+        # A form sent without a field (an older page still open) keeps that setting as it is; role
+        # checkboxes send nothing when none is ticked, so they always count.
+        data = {
+            field: self.cleaned_data[field]
+            for field in EDITABLE_FIELDS
+            if field in self.base_fields and (field in self.data or field in ROLE_FIELDS)
+        }
+        data["saved_card_charge_max_cents"] = self.cleaned_data["saved_card_charge_max"]
         website = data.get("website", "").strip()
         if website and "://" not in website:
             # People type "riverside.example"; the address patients follow needs a scheme.

@@ -60,6 +60,16 @@ def default_refund_roles() -> list[str]:
     return [Role.ADMINISTRATOR, Role.MANAGER]
 
 
+def default_saved_card_roles() -> list[str]:
+    return [Role.ADMINISTRATOR, Role.MANAGER]
+
+
+# What one charge or hold of a card on file may take unless an administrator changes it: enough
+# for a copay or a balance after insurance, small enough that a mistake (or a stolen sign-in) is
+# not a $100,000 charge on a patient's card.
+SAVED_CARD_CHARGE_MAX_CENTS_DEFAULT = 2_000_00
+
+
 class Organization(models.Model):
     """A tenant: a practice or health system. Every tenant-owned row points at one."""
 
@@ -75,6 +85,17 @@ class Organization(models.Model):
         default=15,
         validators=[MinValueValidator(IDLE_TIMEOUT_MINUTES_RANGE[0]), MaxValueValidator(IDLE_TIMEOUT_MINUTES_RANGE[1])],
         help_text="members are signed out after this many minutes without activity (5 to 60)",
+    )
+    # Cards on file: who may charge one, hold an amount on it, capture or release a hold; and the
+    # most one charge or hold may take. Administrators edit both (org_profile.services).
+    saved_card_roles = models.JSONField(
+        default=default_saved_card_roles,
+        help_text="the roles that may charge a card on file, hold an amount on it, and capture or release a hold",
+    )
+    saved_card_charge_max_cents = models.BigIntegerField(
+        default=SAVED_CARD_CHARGE_MAX_CENTS_DEFAULT,
+        validators=[MinValueValidator(1)],
+        help_text="the most one charge or hold of a card on file may take, in cents",
     )
 
     # Legal information (what a processor needs to know about the business).
@@ -141,6 +162,9 @@ class Organization(models.Model):
                 & Q(idle_timeout_minutes__lte=IDLE_TIMEOUT_MINUTES_RANGE[1]),
                 name="organization_idle_timeout_minutes_range",
             ),
+            models.CheckConstraint(
+                condition=Q(saved_card_charge_max_cents__gt=0), name="organization_saved_card_charge_max_positive"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -148,6 +172,10 @@ class Organization(models.Model):
 
     def role_may_refund(self, role: str) -> bool:
         return role in self.refund_roles
+
+    def role_may_use_saved_cards(self, role: str) -> bool:
+        """May charge a card on file, hold an amount on it, and capture or release a hold."""
+        return role in self.saved_card_roles
 
     @property
     def display_name(self) -> str:

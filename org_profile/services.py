@@ -1,5 +1,6 @@
-"""Writes to an organization's own settings: its legal and public-facing information, and which
-roles may refund. Administrators only; every change is audited with its old and new values."""
+"""Writes to an organization's own settings: its legal and public-facing information, which roles
+may refund, which may use cards on file and how much one charge of a card on file may take.
+Administrators only; every change is audited with its old and new values."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from lumapay.audit import audit_event_record
 from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
+from lumapay.money import format_cents
 
 from . import lockout
 from .access import ADMINISTRATORS, AccessDenied, staff_access
@@ -22,8 +24,9 @@ from .models import IDLE_TIMEOUT_MINUTES_RANGE, Membership, Organization, User
 
 LEGAL_FIELDS = ("legal_name", "tax_id_last4", "address_line1", "address_line2", "city", "state", "postal_code")
 PUBLIC_FIELDS = ("public_name", "support_phone", "support_email", "website", "statement_descriptor")
+ROLE_FIELDS = ("refund_roles", "saved_card_roles")
 SESSION_FIELDS = ("idle_timeout_minutes",)
-EDITABLE_FIELDS = LEGAL_FIELDS + PUBLIC_FIELDS + ("refund_roles",) + SESSION_FIELDS
+EDITABLE_FIELDS = LEGAL_FIELDS + PUBLIC_FIELDS + ROLE_FIELDS + ("saved_card_charge_max_cents",) + SESSION_FIELDS
 
 STATEMENT_DESCRIPTOR_MAX_LENGTH = 22
 # Card networks print it on the patient's statement; processors (Stripe among them) accept 5 to 22
@@ -55,17 +58,28 @@ def statement_descriptor_problem(value: str) -> str | None:
     return None
 
 
-def refund_roles_normalize(roles) -> list[str]:
-    """Administrators always, then the chosen roles, in the roles' own order."""
+def refund_roles_normalize(roles, *, field: str = "refund_roles") -> list[str]:
+    """Administrators always, then the chosen roles, in the roles' own order (refunds and cards on
+    file alike: ``field`` names the setting in the error)."""
     chosen = set(roles or []) | {Role.ADMINISTRATOR}
     unknown = chosen - set(Role.values)
     if unknown:
-        raise OrganizationSettingsInvalid({"refund_roles": [f"Unknown role: {', '.join(sorted(unknown))}."]})
+        raise OrganizationSettingsInvalid({field: [f"Unknown role: {', '.join(sorted(unknown))}."]})
     return [role for role in Role.values if role in chosen]
 
 
+def saved_card_charge_max_problem(cents) -> str | None:
+    """What is wrong with a limit for one charge of a card on file, or None. It is at least $1.00
+    and never above what any payment may ask for (``PAYMENT_REQUEST_MAX_CENTS``)."""
+    ceiling = settings.PAYMENT_REQUEST_MAX_CENTS
+    if not isinstance(cents, int) or isinstance(cents, bool) or not 100 <= cents <= ceiling:
+        return f"Enter an amount between $1.00 and {format_cents(ceiling)}."
+    return None
+
+
 def organization_update(*, organization: Organization, actor, data: dict) -> Organization:
-    """Change the organization's legal and public-facing information and its refund roles.
+    """Change the organization's legal and public-facing information, who may refund, who may use
+    cards on file, and the most one charge of a card on file may take.
 
     ``data`` holds any of ``EDITABLE_FIELDS``; keys left out keep their value. Only an active
     administrator of the organization may. Raises ``OrganizationSettingsInvalid`` (per-field
@@ -148,11 +162,18 @@ def _clean(organization: Organization, data: dict) -> dict:
     errors: dict[str, list[str]] = {}
     values: dict = {}
     for field, raw in data.items():
-        if field == "refund_roles":
+        if field in ROLE_FIELDS:
             try:
-                values[field] = refund_roles_normalize(raw)
+                values[field] = refund_roles_normalize(raw, field=field)
             except OrganizationSettingsInvalid as error:
                 errors.update(error.errors)
+            continue
+        if field == "saved_card_charge_max_cents":
+            problem = saved_card_charge_max_problem(raw)
+            if problem:
+                errors[field] = [problem]
+            else:
+                values[field] = raw
             continue
         value = " ".join(str(raw or "").split()) if field != "website" else str(raw or "").strip()
         problem = _field_problem(field, value)

@@ -30,9 +30,9 @@ from .sessions import (
     session_keep_alive,
 )
 
-# Role settings: who may refund (and, with issue 9's card roles, who may charge a saved card).
+# Role settings: who may refund and who may charge a card on file.
 # Changing them asks for the password again.
-ROLE_SETTINGS = ("refund_roles", "card_roles")
+ROLE_SETTINGS = ("refund_roles", "saved_card_roles")
 
 
 def role_settings_change(request) -> bool:
@@ -70,9 +70,10 @@ def organization_switch(request):
 @require_http_methods(["GET", "HEAD", "POST"])
 @reauthentication_required(when=role_settings_change, keep_form=True)
 def organization_settings(request):
-    """The organization's legal and public-facing information, who may refund and the idle
-    timeout: administrators only (everyone else gets 403, as for any page their role may not use).
-    Changing who may refund asks for the password again first."""
+    """The organization's legal and public-facing information, who may refund, who may use cards
+    on file (and the most one charge may take) and the idle timeout: administrators only (everyone
+    else gets 403, as for any page their role may not use). Changing who may refund or use cards
+    asks for the password again first."""
     organization = request.organization
     pending = reauthentication_pending_form(request) if request.method != "POST" else None
     if pending is not None:
@@ -89,7 +90,7 @@ def organization_settings(request):
             except OrganizationSettingsInvalid as error:
                 for field, field_errors in error.errors.items():
                     for message in field_errors:
-                        form.add_error(field, message)
+                        form.add_error(form.field_for(field), message)
             except ApplicationError as error:
                 form.add_error(None, error.message)
             else:

@@ -17,6 +17,7 @@ import pytest
 BASE_DIR = Path(__file__).resolve().parents[2]
 GOOD_SECRET_KEY = "k3Jx9vQm2LwZr8TnYp4HsBd6FgCe1UaVo7NiMtRy5XqWj0Kl"
 GOOD_DATABASE_URL = "postgres://lumapay_app:db-password@db.internal:5432/lumapay"
+GOOD_REDIS_URL = "redis://redis.internal:6379/0"
 
 PROBE = """
 import json, django
@@ -39,6 +40,7 @@ print(json.dumps({
     "celery_app_eager": app.conf.task_always_eager,
     "celery_app_broker": app.conf.broker_url,
     "CACHE_BACKEND": settings.CACHES["default"]["BACKEND"],
+    "CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
     "SITE_URL": settings.SITE_URL,
     "tunables": {name: getattr(settings, name) for name in (
         "EXPORT_SYNC_MAX_ROWS", "EXPORT_TTL_HOURS", "PAYMENT_REQUEST_MAX_CENTS", "PAYMENT_LINK_TTL_DAYS",
@@ -83,6 +85,7 @@ def production(**overrides: str) -> dict[str, str]:
         "SECRET_KEY": GOOD_SECRET_KEY,
         "ALLOWED_HOSTS": "pay.clinic.example,www.pay.clinic.example",
         "DATABASE_URL": GOOD_DATABASE_URL,
+        "REDIS_URL": GOOD_REDIS_URL,
         **overrides,
     }
 
@@ -93,8 +96,8 @@ def test_production_without_secrets_refuses_to_start_and_names_each_missing_vari
     assert code == 3
     assert out["error"] == (
         "DEBUG is off, so LumaPay will not start without: SECRET_KEY (at least 40 random characters), "
-        "ALLOWED_HOSTS, DATABASE_URL. Set them in the environment (see the README), or set DEBUG=true "
-        "for development."
+        "ALLOWED_HOSTS, DATABASE_URL, REDIS_URL (the rate limits every process shares). Set them in the "
+        "environment (see the README), or set DEBUG=true for development."
     )
 
 
@@ -111,6 +114,7 @@ def test_debug_defaults_to_off():
         ("SECRET_KEY", "SECRET_KEY (at least 40 random characters)"),
         ("ALLOWED_HOSTS", "ALLOWED_HOSTS"),
         ("DATABASE_URL", "DATABASE_URL"),
+        ("REDIS_URL", "REDIS_URL (the rate limits every process shares)"),
     ],
 )
 def test_each_missing_variable_is_named_alone(missing, named):
@@ -182,8 +186,8 @@ def test_a_unix_socket_directory_in_the_url_becomes_the_host():
     assert out["HOST"] == "/tmp/lumapay pg"
 
 
-def test_without_redis_url_celery_tasks_run_eagerly():
-    code, out = read_settings(**production())
+def test_without_redis_url_celery_tasks_run_eagerly_in_development():
+    code, out = read_settings(DEBUG="true")
 
     assert code == 0, out
     assert out["CELERY_TASK_ALWAYS_EAGER"] is True
@@ -193,7 +197,7 @@ def test_without_redis_url_celery_tasks_run_eagerly():
 
 
 def test_with_redis_url_celery_uses_redis_as_broker_and_cache():
-    code, out = read_settings(**production(REDIS_URL="redis://redis.internal:6379/0"))
+    code, out = read_settings(**production())
 
     assert code == 0, out
     assert out["CELERY_TASK_ALWAYS_EAGER"] is False
@@ -202,8 +206,15 @@ def test_with_redis_url_celery_uses_redis_as_broker_and_cache():
     assert out["CACHE_BACKEND"] == "django.core.cache.backends.redis.RedisCache"
 
 
+def test_production_keeps_its_rate_limits_in_redis_and_a_prefix_keeps_deployments_apart():
+    _, shared = read_settings(**production(CACHE_KEY_PREFIX="clinic-a"))
+
+    assert (shared["CACHE_BACKEND"], shared["CACHE_KEY_PREFIX"]) == ("django.core.cache.backends.redis.RedisCache", "clinic-a")
+    assert read_settings(**production())[1]["CACHE_KEY_PREFIX"] == ""
+
+
 def test_celery_broker_url_alone_also_turns_eager_mode_off():
-    code, out = read_settings(**production(CELERY_BROKER_URL="amqp://guest:guest@rabbitmq.internal:5672//"))
+    code, out = read_settings(DEBUG="true", CELERY_BROKER_URL="amqp://guest:guest@rabbitmq.internal:5672//")
 
     assert code == 0, out
     assert out["CELERY_TASK_ALWAYS_EAGER"] is False
@@ -311,8 +322,8 @@ def test_site_url_defaults_to_the_development_server_on_port():
 
 
 def test_sessions_are_read_through_the_cache_only_when_every_process_shares_it():
-    _, without_redis = read_settings(**production())
-    _, with_redis = read_settings(**production(REDIS_URL="redis://redis.internal:6379/0"))
+    _, without_redis = read_settings(DEBUG="true")
+    _, with_redis = read_settings(**production())
 
     assert without_redis["SESSION_ENGINE"] == "django.contrib.sessions.backends.db"
     assert with_redis["SESSION_ENGINE"] == "django.contrib.sessions.backends.cached_db"

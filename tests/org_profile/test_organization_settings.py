@@ -30,12 +30,15 @@ FORM = {
     "website": "",
     "statement_descriptor": "",
     "refund_roles": ["manager"],
+    "saved_card_roles": ["manager"],
+    "saved_card_charge_max": "2,000.00",
 }
 
 
 def _settings(organization) -> dict:
     row = Organization.objects.get(pk=organization.pk)
-    return {field: getattr(row, field) for field in [*FORM, "name"]}
+    fields = [field for field in FORM if field != "saved_card_charge_max"]
+    return {field: getattr(row, field) for field in [*fields, "saved_card_charge_max_cents", "name"]}
 
 
 def _messages(response):
@@ -56,6 +59,9 @@ def test_an_administrator_sees_the_current_settings(client_for, organization, ad
     assert '<input type="checkbox" checked disabled> Administrators (always)' in body
     assert 'name="refund_roles" value="manager" id="id_refund_roles_0" checked' in body
     assert 'name="refund_roles" value="staff" id="id_refund_roles_1">' in body
+    assert 'name="saved_card_roles" value="manager" id="id_saved_card_roles_0" checked' in body
+    assert 'name="saved_card_roles" value="staff" id="id_saved_card_roles_1">' in body
+    assert 'name="saved_card_charge_max" id="id_saved_card_charge_max" value="2,000.00"' in body
     assert f'<a href="{URL}" aria-current="page">Organization</a>' in body
 
 
@@ -75,6 +81,8 @@ def test_an_administrator_edits_everything_and_the_change_is_audited(client_for,
         "website": "riverside.example",
         "statement_descriptor": "RIVERSIDE CARE 2",
         "refund_roles": ["manager", "staff"],
+        "saved_card_roles": [],
+        "saved_card_charge_max": "$750.50",
     }
 
     response = client_for(administrator).post(URL, data, follow=True)
@@ -96,6 +104,8 @@ def test_an_administrator_edits_everything_and_the_change_is_audited(client_for,
         "website": "https://riverside.example",
         "statement_descriptor": "RIVERSIDE CARE 2",
         "refund_roles": ["administrator", "manager", "staff"],
+        "saved_card_roles": ["administrator"],
+        "saved_card_charge_max_cents": 75050,
     }
     audit = AuditEvent.objects.get()
     assert (audit.organization_id, audit.action, audit.actor_type, audit.actor_user) == (
@@ -114,6 +124,8 @@ def test_an_administrator_edits_everything_and_the_change_is_audited(client_for,
         "website": ["", "https://riverside.example"],
         "statement_descriptor": ["", "RIVERSIDE CARE 2"],
         "refund_roles": [["administrator", "manager"], ["administrator", "manager", "staff"]],
+        "saved_card_roles": [["administrator", "manager"], ["administrator"]],
+        "saved_card_charge_max_cents": [200000, 75050],
     }
 
 
@@ -148,6 +160,10 @@ def test_saving_without_a_change_writes_no_audit(client_for, organization, admin
         ("website", "https://not a site", "Enter a valid URL."),
         ("support_phone", "call the front desk", "Enter a phone number, such as +1 217 555 0100."),
         ("legal_name", "x" * 201, "Ensure this value has at most 200 characters (it has 201)."),
+        ("saved_card_charge_max", "", "Enter the most one charge of a card on file may take."),
+        ("saved_card_charge_max", "0", "The amount must be more than $0.00."),
+        ("saved_card_charge_max", "100000.01", "The amount cannot be more than $100,000.00."),
+        ("saved_card_charge_max", "0.50", "Enter an amount between $1.00 and $100,000.00."),
     ],
 )
 def test_bad_values_are_explained_and_nothing_is_saved(client_for, organization, administrator, field, value, message):
@@ -169,13 +185,18 @@ def test_every_problem_is_reported_at_once(organization, administrator):
         organization_update(
             organization=organization,
             actor=administrator,
-            data={"statement_descriptor": "A*B", "tax_id_last4": "x", "refund_roles": ["owner"], "city": "Chicago"},
-        )
+            data={
+                "statement_descriptor": "A*B", "tax_id_last4": "x", "refund_roles": ["owner"], "city": "Chicago",
+                "saved_card_roles": ["clerk"], "saved_card_charge_max_cents": 10_000_001,
+            },
+        )  # fmt: skip
 
     assert error.value.errors == {
         "statement_descriptor": ["Use only letters (A–Z), digits and spaces."],
         "tax_id_last4": ["Enter exactly the last 4 digits of the tax ID."],
         "refund_roles": ["Unknown role: owner."],
+        "saved_card_roles": ["Unknown role: clerk."],
+        "saved_card_charge_max_cents": ["Enter an amount between $1.00 and $100,000.00."],
     }
     assert _settings(organization) == before
     assert not AuditEvent.objects.exists()

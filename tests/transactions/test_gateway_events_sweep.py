@@ -14,6 +14,7 @@ from django.conf import settings as django_settings
 from django.db import connections
 from django.utils import timezone
 
+from transactions.sandbox.processor import webhook_secret as sandbox_webhook_secret
 from transactions.enums import GatewayEventStatus, TransactionEventKind as Kind
 from transactions.models import GatewayEvent, TransactionEvent
 from transactions.services.gateway_events import (
@@ -33,7 +34,7 @@ def _stored_unprocessed(charge, *, event_id="evt_sbx_sweep_1") -> GatewayEvent:
     """An event stored as the webhook stores it, whose processing task never ran (lost with its
     worker): queued, answered 200, then nothing."""
     body = json.dumps(_charge_event(charge, event_id=event_id)).encode()
-    headers = {"Sandbox-Signature": _signed(body, secret=django_settings.SANDBOX_WEBHOOK_SECRET)}
+    headers = {"Sandbox-Signature": _signed(body, secret=sandbox_webhook_secret())}
     return gateway_event_receive(gateway="sandbox", body=body, headers=headers)
 
 

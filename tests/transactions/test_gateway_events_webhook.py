@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import OperationalError
 
-from lumapay.models import AuditEvent
+from lumapay.models import AuditEvent, Installation, installation_sandbox_webhook_secret_new
 from transactions.enums import GatewayEventStatus, PaymentRequestStatus, TransactionEventKind as Kind
 from transactions.gateways.base import GatewayUnavailable, LedgerFact
 from transactions.gateways.sandbox import SandboxGateway
@@ -92,11 +92,63 @@ def _charge_event(charge, event_id="evt_sbx_test_1", event_type="charge.succeede
     }
 
 
+def test_the_sandbox_secret_is_random_per_installation_and_made_from_nothing_public(settings):
+    # given no SANDBOX_WEBHOOK_SECRET in the environment (the default)
+    assert settings.SANDBOX_WEBHOOK_SECRET == ""
+
+    secret = sandbox_processor.webhook_secret()
+
+    # then it is the random one the database holds, long, and the same on every call
+    assert secret == Installation.objects.get(pk=1).sandbox_webhook_secret
+    assert len(secret) >= 40 and secret == sandbox_processor.webhook_secret()
+    assert settings.SECRET_KEY not in secret and secret != PUBLIC_DERIVED_SECRET
+    assert installation_sandbox_webhook_secret_new() != installation_sandbox_webhook_secret_new()
+
+
+def test_the_sandboxs_own_events_verify_with_the_installations_secret_or_the_configured_one(
+    settings, paid_charge, django_capture_on_commit_callbacks
+):
+    # the Sandbox's sender and the webhook use the same secret: the database's ...
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sandbox_processor.event_post(_charge_event(paid_charge, event_id="evt_sbx_own_1")) == 200
+    # ... or SANDBOX_WEBHOOK_SECRET when it is set
+    settings.SANDBOX_WEBHOOK_SECRET = "configured-sandbox-secret-0123456789abcdef"
+    assert sandbox_processor.webhook_secret() == "configured-sandbox-secret-0123456789abcdef"
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sandbox_processor.event_post(_charge_event(paid_charge, event_id="evt_sbx_own_2")) == 200
+    assert GatewayEvent.objects.count() == 2
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"])
+def test_an_event_not_sent_as_json_is_a_415_and_nothing_is_stored(client, paid_charge, content_type, django_capture_on_commit_callbacks):
+    event = _charge_event(paid_charge)
+    raw = json.dumps(event).encode()
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = client.post(
+            URL, data=raw, content_type=content_type,
+            headers={"Sandbox-Signature": _signed(raw, secret=sandbox_processor.webhook_secret())},
+        )  # fmt: skip
+
+    assert response.status_code == 415
+    assert response.json() == {"error": "Send the event as application/json."}
+    assert _stored() == (0, 0)
+    assert callbacks == []
+
+
 def _stored():
     return (GatewayEvent.objects.count(), TransactionEvent.objects.exclude(kind=Kind.CHARGE_REQUESTED).count())
 
 
-@pytest.mark.parametrize("problem", ["bad signature", "old timestamp", "altered body", "no header", "not json"])
+# What the Sandbox's secret used to be by default in development: "sandbox:" and the development
+# SECRET_KEY, which is in this repository for anyone to read.
+PUBLIC_DERIVED_SECRET = "sandbox:dev-only-insecure-key-never-use-in-production"
+
+
+@pytest.mark.parametrize(
+    "problem",
+    ["bad signature", "old timestamp", "future timestamp", "signed with the public-derived key", "altered body", "no header", "not json"],
+)
 def test_an_event_that_does_not_verify_is_a_400_and_nothing_is_stored(
     client, settings, paid_charge, problem, django_capture_on_commit_callbacks
 ):
@@ -106,11 +158,15 @@ def test_an_event_that_does_not_verify_is_a_400_and_nothing_is_stored(
         if problem == "bad signature":
             response = _post(client, event, secret="not-the-secret")
         elif problem == "old timestamp":
-            response = _post(client, event, secret=settings.SANDBOX_WEBHOOK_SECRET, timestamp=int(time.time()) - 301)
+            response = _post(client, event, secret=sandbox_processor.webhook_secret(), timestamp=int(time.time()) - 301)
+        elif problem == "future timestamp":
+            response = _post(client, event, secret=sandbox_processor.webhook_secret(), timestamp=int(time.time()) + 3600)
+        elif problem == "signed with the public-derived key":
+            response = _post(client, event, secret=PUBLIC_DERIVED_SECRET)
         elif problem == "altered body":
             altered = raw.replace(b'"amount": 4500', b'"amount": 1')
             assert altered != raw
-            response = _post(client, event, secret=settings.SANDBOX_WEBHOOK_SECRET, body=altered)
+            response = _post(client, event, secret=sandbox_processor.webhook_secret(), body=altered)
         elif problem == "no header":
             response = client.post(URL, data=raw, content_type="application/json")
         else:
@@ -119,7 +175,7 @@ def test_an_event_that_does_not_verify_is_a_400_and_nothing_is_stored(
                 URL,
                 data=body,
                 content_type="application/json",
-                headers={"Sandbox-Signature": _signed(body, secret=settings.SANDBOX_WEBHOOK_SECRET)},
+                headers={"Sandbox-Signature": _signed(body, secret=sandbox_processor.webhook_secret())},
             )
 
     assert response.status_code == 400
@@ -132,7 +188,7 @@ def test_a_verified_event_is_stored_raw_and_applied(client, settings, paid_charg
     event = _charge_event(paid_charge)
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = _post(client, event, secret=settings.SANDBOX_WEBHOOK_SECRET)
+        response = _post(client, event, secret=sandbox_processor.webhook_secret())
 
     assert response.status_code == 200
     assert response.json() == {"received": True, "id": "evt_sbx_test_1"}
@@ -167,9 +223,9 @@ def test_the_same_event_delivered_twice_is_one_row_and_one_ledger_event(
     event = _charge_event(paid_charge)
 
     with django_capture_on_commit_callbacks(execute=True) as first_callbacks:
-        first = _post(client, event, secret=settings.SANDBOX_WEBHOOK_SECRET)
+        first = _post(client, event, secret=sandbox_processor.webhook_secret())
     with django_capture_on_commit_callbacks(execute=True) as second_callbacks:
-        second = _post(client, event, secret=settings.SANDBOX_WEBHOOK_SECRET)
+        second = _post(client, event, secret=sandbox_processor.webhook_secret())
 
     assert (first.status_code, second.status_code) == (200, 200)
     assert _stored() == (1, 1)
@@ -224,7 +280,7 @@ def test_an_unknown_event_type_is_a_200_stored_as_ignored(client, settings, paid
     event = {"id": "evt_sbx_payout", "type": "payout.paid", "created": int(time.time()), "account": 1, "data": {"object": {"id": "po_1"}}}
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = _post(client, event, secret=settings.SANDBOX_WEBHOOK_SECRET)
+        response = _post(client, event, secret=sandbox_processor.webhook_secret())
 
     assert response.status_code == 200
     stored = GatewayEvent.objects.get()
@@ -245,7 +301,7 @@ def test_an_event_about_a_charge_we_do_not_know_is_processed_and_changes_nothing
     event["data"]["object"].update(id="ch_sbx_unknown", checkout_session="cs_sbx_unknown")
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = _post(client, event, secret=settings.SANDBOX_WEBHOOK_SECRET)
+        response = _post(client, event, secret=sandbox_processor.webhook_secret())
 
     assert response.status_code == 200
     assert GatewayEvent.objects.values_list("status", "organization_id").get() == (GatewayEventStatus.PROCESSED, None)
@@ -260,7 +316,7 @@ def test_only_post_is_accepted(client, db):
 def test_a_failure_is_recorded_and_a_replay_applies_the_event(settings, paid_charge, monkeypatch, django_capture_on_commit_callbacks):
     event = _charge_event(paid_charge)
     body = json.dumps(event).encode()
-    headers = {"Sandbox-Signature": _signed(body, secret=settings.SANDBOX_WEBHOOK_SECRET)}
+    headers = {"Sandbox-Signature": _signed(body, secret=sandbox_processor.webhook_secret())}
     real_apply = gateway_events.ledger_fact_apply
 
     def broken_apply(**kwargs):
@@ -302,7 +358,7 @@ def test_a_failure_is_recorded_and_a_replay_applies_the_event(settings, paid_cha
 
 def test_a_transient_failure_is_recorded_and_raised_for_the_task_to_retry(settings, paid_charge, monkeypatch):
     body = json.dumps(_charge_event(paid_charge)).encode()
-    headers = {"Sandbox-Signature": _signed(body, secret=settings.SANDBOX_WEBHOOK_SECRET)}
+    headers = {"Sandbox-Signature": _signed(body, secret=sandbox_processor.webhook_secret())}
 
     def unavailable(**kwargs):
         raise GatewayUnavailable("The gateway timed out.")
@@ -331,7 +387,7 @@ def test_a_transient_failure_is_recorded_and_raised_for_the_task_to_retry(settin
 
 def test_a_failed_event_delivered_again_is_queued_again(settings, paid_charge, monkeypatch, django_capture_on_commit_callbacks):
     body = json.dumps(_charge_event(paid_charge)).encode()
-    headers = {"Sandbox-Signature": _signed(body, secret=settings.SANDBOX_WEBHOOK_SECRET)}
+    headers = {"Sandbox-Signature": _signed(body, secret=sandbox_processor.webhook_secret())}
     real_apply = gateway_events.ledger_fact_apply
     _ledger_facts_applied_by(monkeypatch, lambda **kwargs: (_ for _ in ()).throw(ValueError("boom")))
     with django_capture_on_commit_callbacks(execute=True):
@@ -349,7 +405,7 @@ def test_a_failed_event_delivered_again_is_queued_again(settings, paid_charge, m
 
 def test_the_replay_command_replays_failed_events(settings, paid_charge, monkeypatch, capsys, django_capture_on_commit_callbacks):
     body = json.dumps(_charge_event(paid_charge)).encode()
-    headers = {"Sandbox-Signature": _signed(body, secret=settings.SANDBOX_WEBHOOK_SECRET)}
+    headers = {"Sandbox-Signature": _signed(body, secret=sandbox_processor.webhook_secret())}
     real_apply = gateway_events.ledger_fact_apply
     _ledger_facts_applied_by(monkeypatch, lambda **kwargs: (_ for _ in ()).throw(ValueError("boom")))
     with django_capture_on_commit_callbacks(execute=True):
@@ -390,7 +446,7 @@ def test_each_kind_of_fact_is_applied_through_its_entry_in_the_table(
         "data": {"object": {"id": "po_sbx_1"}},
     }
     body = json.dumps(event).encode()
-    headers = {"Sandbox-Signature": _signed(body, secret=settings.SANDBOX_WEBHOOK_SECRET)}
+    headers = {"Sandbox-Signature": _signed(body, secret=sandbox_processor.webhook_secret())}
     monkeypatch.setattr(
         SandboxGateway, "facts_from_payload", lambda self, *, payload: [_PayoutFact(payout_id=payload["data"]["object"]["id"])]
     )

@@ -229,6 +229,8 @@ def test_a_charge_form_with_a_bad_amount_charges_nothing(client, stripe_world, s
 def test_a_copay_held_from_the_profile_is_captured_at_check_in(
     client, stripe_world, stripe_organization, staff_user, location, saved_card
 ):
+    stripe_organization.saved_card_roles = ["administrator", "manager", "staff"]  # sub-account users too
+    stripe_organization.save(update_fields=["saved_card_roles"])
     appointment = AppointmentFactory(patient=saved_card.patient, organization=stripe_organization, location=location, copay_cents=3000)
     client.force_login(staff_user)
     profile = text(client.get(reverse("patients:profile", args=[saved_card.patient_id])))

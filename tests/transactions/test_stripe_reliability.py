@@ -353,7 +353,10 @@ def _state(transaction) -> tuple:
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("problem", ["bad signature", "timestamp older than 300 s", "altered body", "no signature"])
+@pytest.mark.parametrize(
+    "problem",
+    ["bad signature", "timestamp older than 300 s", "timestamp 3,600 s ahead", "timestamp 301 s ahead", "altered body", "no signature"],
+)
 def test_an_event_that_does_not_verify_gets_400_and_changes_nothing(
     client, stripe_world, stripe_organization, problem, django_capture_on_commit_callbacks
 ):
@@ -366,6 +369,10 @@ def test_an_event_that_does_not_verify_gets_400_and_changes_nothing(
             response = event_post(client, event, secret="whsec_not_the_endpoints")
         elif problem == "timestamp older than 300 s":
             response = event_post(client, event, timestamp=int(time.time()) - 301)
+        elif problem == "timestamp 3,600 s ahead":
+            response = event_post(client, event, timestamp=int(time.time()) + 3600)
+        elif problem == "timestamp 301 s ahead":
+            response = event_post(client, event, timestamp=int(time.time()) + 301)
         elif problem == "altered body":
             altered = event_body(event).replace(b'"amount_total":4500', b'"amount_total":1')
             assert altered != event_body(event)
@@ -380,13 +387,33 @@ def test_an_event_that_does_not_verify_gets_400_and_changes_nothing(
 
 
 @pytest.mark.django_db
+def test_an_event_not_sent_as_json_is_a_415_and_changes_nothing(
+    client, stripe_world, stripe_organization, django_capture_on_commit_callbacks
+):
+    transaction = stripe_checkout_paid(stripe_world, stripe_organization, amount_cents=4500, record=False)
+    event = session_completed_event(stripe_world, transaction)
+    before = _state(transaction)
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = client.post(
+            "/webhooks/stripe/", data=event_body(event), content_type="text/plain",
+            headers={"Stripe-Signature": stripe_signature(event_body(event))},
+        )  # fmt: skip
+
+    assert response.status_code == 415
+    assert callbacks == []
+    assert _state(transaction) == before
+
+
+@pytest.mark.django_db
 def test_a_signature_within_the_tolerance_is_accepted(client, stripe_world, stripe_organization, django_capture_on_commit_callbacks):
     transaction = stripe_checkout_paid(stripe_world, stripe_organization, record=False)
     event = session_completed_event(stripe_world, transaction)
 
     with django_capture_on_commit_callbacks(execute=True):
         response = event_post(client, event, timestamp=int(time.time()) - 280)
+        ahead = event_post(client, event, timestamp=int(time.time()) + 280)  # a clock a little fast
 
-    assert response.status_code == 200
+    assert response.status_code == ahead.status_code == 200
     assert stripe_signature(event_body(event), timestamp=1).startswith("t=1,v1=")
     assert TransactionEvent.objects.filter(kind=Kind.CHARGE_SUCCEEDED).count() == 1

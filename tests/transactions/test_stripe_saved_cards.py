@@ -54,6 +54,12 @@ def saved(stripe_world, stripe_organization, patient):
     return save
 
 
+def _cards_for_everyone(organization):
+    """Let sub-account users use cards on file too (the default is managers and administrators)."""
+    organization.saved_card_roles = ["administrator", "manager", "staff"]
+    organization.save(update_fields=["saved_card_roles"])
+
+
 def _ledger(transaction):
     return list(TransactionEvent.objects.filter(transaction=transaction).order_by("id").values_list("kind", "amount_cents"))
 
@@ -179,6 +185,7 @@ def test_a_card_declined_off_session_is_a_failed_transaction_and_its_event_conve
 def test_a_copay_held_before_the_visit_is_captured_at_check_in(
     stripe_world, stripe_organization, manager, staff_user, location, saved, django_capture_on_commit_callbacks
 ):
+    _cards_for_everyone(stripe_organization)
     card = saved()
     appointment = AppointmentFactory(patient=card.patient, organization=stripe_organization, location=location)
 
@@ -307,6 +314,7 @@ def test_a_removed_card_is_forgotten_by_stripe_and_never_charged_again(
 def test_staff_charge_only_for_their_own_locations_and_own_organization(
     stripe_world, stripe_organization, staff_user, other_organization, saved
 ):
+    _cards_for_everyone(stripe_organization)
     card = saved()
     elsewhere = LocationFactory(organization=stripe_organization, name="Northside Clinic")
     outsider = MembershipFactory(organization=other_organization).user
@@ -316,7 +324,7 @@ def test_staff_charge_only_for_their_own_locations_and_own_organization(
             organization=stripe_organization, actor=staff_user, saved_card=card, amount_cents=100,
             kind=PaymentRequestKind.BALANCE, billing_item="Balance", location=elsewhere,
         )
-    with pytest.raises(ApplicationError, match="Your role does not allow this"):
+    with pytest.raises(ApplicationError, match="only administrators, managers and sub-account users can charge"):
         saved_card_charge(
             organization=stripe_organization, actor=outsider, saved_card=card, amount_cents=100,
             kind=PaymentRequestKind.BALANCE, billing_item="Balance", location=elsewhere,
@@ -361,6 +369,7 @@ def test_staff_capture_or_release_holds_only_at_their_own_locations(
     stripe_world, stripe_organization, manager, staff_user, saved
 ):
     # given a copay held at the Northside Clinic, and a sub-account user of the Downtown Clinic
+    _cards_for_everyone(stripe_organization)
     elsewhere = LocationFactory(organization=stripe_organization, name="Northside Clinic")
     held = saved_card_charge(
         organization=stripe_organization, actor=manager, saved_card=saved(), amount_cents=3000,
@@ -379,3 +388,8 @@ def test_staff_capture_or_release_holds_only_at_their_own_locations(
     assert (held.status, _ledger(held)) == (TransactionStatus.AUTHORIZED, ledger)
     assert stripe_world.server.call("GET", f"/v1/payment_intents/{held.gateway_checkout_id}")["status"] == "requires_capture"
     assert not AuditEvent.objects.filter(action__in=["authorization.captured", "authorization.released"]).exists()
+    refusals = AuditEvent.objects.filter(action="saved_card.refused").order_by("id")
+    assert [(audit.actor_user, audit.changes) for audit in refusals] == [
+        (staff_user, {"attempted": "capture", "reason": "location", "amount_cents": 3000}),
+        (staff_user, {"attempted": "release", "reason": "location", "amount_cents": 3000}),
+    ]

@@ -12,8 +12,6 @@ import hmac
 import json
 import time
 
-from django.conf import settings
-
 from org_profile.fees import platform_fee_cents
 
 from ..sandbox import processor
@@ -99,7 +97,7 @@ class SandboxGateway:
             raise WebhookVerificationError("The Sandbox event is too old (signature timestamp outside 300 s).")
         # Checked here, not with the processor's signing code: a fault in either side shows.
         expected = hmac.new(
-            settings.SANDBOX_WEBHOOK_SECRET.encode(), f"{timestamp}.".encode() + body, hashlib.sha256
+            processor.webhook_secret().encode(), f"{timestamp}.".encode() + body, hashlib.sha256
         ).hexdigest()
         if not hmac.compare_digest(expected, signature):
             raise WebhookVerificationError("The Sandbox signature does not match the body.")

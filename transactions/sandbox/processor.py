@@ -41,6 +41,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from lumapay.errors import ApplicationError
+from lumapay.models import Installation
 
 from .enums import SandboxSessionStatus
 from .models import SandboxCharge, SandboxCheckoutSession, SandboxRefund
@@ -107,9 +108,20 @@ def sandbox_fee_cents(amount_cents: int) -> int:
     return (amount_cents * 29 + 500) // 1000 + 30
 
 
+def webhook_secret() -> str:
+    """The secret the Sandbox signs its events with, and its webhook checks them with:
+    ``SANDBOX_WEBHOOK_SECRET`` when set, otherwise the random one this installation's database was
+    given (``lumapay.models.Installation``). Never made from anything public (such as the
+    development ``SECRET_KEY``), so nobody outside can sign a Sandbox event."""
+    if settings.SANDBOX_WEBHOOK_SECRET:
+        return settings.SANDBOX_WEBHOOK_SECRET
+    installation, _created = Installation.objects.get_or_create(pk=1)
+    return installation.sandbox_webhook_secret
+
+
 def event_signature(body: bytes, timestamp: int) -> str:
     """The ``Sandbox-Signature`` header for an event body: HMAC-SHA256 of "<timestamp>.<body>"."""
-    mac = hmac.new(settings.SANDBOX_WEBHOOK_SECRET.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    mac = hmac.new(webhook_secret().encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"t={timestamp},v1={mac.hexdigest()}"
 
 

@@ -37,7 +37,12 @@ WARNING_EVENT_KINDS = frozenset({Kind.DISPUTE_OPENED, Kind.DISPUTE_LOST, Kind.IN
 ERROR_ACTIONS = frozenset({AuditAction.PAYMENT_REQUEST_DELIVERY_FAILED, AuditAction.RECEIPT_NOT_SENT})
 # Audit actions that are worth noticing but are not a fault of the payment: a wrong date of birth.
 WARNING_ACTIONS = frozenset(
-    {AuditAction.PAY_LINK_VERIFICATION_FAILED, AuditAction.PAY_LINK_VERIFICATION_REFUSED, AuditAction.PAY_LINK_LOCKED}
+    {
+        AuditAction.PAY_LINK_VERIFICATION_FAILED,
+        AuditAction.PAY_LINK_VERIFICATION_REFUSED,
+        AuditAction.PAY_LINK_LOCKED,
+        AuditAction.SAVED_CARD_REFUSED,
+    }
 )
 
 # Audit actions the timeline leaves out, because a ledger event already tells the same fact
@@ -82,6 +87,13 @@ _REASON_TEXTS = {
     "link_locked": "The link was locked after too many wrong dates of birth.",
     "address_limit": "Too many wrong dates of birth from the same address.",
     "no_email": "The patient has no e-mail address.",
+}
+# Why a charge, hold, capture or release of a card on file was refused (saved_card.refused).
+_CARD_REFUSAL_TEXTS = {
+    "role": "the member's role may not use cards on file",
+    "location": "not one of the member's locations",
+    "not_a_member": "not a member of this organization",
+    "limit": "above the organization's limit for one charge",
 }
 
 
@@ -398,6 +410,10 @@ def _audit_detail(audit: AuditEvent, transaction: Transaction) -> str:
         locked_until = parse_datetime(until[1]) if isinstance(until, list) and until[1:] and until[1] else None
         if locked_until is not None:
             return f"Locked until {format_datetime(locked_until, organization_zone(transaction.organization))}."
+    if audit.action == AuditAction.SAVED_CARD_REFUSED:
+        attempted = str(changes.get("attempted", "")).capitalize()
+        reason = changes.get("reason", "")
+        return f"{attempted}: {_CARD_REFUSAL_TEXTS.get(reason, reason)}."
     if audit.action == AuditAction.TRANSACTIONS_EXPORTED:
         rows = changes.get("row_count", changes.get("rows"))
         return f"{rows} rows" if isinstance(rows, int) else ""

@@ -12,7 +12,6 @@ import datetime
 import logging
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction as db_transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -22,6 +21,7 @@ from lumapay.audit import audit_event_record
 from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
+from lumapay.rate_limits import rate_limit_increment, rate_limit_reached
 
 from ..enums import PaymentRequestStatus, TransactionEventKind
 from ..gateways import gateway_for, gateway_named
@@ -119,25 +119,18 @@ def _address_key(ip_address: str) -> str:
     return f"pay:dob-failures:{ip_address}"
 
 
-def _address_failures(ip_address: str | None) -> int:
+def _address_limit_reached(ip_address: str | None) -> bool:
+    """Too many wrong dates of birth from this address within the hour, across all links: counted
+    in the cache every process shares (lumapay.rate_limits), so the limit holds across workers."""
     if not ip_address:
-        return 0
-    return cache.get(_address_key(ip_address), 0)
+        return False
+    return rate_limit_reached(_address_key(ip_address), limit=settings.PAY_PAGE_MAX_FAILED_DOB_ATTEMPTS_PER_ADDRESS)
 
 
 def _address_failure_count(ip_address: str | None) -> None:
     """Count one failure for the address; the hour starts at its first failure."""
-    if not ip_address:
-        return
-    key = _address_key(ip_address)
-    for _attempt in range(2):
-        cache.add(key, 0, timeout=ADDRESS_WINDOW_SECONDS)
-        try:
-            cache.incr(key)
-            return
-        except ValueError:
-            # The window ended between add() and incr(): start a new one.
-            continue
+    if ip_address:
+        rate_limit_increment(_address_key(ip_address), window_seconds=ADDRESS_WINDOW_SECONDS)
 
 
 def payment_link_verify(
@@ -176,7 +169,7 @@ def payment_link_verify(
         if remaining is not None:
             record(AuditAction.PAY_LINK_VERIFICATION_REFUSED, {"reason": "link_locked"})
             outcome = PaymentLinkLocked(_("This link is locked."), locked_until=locked.verification_locked_until)
-        elif _address_failures(ip_address) >= settings.PAY_PAGE_MAX_FAILED_DOB_ATTEMPTS_PER_ADDRESS:
+        elif _address_limit_reached(ip_address):
             record(AuditAction.PAY_LINK_VERIFICATION_REFUSED, {"reason": "address_limit"})
             outcome = VerificationRateLimited(_("Too many attempts from this address."))
         elif locked.patient.date_of_birth == date_of_birth:

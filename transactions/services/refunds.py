@@ -20,8 +20,7 @@ from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
 from lumapay.money import format_cents
-from org_profile.enums import Role
-from org_profile.access import AccessDenied, staff_access
+from org_profile.access import AccessDenied, roles_in_words, staff_access
 
 from ..enums import RefundStatus, TransactionEventKind as Kind
 from ..gateways import gateway_for, gateway_named
@@ -237,16 +236,9 @@ def _refused_fact(refund: Refund, message: str) -> RefundFact:
     )
 
 
-# Role names as a sentence says them, in the order roles are listed everywhere.
-_ROLE_PLURALS = {Role.ADMINISTRATOR: "administrators", Role.MANAGER: "managers", Role.STAFF: "sub-account users"}
-
-
 def refund_roles_text(organization) -> str:
     """Who may refund in this organization, in words: "administrators and managers"."""
-    names = [plural for role, plural in _ROLE_PLURALS.items() if organization.role_may_refund(role)]
-    if len(names) <= 1:
-        return "".join(names) or "nobody"
-    return f"{', '.join(names[:-1])} and {names[-1]}"
+    return roles_in_words(organization.refund_roles)
 
 
 def _require_refund_role(*, organization, actor, location) -> None:

@@ -26,7 +26,7 @@ from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
 from lumapay.money import format_cents
 from ehr_sync.enums import AppointmentStatus
-from org_profile.access import AccessDenied, staff_access
+from org_profile.access import AccessDenied, roles_in_words, staff_access
 from org_profile.enums import PaymentGateway
 
 from ..enums import SavedCardStatus, TransactionEventKind as Kind, TransactionStatus
@@ -63,6 +63,67 @@ _DENIED = {
     AccessDenied.LOCATION: "You can charge cards only for your own locations.",
 }
 _HOLD_DENIED = {**_DENIED, AccessDenied.LOCATION: "You can capture or release holds only at your own locations."}
+
+# What a refusal records as the action tried (``saved_card.refused`` audit events).
+CHARGE, HOLD, CAPTURE, RELEASE = "charge", "hold", "capture", "release"
+
+
+def saved_card_roles_text(organization) -> str:
+    """Who may charge, hold, capture and release in this organization: "administrators and managers"."""
+    return roles_in_words(organization.saved_card_roles)
+
+
+def saved_card_refusal_text(organization) -> str:
+    return (
+        f"In this organization, only {saved_card_roles_text(organization)} can charge a card on file, "
+        "hold an amount on it, or capture or release a hold."
+    )
+
+
+def _refusal_record(*, organization, actor, action: str, reason: str, patient, transaction=None, amount_cents: int) -> None:
+    """A refused charge, hold, capture or release is kept in the audit trail (who tried what, and
+    why it was refused): committed on its own, as nothing else is written."""
+    audit_event_record(
+        organization=organization,
+        action=AuditAction.SAVED_CARD_REFUSED,
+        actor_type=ActorType.STAFF,
+        actor_user=actor,
+        patient=patient,
+        transaction=transaction,
+        changes={"attempted": action, "reason": reason, "amount_cents": amount_cents},
+    )
+
+
+def _require_card_role(*, organization, actor, location, action: str, patient, transaction=None, amount_cents: int) -> None:
+    """The actor is an active member whose role the organization lets use cards on file
+    (``Organization.saved_card_roles``), working at ``location``. A refusal is audited."""
+    refused = saved_card_refusal_text(organization)
+    denied = {
+        **(_HOLD_DENIED if action in (CAPTURE, RELEASE) else _DENIED),
+        AccessDenied.NOT_A_MEMBER: refused,
+        AccessDenied.ROLE: refused,
+    }
+    try:
+        staff_access(organization=organization, actor=actor, roles=organization.saved_card_roles, location=location, denied=denied)
+    except AccessDenied as error:
+        _refusal_record(
+            organization=organization, actor=actor, action=action, reason=error.reason,
+            patient=patient, transaction=transaction, amount_cents=amount_cents,
+        )  # fmt: skip
+        raise
+
+
+def _require_within_limit(*, organization, actor, action: str, patient, amount_cents: int) -> None:
+    """One charge or hold takes at most the organization's ``saved_card_charge_max_cents``."""
+    limit = organization.saved_card_charge_max_cents
+    if amount_cents <= limit:
+        return
+    _refusal_record(organization=organization, actor=actor, action=action, reason="limit", patient=patient, amount_cents=amount_cents)
+    raise ApplicationError(
+        f"{format_cents(amount_cents, organization.currency)} is more than this organization allows for one "
+        f"{'hold' if action == HOLD else 'charge'} of a card on file ({format_cents(limit, organization.currency)}). "
+        "Send the patient a payment request instead, or ask an administrator to raise the limit in the organization settings."
+    )
 
 
 # -- saving a card (the patient, through the payment link) -------------------------------------------
@@ -191,17 +252,25 @@ def saved_card_charge(
     """Charge a patient's card on file, or with ``hold_only`` hold the amount before a visit (to be
     captured at check-in with ``authorization_capture`` or let go with ``authorization_release``).
 
-    Returns the transaction: succeeded (or authorized), failed when the card was declined (the
-    bank's message is on it), or pending when Stripe could not be reached (the PaymentIntent's
-    events settle it). Raises ``ApplicationError`` when the charge is not allowed (nothing written).
+    Only a member whose role the organization lets use cards on file (``saved_card_roles``), at
+    ``location``, and for at most the organization's ``saved_card_charge_max_cents``. Returns the
+    transaction: succeeded (or authorized), failed when the card was declined (the bank's message is
+    on it), or pending when Stripe could not be reached (the PaymentIntent's events settle it).
+    Raises ``ApplicationError`` when the charge is not allowed: nothing is written but the refusal's
+    audit event.
     """
     if saved_card.organization_id != organization.pk or location.organization_id != organization.pk:
         raise ApplicationError("This card does not exist.")
-    staff_access(organization=organization, actor=actor, location=location, denied=_DENIED)
+    action = HOLD if hold_only else CHARGE
+    _require_card_role(
+        organization=organization, actor=actor, location=location, action=action,
+        patient=saved_card.patient, amount_cents=amount_cents,
+    )  # fmt: skip
     if saved_card.status != SavedCardStatus.ACTIVE:
         raise ApplicationError("This card is not on file (it was removed, or the patient never finished saving it).")
     if not 0 < amount_cents <= settings.PAYMENT_REQUEST_MAX_CENTS:
         raise ApplicationError(f"The amount must be between $0.01 and {format_cents(settings.PAYMENT_REQUEST_MAX_CENTS, 'usd')}.")
+    _require_within_limit(organization=organization, actor=actor, action=action, patient=saved_card.patient, amount_cents=amount_cents)
     billing_item = (billing_item or "").strip()
     if not billing_item:
         raise ApplicationError("Say what the charge is for. It is kept in the transaction's history.")
@@ -254,9 +323,13 @@ def saved_card_charge(
 
 
 def authorization_capture(*, organization, actor, transaction: Transaction) -> Transaction:
-    """Charge the amount held on the card (the patient checked in)."""
+    """Charge the amount held on the card (the patient checked in). The hold kept to the limit when
+    it was made; capturing it takes no more than was held."""
     _require_authorized(organization=organization, transaction=transaction)
-    staff_access(organization=organization, actor=actor, location=transaction.location, denied=_HOLD_DENIED)
+    _require_card_role(
+        organization=organization, actor=actor, location=transaction.location, action=CAPTURE,
+        patient=transaction.patient, transaction=transaction, amount_cents=transaction.amount_cents,
+    )  # fmt: skip
     fact = _stripe_for(organization).authorization_capture(transaction=transaction)
     with db_transaction.atomic():
         charge_fact_record(transaction=transaction, fact=fact)
@@ -278,7 +351,10 @@ def authorization_release(*, organization, actor, transaction: Transaction, reas
     None: the system (an appointment the EHR reports cancelled or missed)."""
     _require_authorized(organization=organization, transaction=transaction)
     if actor is not None:
-        staff_access(organization=organization, actor=actor, location=transaction.location, denied=_HOLD_DENIED)
+        _require_card_role(
+            organization=organization, actor=actor, location=transaction.location, action=RELEASE,
+            patient=transaction.patient, transaction=transaction, amount_cents=transaction.amount_cents,
+        )  # fmt: skip
     fact = _stripe_for(organization).authorization_release(transaction=transaction)
     actor_type = ActorType.STAFF if actor is not None else ActorType.SYSTEM
     with db_transaction.atomic():

@@ -18,6 +18,7 @@ from ..selectors.patients import patient_requestable_appointments, patient_trans
 from ..selectors.payment_requests import payment_requests_of_patient
 from ..selectors.saved_cards import card_on_file_offered, saved_cards_active
 from ..services.payments import payment_request_lock_remaining
+from ..services.saved_cards import saved_card_roles_text
 
 _TEMPLATES = "transactions/patient_panels"
 
@@ -27,12 +28,19 @@ def patient_payment_context(request: HttpRequest, patient: Patient) -> dict:
     membership = request.membership
     organization = request.organization
     cards_offered = card_on_file_offered(organization)
+    # Members whose role may not use cards on file see the cards, and may remove one, but get no
+    # charge or hold form.
+    may_use_cards = cards_offered and organization.role_may_use_saved_cards(membership.role)
     payment_requests = list(payment_requests_of_patient(membership=membership, patient=patient))
     return {
         "card_on_file_offered": cards_offered,
         "saved_cards": saved_cards_active(organization=organization, patient=patient) if cards_offered else [],
-        "card_charge_form": SavedCardChargeForm(membership=membership) if cards_offered else None,
-        "card_hold_form": SavedCardHoldForm(membership=membership, patient=patient) if cards_offered else None,
+        "may_use_saved_cards": may_use_cards,
+        "saved_card_roles_text": saved_card_roles_text(organization) if cards_offered else "",
+        "saved_card_charge_max_cents": organization.saved_card_charge_max_cents,
+        "saved_card_currency": organization.currency,
+        "card_charge_form": SavedCardChargeForm(membership=membership) if may_use_cards else None,
+        "card_hold_form": SavedCardHoldForm(membership=membership, patient=patient) if may_use_cards else None,
         "requestable_appointment_ids": set(
             patient_requestable_appointments(membership=membership, patient=patient).values_list("id", flat=True)
         ),

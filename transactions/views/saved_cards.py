@@ -5,6 +5,7 @@ service; only clinics that take payments through Stripe have these pages (404 ot
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
@@ -18,7 +19,20 @@ from ..enums import PaymentRequestKind, TransactionStatus
 from ..forms.saved_cards import AuthorizationReleaseForm, SavedCardChargeForm, SavedCardHoldForm
 from ..selectors.ledger import transaction_get
 from ..selectors.saved_cards import card_on_file_offered, saved_card_get
-from ..services.saved_cards import authorization_capture, authorization_release, saved_card_charge, saved_card_remove
+from ..services.saved_cards import (
+    authorization_capture,
+    authorization_release,
+    saved_card_charge,
+    saved_card_refusal_text,
+    saved_card_remove,
+)
+
+
+def _require_card_role(request) -> None:
+    """403 for a role the organization does not let use cards on file. Checked before the lookup,
+    so the answer says nothing about the id; the service checks again (and audits the refusal)."""
+    if not request.organization.role_may_use_saved_cards(request.membership.role):
+        raise PermissionDenied(saved_card_refusal_text(request.organization))
 
 
 def _form_errors(request, form) -> None:
@@ -42,6 +56,7 @@ def _tell_charge(request, transaction, *, held: bool) -> None:
 @require_POST
 @membership_required()
 def saved_card_charge_view(request, pk):
+    _require_card_role(request)
     saved_card = found_or_404(saved_card_get(membership=request.membership, pk=pk))
     form = SavedCardChargeForm(request.POST, membership=request.membership)
     if not form.is_valid():
@@ -68,6 +83,7 @@ def saved_card_charge_view(request, pk):
 @membership_required()
 def saved_card_hold(request, pk):
     """Hold an upcoming appointment's copay on the card, to be captured at check-in."""
+    _require_card_role(request)
     saved_card = found_or_404(saved_card_get(membership=request.membership, pk=pk))
     form = SavedCardHoldForm(request.POST, membership=request.membership, patient=saved_card.patient)
     if not form.is_valid():
@@ -116,6 +132,7 @@ def _held_transaction(request, pk):
 @membership_required()
 def transaction_capture(request, pk):
     """Charge the amount held on the card (the patient checked in)."""
+    _require_card_role(request)
     transaction = _held_transaction(request, pk)
     try:
         transaction = authorization_capture(organization=request.organization, actor=request.user, transaction=transaction)
@@ -130,6 +147,7 @@ def transaction_capture(request, pk):
 @membership_required()
 def transaction_release(request, pk):
     """Let the held amount go without charging it (the visit was cancelled or missed)."""
+    _require_card_role(request)
     transaction = _held_transaction(request, pk)
     form = AuthorizationReleaseForm(request.POST)
     if not form.is_valid():

@@ -29,6 +29,7 @@ from ..selectors.ledger import (
 from ..selectors.saved_cards import card_on_file_offered
 from ..services.receipt_documents import ReceiptUnavailable, receipt_download
 from ..services.refunds import refund_create, refund_retry, refund_roles_text
+from ..services.saved_cards import saved_card_roles_text
 
 
 @membership_required()
@@ -176,6 +177,9 @@ def _detail(request, transaction, *, form=None, status=200):
         "has_receipt": transaction.charged_cents > 0,
         # A copay held on a card on file: captured at check-in, or released.
         "is_held": card_on_file_offered(request.organization) and transaction.status == TransactionStatus.AUTHORIZED,
+        # Capture and release only for roles the organization lets use cards on file.
+        "may_use_saved_cards": request.organization.role_may_use_saved_cards(request.membership.role),
+        "saved_card_roles_text": saved_card_roles_text(request.organization),
         "release_form": AuthorizationReleaseForm(),
         "nav": "dashboard",
     }

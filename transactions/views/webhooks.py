@@ -1,8 +1,9 @@
 """Gateway webhooks: verify, store raw, answer quickly; processing happens in its own transaction.
 
-Not atomic as a whole and exempt from CSRF (the signature is the proof). 400 only when the
-signature, timestamp or body do not check out (then nothing is stored); 200 for everything
-stored, including duplicates and event types we do not handle.
+Not atomic as a whole and exempt from CSRF (the signature is the proof). 415 when the body is not
+sent as JSON, 400 when the signature, timestamp (more than 300 s either way from now) or body do
+not check out (then nothing is stored); 200 for everything stored, including duplicates and event
+types we do not handle.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from ..services.gateway_events import gateway_event_receive
 
 
 def _receive(request, *, gateway: str):
+    # Both gateways send JSON; anything else (a form post, a probe) is refused before it is read.
+    if request.content_type != "application/json":
+        return JsonResponse({"error": "Send the event as application/json."}, status=415)
     try:
         event = gateway_event_receive(gateway=gateway, body=request.body, headers=request.headers)
     except WebhookVerificationError as error:
