@@ -56,6 +56,12 @@ class AuditAction(models.TextChoices):
     STRIPE_ONBOARDING_STARTED = "stripe.onboarding_started", _("Stripe onboarding started")
     ORGANIZATION_PAYMENT_GATEWAY_CHANGED = "organization.payment_gateway_changed", _("Payment processor changed")
     ORGANIZATION_UPDATED = "organization.updated", _("Organization settings changed")
+    # Two-step sign-in (a member's own account; recorded in each of their organizations)
+    MFA_ENROLLED = "mfa.enrolled", _("Two-step sign-in set up with an authenticator app")
+    MFA_BACKUP_CODES_GENERATED = "mfa.backup_codes_generated", _("New backup codes generated")
+    MFA_BACKUP_CODE_USED = "mfa.backup_code_used", _("Signed in with a backup code")
+    MFA_CODE_FAILED = "mfa.code_failed", _("Wrong sign-in code")
+    MFA_RESET = "mfa.reset", _("Two-step sign-in reset: authenticator and backup codes removed")
 
 
 def audit_action_label(action: str) -> str:

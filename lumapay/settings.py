@@ -44,7 +44,8 @@ SITE_URL = env.str("SITE_URL", default=f"http://127.0.0.1:{env.int('PORT', defau
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[SITE_URL])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with LumaPay's site as ``admin.site``: operators need a verified second step.
+    "lumapay.apps.OperatorsAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -54,6 +55,10 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "django_filters",
     "django_htmx",
+    # Two-step sign-in: authenticator-app codes (TOTP) and single-use backup codes.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "lumapay",
     "org_profile",
     "ehr_sync",
@@ -67,10 +72,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): whether this session passed the second step (django-otp).
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "org_profile.middleware.CurrentOrganizationMiddleware",
+    # Every page but signing in needs a verified session from whoever must use two-step sign-in.
+    "org_profile.middleware.TwoStepSignInMiddleware",
 ]
 
 ROOT_URLCONF = "lumapay.urls"
@@ -119,6 +128,12 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "transactions:dashboard"
 LOGOUT_REDIRECT_URL = "login"
+# Two-step sign-in (django-otp): the name authenticator apps show, a wait that doubles after each
+# wrong code (1 s, 2 s, 4 s ...), and no TOTP keys shown to operators in the admin.
+OTP_TOTP_ISSUER = "LumaPay"
+OTP_TOTP_THROTTLE_FACTOR = 1
+OTP_STATIC_THROTTLE_FACTOR = 1
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE_SECONDS", default=8 * 3600)
 
 LANGUAGE_CODE = "en"

@@ -1,9 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db import models
 
 from .models import Location, Membership, Organization, User
-from .services import PLATFORM_FEE_FIELDS, organization_platform_fee_set
+from .services import PLATFORM_FEE_FIELDS, organization_platform_fee_set, user_mfa_reset_by_operator
 
 
 @admin.register(User)
@@ -18,6 +18,18 @@ class UserAdmin(DjangoUserAdmin):
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+    actions = ["two_step_sign_in_reset"]
+
+    @admin.action(description="Reset two-step sign-in (remove authenticator apps and backup codes)")
+    def two_step_sign_in_reset(self, request, queryset):
+        # Through the service, so each reset is in the audit trail of the user's organizations.
+        for user in queryset:
+            user_mfa_reset_by_operator(actor=request.user, user=user)
+        self.message_user(
+            request,
+            f"Reset two-step sign-in for {queryset.count()} user(s): they set up a new authenticator app at their next sign-in.",
+            messages.SUCCESS,
+        )
 
 
 class LocationInline(admin.TabularInline):

@@ -46,6 +46,15 @@ class OrganizationSettingsForm(forms.Form):
         label="Who may refund payments",
     )
 
+    mfa_required_for_everyone = forms.BooleanField(
+        required=False,
+        label="Require two-step sign-in for everyone",
+        help_text=(
+            "Administrators and managers always sign in with a code from an authenticator app. "
+            "With this on, sub-account users do too: each sets up an app at their next sign-in."
+        ),
+    )
+
     @classmethod
     def initial_for(cls, organization: Organization) -> dict:
         return {field: getattr(organization, field) for field in EDITABLE_FIELDS}

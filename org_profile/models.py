@@ -67,6 +67,12 @@ class Organization(models.Model):
     refund_roles = models.JSONField(
         default=default_refund_roles, help_text="the roles that may refund a payment"
     )
+    # Administrators and managers always sign in in two steps; this asks it of everyone.
+    mfa_required_for_everyone = models.BooleanField(
+        "two-step sign-in for everyone",
+        default=False,
+        help_text="every member signs in with a code from an authenticator app, not only administrators and managers",
+    )
 
     # Legal information (what a processor needs to know about the business).
     legal_name = models.CharField(max_length=200, blank=True)

@@ -4,7 +4,11 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", views.SignInView.as_view(), name="login"),
+    path("login/code/", views.mfa_verify, name="mfa_verify"),
+    path("security/", views.mfa_security, name="mfa_security"),
+    path("security/authenticator/", views.mfa_enrol, name="mfa_enrol"),
+    path("security/backup-codes/", views.mfa_backup_codes_new, name="mfa_backup_codes_new"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password-reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
     path("password-reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
@@ -16,4 +20,10 @@ urlpatterns = [
     path("password-reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("organization/switch/", views.organization_switch, name="organization_switch"),
     path("organization/", views.organization_settings, name="organization_settings"),
+    path("organization/members/", views.organization_members, name="organization_members"),
+    path(
+        "organization/members/<int:membership_id>/reset-two-step/",
+        views.member_mfa_reset_view,
+        name="member_mfa_reset",
+    ),
 ]
