@@ -73,6 +73,8 @@ def _staff_pages(patient, payment_request, transaction):
         reverse("transactions:transaction_detail", args=[transaction.pk]),
         reverse("transactions:export_list"),
         reverse("organization_settings"),
+        reverse("organization_members"),
+        reverse("mfa_security"),
         reverse("transactions:stripe_connect"),
         "/no-such-page/",
     ]
