@@ -66,6 +66,7 @@ def organization_switch(request):
     return redirect("transactions:dashboard")
 
 
+# TODO(issue 9, item 3): @reauthentication_required (org_profile/access.py) before saving a change to mfa_required_for_everyone (an MFA setting).
 @membership_required(roles=ADMINISTRATORS)
 @require_http_methods(["GET", "HEAD", "POST"])
 def organization_settings(request):
