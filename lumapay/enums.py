@@ -60,6 +60,12 @@ class AuditAction(models.TextChoices):
     # Staff sign-in
     SIGN_IN_LOCKED = "sign_in.locked", _("Sign-in locked after too many wrong passwords")
     SIGN_IN_UNLOCKED = "sign_in.unlocked", _("Sign-in unlocked")
+    # Two-step sign-in (a member's own account; recorded in each of their organizations)
+    MFA_ENROLLED = "mfa.enrolled", _("Two-step sign-in set up with an authenticator app")
+    MFA_BACKUP_CODES_GENERATED = "mfa.backup_codes_generated", _("New backup codes generated")
+    MFA_BACKUP_CODE_USED = "mfa.backup_code_used", _("Signed in with a backup code")
+    MFA_CODE_FAILED = "mfa.code_failed", _("Wrong sign-in code")
+    MFA_RESET = "mfa.reset", _("Two-step sign-in reset: authenticator and backup codes removed")
 
 
 def audit_action_label(action: str) -> str:

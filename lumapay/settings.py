@@ -49,7 +49,8 @@ SITE_URL = env.str("SITE_URL", default=f"http://127.0.0.1:{env.int('PORT', defau
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[SITE_URL])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with LumaPay's site as ``admin.site``: operators need a verified second step.
+    "lumapay.apps.OperatorsAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -60,6 +61,10 @@ INSTALLED_APPS = [
     "django_filters",
     "django_htmx",
     "axes",
+    # Two-step sign-in: authenticator-app codes (TOTP) and single-use backup codes.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "lumapay",
     "org_profile",
     "ehr_sync",
@@ -73,10 +78,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): whether this session passed the second step (django-otp).
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "org_profile.middleware.CurrentOrganizationMiddleware",
+    # Every page but signing in needs a verified session from whoever must use two-step sign-in.
+    "org_profile.middleware.TwoStepSignInMiddleware",
     # After the organization is known (its idle timeout): signs out idle and too-old sessions.
     "org_profile.sessions.SessionTimeoutMiddleware",
     # Last: turns a sign-in refused for too many failures into the sign-in page saying so.
@@ -169,6 +178,12 @@ SESSION_IDLE_TIMEOUT_SECONDS_OVERRIDE = None
 SESSION_COOKIE_AGE = SESSION_MAX_AGE_HOURS * 3600
 # Re-authentication before the most sensitive actions (org_profile.access.reauthentication_required).
 REAUTHENTICATION_MAX_AGE_MINUTES = env.int("REAUTHENTICATION_MAX_AGE_MINUTES", default=5)
+# Two-step sign-in (django-otp): the name authenticator apps show, a wait that doubles after each
+# wrong code (1 s, 2 s, 4 s ...), and no TOTP keys shown to operators in the admin.
+OTP_TOTP_ISSUER = "LumaPay"
+OTP_TOTP_THROTTLE_FACTOR = 1
+OTP_STATIC_THROTTLE_FACTOR = 1
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("es", _("Español"))]

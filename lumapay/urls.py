@@ -3,9 +3,6 @@ from django.urls import include, path
 
 from .dev_outbox import dev_outbox
 
-admin.site.site_header = "LumaPay operations"
-admin.site.site_title = "LumaPay operations"
-
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("org_profile.urls")),

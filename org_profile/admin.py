@@ -6,7 +6,12 @@ from lumapay.audit import client_ip
 
 from .lockout import locked_emails
 from .models import Location, Membership, Organization, User
-from .services import PLATFORM_FEE_FIELDS, organization_platform_fee_set, sign_in_unlock_by_operator
+from .services import (
+    PLATFORM_FEE_FIELDS,
+    organization_platform_fee_set,
+    sign_in_unlock_by_operator,
+    user_mfa_reset_by_operator,
+)
 
 
 @admin.register(User)
@@ -37,6 +42,18 @@ class UserAdmin(DjangoUserAdmin):
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+    actions = ["two_step_sign_in_reset"]
+
+    @admin.action(description="Reset two-step sign-in (remove authenticator apps and backup codes)")
+    def two_step_sign_in_reset(self, request, queryset):
+        # Through the service, so each reset is in the audit trail of the user's organizations.
+        for user in queryset:
+            user_mfa_reset_by_operator(actor=request.user, user=user)
+        self.message_user(
+            request,
+            f"Reset two-step sign-in for {queryset.count()} user(s): they set up a new authenticator app at their next sign-in.",
+            messages.SUCCESS,
+        )
 
 
 class LocationInline(admin.TabularInline):

@@ -7,11 +7,17 @@ organization slug ``demo-clinic`` and what exists is kept.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
 from .enums import PaymentGateway, Role
 from .models import Location, Membership, Organization, User
+from .services import AUTHENTICATOR_NAME, BACKUP_CODES_NAME, backup_code_hash
 
 SLUG = "demo-clinic"
 PASSWORD = "demo-clinic-2026"
@@ -22,6 +28,11 @@ USERS = [
     (f"manager@{EMAIL_DOMAIN}", "Morgan", "Reyes", Role.MANAGER),
     (f"staff@{EMAIL_DOMAIN}", "Sam", "Okafor", Role.STAFF),
 ]
+# Administrators and managers sign in in two steps, in the demo too. Their authenticator is set up
+# with this public key (add it to an authenticator app, or read the current code in the banner or
+# from `manage.py demo_sign_in_code`), and each has these backup codes, each usable once.
+DEMO_TOTP_SECRET = "LUMA PAYD EMOC LINI CTOT PSEC RETK EY23"
+DEMO_BACKUP_CODES = [f"demo-code-{n:04d}" for n in range(1, 11)]
 LOCATIONS = [
     ("Downtown", "410 Grace Street, Richmond, VA 23219", "+18045550110"),
     ("Northside", "3200 Brook Road, Richmond, VA 23227", "+18045550120"),
@@ -76,8 +87,40 @@ def demo_tenancy_build() -> DemoTenancy:
         )
         if membership_created and role == Role.STAFF:
             membership.locations.set([locations[0]])
+        if role in (Role.ADMINISTRATOR, Role.MANAGER):
+            _demo_two_step_set_up(user)
         users[role] = user
     return DemoTenancy(organization=organization, created=created, locations=locations, users=users)
+
+
+def demo_totp_key() -> str:
+    """The demo authenticator's key as django-otp stores it (hex)."""
+    return base64.b32decode(DEMO_TOTP_SECRET.replace(" ", "")).hex()
+
+
+def demo_sign_in_code() -> str:
+    """The code an authenticator app with the demo key shows now."""
+    return f"{TOTP(bytes.fromhex(demo_totp_key())).token():06d}"
+
+
+def _demo_two_step_set_up(user: User) -> None:
+    """The demo key and backup codes for ``user``, once: a user who set up their own keeps theirs."""
+    if TOTPDevice.objects.filter(user=user).exists():
+        return
+    TOTPDevice.objects.create(user=user, key=demo_totp_key(), name=AUTHENTICATOR_NAME, confirmed=True)
+    device = StaticDevice.objects.create(user=user, name=BACKUP_CODES_NAME, confirmed=True)
+    StaticToken.objects.bulk_create(
+        StaticToken(device=device, token=backup_code_hash(device_id=device.pk, code=code)) for code in DEMO_BACKUP_CODES
+    )
+
+
+def demo_two_step_lines() -> list[str]:
+    return [
+        "  Administrators and managers then enter a code from an authenticator app with the demo key",
+        f"    {DEMO_TOTP_SECRET}",
+        f"    (current code {demo_sign_in_code()}; `.venv/bin/python manage.py demo_sign_in_code` prints the next),",
+        f"    or a backup code, each once per user: {DEMO_BACKUP_CODES[0]} to {DEMO_BACKUP_CODES[-1]}.",
+    ]
 
 
 def demo_tenancy_summary(organization: Organization) -> list[str]:
@@ -87,4 +130,5 @@ def demo_tenancy_summary(organization: Organization) -> list[str]:
         note = " (Downtown only)" if role == Role.STAFF else ""
         lines.append(f"  {Role(role).label:<18} {email}{note}")
     lines.append(f"  password for each:  {PASSWORD}")
+    lines.extend(demo_two_step_lines())
     return lines

@@ -75,6 +75,15 @@ class OrganizationSettingsForm(forms.Form):
         help_text="From 5 to 60 minutes. A minute before, the page offers to stay signed in.",
     )
 
+    mfa_required_for_everyone = forms.BooleanField(
+        required=False,
+        label="Require two-step sign-in for everyone",
+        help_text=(
+            "Administrators and managers always sign in with a code from an authenticator app. "
+            "With this on, sub-account users do too: each sets up an app at their next sign-in."
+        ),
+    )
+
     @classmethod
     def initial_for(cls, organization: Organization) -> dict:
         initial = {field: getattr(organization, field) for field in EDITABLE_FIELDS if field in cls.base_fields}

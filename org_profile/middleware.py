@@ -1,9 +1,13 @@
 import zoneinfo
+from urllib.parse import urlencode
 
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
+from django_htmx.http import HttpResponseClientRedirect
 
-from .selectors import membership_current, memberships_of
+from .selectors import membership_current, memberships_of, mfa_has_device, mfa_required
 
 SESSION_KEY = "current_organization_id"
 
@@ -40,3 +44,55 @@ class CurrentOrganizationMiddleware:
             return self.get_response(request)
         finally:
             timezone.deactivate()
+
+
+class TwoStepSignInMiddleware:
+    """Holds a signed-in user at the second step of signing in until this session passed it.
+
+    A user who has an authenticator app (or backup codes) and has not entered a code in this
+    session is sent to the code page; a user who must sign in in two steps (``mfa_required``) and
+    has set up nothing is sent to set up an authenticator app. Every other page waits, whichever app
+    it belongs to (a page added later is held too): only signing in and out, password reset, the two
+    pages of the second step, and the pages that are not staff pages (the patient's pay pages, the
+    Sandbox's checkout, webhooks, the dev outbox) are let through. ``/admin/`` also checks it itself
+    (lumapay/admin_site.py). After ``CurrentOrganizationMiddleware``, whose memberships it reads.
+    """
+
+    ALLOWED_VIEWS = {
+        "login",
+        "logout",
+        "password_reset",
+        "password_reset_done",
+        "password_reset_confirm",
+        "password_reset_complete",
+        "mfa_verify",
+        "mfa_enrol",
+        "dev_outbox",
+    }
+    ALLOWED_NAMESPACES = {"pay", "sandbox", "webhooks"}
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        user = request.user
+        if not user.is_authenticated or user.is_verified():
+            return None
+        match = request.resolver_match
+        if match is not None and (match.view_name in self.ALLOWED_VIEWS or match.namespace in self.ALLOWED_NAMESPACES):
+            return None
+        if mfa_has_device(user=user):
+            step = "mfa_verify"
+        elif mfa_required(user=user, memberships=request.memberships):
+            step = "mfa_enrol"
+        else:
+            return None
+        target = reverse(step)
+        if request.method in ("GET", "HEAD"):
+            target = f"{target}?{urlencode({'next': request.get_full_path()})}"
+        if getattr(request, "htmx", False):
+            return HttpResponseClientRedirect(target)
+        return redirect(target)

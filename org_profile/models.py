@@ -97,6 +97,12 @@ class Organization(models.Model):
         validators=[MinValueValidator(1)],
         help_text="the most one charge or hold of a card on file may take, in cents",
     )
+    # Administrators and managers always sign in in two steps; this asks it of everyone.
+    mfa_required_for_everyone = models.BooleanField(
+        "two-step sign-in for everyone",
+        default=False,
+        help_text="every member signs in with a code from an authenticator app, not only administrators and managers",
+    )
 
     # Legal information (what a processor needs to know about the business).
     legal_name = models.CharField(max_length=200, blank=True)

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
+from django_otp import user_has_device
+from django_otp.plugins.otp_static.models import StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from .enums import Role
 from .models import Location, Membership, Organization
@@ -61,12 +64,17 @@ def organization_get(*, slug: str) -> Organization | None:
 
 
 def members_of_organization(*, organization: Organization) -> list[Membership]:
-    """The organization's members (active first, then by e-mail), each with ``is_locked``: is
-    their sign-in locked after too many wrong passwords."""
+    """The organization's members (active first, then by e-mail), each with ``is_locked`` (is
+    their sign-in locked after too many wrong passwords) and ``has_authenticator`` (have they set
+    up two-step sign-in)."""
     from .lockout import locked_emails
 
+    authenticator = TOTPDevice.objects.filter(user=OuterRef("user"), confirmed=True)
     memberships = list(
-        Membership.objects.filter(organization=organization).select_related("user").order_by("-is_active", "user__email")
+        Membership.objects.filter(organization=organization)
+        .select_related("user")
+        .annotate(has_authenticator=Exists(authenticator))
+        .order_by("-is_active", "user__email")
     )
     locked = locked_emails(m.user.email for m in memberships)
     for membership in memberships:
@@ -77,3 +85,31 @@ def members_of_organization(*, organization: Organization) -> list[Membership]:
 def member_of_organization(*, organization: Organization, pk: int) -> Membership | None:
     """One membership of the organization by id; another organization's is None."""
     return Membership.objects.filter(organization=organization, pk=pk).select_related("user").first()
+
+
+# -- two-step sign-in (django-otp) -------------------------------------------------------------------
+
+
+def mfa_required(*, user, memberships: list[Membership]) -> bool:
+    """Must ``user`` sign in in two steps: operators (``is_staff``, for ``/admin/``), administrators
+    and managers of any organization, and everyone in an organization that asks it of everyone.
+    ``memberships``: the user's active memberships (``memberships_of``), organizations loaded."""
+    if user.is_staff:
+        return True
+    return any(
+        membership.role in (Role.ADMINISTRATOR, Role.MANAGER) or membership.organization.mfa_required_for_everyone
+        for membership in memberships
+    )
+
+
+def mfa_has_device(*, user) -> bool:
+    """Has ``user`` anything that answers the second step: an authenticator app or backup codes."""
+    return user_has_device(user, confirmed=True)
+
+
+def mfa_authenticator_of(*, user) -> TOTPDevice | None:
+    return TOTPDevice.objects.devices_for_user(user, confirmed=True).order_by("-id").first()
+
+
+def mfa_backup_codes_left(*, user) -> int:
+    return StaticToken.objects.filter(device__user=user, device__confirmed=True).count()

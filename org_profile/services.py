@@ -4,11 +4,20 @@ Administrators only; every change is audited with its old and new values."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import math
 import re
+import secrets
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction as db_transaction
+from django.utils import timezone
+from django_otp import verify_token
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from lumapay.audit import audit_event_record
 from lumapay.enums import AuditAction
@@ -26,7 +35,10 @@ LEGAL_FIELDS = ("legal_name", "tax_id_last4", "address_line1", "address_line2", 
 PUBLIC_FIELDS = ("public_name", "support_phone", "support_email", "website", "statement_descriptor")
 ROLE_FIELDS = ("refund_roles", "saved_card_roles")
 SESSION_FIELDS = ("idle_timeout_minutes",)
-EDITABLE_FIELDS = LEGAL_FIELDS + PUBLIC_FIELDS + ROLE_FIELDS + ("saved_card_charge_max_cents",) + SESSION_FIELDS
+MFA_FIELDS = ("mfa_required_for_everyone",)
+EDITABLE_FIELDS = (
+    LEGAL_FIELDS + PUBLIC_FIELDS + ROLE_FIELDS + ("saved_card_charge_max_cents",) + SESSION_FIELDS + MFA_FIELDS
+)
 
 STATEMENT_DESCRIPTOR_MAX_LENGTH = 22
 # Card networks print it on the patient's statement; processors (Stripe among them) accept 5 to 22
@@ -79,7 +91,8 @@ def saved_card_charge_max_problem(cents) -> str | None:
 
 def organization_update(*, organization: Organization, actor, data: dict) -> Organization:
     """Change the organization's legal and public-facing information, who may refund, who may use
-    cards on file, and the most one charge of a card on file may take.
+    cards on file, the most one charge of a card on file may take, the idle timeout, and whether
+    everyone signs in in two steps.
 
     ``data`` holds any of ``EDITABLE_FIELDS``; keys left out keep their value. Only an active
     administrator of the organization may. Raises ``OrganizationSettingsInvalid`` (per-field
@@ -162,6 +175,9 @@ def _clean(organization: Organization, data: dict) -> dict:
     errors: dict[str, list[str]] = {}
     values: dict = {}
     for field, raw in data.items():
+        if field == "mfa_required_for_everyone":
+            values[field] = raw is True or str(raw).lower() in ("true", "on", "1")
+            continue
         if field in ROLE_FIELDS:
             try:
                 values[field] = refund_roles_normalize(raw, field=field)
@@ -281,3 +297,233 @@ def sign_in_unlock_by_operator(*, user: User, actor, ip_address: str | None = No
                 ip_address=ip_address,
             )
     return True
+
+
+# -- two-step sign-in (django-otp) -------------------------------------------------------------------
+#
+# The second step is a 6-digit code from an authenticator app (django-otp's TOTPDevice) or one of 10
+# single-use backup codes (django-otp's StaticDevice and StaticToken). django-otp keeps static tokens
+# as typed; LumaPay stores only a hash of each backup code in the token's column (see
+# ``backup_code_hash``), so the table's rows cannot be typed in. Events about a person's sign-in are
+# recorded in each organization they belong to (an operator without one has django_admin_log).
+
+BACKUP_CODE_COUNT = 10
+# 12 characters from 31 that cannot be confused (no 0/o, 1/l/i): about 59 random bits per code.
+_BACKUP_CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+_BACKUP_CODE_LENGTH = 12
+AUTHENTICATOR_NAME = "Authenticator app"
+BACKUP_CODES_NAME = "Backup codes"
+
+
+class MfaCodeRefused(ApplicationError):
+    """The code was wrong, already used, or came too soon after wrong ones. Nothing was verified."""
+
+
+class MemberNotFound(ApplicationError):
+    """No such member in this organization (another organization's member is "not found" too)."""
+
+
+def backup_code_normalize(text: str) -> str:
+    """What a person types (``ABCD-efgh jkmn``) as stored: lowercase, no spaces or hyphens."""
+    return "".join(str(text or "").split()).replace("-", "").lower()
+
+
+def backup_code_hash(*, device_id: int, code: str) -> str:
+    """What the StaticToken row holds for ``code``: 80 bits of a SHA-256 of the device and the code.
+
+    Codes carry ~59 random bits, so a copy of the table does not give them back; the device id
+    keeps one hash from matching the same code on another account. No secret key is mixed in, so
+    rotating SECRET_KEY never invalidates anyone's codes.
+    """
+    digest = hashlib.sha256(f"lumapay-backup-code:{device_id}:{backup_code_normalize(code)}".encode()).digest()
+    return base64.b32encode(digest[:10]).decode().lower()
+
+
+def backup_code_display(code: str) -> str:
+    return "-".join(code[i : i + 4] for i in range(0, len(code), 4))
+
+
+def totp_key_new() -> str:
+    """A new authenticator secret: 20 random bytes, hex as django-otp stores it."""
+    return secrets.token_hex(20)
+
+
+def totp_key_base32(key: str) -> str:
+    """The secret as people type it into an authenticator app, in groups of 4."""
+    text = base64.b32encode(bytes.fromhex(key)).decode().rstrip("=")
+    return " ".join(text[i : i + 4] for i in range(0, len(text), 4))
+
+
+def _audit_for_user(*, user, action: AuditAction, actor=None, changes=None, ip_address=None, organizations=None) -> None:
+    if organizations is None:
+        organizations = [m.organization for m in Membership.objects.filter(user=user, is_active=True).select_related("organization")]
+    for organization in organizations:
+        audit_event_record(
+            organization=organization,
+            action=action,
+            actor_type=ActorType.STAFF,
+            actor_user=actor or user,
+            changes={"member": user.email, **(changes or {})},
+            ip_address=ip_address,
+        )
+
+
+def _backup_codes_replace(*, user) -> list[str]:
+    device, _created = StaticDevice.objects.get_or_create(user=user, defaults={"name": BACKUP_CODES_NAME, "confirmed": True})
+    device.token_set.all().delete()
+    codes = ["".join(secrets.choice(_BACKUP_CODE_ALPHABET) for _ in range(_BACKUP_CODE_LENGTH)) for _ in range(BACKUP_CODE_COUNT)]
+    StaticToken.objects.bulk_create(
+        StaticToken(device=device, token=backup_code_hash(device_id=device.pk, code=code)) for code in codes
+    )
+    return [backup_code_display(code) for code in codes]
+
+
+def _user_locked(user):
+    # One sign-in change at a time per person (two tabs enrolling at once keep one authenticator).
+    return User.objects.select_for_update().get(pk=user.pk)
+
+
+def mfa_authenticator_enrol(*, user, key: str, code: str, ip_address: str | None = None) -> tuple[TOTPDevice, list[str]]:
+    """Set up (or replace) ``user``'s authenticator app with the secret ``key`` they were shown,
+    once ``code`` proves their app has it. Replaces any earlier authenticator and backup codes.
+
+    Returns the device and 10 new backup codes, the only time they exist in plain text. Raises
+    ``MfaCodeRefused`` and changes nothing when the code does not match. Writes one
+    "mfa.enrolled" audit event (per organization of the user) in the same database transaction.
+    The caller must only offer this to a session that passed the second step, or to a person who
+    has no device yet.
+    """
+    device = TOTPDevice(user=user, key=key, name=AUTHENTICATOR_NAME, confirmed=True)
+    typed = "".join(str(code or "").split())
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    if not (typed.isdigit() and len(typed) == device.digits and totp.verify(int(typed), device.tolerance)):
+        raise MfaCodeRefused(
+            "That code does not match. Enter the 6-digit code your authenticator app shows now for LumaPay."
+        )
+    # The code just typed cannot sign anyone in again.
+    device.last_t = totp.t()
+    with db_transaction.atomic():
+        _user_locked(user)
+        replaced = TOTPDevice.objects.filter(user=user).delete()[0] > 0
+        device.save()
+        codes = _backup_codes_replace(user=user)
+        _audit_for_user(
+            user=user, action=AuditAction.MFA_ENROLLED, changes={"replaced_earlier_authenticator": replaced}, ip_address=ip_address
+        )
+    return device, codes
+
+
+def mfa_backup_codes_generate(*, user, ip_address: str | None = None) -> list[str]:
+    """10 new backup codes for ``user``, who has an authenticator; the earlier ones stop working.
+    Writes one "mfa.backup_codes_generated" audit event per organization of the user."""
+    if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+        raise ApplicationError("Set up an authenticator app first: backup codes come with it.")
+    with db_transaction.atomic():
+        _user_locked(user)
+        codes = _backup_codes_replace(user=user)
+        _audit_for_user(user=user, action=AuditAction.MFA_BACKUP_CODES_GENERATED, ip_address=ip_address)
+    return codes
+
+
+def mfa_code_verify(*, user, code: str, ip_address: str | None = None):
+    """The second step of signing in: a 6-digit code from ``user``'s authenticator app, or one of
+    their backup codes (which then stops working). Returns the django-otp device that accepted it,
+    for ``django_otp.login``.
+
+    Wrong codes make the next try wait (1 s, 2 s, 4 s ... per device: django-otp's throttling).
+    Raises ``MfaCodeRefused`` and writes "mfa.code_failed" (per organization of the user, with the
+    caller's address) when the code is refused; writes "mfa.backup_code_used" when a backup code
+    signed the user in.
+    """
+    typed = "".join(str(code or "").split())
+    is_totp = typed.isdigit() and len(typed) == 6
+    device_model = TOTPDevice if is_totp else StaticDevice
+    wait_seconds = 0
+    for device in device_model.objects.devices_for_user(user, confirmed=True):
+        token = typed if is_totp else backup_code_hash(device_id=device.pk, code=typed)
+        # django-otp's verify_token locks the device row, so a code is accepted once.
+        accepted = verify_token(user, device.persistent_id, token)
+        if accepted is not None:
+            if not is_totp:
+                _audit_for_user(
+                    user=user,
+                    action=AuditAction.MFA_BACKUP_CODE_USED,
+                    changes={"backup_codes_left": accepted.token_set.count()},
+                    ip_address=ip_address,
+                )
+            return accepted
+        device.refresh_from_db()
+        allowed, details = device.verify_is_allowed()
+        if not allowed and details and details.get("locked_until"):
+            wait_seconds = max(wait_seconds, math.ceil((details["locked_until"] - timezone.now()).total_seconds()))
+    _audit_for_user(
+        user=user,
+        action=AuditAction.MFA_CODE_FAILED,
+        changes={"kind": "authenticator" if is_totp else "backup code"},
+        ip_address=ip_address,
+    )
+    if wait_seconds > 0:
+        raise MfaCodeRefused(
+            f"That code did not work. After a wrong code, wait {wait_seconds} second{'s' if wait_seconds != 1 else ''} before the next try."
+        )
+    raise MfaCodeRefused("That code did not work. Enter the 6-digit code your authenticator app shows now, or a backup code.")
+
+
+def _devices_remove(*, user) -> dict:
+    authenticators = TOTPDevice.objects.filter(user=user).count()
+    backup_codes = StaticToken.objects.filter(device__user=user).count()
+    TOTPDevice.objects.filter(user=user).delete()
+    StaticDevice.objects.filter(user=user).delete()
+    return {"authenticators_removed": authenticators, "backup_codes_removed": backup_codes}
+
+
+def member_mfa_reset(*, organization: Organization, actor, membership_id: int, ip_address: str | None = None) -> Membership:
+    """An administrator removes a member's authenticator app and backup codes (a lost phone): the
+    member signs in with their password and sets up a new authenticator before anything else
+    (when two-step sign-in is required of them). Sessions that passed the second step with the
+    removed devices are no longer verified.
+
+    Administrators of ``organization`` only; the member must belong to it (``MemberNotFound``
+    otherwise, as for an id of another organization). An operator's account is reset by operators,
+    and an administrator's own on their Sign-in security page. Writes "mfa.reset" in this
+    organization, naming the member and what was removed.
+    """
+    refused = "Only administrators can reset a member's two-step sign-in."
+    staff_access(
+        organization=organization,
+        actor=actor,
+        roles=ADMINISTRATORS,
+        denied={AccessDenied.NOT_A_MEMBER: refused, AccessDenied.ROLE: refused},
+    )
+    membership = Membership.objects.filter(organization=organization, pk=membership_id).select_related("user").first()
+    if membership is None:
+        raise MemberNotFound("No such member in this organization.")
+    member = membership.user
+    if member.pk == actor.pk:
+        raise ApplicationError("To replace your own authenticator app, use Sign-in security.")
+    if member.is_staff:
+        raise ApplicationError("This account belongs to a LumaPay operator: LumaPay's operators reset it.")
+    with db_transaction.atomic():
+        _user_locked(member)
+        removed = _devices_remove(user=member)
+        _audit_for_user(
+            user=member,
+            action=AuditAction.MFA_RESET,
+            actor=actor,
+            changes={**removed, "by": "administrator"},
+            ip_address=ip_address,
+            organizations=[organization],
+        )
+    return membership
+
+
+def user_mfa_reset_by_operator(*, actor, user) -> dict:
+    """A LumaPay operator (Django admin) removes ``user``'s authenticator app and backup codes.
+    Writes "mfa.reset" in each organization of the user. Returns what was removed."""
+    if not (actor is not None and actor.is_active and actor.is_staff):
+        raise ApplicationError("Only platform operators can reset two-step sign-in here.")
+    with db_transaction.atomic():
+        _user_locked(user)
+        removed = _devices_remove(user=user)
+        _audit_for_user(user=user, action=AuditAction.MFA_RESET, actor=actor, changes={**removed, "by": "operator"})
+    return removed

@@ -4,7 +4,11 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", views.SignInView.as_view(), name="login"),
+    path("login/code/", views.mfa_verify, name="mfa_verify"),
+    path("security/", views.mfa_security, name="mfa_security"),
+    path("security/authenticator/", views.mfa_enrol, name="mfa_enrol"),
+    path("security/backup-codes/", views.mfa_backup_codes_new, name="mfa_backup_codes_new"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password-reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
     path("password-reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
@@ -18,6 +22,7 @@ urlpatterns = [
     path("organization/", views.organization_settings, name="organization_settings"),
     path("members/", views.members, name="members"),
     path("members/<int:pk>/unlock/", views.member_unlock, name="member_unlock"),
+    path("members/<int:membership_id>/reset-two-step/", views.member_mfa_reset_view, name="member_mfa_reset"),
     path("confirm-password/", views.password_confirm, name="password_confirm"),
     path("session/", views.session_status, name="session_status"),
     path("session/keep-alive/", views.session_keep_alive_view, name="session_keep_alive"),

@@ -4,6 +4,7 @@ from lumapay import sms
 from org_profile.enums import Role
 
 from .factories import LocationFactory, MembershipFactory, OrganizationFactory, PatientFactory
+from .two_step import VerifiedClient
 
 
 @pytest.fixture(autouse=True)
@@ -19,6 +20,14 @@ def _test_settings(settings):
     from django.core.cache import cache
 
     cache.clear()
+
+
+@pytest.fixture
+def client():
+    """Django's test client whose ``force_login`` also passes the second step of signing in
+    (tests/two_step.py): most tests are about what a signed-in member does. Tests of the second
+    step use ``django.test.Client``."""
+    return VerifiedClient()
 
 
 @pytest.fixture

@@ -110,8 +110,26 @@ def _path(page: Page) -> str:
 # -- staff ------------------------------------------------------------------------------------------
 
 
+def _authenticator_needed(user):
+    """The user's authenticator app when they sign in in two steps: the one they have, or one set up
+    now (as if they had set it up before) when their role or organization requires it."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from org_profile.selectors import memberships_of, mfa_required
+    from tests.two_step import authenticator_for
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None and mfa_required(user=user, memberships=list(memberships_of(user=user))):
+        device = authenticator_for(user)
+    return device
+
+
 def sign_in(page: Page, user, checks: PageChecks | None = None) -> None:
-    """Sign in from the sign-in page with the factories' password; lands on the dashboard."""
+    """Sign in from the sign-in page with the factories' password and, for whoever signs in in two
+    steps, the current code of their authenticator app; lands on the dashboard."""
+    from tests.two_step import fresh_totp_code
+
+    authenticator = _authenticator_needed(user)
     page.goto("/accounts/login/")
     expect(page.get_by_role("heading", level=1)).to_have_text("Sign in to LumaPay")
     if checks is not None:
@@ -119,6 +137,12 @@ def sign_in(page: Page, user, checks: PageChecks | None = None) -> None:
     page.get_by_label("E-mail address").fill(user.email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+    if authenticator is not None:
+        expect(page.get_by_role("heading", name="Enter your sign-in code", level=1)).to_be_visible()
+        if checks is not None:
+            checks.check(page, "sign-in code")
+        page.get_by_label("Sign-in code").fill(fresh_totp_code(authenticator))
+        page.get_by_role("button", name="Verify").click()
     expect(page.get_by_role("heading", name="Transactions", level=1)).to_be_visible()
 
 

@@ -11,7 +11,6 @@ import datetime
 
 import pytest
 from django.conf import settings as django_settings
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -24,6 +23,7 @@ from tests.factories import (
     PaymentRequestFactory,
 )
 from tests.transactions.dashboard_support import ledger_transaction
+from tests.two_step import VerifiedClient
 
 from .support import DESKTOP, PHONE
 
@@ -50,7 +50,7 @@ def clinic():
 @pytest.fixture
 def chromium_page(new_page, live_server, clinic):
     """chromium_page(viewport) → a page of the clinic's administrator, signed in."""
-    client = Client()
+    client = VerifiedClient()
     client.force_login(clinic[0])
     session = client.cookies[django_settings.SESSION_COOKIE_NAME].value
 
@@ -73,6 +73,8 @@ def _staff_pages(patient, payment_request, transaction):
         reverse("transactions:transaction_detail", args=[transaction.pk]),
         reverse("transactions:export_list"),
         reverse("organization_settings"),
+        reverse("members"),
+        reverse("mfa_security"),
         reverse("transactions:stripe_connect"),
         "/no-such-page/",
     ]

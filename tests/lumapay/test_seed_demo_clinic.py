@@ -190,3 +190,25 @@ def test_an_accented_last_name_keeps_its_letters_in_the_patients_e_mail():
         expected = unicodedata.normalize("NFKD", patient.last_name).encode("ascii", "ignore").decode().lower()
         assert expected in local_part, (patient.last_name, patient.email)
         assert len(expected) == len(patient.last_name)
+
+
+def test_the_demo_administrator_and_manager_sign_in_with_the_documented_key_and_backup_codes(client):
+    from django.test import Client
+    from django_otp import DEVICE_ID_SESSION_KEY
+
+    from org_profile.demo import DEMO_BACKUP_CODES, DEMO_TOTP_SECRET, PASSWORD
+
+    output = _seed()
+
+    assert DEMO_TOTP_SECRET in output and "demo-code-0001 to demo-code-0010" in output
+    assert not User.objects.get(email="staff@demo.lumapay.test").totpdevice_set.exists()
+    for email, code in (("admin@demo.lumapay.test", None), ("manager@demo.lumapay.test", DEMO_BACKUP_CODES[0])):
+        browser = Client()
+        signed_in = browser.post("/accounts/login/", {"username": email, "password": PASSWORD})
+        assert signed_in.url.startswith("/accounts/login/code/")
+        if code is None:
+            out = io.StringIO()
+            call_command("demo_sign_in_code", stdout=out)
+            code = out.getvalue().split()[0]
+        assert browser.post("/accounts/login/code/", {"code": code}).status_code == 302
+        assert DEVICE_ID_SESSION_KEY in browser.session

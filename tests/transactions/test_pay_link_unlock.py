@@ -6,7 +6,6 @@ import datetime
 import zoneinfo
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -21,6 +20,7 @@ from transactions.services.payment_requests import pay_link_replace, pay_link_un
 from transactions.services.payments import DateOfBirthMismatch, PaymentLinkLocked, payment_link_verify
 
 from ..factories import PaymentRequestFactory
+from ..two_step import VerifiedClient
 from .pay_support import dob_submit, pay_url
 
 pytestmark = pytest.mark.django_db
@@ -261,7 +261,7 @@ def test_staff_posting_unlock_or_fresh_link_get_403(client_for, staff_user, lock
 
 @pytest.mark.parametrize("name", ["transactions:payment_request_unlock", "transactions:payment_request_replace_link"])
 def test_unlock_and_fresh_link_need_post_and_the_csrf_token(manager, locked_request, name):
-    client = Client(enforce_csrf_checks=True)
+    client = VerifiedClient(enforce_csrf_checks=True)
     client.force_login(manager)
     before = _state(locked_request)
 

@@ -1,7 +1,6 @@
 """Cancelling a payment request takes a confirmation step (a page, so it works without JavaScript)."""
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from lumapay.models import AuditEvent
@@ -9,6 +8,7 @@ from transactions.enums import PaymentRequestStatus
 from transactions.models import PaymentRequest
 
 from ..factories import PaymentRequestFactory
+from ..two_step import VerifiedClient
 
 pytestmark = pytest.mark.django_db
 
@@ -73,7 +73,7 @@ def test_the_confirmed_post_cancels(client_for, manager, open_request):
 
 
 def test_the_confirmation_needs_the_csrf_token(manager, open_request):
-    client = Client(enforce_csrf_checks=True)
+    client = VerifiedClient(enforce_csrf_checks=True)
     client.force_login(manager)
 
     response = client.post(_cancel_url(open_request), {"confirmed": "1"})

@@ -286,9 +286,9 @@ def test_resend_takes_only_post_and_cancel_asks_first(client_for, organization, 
 
 def test_resend_and_cancel_need_the_csrf_token(organization, location, patient, administrator):
     # given a browser session that does not send the CSRF token
-    from django.test import Client
+    from tests.two_step import VerifiedClient
 
-    client = Client(enforce_csrf_checks=True)
+    client = VerifiedClient(enforce_csrf_checks=True)
     client.force_login(administrator)
     payment_request = PaymentRequestFactory(organization=organization, location=location, patient=patient)
 

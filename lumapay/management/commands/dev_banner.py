@@ -18,6 +18,7 @@ from lumapay.dev_server import listen_address
 from org_profile.models import Membership
 from org_profile.demo import PASSWORD as DEMO_PASSWORD
 from org_profile.demo import USERS as DEMO_USERS
+from org_profile.demo import demo_two_step_lines
 
 # The users `seed_demo_clinic` creates; the banner lists those the database really holds.
 DEMO_EMAILS = tuple(email for email, *_ in DEMO_USERS)
@@ -121,6 +122,8 @@ class Command(BaseCommand):
                 if membership is not None:
                     out.write(f"  {membership.get_role_display():<18} {email}")
             out.write(f"  password for each:  {DEMO_PASSWORD}")
+            for line in demo_two_step_lines():
+                out.write(line)
         else:
             out.write("No demo users in this database: run `.venv/bin/python manage.py seed_demo_clinic`.")
         out.write("")
