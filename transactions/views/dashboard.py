@@ -18,6 +18,7 @@ from django.views.decorators.http import require_safe
 
 from lumapay.dates import format_date, format_datetime
 from lumapay.money import format_cents
+from lumapay.phi_access import phi_access_record
 from org_profile.access import MANAGERS, membership_required
 from org_profile.enums import PaymentGateway
 
@@ -46,6 +47,10 @@ def transaction_list(request):
     summary = dashboard_summary(
         transactions, organization=request.organization, chart_from=chart_from, chart_to=chart_to,
         daily_totals=filterset.daily_totals(),
+    )
+    # Each row names its patient.
+    phi_access_record(
+        request=request, organization=request.organization, patients=[t.patient_id for t in page.object_list]
     )
     params = filterset.used_params()
     choices, chosen = filterset.form_choices()
