@@ -248,6 +248,20 @@ PATIENT_MESSAGE_MAX_ATTEMPTS = env.int("PATIENT_MESSAGE_MAX_ATTEMPTS", default=8
 
 # SMS: "dev_outbox", "console", "memory" or "twilio".
 SMS_BACKEND = env.str("SMS_BACKEND", default="dev_outbox" if DEBUG else "twilio")
+
+# Backends that print a message (its recipient, its body with the payment link) to the process's
+# output, which a log collector keeps: development only.
+PRINTING_EMAIL_BACKENDS = {
+    "django.core.mail.backends.console.EmailBackend",
+    "django.core.mail.backends.filebased.EmailBackend",
+    "lumapay.dev_outbox.EmailBackend",
+}
+PRINTING_SMS_BACKENDS = {"console", "dev_outbox"}
+if not DEBUG and (EMAIL_BACKEND in PRINTING_EMAIL_BACKENDS or SMS_BACKEND in PRINTING_SMS_BACKENDS):
+    raise ImproperlyConfigured(
+        f"DEBUG is off, so LumaPay will not print messages to patients: EMAIL_BACKEND={EMAIL_BACKEND!r} and "
+        f"SMS_BACKEND={SMS_BACKEND!r} must send them (SMTP or an ESP through EMAIL_URL; SMS_BACKEND=twilio)."
+    )
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
@@ -302,12 +316,36 @@ if not DEBUG:
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
+# No patient's details in any log (lumapay/log_redaction.py, README "What never reaches a log"):
+# tracebacks without exception messages (kept in development), request lines without query
+# strings, Celery's task failures without the exception's text.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {
+            "()": "lumapay.log_redaction.PhiSafeFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "exception_messages": DEBUG,
+        }
+    },
+    "filters": {
+        "request_paths": {"()": "lumapay.log_redaction.RequestPathFilter"},
+        "task_exceptions": {"()": "lumapay.log_redaction.CeleryTaskExceptionFilter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_paths", "task_exceptions"]}
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # WeasyPrint reports every step of every PDF at INFO.
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "weasyprint": {"level": "WARNING"}},
+    # WeasyPrint reports every step of every PDF at INFO. Django's own lines (a request's 404 or
+    # 500, the development server's request lines) go through the root's handler and its filters,
+    # not Django's default handlers (its console one, and mail_admins, which e-mails the request).
+    "loggers": {
+        "django": {"handlers": [], "propagate": True},
+        "django.db.backends": {"level": "WARNING"},
+        "weasyprint": {"level": "WARNING"},
+        "django.server": {"handlers": [], "propagate": True},
+    },
 }
+# Celery's worker and beat log through the handler above instead of installing their own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -316,3 +316,27 @@ def test_sessions_are_read_through_the_cache_only_when_every_process_shares_it()
 
     assert without_redis["SESSION_ENGINE"] == "django.contrib.sessions.backends.db"
     assert with_redis["SESSION_ENGINE"] == "django.contrib.sessions.backends.cached_db"
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"SMS_BACKEND": "console"},
+        {"SMS_BACKEND": "dev_outbox"},
+        {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"},
+        {"EMAIL_BACKEND": "lumapay.dev_outbox.EmailBackend"},
+        {"EMAIL_URL": "consolemail://"},
+    ],
+)
+def test_production_refuses_a_backend_that_prints_patients_messages(variables):
+    code, out = read_settings(**production(**variables))
+
+    assert code == 3
+    assert out["error"].startswith("DEBUG is off, so LumaPay will not print messages to patients:")
+
+
+def test_the_compose_file_defaults_sms_to_a_backend_production_accepts():
+    compose = (BASE_DIR / "docker-compose.yml").read_text()
+
+    assert "SMS_BACKEND: ${SMS_BACKEND:-twilio}" in compose
+    assert '"--config", "gunicorn.conf.py"' in compose and "--access-logformat" not in compose
