@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -25,8 +26,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "te
 
 if not DEBUG:
     missing = []
-    if not SECRET_KEY or SECRET_KEY == _DEV_SECRET_KEY or len(SECRET_KEY) < 40:
-        missing.append("SECRET_KEY (at least 40 random characters)")
+    if not SECRET_KEY or SECRET_KEY == _DEV_SECRET_KEY or len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+        missing.append("SECRET_KEY (at least 50 random characters)")
     if not ALLOWED_HOSTS:
         missing.append("ALLOWED_HOSTS")
     if not env.str("DATABASE_URL", default=""):
@@ -54,6 +55,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "django_filters",
     "django_htmx",
+    "csp",
     "lumapay",
     "org_profile",
     "ehr_sync",
@@ -62,11 +64,14 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication: it tells a signed-in page (no-store) from a public one.
+    "lumapay.security_headers.SecurityHeadersMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -311,10 +316,39 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    # Subdomains of LumaPay's host get HTTPS-only too; "preload" lets the host be submitted to the
+    # browsers' built-in list (hstspreload.org): turning it off makes `check --deploy` warn.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
     SECURE_CONTENT_TYPE_NOSNIFF = True
     SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+
+# Content-Security-Policy (django-csp): scripts, styles, images and requests from LumaPay's own
+# origin only; no inline <script>, <style>, style="" or on* attribute anywhere (behaviour lives in
+# static/js, looks in static/css). The development outbox alone allows inline styles, for the
+# e-mails it previews (lumapay/dev_outbox.py). No form-action: the pay page's and Stripe Connect's
+# forms are answered with a redirect to Stripe, which form-action would also have to allow.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# Powerful browser features no page of LumaPay uses, refused for it and anything it embeds.
+PERMISSIONS_POLICY = env.str(
+    "PERMISSIONS_POLICY",
+    default="accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), "
+    "payment=(), usb=()",
+)
 
 # No patient's details in any log (lumapay/log_redaction.py, README "What never reaches a log"):
 # tracebacks without exception messages (kept in development), request lines without query

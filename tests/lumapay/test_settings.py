@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-GOOD_SECRET_KEY = "k3Jx9vQm2LwZr8TnYp4HsBd6FgCe1UaVo7NiMtRy5XqWj0Kl"
+GOOD_SECRET_KEY = "k3Jx9vQm2LwZr8TnYp4HsBd6FgCe1UaVo7NiMtRy5XqWj0Kl-8fPz"
 GOOD_DATABASE_URL = "postgres://lumapay_app:db-password@db.internal:5432/lumapay"
 
 PROBE = """
@@ -92,7 +92,7 @@ def test_production_without_secrets_refuses_to_start_and_names_each_missing_vari
 
     assert code == 3
     assert out["error"] == (
-        "DEBUG is off, so LumaPay will not start without: SECRET_KEY (at least 40 random characters), "
+        "DEBUG is off, so LumaPay will not start without: SECRET_KEY (at least 50 random characters), "
         "ALLOWED_HOSTS, DATABASE_URL. Set them in the environment (see the README), or set DEBUG=true "
         "for development."
     )
@@ -108,7 +108,7 @@ def test_debug_defaults_to_off():
 @pytest.mark.parametrize(
     "missing, named",
     [
-        ("SECRET_KEY", "SECRET_KEY (at least 40 random characters)"),
+        ("SECRET_KEY", "SECRET_KEY (at least 50 random characters)"),
         ("ALLOWED_HOSTS", "ALLOWED_HOSTS"),
         ("DATABASE_URL", "DATABASE_URL"),
     ],
@@ -129,7 +129,7 @@ def test_a_weak_secret_key_is_refused(secret_key):
     code, out = read_settings(**production(SECRET_KEY=secret_key))
 
     assert code == 3
-    assert "SECRET_KEY (at least 40 random characters)" in out["error"]
+    assert "SECRET_KEY (at least 50 random characters)" in out["error"]
 
 
 def test_production_with_its_variables_starts():
