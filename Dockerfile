@@ -38,5 +38,6 @@ RUN useradd --create-home --uid 10001 lumapay \
 USER lumapay
 
 EXPOSE 8000
-# gunicorn reads WEB_CONCURRENCY for its number of workers.
-CMD ["gunicorn", "lumapay.wsgi", "--bind", "0.0.0.0:8000", "--access-logfile", "-"]
+# gunicorn reads WEB_CONCURRENCY for its number of workers, and gunicorn.conf.py for the rest
+# (its access log leaves out query strings and referrers: searches hold patients' names).
+CMD ["gunicorn", "lumapay.wsgi", "--config", "gunicorn.conf.py"]

@@ -63,3 +63,17 @@ class PatientForm(forms.Form):
         """Show a service's refusal beside the field it names, or above the form."""
         field = error.extra.get("field")
         self.add_error(field if field in self.fields else None, error.message)
+
+
+class AccessLogExportForm(forms.Form):
+    """The days of the PHI access log an administrator exports, in the organization's time zone."""
+
+    date_from = forms.DateField(label="From", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    date_to = forms.DateField(label="To", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+
+    def clean(self):
+        cleaned = super().clean()
+        date_from, date_to = cleaned.get("date_from"), cleaned.get("date_to")
+        if date_from and date_to and date_to < date_from:
+            raise forms.ValidationError("The last day comes before the first: swap them.")
+        return cleaned

@@ -9,4 +9,6 @@ urlpatterns = [
     path("new/", views.patient_new, name="new"),
     path("<int:pk>/", views.patient_profile, name="profile"),
     path("<int:pk>/edit/", views.patient_edit, name="edit"),
+    path("<int:pk>/access-log/", views.patient_access_log, name="access_log"),
+    path("access-log/", views.access_log_export, name="access_log_export"),
 ]

@@ -6,17 +6,19 @@ user's locations. Another organization's patient is "not found".
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods, require_safe
 
 from lumapay.audit import client_ip
 from lumapay.errors import ApplicationError
-from org_profile.access import membership_required
+from lumapay.phi_access import phi_access_record
+from org_profile.access import ADMINISTRATORS, membership_required
+from org_profile.enums import Role
 
-from . import services
-from .forms import PatientForm, PatientSearchForm
+from . import access_log, services
+from .forms import AccessLogExportForm, PatientForm, PatientSearchForm
 from .patient_panels import patient_panel_templates, patient_profile_context
 from .selectors import HUB_PAGE_SIZE, patient_appointments, patient_balance, patient_get, patients_search
 
@@ -31,6 +33,10 @@ def patient_hub(request):
     query = search.cleaned_data["q"].strip() if search.is_valid() else ""
     page = Paginator(patients_search(organization=request.organization, query=query), HUB_PAGE_SIZE).get_page(
         request.GET.get("page")
+    )
+    # The page shows each patient's date of birth, e-mail and phone.
+    phi_access_record(
+        request=request, organization=request.organization, patients=[patient.pk for patient in page.object_list]
     )
     context = {
         "nav": "hub",
@@ -73,6 +79,7 @@ def patient_edit(request, pk):
     patient = patient_get(organization=request.organization, patient_id=pk)
     if patient is None:
         raise Http404("No such patient.")
+    phi_access_record(request=request, patients=[patient])
     initial = {field: getattr(patient, field) for field in services.PATIENT_EDITABLE_FIELDS}
     form = PatientForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -97,6 +104,7 @@ def patient_profile(request, pk):
     services.patient_view_record(
         organization=request.organization, actor=request.user, patient=patient, ip_address=client_ip(request)
     )
+    phi_access_record(request=request, patients=[patient])
     # What apps above ehr_sync show about the patient (payments: see transactions/views/patient_panels.py).
     panels_context = patient_profile_context(request, patient)
     return render(
@@ -109,5 +117,55 @@ def patient_profile(request, pk):
             "appointments": patient_appointments(patient=patient),
             "balance": patient_balance(patient=patient),
             "patient_panels": patient_panel_templates(),
+            # Administrators see who looked at the record (this look included).
+            "recent_accesses": list(
+                access_log.patient_access_history(organization=request.organization, patient_id=patient.pk)[
+                    : access_log.PROFILE_RECENT_ACCESSES
+                ]
+            )
+            if request.membership.role == Role.ADMINISTRATOR
+            else None,
         },
     )
+
+
+@membership_required(roles=ADMINISTRATORS)
+@require_safe
+def patient_access_log(request, pk):
+    """Every look at one patient's record, newest first, for administrators."""
+    patient = patient_get(organization=request.organization, patient_id=pk)
+    if patient is None:
+        raise Http404("No such patient.")
+    phi_access_record(request=request, patients=[patient])
+    page = Paginator(
+        access_log.patient_access_history(organization=request.organization, patient_id=patient.pk), 50
+    ).get_page(request.GET.get("page"))
+    return render(request, "ehr_sync/patient_access_log.html", {"nav": "hub", "patient": patient, "page": page})
+
+
+@membership_required(roles=ADMINISTRATORS)
+@require_safe
+def access_log_export(request):
+    """The organization's access log for a range of days, as CSV; the form when none is asked."""
+    form = AccessLogExportForm(request.GET or None)
+    if not form.is_valid():
+        return render(
+            request, "ehr_sync/access_log_export.html", {"nav": "organization_settings", "form": form}, status=400 if form.is_bound else 200
+        )
+    organization = request.organization
+    date_from, date_to = form.cleaned_data["date_from"], form.cleaned_data["date_to"]
+    lines = access_log.phi_access_log_export(
+        organization=organization, actor=request.user, date_from=date_from, date_to=date_to,
+        ip_address=client_ip(request),
+    )
+    # The file names patients: it is itself a look at each of them.
+    phi_access_record(
+        request=request,
+        organization=organization,
+        patients=access_log.access_log_patient_ids(organization=organization, date_from=date_from, date_to=date_to),
+    )
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    filename = access_log.access_log_filename(organization, date_from, date_to)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "private, no-store"
+    return response

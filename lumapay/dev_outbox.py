@@ -3,6 +3,8 @@
 Only for DEBUG; the e-mail backend also prints each message, like Django's console backend.
 """
 
+from csp.constants import UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.conf import settings
 from django.core.mail.backends.console import EmailBackend as ConsoleEmailBackend
 from django.http import Http404
@@ -28,6 +30,9 @@ class EmailBackend(ConsoleEmailBackend):
         return super().send_messages(email_messages)
 
 
+# The HTML e-mails it previews (in a srcdoc frame, which inherits the page's policy) are styled
+# inline, as e-mail must be.
+@csp_update({"style-src": [UNSAFE_INLINE]})
 def dev_outbox(request):
     if not settings.DEV_OUTBOX_ENABLED:
         raise Http404

@@ -50,6 +50,7 @@ class AuditAction(models.TextChoices):
     PATIENT_CREATED = "patient.created", _("Patient added")
     PATIENT_UPDATED = "patient.updated", _("Patient details changed")
     PATIENT_VIEWED = "patient.viewed", _("Patient viewed by staff")
+    PHI_ACCESS_LOG_EXPORTED = "phi_access_log.exported", _("Access log exported")
     # The processor and the organization
     GATEWAY_EVENT_REPLAYED = "gateway_event.replayed", _("Processor event replayed")
     STRIPE_ACCOUNT_CREATED = "stripe.account_created", _("Stripe account created")

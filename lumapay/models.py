@@ -2,6 +2,7 @@ import secrets
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .enums import AuditAction
@@ -96,3 +97,53 @@ class Installation(models.Model):
 
     def __str__(self) -> str:
         return f"LumaPay installation {self.namespace}"
+
+
+class PhiAccess(models.Model):
+    """One look at patients' details: a staff page, a download, or an operator's page in the admin.
+
+    Who, when, from where (address and browser) and what page; which patients it showed is in
+    ``PhiAccessPatient`` (one row per patient). Written by ``lumapay.phi_access.phi_access_record``
+    in the request that showed the data. Append-only: never updated or deleted.
+    """
+
+    organization = models.ForeignKey("org_profile.Organization", on_delete=models.PROTECT, related_name="+")
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # True when an operator looked through the operators' admin (/admin/), not the clinic's pages.
+    is_operator = models.BooleanField(default=False)
+    # The page's URL name ("patients:profile", "admin:ehr_sync_patient_change"): labelled by
+    # lumapay.phi_access.page_label. The path alone, never its query string (a search is PHI).
+    page = models.CharField(max_length=100)
+    path = models.CharField(max_length=300)
+    method = models.CharField(max_length=10)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    patient_count = models.PositiveIntegerField(default=0)
+    accessed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "-accessed_at"], name="phi_access_org_time")]
+
+    def __str__(self) -> str:
+        return f"{self.accessed_at:%Y-%m-%d %H:%M:%S} {self.page}"
+
+
+class PhiAccessPatient(models.Model):
+    """One patient one ``PhiAccess`` showed. Append-only.
+
+    One row per patient rather than an array on the access: "who looked at this patient" is then
+    a range of the primary key's index (patient, access), newest access first, for the patient
+    that has been on ten thousand Hub pages as cheaply as for one seen once.
+    """
+
+    pk = models.CompositePrimaryKey("patient_id", "access_id")
+    patient = models.ForeignKey("ehr_sync.Patient", on_delete=models.PROTECT, related_name="+", db_index=False)
+    access = models.ForeignKey(PhiAccess, on_delete=models.PROTECT, related_name="patients", db_index=False)
+    organization = models.ForeignKey(
+        "org_profile.Organization", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["access"], name="phi_access_patient_access")]

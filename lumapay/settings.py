@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -26,8 +27,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "te
 
 if not DEBUG:
     missing = []
-    if not SECRET_KEY or SECRET_KEY == _DEV_SECRET_KEY or len(SECRET_KEY) < 40:
-        missing.append("SECRET_KEY (at least 40 random characters)")
+    if not SECRET_KEY or SECRET_KEY == _DEV_SECRET_KEY or len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+        missing.append("SECRET_KEY (at least 50 random characters)")
     if not ALLOWED_HOSTS:
         missing.append("ALLOWED_HOSTS")
     if not env.str("DATABASE_URL", default=""):
@@ -65,6 +66,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "csp",
     "lumapay",
     "org_profile",
     "ehr_sync",
@@ -73,6 +75,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -80,6 +83,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # request.user.is_verified(): whether this session passed the second step (django-otp).
     "django_otp.middleware.OTPMiddleware",
+    # After authentication: it tells a signed-in page (no-store) from a public one.
+    "lumapay.security_headers.SecurityHeadersMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -316,6 +321,20 @@ PATIENT_MESSAGE_MAX_ATTEMPTS = env.int("PATIENT_MESSAGE_MAX_ATTEMPTS", default=8
 
 # SMS: "dev_outbox", "console", "memory" or "twilio".
 SMS_BACKEND = env.str("SMS_BACKEND", default="dev_outbox" if DEBUG else "twilio")
+
+# Backends that print a message (its recipient, its body with the payment link) to the process's
+# output, which a log collector keeps: development only.
+PRINTING_EMAIL_BACKENDS = {
+    "django.core.mail.backends.console.EmailBackend",
+    "django.core.mail.backends.filebased.EmailBackend",
+    "lumapay.dev_outbox.EmailBackend",
+}
+PRINTING_SMS_BACKENDS = {"console", "dev_outbox"}
+if not DEBUG and (EMAIL_BACKEND in PRINTING_EMAIL_BACKENDS or SMS_BACKEND in PRINTING_SMS_BACKENDS):
+    raise ImproperlyConfigured(
+        f"DEBUG is off, so LumaPay will not print messages to patients: EMAIL_BACKEND={EMAIL_BACKEND!r} and "
+        f"SMS_BACKEND={SMS_BACKEND!r} must send them (SMTP or an ESP through EMAIL_URL; SMS_BACKEND=twilio)."
+    )
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
@@ -367,21 +386,72 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    # Subdomains of LumaPay's host get HTTPS-only too; "preload" lets the host be submitted to the
+    # browsers' built-in list (hstspreload.org): turning it off makes `check --deploy` warn.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
     SECURE_CONTENT_TYPE_NOSNIFF = True
     SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
+# Content-Security-Policy (django-csp): scripts, styles, images and requests from LumaPay's own
+# origin only; no inline <script>, <style>, style="" or on* attribute anywhere (behaviour lives in
+# static/js, looks in static/css). The development outbox alone allows inline styles, for the
+# e-mails it previews (lumapay/dev_outbox.py). No form-action: the pay page's and Stripe Connect's
+# forms are answered with a redirect to Stripe, which form-action would also have to allow.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# Powerful browser features no page of LumaPay uses, refused for it and anything it embeds.
+PERMISSIONS_POLICY = env.str(
+    "PERMISSIONS_POLICY",
+    default="accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), "
+    "payment=(), usb=()",
+)
+
+# No patient's details in any log (lumapay/log_redaction.py, README "What never reaches a log"):
+# tracebacks without exception messages (kept in development), request lines without query
+# strings, Celery's task failures without the exception's text.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {
+            "()": "lumapay.log_redaction.PhiSafeFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "exception_messages": DEBUG,
+        }
+    },
+    "filters": {
+        "request_paths": {"()": "lumapay.log_redaction.RequestPathFilter"},
+        "task_exceptions": {"()": "lumapay.log_redaction.CeleryTaskExceptionFilter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_paths", "task_exceptions"]}
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # WeasyPrint reports every step of every PDF at INFO; axes every sign-in (masked) at INFO.
+    # Django's own lines (a request's 404 or 500, the development server's request lines) go through
+    # the root's handler and its filters, not Django's default handlers (its console one, and
+    # mail_admins, which e-mails the request).
     "loggers": {
+        "django": {"handlers": [], "propagate": True},
         "django.db.backends": {"level": "WARNING"},
         "weasyprint": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
+        "django.server": {"handlers": [], "propagate": True},
     },
 }
+# Celery's worker and beat log through the handler above instead of installing their own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -161,7 +161,7 @@ class Stack:
         port = free_port()
         process = self._start("web", [
             "gunicorn", "lumapay.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-            "--worker-class", "sync", "--access-logfile", "-",
+            "--worker-class", "sync", "--config", "gunicorn.conf.py", "--access-logfile", "-",
         ])  # fmt: skip
         return process, f"http://127.0.0.1:{port}"
 

@@ -20,6 +20,7 @@ STAFF_NAMESPACES = ("transactions", "patients")
 OBJECT_FOR_URL = {
     "patients:profile": "patient",
     "patients:edit": "patient",
+    "patients:access_log": "patient",
     "transactions:payment_request_new": "patient",
     "transactions:payment_request_detail": "payment_request",
     "transactions:payment_request_resend": "payment_request",

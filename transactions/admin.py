@@ -4,7 +4,7 @@ the services, which write the ledger and the audit trail together."""
 
 from django.contrib import admin, messages
 
-from lumapay.admin import ReadOnlyAdmin
+from lumapay.admin import PhiAccessAdminMixin, ReadOnlyAdmin
 from lumapay.errors import ApplicationError
 
 from .models import (
@@ -34,7 +34,7 @@ class DeliveryInline(admin.TabularInline):
 
 
 @admin.register(PaymentRequest)
-class PaymentRequestAdmin(ReadOnlyAdmin):
+class PaymentRequestAdmin(PhiAccessAdminMixin, ReadOnlyAdmin):
     # Read-only too: sending, cancelling and expiring go through services that write the audit
     # trail, and a request is never deleted.
     list_display = ["id", "organization", "patient", "kind", "billing_item", "amount_cents", "status", "created_at"]
@@ -46,7 +46,8 @@ class PaymentRequestAdmin(ReadOnlyAdmin):
 
 
 @admin.register(PaymentRequestDelivery)
-class PaymentRequestDeliveryAdmin(ReadOnlyAdmin):
+class PaymentRequestDeliveryAdmin(PhiAccessAdminMixin, ReadOnlyAdmin):
+    phi_patient_field = "payment_request__patient"
     list_display = ["id", "organization", "payment_request_id", "channel", "status", "error_message", "created_at"]
     list_filter = ["organization", "channel", "status"]
     search_fields = ["=payment_request__id", "provider_message_id", "error_message"]
@@ -82,7 +83,7 @@ class RefundInline(admin.TabularInline):
 
 
 @admin.register(Transaction)
-class TransactionAdmin(ReadOnlyAdmin):
+class TransactionAdmin(PhiAccessAdminMixin, ReadOnlyAdmin):
     list_display = [
         "id", "created_at", "organization", "patient", "location", "amount_cents",
         "charged_cents", "refunded_cents", "status", "vendor",
@@ -96,7 +97,8 @@ class TransactionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Refund)
-class RefundAdmin(ReadOnlyAdmin):
+class RefundAdmin(PhiAccessAdminMixin, ReadOnlyAdmin):
+    phi_patient_field = "transaction__patient"
     list_display = ["id", "created_at", "organization", "transaction_id", "amount_cents", "status", "requested_by"]
     list_filter = ["organization", "status"]
     search_fields = ["=id", "=transaction__id", "gateway_refund_id", "idempotency_key", "reason"]
@@ -104,7 +106,8 @@ class RefundAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Dispute)
-class DisputeAdmin(ReadOnlyAdmin):
+class DisputeAdmin(PhiAccessAdminMixin, ReadOnlyAdmin):
+    phi_patient_field = "transaction__patient"
     list_display = ["id", "created_at", "organization", "transaction_id", "amount_cents", "status", "evidence_due_by"]
     list_filter = ["organization", "status"]
     search_fields = ["=transaction__id", "gateway_dispute_id"]
@@ -112,7 +115,7 @@ class DisputeAdmin(ReadOnlyAdmin):
 
 
 @admin.register(SavedCard)
-class SavedCardAdmin(ReadOnlyAdmin):
+class SavedCardAdmin(PhiAccessAdminMixin, ReadOnlyAdmin):
     """Consent records: who agreed, when, from where; the card itself stays at the gateway."""
 
     list_display = ["id", "created_at", "organization", "patient_id", "vendor", "card_brand", "card_last4", "status"]

@@ -88,24 +88,44 @@ def site(live_server, settings):
     return live_server.url
 
 
+# Every page reports what its Content-Security-Policy refused, as Chromium's console does.
+_CSP_LISTENER = """
+document.addEventListener('securitypolicyviolation', (event) => {
+  console.error('CSP violation: ' + event.violatedDirective + ' blocked ' + (event.blockedURI || 'inline')
+    + ' at ' + document.location.pathname);
+});
+"""
+
+
 @pytest.fixture
 def new_page(browser, site, request):
-    """new_page() → a page in a fresh browser context (its own cookies): one per person."""
+    """new_page() → a page in a fresh browser context (its own cookies): one per person.
+
+    A page whose Content-Security-Policy refused anything (an inline script or style, an on*
+    attribute, a resource from elsewhere) fails the test when it ends."""
     contexts = []
     pages = []
+    violations = []
     request.node.browser_pages = pages
+
+    def listen(message):
+        if message.text.startswith("CSP violation") or "Content Security Policy" in message.text or "Refused to" in message.text:
+            violations.append(message.text)
 
     def open_page(*, viewport: dict = DESKTOP, locale: str = "en-US"):
         context = browser.new_context(base_url=site, viewport=viewport, locale=locale, accept_downloads=True)
         context.set_default_timeout(TIMEOUT_MS)
+        context.add_init_script(_CSP_LISTENER)
         contexts.append(context)
         page = context.new_page()
+        page.on("console", listen)
         pages.append(page)
         return page
 
     yield open_page
     for context in contexts:
         context.close()
+    assert violations == [], "The Content-Security-Policy refused:\n" + "\n".join(violations)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-GOOD_SECRET_KEY = "k3Jx9vQm2LwZr8TnYp4HsBd6FgCe1UaVo7NiMtRy5XqWj0Kl"
+GOOD_SECRET_KEY = "k3Jx9vQm2LwZr8TnYp4HsBd6FgCe1UaVo7NiMtRy5XqWj0Kl-8fPz"
 GOOD_DATABASE_URL = "postgres://lumapay_app:db-password@db.internal:5432/lumapay"
 GOOD_REDIS_URL = "redis://redis.internal:6379/0"
 
@@ -95,7 +95,7 @@ def test_production_without_secrets_refuses_to_start_and_names_each_missing_vari
 
     assert code == 3
     assert out["error"] == (
-        "DEBUG is off, so LumaPay will not start without: SECRET_KEY (at least 40 random characters), "
+        "DEBUG is off, so LumaPay will not start without: SECRET_KEY (at least 50 random characters), "
         "ALLOWED_HOSTS, DATABASE_URL, REDIS_URL (the rate limits every process shares). Set them in the "
         "environment (see the README), or set DEBUG=true for development."
     )
@@ -111,7 +111,7 @@ def test_debug_defaults_to_off():
 @pytest.mark.parametrize(
     "missing, named",
     [
-        ("SECRET_KEY", "SECRET_KEY (at least 40 random characters)"),
+        ("SECRET_KEY", "SECRET_KEY (at least 50 random characters)"),
         ("ALLOWED_HOSTS", "ALLOWED_HOSTS"),
         ("DATABASE_URL", "DATABASE_URL"),
         ("REDIS_URL", "REDIS_URL (the rate limits every process shares)"),
@@ -133,7 +133,7 @@ def test_a_weak_secret_key_is_refused(secret_key):
     code, out = read_settings(**production(SECRET_KEY=secret_key))
 
     assert code == 3
-    assert "SECRET_KEY (at least 40 random characters)" in out["error"]
+    assert "SECRET_KEY (at least 50 random characters)" in out["error"]
 
 
 def test_production_with_its_variables_starts():
@@ -327,3 +327,27 @@ def test_sessions_are_read_through_the_cache_only_when_every_process_shares_it()
 
     assert without_redis["SESSION_ENGINE"] == "django.contrib.sessions.backends.db"
     assert with_redis["SESSION_ENGINE"] == "django.contrib.sessions.backends.cached_db"
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"SMS_BACKEND": "console"},
+        {"SMS_BACKEND": "dev_outbox"},
+        {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"},
+        {"EMAIL_BACKEND": "lumapay.dev_outbox.EmailBackend"},
+        {"EMAIL_URL": "consolemail://"},
+    ],
+)
+def test_production_refuses_a_backend_that_prints_patients_messages(variables):
+    code, out = read_settings(**production(**variables))
+
+    assert code == 3
+    assert out["error"].startswith("DEBUG is off, so LumaPay will not print messages to patients:")
+
+
+def test_the_compose_file_defaults_sms_to_a_backend_production_accepts():
+    compose = (BASE_DIR / "docker-compose.yml").read_text()
+
+    assert "SMS_BACKEND: ${SMS_BACKEND:-twilio}" in compose
+    assert '"--config", "gunicorn.conf.py"' in compose and "--access-logformat" not in compose

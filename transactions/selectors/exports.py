@@ -7,8 +7,11 @@ from django.utils import timezone
 
 from org_profile.models import Membership
 
+from lumapay.enums import AuditAction
+from lumapay.models import AuditEvent
+
 from ..enums import ExportStatus
-from ..models import TransactionExport
+from ..models import ExportedTransaction, Transaction, TransactionExport
 
 # Statuses during which the page keeps polling.
 EXPORT_IN_PROGRESS = (ExportStatus.QUEUED, ExportStatus.RUNNING)
@@ -41,3 +44,18 @@ def export_percent(export: TransactionExport) -> int:
     if not export.total_rows:
         return 0
     return min(99, export.rows_written * 100 // export.total_rows)
+
+
+def export_patient_ids(export: TransactionExport) -> QuerySet:
+    """The ids of the patients a kept export's workbook names (through the transactions its audit
+    event holds), for the PHI access log of each download."""
+    events = AuditEvent.objects.filter(
+        organization_id=export.organization_id,
+        action=AuditAction.TRANSACTIONS_EXPORTED,
+        created_at__gte=export.created_at,
+        changes__export_id=export.pk,
+    ).values("pk")
+    return Transaction.objects.filter(
+        organization_id=export.organization_id,
+        pk__in=ExportedTransaction.objects.filter(audit_event_id__in=events).values("transaction_id"),
+    ).values_list("patient_id", flat=True)

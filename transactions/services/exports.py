@@ -117,6 +117,8 @@ class ExportResult:
     filename: str
     content: bytes | None = None
     export: TransactionExport | None = None
+    # The patients of a workbook in ``content`` (a query of their ids): its PHI access.
+    patient_ids: QuerySet | None = None
 
 
 # -- what a spreadsheet cell may hold --------------------------------------------------------------
@@ -346,7 +348,12 @@ def transaction_export_request(
                 ip_address=ip_address,
             )
             _exported_transactions_record(audit_event=event, transactions=transactions)
-        return ExportResult(row_count=written, filename=export_filename(organization, now), content=buffer.getvalue())
+        return ExportResult(
+            row_count=written,
+            filename=export_filename(organization, now),
+            content=buffer.getvalue(),
+            patient_ids=transactions.order_by().values_list("patient_id", flat=True),
+        )
 
     with db_transaction.atomic():
         export = TransactionExport.objects.create(

@@ -81,7 +81,10 @@ class DeliveryRetry(Exception):
     row (``claimed_attempt``: released first, so the retry need not wait for the lease)."""
 
     def __init__(self, reason: str, *, countdown_seconds: int, sent_as: str = "", claimed_attempt: int = 0) -> None:
-        super().__init__(reason)
+        # Celery logs the exception it retries with: the reason (a provider's answer, which can
+        # name the patient's address) stays on the delivery row and in ``reason``, not in the text.
+        super().__init__(f"delivery still owed; retry in {countdown_seconds} s")
+        self.reason = reason
         self.countdown_seconds = countdown_seconds
         self.retry_kwargs = {"sent_as": sent_as, "claimed_attempt": claimed_attempt}
 

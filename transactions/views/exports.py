@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from lumapay.audit import client_ip
 from lumapay.errors import ApplicationError
+from lumapay.phi_access import phi_access_record
 from org_profile.access import MANAGERS, found_or_404, membership_required, reauthentication_required
 
 from ..enums import ExportStatus
@@ -22,6 +23,7 @@ from ..selectors.exports import (
     EXPORT_IN_PROGRESS,
     export_is_downloadable,
     export_of_requester,
+    export_patient_ids,
     export_percent,
     exports_of_requester,
 )
@@ -57,6 +59,7 @@ def transaction_export_create(request):
         messages.error(request, error.message)
         return redirect(_dashboard_with_filters(request))
     if result.export is None:
+        phi_access_record(request=request, organization=request.organization, patients=result.patient_ids)
         response = HttpResponse(result.content, content_type=XLSX_CONTENT_TYPE)
         response["Content-Disposition"] = f'attachment; filename="{result.filename}"'
         response["Cache-Control"] = "no-store"
@@ -110,6 +113,7 @@ def transaction_export_download(request, pk):
         }
         return render(request, "transactions/exports/detail.html", context, status=410)
     transaction_export_download_record(export=export, actor=request.user, ip_address=client_ip(request))
+    phi_access_record(request=request, organization=request.organization, patients=export_patient_ids(export))
     response = FileResponse(
         export.file.open("rb"),
         as_attachment=True,

@@ -19,6 +19,7 @@ from lumapay.enums import AuditAction, audit_action_label
 from lumapay.dates import format_datetime
 from lumapay.errors import ApplicationError
 from lumapay.money import format_cents
+from lumapay.phi_access import phi_access_record
 from org_profile.access import MANAGERS, membership_required
 
 from ..enums import DeliveryChannel, PaymentRequestStatus
@@ -47,6 +48,7 @@ def payment_request_new(request, patient_pk):
     patient = patient_get(organization=request.organization, patient_id=patient_pk)
     if patient is None:
         raise Http404("No such patient.")
+    phi_access_record(request=request, patients=[patient])
     form = PaymentRequestForm(request.POST or None, membership=request.membership, patient=patient)
     form.prefill_from_appointment(request.GET.get("appointment"))
     if request.method == "POST" and form.is_valid():
@@ -92,6 +94,7 @@ def payment_request_detail(request, pk):
     payment_request = payment_request_get(membership=request.membership, payment_request_id=pk)
     if payment_request is None:
         raise Http404("No such payment request.")
+    phi_access_record(request=request, organization=request.organization, patients=[payment_request.patient_id])
     is_open = payment_request.status == PaymentRequestStatus.OPEN
     return render(
         request,
@@ -177,6 +180,7 @@ def payment_request_cancel(request, pk):
         if payment_request.status != PaymentRequestStatus.OPEN:
             return redirect("transactions:payment_request_detail", pk=payment_request.pk)
         data = request.POST if request.method == "POST" else request.GET
+        phi_access_record(request=request, organization=request.organization, patients=[payment_request.patient_id])
         return render(
             request,
             "transactions/payment_requests/payment_request_cancel.html",

@@ -11,6 +11,7 @@ from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
 from lumapay.money import format_cents
+from lumapay.phi_access import phi_access_record
 from org_profile.access import found_or_404, membership_required
 
 from ..enums import RefundStatus, TransactionStatus
@@ -44,6 +45,7 @@ def transaction_detail(request, pk):
         transaction=transaction,
         ip_address=client_ip(request),
     )
+    phi_access_record(request=request, organization=request.organization, patients=[transaction.patient_id])
     return _detail(request, transaction)
 
 
@@ -61,6 +63,7 @@ def transaction_receipt(request, pk):
         )
     except ReceiptUnavailable:
         raise Http404("This payment has no receipt.")
+    phi_access_record(request=request, organization=request.organization, patients=[transaction.patient_id])
     return pdf_response(pdf, filename=f"receipt-{transaction.pk}.pdf")
 
 
@@ -82,6 +85,8 @@ def transaction_refund(request, pk):
     if not request.organization.role_may_refund(request.membership.role):
         raise PermissionDenied(f"In this organization, only {refund_roles_text(request.organization)} can refund payments.")
     transaction = found_or_404(transaction_get(membership=request.membership, pk=pk))
+    # Every answer but a redirect shows the transaction's page (or its confirmation) with the patient.
+    phi_access_record(request=request, organization=request.organization, patients=[transaction.patient_id])
     if "retry_refund" in request.POST:
         return _retry(request, transaction)
 

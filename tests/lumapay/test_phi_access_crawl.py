@@ -1,0 +1,291 @@
+"""Every staff page and download that shows a patient records it in the PHI access log.
+
+The crawl visits each staff URL (the clinic's pages and the operators' admin) that shows a
+patient and asserts one access row naming that patient, who looked, what page, and the address and
+browser it came from. A staff URL nobody classified fails the first test, so a new page cannot
+quietly skip the log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from django.contrib import admin
+from django.test import TestCase
+from django.urls import reverse
+from django.utils import timezone
+
+import ehr_sync.urls
+import transactions.urls
+from lumapay.admin import PhiAccessAdminMixin
+from lumapay.models import PhiAccess, PhiAccessPatient
+from org_profile.enums import Role
+from transactions.enums import DisputeStatus, SavedCardStatus
+from transactions.models import Dispute, Refund, SavedCard
+
+from ..factories import (
+    AppointmentFactory,
+    BalanceFactory,
+    LocationFactory,
+    MembershipFactory,
+    PatientFactory,
+    PaymentRequestDeliveryFactory,
+    PaymentRequestFactory,
+    UserFactory,
+)
+from ..transactions.payments import paid_transaction
+
+pytestmark = pytest.mark.django_db
+
+ADDRESS = "203.0.113.77"
+BROWSER = "Mozilla/5.0 (crawl) PHI-access-test"
+
+
+@dataclass
+class World:
+    organization: object
+    location: object
+    patient: object
+    administrator: object
+    transaction: object
+    payment_request: object
+
+
+@pytest.fixture
+def world(organization, settings):
+    location = LocationFactory(organization=organization, name="Downtown Clinic")
+    patient = PatientFactory(organization=organization, first_name="Rosalind", last_name="Quimby")
+    administrator = MembershipFactory(organization=organization, role=Role.ADMINISTRATOR).user
+    transaction = paid_transaction(organization=organization, patient=patient, location=location, amount_cents=4500)
+    payment_request = PaymentRequestFactory(patient=patient, location=location)
+    return World(organization, location, patient, administrator, transaction, payment_request)
+
+
+def _get(url, data=None):
+    return lambda client, w: client.get(url(w), data or {})
+
+
+def _post(url, data):
+    return lambda client, w: client.post(url(w), data(w) if callable(data) else data)
+
+
+def _kept_export_download(client, w):
+    from django.conf import settings
+
+    settings.EXPORT_SYNC_MAX_ROWS = 0
+    # The kept export is written by its task, queued on commit (run eagerly here).
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        client.post(reverse("transactions:export_create"), {})
+    from transactions.models import TransactionExport
+
+    export = TransactionExport.objects.get()
+    return client.get(reverse("transactions:export_download", args=[export.pk]))
+
+
+def _access_log_export(client, w):
+    # Something to export first: the profile's own look.
+    client.get(reverse("patients:profile", args=[w.patient.pk]))
+    today = timezone.localdate()
+    response = client.get(reverse("patients:access_log_export"), {"date_from": today, "date_to": today})
+    b"".join(response.streaming_content)
+    return response
+
+
+# Each staff page that shows a patient, and how the crawl opens it.
+SHOWS_PATIENTS = {
+    "patients:hub": _get(lambda w: reverse("patients:hub")),
+    "patients:profile": _get(lambda w: reverse("patients:profile", args=[w.patient.pk])),
+    "patients:edit": _get(lambda w: reverse("patients:edit", args=[w.patient.pk])),
+    "patients:access_log": _get(lambda w: reverse("patients:access_log", args=[w.patient.pk])),
+    "patients:access_log_export": _access_log_export,
+    "transactions:dashboard": _get(lambda w: reverse("transactions:dashboard")),
+    "transactions:transaction_detail": _get(lambda w: reverse("transactions:transaction_detail", args=[w.transaction.pk])),
+    "transactions:transaction_refund": _post(
+        lambda w: reverse("transactions:transaction_refund", args=[w.transaction.pk]),
+        {"amount": "10.00", "reason": "Billed twice"},
+    ),
+    "transactions:transaction_receipt": _get(lambda w: reverse("transactions:transaction_receipt", args=[w.transaction.pk])),
+    "transactions:export_create": _post(lambda w: reverse("transactions:export_create"), {}),
+    "transactions:export_download": _kept_export_download,
+    "transactions:payment_request_new": _get(lambda w: reverse("transactions:payment_request_new", args=[w.patient.pk])),
+    "transactions:payment_request_detail": _get(
+        lambda w: reverse("transactions:payment_request_detail", args=[w.payment_request.pk])
+    ),
+    "transactions:payment_request_cancel": _get(
+        lambda w: reverse("transactions:payment_request_cancel", args=[w.payment_request.pk])
+    ),
+}
+
+# Staff URLs that show no patient's details, and why.
+SHOWS_NO_PATIENT = {
+    "patients:new": "an empty form: what is typed is recorded as the patient is created (patient.created)",
+    "transactions:export_list": "the member's exports: dates, row counts and status",
+    "transactions:export_detail": "one export's progress and filters",
+    "transactions:stripe_connect": "the organization's Stripe account",
+    # Actions that answer with a redirect to a page above (which records its own look).
+    "transactions:transaction_capture": "redirects to the transaction",
+    "transactions:transaction_release": "redirects to the transaction",
+    "transactions:saved_card_charge": "redirects to the profile or the transaction",
+    "transactions:saved_card_hold": "redirects to the profile or the transaction",
+    "transactions:saved_card_remove": "redirects to the profile",
+    "transactions:payment_request_resend": "redirects to the request",
+    "transactions:payment_request_unlock": "redirects to the request",
+    "transactions:payment_request_replace_link": "redirects to the request",
+}
+
+
+def test_every_staff_url_is_either_crawled_or_said_to_show_no_patient():
+    names = {f"patients:{p.name}" for p in ehr_sync.urls.urlpatterns} | {
+        f"transactions:{p.name}" for p in transactions.urls.urlpatterns
+    }
+
+    assert set(SHOWS_PATIENTS) | set(SHOWS_NO_PATIENT) == names
+    assert not set(SHOWS_PATIENTS) & set(SHOWS_NO_PATIENT)
+
+
+@pytest.mark.parametrize("page", sorted(SHOWS_PATIENTS))
+def test_a_staff_page_that_shows_a_patient_records_who_when_which_and_from_where(page, world, client):
+    client.force_login(world.administrator)
+    client.defaults.update(REMOTE_ADDR=ADDRESS, HTTP_USER_AGENT=BROWSER)
+    before = timezone.now()
+
+    response = SHOWS_PATIENTS[page](client, world)
+
+    assert response.status_code == 200, response.status_code
+    access = PhiAccess.objects.filter(page=page).latest("pk")
+    assert PhiAccessPatient.objects.filter(access=access, patient=world.patient).exists()
+    assert access.organization_id == world.organization.pk
+    assert access.actor_user_id == world.administrator.pk
+    assert access.is_operator is False
+    assert access.ip_address == ADDRESS
+    assert access.user_agent == BROWSER
+    assert access.accessed_at >= before
+    assert "?" not in access.path and access.patient_count >= 1
+
+
+def test_the_hub_records_every_patient_of_the_page_in_one_access(world, client):
+    others = PatientFactory.create_batch(30, organization=world.organization)
+    client.force_login(world.administrator)
+
+    response = client.get(reverse("patients:hub"))
+
+    shown = {patient.pk for patient in response.context["page"].object_list}
+    access = PhiAccess.objects.get(page="patients:hub")
+    assert len(shown) == 25 and access.patient_count == 25
+    assert set(PhiAccessPatient.objects.filter(access=access).values_list("patient_id", flat=True)) == shown
+    assert len(others) == 30
+
+
+def test_an_empty_search_records_nothing(world, client):
+    client.force_login(world.administrator)
+
+    client.get(reverse("patients:hub"), {"q": "nobody-by-this-name"})
+
+    assert not PhiAccess.objects.filter(page="patients:hub").exists()
+
+
+# -- the operators' admin --------------------------------------------------------------------------
+
+
+def _admin_rows(world) -> dict:
+    """One row of each admin model that shows a patient, all about ``world.patient``."""
+    organization, patient = world.organization, world.patient
+    refund = Refund.objects.create(
+        organization=organization, transaction=world.transaction, amount_cents=100, currency="usd", reason="crawl"
+    )
+    return {
+        "ehr_sync.Patient": patient,
+        "ehr_sync.Appointment": AppointmentFactory(patient=patient, location=world.location),
+        "ehr_sync.Balance": BalanceFactory(patient=patient),
+        "transactions.PaymentRequest": world.payment_request,
+        "transactions.PaymentRequestDelivery": PaymentRequestDeliveryFactory(payment_request=world.payment_request),
+        "transactions.Transaction": world.transaction,
+        "transactions.Refund": refund,
+        "transactions.Dispute": Dispute.objects.create(
+            organization=organization, transaction=world.transaction, gateway_dispute_id="dp_crawl",
+            amount_cents=4500, status=DisputeStatus.NEEDS_RESPONSE,
+        ),
+        "transactions.SavedCard": SavedCard.objects.create(
+            organization=organization, patient=patient, vendor=organization.payment_gateway,
+            status=SavedCardStatus.ACTIVE, gateway_customer_id="cus_crawl", consent_text="Keep my card",
+            consented_at=timezone.now(),
+        ),
+        "lumapay.AuditEvent": None,  # the profile's and the payment's events about the patient
+    }
+
+
+# Admin models that show no patient's details, and why.
+ADMIN_SHOWS_NO_PATIENT = {
+    "auth.Group": "permission groups",
+    "org_profile.User": "staff and operators",
+    "org_profile.Organization": "clinics",
+    "org_profile.Membership": "who works where",
+    "org_profile.Location": "clinic locations",
+    "lumapay.PhiAccess": "who looked, what page, how many patients: never which patient or their details",
+    "transactions.TransactionEvent": "ledger amounts and gateway references",
+    "transactions.GatewayEvent": "processor events, which never carry PHI (tests/transactions/test_stripe_no_phi.py)",
+}
+
+
+def test_every_admin_model_is_either_recorded_or_said_to_show_no_patient():
+    recorded = {model._meta.label for model, model_admin in admin.site._registry.items()
+                if isinstance(model_admin, PhiAccessAdminMixin)}
+    registered = {model._meta.label for model in admin.site._registry}
+
+    assert recorded == registered - set(ADMIN_SHOWS_NO_PATIENT)
+    assert recorded == set(_ADMIN_LABELS)
+
+
+_ADMIN_LABELS = [
+    "ehr_sync.Patient", "ehr_sync.Appointment", "ehr_sync.Balance", "transactions.PaymentRequest",
+    "transactions.PaymentRequestDelivery", "transactions.Transaction", "transactions.Refund",
+    "transactions.Dispute", "transactions.SavedCard", "lumapay.AuditEvent",
+]
+
+
+@pytest.mark.parametrize("label", _ADMIN_LABELS)
+@pytest.mark.parametrize("view", ["changelist", "change"])
+def test_an_operators_admin_page_that_shows_a_patient_records_it(label, view, world, client):
+    from lumapay.models import AuditEvent
+
+    row = _admin_rows(world)[label] or AuditEvent.objects.filter(patient=world.patient).first()
+    operator = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(operator)
+    client.defaults.update(REMOTE_ADDR=ADDRESS, HTTP_USER_AGENT=BROWSER)
+    app_label, model_name = label.lower().split(".")
+    url = reverse(f"admin:{app_label}_{model_name}_{view}", args=[row.pk] if view == "change" else [])
+
+    response = client.get(url)
+
+    assert response.status_code == 200
+    access = PhiAccess.objects.filter(page=f"admin:{app_label}_{model_name}_{view}").latest("pk")
+    assert access.is_operator is True
+    assert access.actor_user_id == operator.pk
+    assert access.organization_id == world.organization.pk
+    assert access.ip_address == ADDRESS and access.user_agent == BROWSER
+    assert PhiAccessPatient.objects.filter(access=access, patient=world.patient).exists()
+
+
+def test_an_operators_edit_of_a_patient_is_recorded_and_audited_with_old_and_new_values(world, client):
+    from lumapay.enums import AuditAction
+    from lumapay.models import AuditEvent
+
+    operator = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(operator)
+    patient = world.patient
+    url = reverse("admin:ehr_sync_patient_change", args=[patient.pk])
+    data = {
+        "first_name": patient.first_name, "last_name": "Quimby-Hart", "date_of_birth": patient.date_of_birth,
+        "email": patient.email, "mobile_phone": patient.mobile_phone or "", "preferred_language": patient.preferred_language,
+    }
+
+    response = client.post(url, data)
+
+    assert response.status_code == 302
+    patient.refresh_from_db()
+    assert patient.last_name == "Quimby-Hart"
+    event = AuditEvent.objects.get(action=AuditAction.PATIENT_UPDATED, patient=patient)
+    assert event.actor_user_id == operator.pk
+    assert event.changes["last_name"] == ["Quimby", "Quimby-Hart"]
+    assert PhiAccess.objects.filter(page="admin:ehr_sync_patient_change", method="POST", is_operator=True).exists()
