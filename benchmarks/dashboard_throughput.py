@@ -207,16 +207,18 @@ def _mid_sized_membership():
 
 
 def _signed_in_cookie(user, *, secret_key: str) -> str:
-    """A session in the database for ``user``, signed with the server's SECRET_KEY: what logging in
-    through the login page leaves behind."""
+    """A session in the database for ``user``, signed with the server's SECRET_KEY: what signing in
+    through the sign-in pages (the password, then the authenticator's code) leaves behind."""
     from django.conf import settings
     from django.test import Client
+
+    from .signed_in import sign_in
 
     previous = settings.SECRET_KEY
     settings.SECRET_KEY = secret_key
     try:
         client = Client()
-        client.force_login(user)
+        sign_in(client, user)
         return client.cookies[settings.SESSION_COOKIE_NAME].value
     finally:
         settings.SECRET_KEY = previous
