@@ -18,7 +18,7 @@ from .services import (
 class UserAdmin(DjangoUserAdmin):
     ordering = ["email"]
     list_display = ["email", "first_name", "last_name", "is_active", "is_staff", "sign_in_locked"]
-    actions = ["unlock_sign_in"]
+    actions = ["unlock_sign_in", "two_step_sign_in_reset"]
 
     @admin.display(boolean=True, description="sign-in locked")
     def sign_in_locked(self, user):
@@ -34,6 +34,7 @@ class UserAdmin(DjangoUserAdmin):
             self.message_user(request, f"Unlocked: {', '.join(unlocked)}.", messages.SUCCESS)
         else:
             self.message_user(request, "None of them was locked.", messages.INFO)
+
     search_fields = ["email", "first_name", "last_name"]
     fieldsets = (
         (None, {"fields": ("email", "password")}),
@@ -42,7 +43,6 @@ class UserAdmin(DjangoUserAdmin):
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
-    actions = ["two_step_sign_in_reset"]
 
     @admin.action(description="Reset two-step sign-in (remove authenticator apps and backup codes)")
     def two_step_sign_in_reset(self, request, queryset):

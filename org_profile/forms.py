@@ -11,6 +11,10 @@ from .services import EDITABLE_FIELDS, ROLE_FIELDS, STATEMENT_DESCRIPTOR_MAX_LEN
 REFUND_ROLE_CHOICES = [(Role.MANAGER, "Managers"), (Role.STAFF, "Sub-account users")]
 
 
+# A hidden input per group of role checkboxes the settings page shows (templates/org_profile/settings.html).
+ROLES_SHOWN_FIELD = "role_groups_shown"
+
+
 class OrganizationSettingsForm(forms.Form):
     """The organization settings page's input. It only parses what was typed; the rules (the
     statement descriptor, the tax ID, phone numbers, e-mail and web addresses) are
@@ -56,14 +60,18 @@ class OrganizationSettingsForm(forms.Form):
         help_text="Charge a card on file, hold a copay on it before a visit, and capture or release the hold.",
     )
     saved_card_charge_max = forms.CharField(
+        required=False,
         label="Most one charge of a card on file may take",
         max_length=30,
         help_text="In dollars, such as 2000. A charge or hold above it is refused.",
         widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
-        error_messages={"required": "Enter the most one charge of a card on file may take."},
     )
 
-    def clean_saved_card_charge_max(self) -> int:
+    def clean_saved_card_charge_max(self) -> int | None:
+        if "saved_card_charge_max" not in self.data:
+            return None  # a form sent without it (an older page still open) keeps the limit as it is
+        if not self.cleaned_data["saved_card_charge_max"].strip():
+            raise forms.ValidationError("Enter the most one charge of a card on file may take.")
         try:
             return cents_from_text(self.cleaned_data["saved_card_charge_max"], max_cents=settings.PAYMENT_REQUEST_MAX_CENTS)
         except AmountError as error:
@@ -96,14 +104,17 @@ class OrganizationSettingsForm(forms.Form):
         return "saved_card_charge_max" if service_field == "saved_card_charge_max_cents" else service_field
 
     def data_for_service(self) -> dict:
-        # A form sent without a field (an older page still open) keeps that setting as it is; role
-        # checkboxes send nothing when none is ticked, so they always count.
+        # A form sent without a field (an older page still open) keeps that setting as it is. A group
+        # of checkboxes sends nothing when none is ticked, so the page names the role groups it
+        # showed (ROLES_SHOWN_FIELD): those count as sent, ticked or not.
+        shown = set(self.data.getlist(ROLES_SHOWN_FIELD)) if hasattr(self.data, "getlist") else set()
         data = {
             field: self.cleaned_data[field]
             for field in EDITABLE_FIELDS
-            if field in self.base_fields and (field in self.data or field in ROLE_FIELDS)
+            if field in self.base_fields and (field in self.data or (field in ROLE_FIELDS and field in shown))
         }
-        data["saved_card_charge_max_cents"] = self.cleaned_data["saved_card_charge_max"]
+        if self.cleaned_data.get("saved_card_charge_max") is not None:
+            data["saved_card_charge_max_cents"] = self.cleaned_data["saved_card_charge_max"]
         website = data.get("website", "").strip()
         if website and "://" not in website:
             # People type "riverside.example"; the address patients follow needs a scheme.

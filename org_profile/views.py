@@ -28,7 +28,7 @@ from .access import (
     reauthentication_required,
 )
 from .enums import Role
-from .forms import OrganizationSettingsForm, PasswordConfirmForm
+from .forms import ROLES_SHOWN_FIELD, OrganizationSettingsForm, PasswordConfirmForm
 from .middleware import SESSION_KEY
 from .selectors import (
     member_of_organization,
@@ -77,9 +77,12 @@ def role_settings_change(request) -> bool:
     if request.method != "POST":
         return False
     organization = request.organization
+    shown = set(request.POST.getlist(ROLES_SHOWN_FIELD))
     for field in ROLE_SETTINGS:
         if not hasattr(organization, field) or field not in OrganizationSettingsForm.base_fields:
             continue
+        if field not in request.POST and field not in shown:
+            continue  # not on the form sent: the setting stays as it is (OrganizationSettingsForm)
         wanted = set(request.POST.getlist(field)) | {Role.ADMINISTRATOR}
         if wanted != set(getattr(organization, field)) | {Role.ADMINISTRATOR}:
             return True

@@ -225,6 +225,11 @@ ADMIN_SHOWS_NO_PATIENT = {
     "lumapay.PhiAccess": "who looked, what page, how many patients: never which patient or their details",
     "transactions.TransactionEvent": "ledger amounts and gateway references",
     "transactions.GatewayEvent": "processor events, which never carry PHI (tests/transactions/test_stripe_no_phi.py)",
+    "axes.AccessAttempt": "failed sign-ins: staff e-mail addresses and network addresses",
+    "axes.AccessFailureLog": "failed sign-ins: staff e-mail addresses and network addresses",
+    "axes.AccessLog": "sign-ins: staff e-mail addresses and network addresses",
+    "otp_totp.TOTPDevice": "staff authenticator apps",
+    "otp_static.StaticDevice": "staff backup-code devices",
 }
 
 

@@ -26,7 +26,8 @@ PRODUCTION = {
     "SECRET_KEY": "p7Vq2Lr9Xw4Zt8Ny3Kc6Bm1Hd5Gf0Js-Ua7Ei2Ow9Ry4Tx8Qz3Lk",
     "ALLOWED_HOSTS": "pay.clinic.example",
     "DATABASE_URL": "postgres://lumapay:pw@db.internal:5432/lumapay",
-    "REDIS_URL": "",
+    # Production needs Redis (the rate limits every process shares); nothing here connects to it.
+    "REDIS_URL": "redis://cache.internal:6379/0",
 }
 # Served pages: e-mails and the receipt PDF's HTML are not (they must be styled inline).
 NOT_SERVED = ("templates/transactions/emails/", "templates/transactions/payment_requests/messages/",

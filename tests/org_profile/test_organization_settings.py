@@ -32,12 +32,14 @@ FORM = {
     "refund_roles": ["manager"],
     "saved_card_roles": ["manager"],
     "saved_card_charge_max": "2,000.00",
+    # as the page sends them: the groups of role checkboxes it showed
+    "role_groups_shown": ["refund_roles", "saved_card_roles"],
 }
 
 
 def _settings(organization) -> dict:
     row = Organization.objects.get(pk=organization.pk)
-    fields = [field for field in FORM if field != "saved_card_charge_max"]
+    fields = [field for field in FORM if field not in ("saved_card_charge_max", "role_groups_shown")]
     return {field: getattr(row, field) for field in [*fields, "saved_card_charge_max_cents", "name"]}
 
 

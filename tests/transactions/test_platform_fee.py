@@ -216,6 +216,7 @@ def test_operators_edit_the_fee_in_the_admin(client, organization):
             "platform_fee_percent": "1.5",
             "platform_fee_fixed_cents": "20",
             "refund_roles": '["administrator", "manager"]',
+            "saved_card_roles": '["administrator", "manager"]',
             "stripe_requirements_due": "[]",
             "locations-TOTAL_FORMS": "0",
             "locations-INITIAL_FORMS": "0",
