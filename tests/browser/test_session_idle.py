@@ -10,6 +10,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from ..two_step import authenticator_for, fresh_totp_code
 from .support import PASSWORD, sign_in
 
 pytestmark = pytest.mark.browser
@@ -47,10 +48,13 @@ def test_stay_signed_in_keeps_the_work_and_idling_on_signs_out(page, checks, sho
     expect(page.get_by_role("status")).to_have_text("You were signed out after 1 minute without activity.")
     checks.check(page, "sign-in after the idle sign-out")
 
-    # Signing in again returns to the page.
+    # Signing in again (the password, then the authenticator's code) returns to the page.
     page.get_by_label("E-mail address").fill(administrator.email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Enter your sign-in code", level=1)).to_be_visible()
+    page.get_by_label("Sign-in code").fill(fresh_totp_code(authenticator_for(administrator)))
+    page.get_by_role("button", name="Verify").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Organization settings")
     checks.assert_clean()
 
