@@ -318,7 +318,10 @@ def _receipts_owed() -> int:
 
 def _progress(stack, mail_directory) -> str:
     try:
-        unsettled = list(GatewayEvent.objects.exclude(status=GatewayEventStatus.PROCESSED).values_list("event_type", "status", "attempts", "error_message")[:20])
+        unsettled = list(
+            GatewayEvent.objects.exclude(status=GatewayEventStatus.PROCESSED)
+            .values_list("event_type", "status", "attempts", "error_message")[:20]
+        )
         owed = list(
             PaymentRequestDelivery.objects.filter(purpose=MessagePurpose.RECEIPT)
             .exclude(status=DeliveryStatus.SENT)
@@ -461,7 +464,9 @@ def test_a_storm_with_the_worker_killed_and_the_database_restarted_loses_nothing
         )
         succeeded = TransactionEvent.objects.get(refund=refund, kind=Kind.REFUND_SUCCEEDED)
         assert succeeded.actor_type == ActorType.GATEWAY
-        timeline = {(entry.title, entry.actor, entry.amount_cents) for entry in transaction_timeline(transaction=refund.transaction)}
+        timeline = {
+            (entry.title, entry.actor, entry.amount_cents) for entry in transaction_timeline(transaction=refund.transaction)
+        }
         assert ("Refund succeeded", OUTSIDE_ACTOR, made["amount"]) in timeline
 
     retried_events = GatewayEvent.objects.filter(attempts__gte=2).count()

@@ -238,7 +238,10 @@ def test_a_receipt_whose_sender_was_killed_goes_out_at_the_first_sweep_after_its
     claimed_at = timezone.now()
     # A sender claimed it and was killed mid-send (SIGKILL to its worker): nothing released the row.
     delivery, claimed = patient_messages._claim(receipt.pk)
-    assert claimed and delivery.claimed_until - claimed_at == pytest.approx(datetime.timedelta(seconds=120), abs=datetime.timedelta(seconds=5))
+    assert claimed
+    assert delivery.claimed_until - claimed_at == pytest.approx(
+        datetime.timedelta(seconds=120), abs=datetime.timedelta(seconds=5)
+    )
 
     # While the lease runs, no other sender takes it.
     assert deliveries_resend_stuck(now=claimed_at + datetime.timedelta(seconds=110)) == 0
