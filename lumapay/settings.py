@@ -257,7 +257,7 @@ PAYMENT_REQUESTS_EXPIRE_EVERY_MINUTES = env.int("PAYMENT_REQUESTS_EXPIRE_EVERY_M
 STRIPE_EVENTS_RECOVER_EVERY_MINUTES = env.int("STRIPE_EVENTS_RECOVER_EVERY_MINUTES", default=10)
 TRANSACTION_EXPORTS_EXPIRE_EVERY_MINUTES = env.int("TRANSACTION_EXPORTS_EXPIRE_EVERY_MINUTES", default=60)
 AUTHORIZATIONS_RELEASE_EVERY_MINUTES = env.int("AUTHORIZATIONS_RELEASE_EVERY_MINUTES", default=15)
-PATIENT_MESSAGES_RESEND_EVERY_MINUTES = env.int("PATIENT_MESSAGES_RESEND_EVERY_MINUTES", default=2)
+PATIENT_MESSAGES_RESEND_EVERY_MINUTES = env.float("PATIENT_MESSAGES_RESEND_EVERY_MINUTES", default=2)
 # Gateway events stored but not processed (the worker was killed, the queue lost the task) are
 # queued again GATEWAY_EVENTS_SWEEP_AFTER_SECONDS after their processing was last queued; the sweep
 # looks every GATEWAY_EVENTS_SWEEP_EVERY_SECONDS, so an event waits at most about the sum (4
@@ -312,9 +312,18 @@ EMAIL_BACKEND = env.str(
 ANYMAIL = env.json("ANYMAIL", default={})
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="LumaPay <no-reply@lumapay.localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
-# Seconds an SMTP connection may block: a send must end well inside the outbox's 10-minute claim
-# on its row (transactions/services/patient_messages.py), or a second sender could take it over.
+# Seconds an SMTP connection may block: a send must end well inside the outbox's claim on its row
+# (transactions/services/patient_messages.py), or a second sender could take it over.
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT_SECONDS", default=30)
+# How long a sender holds an owed message it claimed. A sender killed mid-send (a killed worker)
+# leaves its message to wait this out, then the next resend sweep sends it: with the defaults, a
+# patient's receipt goes out within about 4 minutes (2 + 2) of the worker's death.
+PATIENT_MESSAGE_CLAIM_LEASE_SECONDS = env.int("PATIENT_MESSAGE_CLAIM_LEASE_SECONDS", default=120)
+if PATIENT_MESSAGE_CLAIM_LEASE_SECONDS <= 3 * EMAIL_TIMEOUT:
+    raise ImproperlyConfigured(
+        "PATIENT_MESSAGE_CLAIM_LEASE_SECONDS must exceed three times EMAIL_TIMEOUT_SECONDS: a sender "
+        "still talking to the mail server would be taken over and the message sent twice."
+    )
 # Attempts at sending one e-mail or SMS a patient is owed before it is given up, with the reason
 # on the timeline (about an hour and a half of retries, doubling from 30 seconds, at the default).
 PATIENT_MESSAGE_MAX_ATTEMPTS = env.int("PATIENT_MESSAGE_MAX_ATTEMPTS", default=8)

@@ -229,6 +229,35 @@ def test_a_row_another_sender_holds_is_left_to_it_and_taken_over_when_its_lease_
 
 
 @pytest.mark.django_db
+def test_a_receipt_whose_sender_was_killed_goes_out_at_the_first_sweep_after_its_lease(
+    organization, settings, django_capture_on_commit_callbacks
+):
+    settings.PATIENT_MESSAGE_CLAIM_LEASE_SECONDS = 120
+    transaction = _paid_with_receipt_owed(organization, django_capture_on_commit_callbacks)
+    receipt = _receipts(transaction).get()
+    claimed_at = timezone.now()
+    # A sender claimed it and was killed mid-send (SIGKILL to its worker): nothing released the row.
+    delivery, claimed = patient_messages._claim(receipt.pk)
+    assert claimed
+    assert delivery.claimed_until - claimed_at == pytest.approx(
+        datetime.timedelta(seconds=120), abs=datetime.timedelta(seconds=5)
+    )
+
+    # While the lease runs, no other sender takes it.
+    assert deliveries_resend_stuck(now=claimed_at + datetime.timedelta(seconds=110)) == 0
+
+    # The first sweep after it sends it: no grace on top (no task is coming for a dead sender's row).
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        assert deliveries_resend_stuck(now=claimed_at + datetime.timedelta(seconds=130)) == 1
+    PaymentRequestDelivery.objects.filter(pk=receipt.pk).update(claimed_until=timezone.now() - datetime.timedelta(seconds=1))
+    for run in queued:
+        run()
+    receipt.refresh_from_db()
+    assert (receipt.status, receipt.attempts, len(mail.outbox)) == ("sent", 2, 1)
+    assert AuditEvent.objects.filter(transaction=transaction, action="receipt.sent").count() == 1
+
+
+@pytest.mark.django_db
 def test_a_receipt_that_keeps_failing_is_given_up_with_the_reason_on_the_timeline(
     organization, settings, django_capture_on_commit_callbacks
 ):

@@ -42,6 +42,7 @@ from anymail.exceptions import AnymailError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import DatabaseError, IntegrityError, connection, transaction as db_transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.crypto import salted_hmac
@@ -62,13 +63,14 @@ from .receipts import receipt_context
 logger = logging.getLogger(__name__)
 
 SEND_TASK = "transactions.tasks.patient_message_send"
-# A sender's lease on a row it claimed: longer than any send can take (EMAIL_TIMEOUT_SECONDS for
-# SMTP, the PDF), so a live sender is never overtaken; a dead one's row is sent again after it.
-CLAIM_LEASE = datetime.timedelta(minutes=10)
+# A sender's lease on a row it claimed is settings.PATIENT_MESSAGE_CLAIM_LEASE_SECONDS: longer than
+# any send can take (the PDF, EMAIL_TIMEOUT_SECONDS for SMTP), so a live sender is never overtaken,
+# and short, because a dead sender's row (a killed worker) waits it out before it is sent again.
 # The first retry after a failure waits this long, then twice as long each time, up to the cap.
 BACKOFF_FIRST_SECONDS = 30
 BACKOFF_MAX_SECONDS = 3600
-# The sweep leaves a row this long past its due time to the task queued for it.
+# The sweep leaves a row this long past its due time to the task queued for it (a row whose
+# sender's lease ran out has no task coming: the sweep takes it at once).
 SWEEP_GRACE = datetime.timedelta(minutes=1)
 
 _LINK_TEMPLATES = "transactions/payment_requests/messages"
@@ -212,11 +214,15 @@ def delivery_send(*, delivery_id: int, sent_as: str = "", claimed_attempt: int =
 def deliveries_resend_stuck(*, now: datetime.datetime | None = None) -> int:
     """Queue the send task again for every owed message that is due and that no live sender holds
     (its task was lost, its sender died, or the database was down when it failed). Beat runs this
-    every ``PATIENT_MESSAGES_RESEND_EVERY_MINUTES``. Returns how many were queued."""
+    every ``PATIENT_MESSAGES_RESEND_EVERY_MINUTES``. Returns how many were queued.
+
+    A row whose sender's lease ran out is queued at once: its sender died mid-send (a killed
+    worker) and no task is coming for it. Others get ``SWEEP_GRACE`` past their due time, which
+    belongs to the task queued for them."""
     now = now or timezone.now()
     stuck = (
-        PaymentRequestDelivery.objects.filter(status=DeliveryStatus.QUEUED, next_attempt_at__lte=now - SWEEP_GRACE)
-        .exclude(claimed_until__gt=now)
+        PaymentRequestDelivery.objects.filter(status=DeliveryStatus.QUEUED, next_attempt_at__lte=now)
+        .filter(Q(claimed_until__lte=now) | Q(claimed_until__isnull=True, next_attempt_at__lte=now - SWEEP_GRACE))
         .order_by("next_attempt_at", "pk")
         .values_list("pk", flat=True)[:1000]
     )
@@ -282,7 +288,7 @@ def _claim(delivery_id: int) -> tuple[PaymentRequestDelivery | None, bool]:
                 _outcome_record(delivery, DeliveryStatus.FAILED, error_message=refusal)
                 return delivery, False
         delivery.attempts += 1
-        delivery.claimed_until = now + CLAIM_LEASE
+        delivery.claimed_until = now + datetime.timedelta(seconds=settings.PATIENT_MESSAGE_CLAIM_LEASE_SECONDS)
         delivery.save(update_fields=["attempts", "claimed_until"])
     return delivery, True
 
