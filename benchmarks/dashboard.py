@@ -172,7 +172,9 @@ def _median(values: list[float]) -> float:
 
 
 def _replayer(statements: list[str]):
-    """Run the page's SQL as it was sent, on the same connection, fetching every row."""
+    """Run the page's reads as they were sent, on the same connection, fetching every row. Its
+    writes (the PHI access log's two INSERTs, their transaction) are left out: replayed, they would
+    collide with the rows the page wrote; they stay in the page's own time."""
     from django.db import connection
 
     connection.ensure_connection()
@@ -182,6 +184,8 @@ def _replayer(statements: list[str]):
         if sql.startswith("DECLARE "):  # a server-side cursor: its SELECT
             sql = sql.split(" FOR ", 1)[1]
         elif sql.startswith(("FETCH ", "CLOSE ")):
+            continue
+        if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
             continue
         runnable.append(sql)
 
