@@ -59,6 +59,8 @@ Scopes (all greppable; each cross-clinic one is a reviewed exception)
   request's (``org_profile.middleware``), a pay page's (after its token is resolved), a task's (read
   from the row it works on, ``organization_scope_of``).
 - ``no_organization()``: ``lumapay_app`` with none: anonymous requests, the start of every task.
+- ``owner_query()``: the owner for one query that names its organization itself: patient
+  search's id lookup only (see "Cost" below).
 - ``all_organizations()``: the owner, no row-level security. Only: resolving which organization a
   request acts for (the user's memberships, "switch organization", a pay link's token, an invalid
   link's clinic), the operators' admin, gateway webhooks and their processing (the event says
@@ -68,9 +70,11 @@ Scopes (all greppable; each cross-clinic one is a reviewed exception)
 Cost: PostgreSQL uses an index for a condition under row-level security only when its operator is
 LEAKPROOF (``=``, ``IN``, ranges are; ``ILIKE``/``LIKE`` are not). Patient search's trigram indexes
 are therefore not used by ``lumapay_app``: measured 5 ms as the owner, 150 ms as the app, for a
-clinic of 160,000 patients. The remedy, not built yet: a SECURITY DEFINER function that matches
-within the organization in the session setting (so it cannot reach another clinic) and returns
-ids, which the search joins on.
+clinic of 160,000 patients. The remedy: patient search finds its patients' *ids* as the owner
+(``owner_query``), in one ORM query that names its organization itself
+(``ehr_sync.selectors.patient_ids_search``: ``Patient.objects.filter(organization=…)``), and the
+Hub and the dashboard then read the patients and transactions by id under row-level security. The
+organization in that query is the request's own (``request.organization``), never one typed in.
 
 A new table with an ``organization`` gets its policy in its migration (``tenant_policy_sql``);
 ``tests/test_row_level_security.py`` fails for any model with an organization foreign key whose
@@ -205,6 +209,16 @@ def no_organization(*, using: str = DEFAULT_DB_ALIAS):
 def all_organizations(*, using: str = DEFAULT_DB_ALIAS):
     """The owner, without row-level security. Only for the reviewed cross-clinic steps listed in
     this module's docstring; grep for it when reviewing."""
+    return _scope(OWNER, using)
+
+
+def owner_query(*, using: str = DEFAULT_DB_ALIAS):
+    """The owner, for ONE ORM query that filters by its organization explicitly
+    (``organization=``) and that row-level security would make slow (its operator is not
+    LEAKPROOF, so PostgreSQL would not use its index): patient search's id lookup,
+    ``ehr_sync.selectors.patient_ids_search``, and nothing else. Safe because the query's own
+    filter keeps it inside one clinic; whatever it returns (ids) is read again under row-level
+    security. Grep for it when reviewing, as for ``all_organizations``."""
     return _scope(OWNER, using)
 
 
