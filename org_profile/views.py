@@ -260,7 +260,10 @@ class SignInView(auth_views.LoginView):
         user = form.get_user()
         if mfa_has_device(user=user):
             return redirect(_step_url("mfa_verify", response.url))
-        if mfa_required(user=user, memberships=list(memberships_of(user=user))):
+        # The organizations the user belongs to, in any of them (this request has none yet).
+        with all_organizations():
+            memberships = list(memberships_of(user=user))
+        if mfa_required(user=user, memberships=memberships):
             return redirect(_step_url("mfa_enrol", response.url))
         return response
 

@@ -304,3 +304,63 @@ def test_the_owners_patient_id_lookup_keeps_to_the_organization_it_is_given(two_
         assert current_scope().organization_id == lakeside.pk
     with pytest.raises(ValueError):
         patient_ids_search(organization=Organization(), query="lopez")
+
+
+# -- sign-in events: recorded in each clinic of the person, whichever the request works for -----------
+
+
+@pytest.fixture
+def member_of_both(two_clinics):
+    from django.test import Client
+
+    riverside, _, lakeside, _ = two_clinics
+    user = MembershipFactory(organization=riverside, role=Role.STAFF).user
+    user.set_password("correct horse battery")
+    user.save()
+    MembershipFactory(organization=lakeside, role=Role.STAFF, user=user)
+    return user, Client(REMOTE_ADDR="203.0.113.9")
+
+
+def _actions_by_clinic(riverside, lakeside):
+    from lumapay.models import AuditEvent
+
+    return {
+        clinic.name: list(AuditEvent.objects.filter(organization=clinic).values_list("action", flat=True))
+        for clinic in (riverside, lakeside)
+    }
+
+
+def test_a_lockout_on_the_sign_in_page_is_audited_in_each_clinic_of_the_member(two_clinics, member_of_both):
+    from lumapay.enums import AuditAction
+
+    riverside, _, lakeside, _ = two_clinics
+    user, browser = member_of_both
+    # The sign-in page has no organization: its request sees no clinic's rows.
+    for _ in range(10):
+        browser.post(reverse("login"), {"username": user.email, "password": "wrong"})
+
+    assert _actions_by_clinic(riverside, lakeside) == {
+        riverside.name: [AuditAction.SIGN_IN_LOCKED],
+        lakeside.name: [AuditAction.SIGN_IN_LOCKED],
+    }
+    assert current_scope() == OWNER
+
+
+def test_a_wrong_second_step_code_is_audited_in_each_clinic_of_the_member(two_clinics, member_of_both):
+    from lumapay.enums import AuditAction
+    from tests.two_step import authenticator_for, totp_code
+
+    riverside, _, lakeside, _ = two_clinics
+    user, browser = member_of_both
+    device = authenticator_for(user)
+    browser.post(reverse("login"), {"username": user.email, "password": "correct horse battery"})
+
+    # The code page runs in the member's current clinic (Lakeside sorts first); the event of the
+    # other is written in its own clinic's scope.
+    wrong = f"{(int(totp_code(device)) + 1) % 1_000_000:06d}"
+    assert browser.post(reverse("mfa_verify"), {"code": wrong}).status_code == 400
+
+    assert _actions_by_clinic(riverside, lakeside) == {
+        riverside.name: [AuditAction.MFA_CODE_FAILED],
+        lakeside.name: [AuditAction.MFA_CODE_FAILED],
+    }
