@@ -18,12 +18,18 @@ BARE_PATH = "/__bench__/one-row"
 def application(environ, start_response):
     if environ.get("PATH_INFO") != BARE_PATH:
         return lumapay_application(environ, start_response)
+    from urllib.parse import parse_qs
+
     from django.db import connection
 
-    with connection.cursor() as cursor:
+    from lumapay.tenant_rls import organization_scope
+
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    # In the row's organization, as the app's role (row-level security), as a page reads.
+    with organization_scope(int(query.get("org", ["0"])[0])), connection.cursor() as cursor:
         cursor.execute(
             "SELECT id, status, amount_cents, created_at FROM transactions_transaction WHERE id = %s",
-            [int(environ.get("QUERY_STRING", "").partition("=")[2] or 0)],
+            [int(query.get("id", ["0"])[0])],
         )
         row = cursor.fetchone()
     body = json.dumps(row, default=str).encode()

@@ -86,8 +86,9 @@ def bench_dashboard_throughput(server, *, rounds: int, log=print) -> list[dict]:
         pages = [(name, _Request(port, path, headers)) for name, path in _dashboard_pages(membership.organization)]
         https = {"X-Forwarded-Proto": "https"}
         baselines = {
-            "view": _Request(port, f"{BARE_VIEW_PATH}?id={row_id}", https),
-            "floor": _Request(port, f"{BARE_PATH}?id={row_id}", https),
+            # The row is read in its organization, as the app's role (row-level security), as a page reads.
+            "view": _Request(port, f"{BARE_VIEW_PATH}?id={row_id}&org={membership.organization_id}", https),
+            "floor": _Request(port, f"{BARE_PATH}?id={row_id}&org={membership.organization_id}", https),
         }
         _wait_until_up(baselines["floor"], gunicorn, log_dir)
         for name, page in pages:

@@ -8,6 +8,7 @@ from django.http import JsonResponse
 from django.urls import path
 
 from lumapay import urls as lumapay_urls
+from lumapay.tenant_rls import organization_scope
 
 from transactions.models import Transaction
 
@@ -15,9 +16,12 @@ BARE_VIEW_PATH = "/__bench__/one-row-view"
 
 
 def one_row(request):
-    row = Transaction.objects.filter(pk=int(request.GET.get("id") or 0)).values(
-        "id", "status", "amount_cents", "created_at"
-    ).first()
+    # In the row's organization (``org``), as the app's role: what a signed-in page's middleware does
+    # (lumapay/tenant_rls.py); with no organization, row-level security would show no row.
+    with organization_scope(int(request.GET.get("org") or 0)):
+        row = Transaction.objects.filter(pk=int(request.GET.get("id") or 0)).values(
+            "id", "status", "amount_cents", "created_at"
+        ).first()
     return JsonResponse({"transaction": row})
 
 

@@ -10,6 +10,7 @@ import re
 
 from django.db.models import F, Lookup, Q, QuerySet
 
+from lumapay.tenant_rls import owner_query
 from org_profile.models import Organization
 
 from .models import Appointment, Balance, Patient
@@ -17,6 +18,9 @@ from .phone_numbers import phone_digits
 from .search import ContainsUnaccented, patient_search_text
 
 HUB_PAGE_SIZE = 25
+# A Hub search paginates the ids it found (``patient_ids_search``); one that finds more than this
+# (a single letter) pages through the search itself instead.
+HUB_SEARCH_IDS_MAX = 20_000
 # Words of a name search: more than this is someone pasting a paragraph.
 _MAX_SEARCH_TERMS = 5
 _LOOKS_LIKE_A_NUMBER = re.compile(r"[\d\s().+\-]+")
@@ -73,12 +77,41 @@ def patient_search_condition(query: str) -> Q:
 
 
 def patients_search(*, organization: Organization, query: str = "") -> QuerySet[Patient]:
-    """The organization's patients matching a search, by last name then first name."""
+    """The organization's patients matching a search, by last name then first name. Under
+    row-level security a search (``ILIKE``) cannot use its trigram index: pages that search
+    find the ids with ``patient_ids_search`` first."""
     return (
         Patient.objects.filter(organization=organization)
         .filter(patient_search_condition(query))
         .order_by("last_name", "first_name", "id")
     )
+
+
+def patient_ids_search(*, organization: Organization, query: str, limit: int | None = None, ordered: bool = False) -> list[int]:
+    """The ids of the organization's patients matching a search (at most ``limit``; by last
+    name, first name and id when ``ordered``), found with the trigram indexes.
+
+    Runs as the database owner (``owner_query``, lumapay/tenant_rls.py): under row-level
+    security PostgreSQL does not use an index for ``ILIKE`` (not LEAKPROOF) and reads every
+    patient of the clinic (150 ms instead of 5 for 200,000 patients). Safe: the query itself is
+    filtered by ``organization`` (the request's own), and callers read what the ids point to
+    again under row-level security (``patients_by_ids``, the dashboard's ``patient_id = ANY``)."""
+    organization_id = organization.pk
+    if organization_id is None:
+        raise ValueError("A patient search needs its organization.")
+    patients = Patient.objects.filter(organization_id=organization_id).filter(patient_search_condition(query))
+    patients = patients.order_by("last_name", "first_name", "id") if ordered else patients.order_by()
+    ids = patients.values_list("id", flat=True)
+    if limit is not None:
+        ids = ids[:limit]
+    with owner_query():
+        return list(ids)
+
+
+def patients_by_ids(*, organization: Organization, ids: list[int]) -> list[Patient]:
+    """The organization's patients with these ids, in the order given (under row-level security)."""
+    found = {patient.pk: patient for patient in Patient.objects.filter(organization=organization, pk__in=ids)}
+    return [found[pk] for pk in ids if pk in found]
 
 
 def patient_get(*, organization: Organization, patient_id: int) -> Patient | None:

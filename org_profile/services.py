@@ -20,6 +20,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from lumapay.audit import audit_event_record
+from lumapay.tenant_rls import all_organizations, organization_scope
 from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
@@ -221,6 +222,15 @@ def _field_problem(field: str, value: str) -> str | None:
     return None
 
 
+def _active_memberships(**filters) -> list[Membership]:
+    """A person's active memberships in every organization: a sign-in, a lockout or an unlock
+    concerns each clinic they belong to, whichever one the request works for (none, on the sign-in
+    page). Read across clinics (reviewed; lumapay/tenant_rls.py); each audit event is then written
+    in its own organization's scope, where row-level security checks it."""
+    with all_organizations():
+        return list(Membership.objects.filter(is_active=True, **filters).select_related("user", "organization"))
+
+
 # -- sign-in lockout --------------------------------------------------------------------------------
 
 
@@ -229,21 +239,22 @@ def sign_in_lockout_record(*, email: str, ip_address: str | None) -> int:
     "sign_in.locked" audit event in each organization it is an active member of, with the address
     the last failure came from. Returns how many were written (none for an address no member has,
     or an operator outside every organization: axes' own records in Django admin keep those)."""
-    memberships = Membership.objects.filter(user__email__iexact=email, is_active=True).select_related("user", "organization")
+    memberships = _active_memberships(user__email__iexact=email)
     written = 0
     with db_transaction.atomic():
         for membership in memberships:
-            audit_event_record(
-                organization=membership.organization,
-                action=AuditAction.SIGN_IN_LOCKED,
-                actor_type=ActorType.SYSTEM,
-                changes={
-                    "user_id": membership.user_id,
-                    "email": membership.user.email,
-                    "lockout_minutes": settings.SIGN_IN_LOCKOUT_MINUTES,
-                },
-                ip_address=ip_address,
-            )
+            with organization_scope(membership.organization_id):
+                audit_event_record(
+                    organization=membership.organization,
+                    action=AuditAction.SIGN_IN_LOCKED,
+                    actor_type=ActorType.SYSTEM,
+                    changes={
+                        "user_id": membership.user_id,
+                        "email": membership.user.email,
+                        "lockout_minutes": settings.SIGN_IN_LOCKOUT_MINUTES,
+                    },
+                    ip_address=ip_address,
+                )
             written += 1
     return written
 
@@ -287,15 +298,16 @@ def sign_in_unlock_by_operator(*, user: User, actor, ip_address: str | None = No
         if not lockout.locked_emails([user.email]):
             return False
         lockout.account_unlock(user.email)
-        for membership in Membership.objects.filter(user=user, is_active=True).select_related("organization"):
-            audit_event_record(
-                organization=membership.organization,
-                action=AuditAction.SIGN_IN_UNLOCKED,
-                actor_type=ActorType.STAFF,
-                actor_user=actor,
-                changes={"user_id": user.pk, "email": user.email, "by_operator": True},
-                ip_address=ip_address,
-            )
+        for membership in _active_memberships(user=user):
+            with organization_scope(membership.organization_id):
+                audit_event_record(
+                    organization=membership.organization,
+                    action=AuditAction.SIGN_IN_UNLOCKED,
+                    actor_type=ActorType.STAFF,
+                    actor_user=actor,
+                    changes={"user_id": user.pk, "email": user.email, "by_operator": True},
+                    ip_address=ip_address,
+                )
     return True
 
 
@@ -356,16 +368,17 @@ def totp_key_base32(key: str) -> str:
 
 def _audit_for_user(*, user, action: AuditAction, actor=None, changes=None, ip_address=None, organizations=None) -> None:
     if organizations is None:
-        organizations = [m.organization for m in Membership.objects.filter(user=user, is_active=True).select_related("organization")]
+        organizations = [m.organization for m in _active_memberships(user=user)]
     for organization in organizations:
-        audit_event_record(
-            organization=organization,
-            action=action,
-            actor_type=ActorType.STAFF,
-            actor_user=actor or user,
-            changes={"member": user.email, **(changes or {})},
-            ip_address=ip_address,
-        )
+        with organization_scope(organization.pk):
+            audit_event_record(
+                organization=organization,
+                action=action,
+                actor_type=ActorType.STAFF,
+                actor_user=actor or user,
+                changes={"member": user.email, **(changes or {})},
+                ip_address=ip_address,
+            )
 
 
 def _backup_codes_replace(*, user) -> list[str]:

@@ -19,6 +19,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from lumapay.audit import client_ip
 from lumapay.errors import ApplicationError
+from lumapay.tenant_rls import all_organizations
 
 from .access import (
     ADMINISTRATORS,
@@ -100,7 +101,9 @@ def organization_switch(request):
         organization_id = int(request.POST.get("organization", ""))
     except ValueError:
         raise Http404
-    membership = memberships_of(user=request.user).filter(organization_id=organization_id).first()
+    # Which organization the session acts for next: the user's own memberships, in any of them.
+    with all_organizations():
+        membership = memberships_of(user=request.user).filter(organization_id=organization_id).first()
     if membership is None:
         raise Http404
     request.session[SESSION_KEY] = membership.organization_id
@@ -257,7 +260,10 @@ class SignInView(auth_views.LoginView):
         user = form.get_user()
         if mfa_has_device(user=user):
             return redirect(_step_url("mfa_verify", response.url))
-        if mfa_required(user=user, memberships=list(memberships_of(user=user))):
+        # The organizations the user belongs to, in any of them (this request has none yet).
+        with all_organizations():
+            memberships = list(memberships_of(user=user))
+        if mfa_required(user=user, memberships=memberships):
             return redirect(_step_url("mfa_enrol", response.url))
         return response
 

@@ -3,12 +3,19 @@ current state first, so a second delivery of the same task is harmless.
 
 Tasks are entry points, like views: they import services, and services never import them (a
 service queues a task by its name, through ``lumapay.task_queue.task_enqueue_on_commit``).
+
+Every task starts with no organization in the database (``lumapay.tenant_rls.TenantTask``): one
+given a row's id runs in that row's organization (``organization_scope_of``); the beat sweeps and
+gateway events, which span clinics, say so with ``all_organizations``.
 """
 
 from celery import shared_task
 from django.db import DatabaseError, OperationalError
 
+from lumapay.tenant_rls import all_organizations, organization_scope_of
+
 from .gateways.base import GatewayUnavailable
+from .models import PaymentRequestDelivery, Transaction, TransactionExport
 from .services import exports, gateway_events, patient_messages, payment_requests, saved_cards, stripe_events
 
 
@@ -18,7 +25,8 @@ def patient_message_send(self, delivery_id: int, sent_as: str = "", claimed_atte
     is still owed; the row counts the attempts and gives up, so ``max_retries`` only bounds the
     retries of a database that stays away (the beat sweep takes over from there)."""
     try:
-        patient_messages.delivery_send(delivery_id=delivery_id, sent_as=sent_as, claimed_attempt=claimed_attempt)
+        with organization_scope_of(PaymentRequestDelivery, delivery_id):
+            patient_messages.delivery_send(delivery_id=delivery_id, sent_as=sent_as, claimed_attempt=claimed_attempt)
     except patient_messages.DeliveryRetry as retry:
         raise self.retry(
             countdown=retry.countdown_seconds + 1, kwargs={"delivery_id": delivery_id, **retry.retry_kwargs}, exc=retry
@@ -33,7 +41,8 @@ def patient_message_send(self, delivery_id: int, sent_as: str = "", claimed_atte
 @shared_task
 def patient_messages_resend_stuck() -> int:
     """Queue again the owed messages whose task was lost or whose sender died (beat)."""
-    return patient_messages.deliveries_resend_stuck()
+    with all_organizations():
+        return patient_messages.deliveries_resend_stuck()
 
 
 @shared_task(acks_late=True)
@@ -44,7 +53,8 @@ def payment_request_deliver(delivery_id: int) -> None:
 
 @shared_task
 def payment_requests_expire_overdue() -> int:
-    return payment_requests.payment_requests_expire_overdue()
+    with all_organizations():
+        return payment_requests.payment_requests_expire_overdue()
 
 
 @shared_task(
@@ -56,42 +66,49 @@ def payment_requests_expire_overdue() -> int:
     max_retries=8,
 )
 def gateway_event_process(gateway_event_id: int) -> None:
-    gateway_events.gateway_event_process(gateway_event_id=gateway_event_id)
+    with all_organizations():
+        gateway_events.gateway_event_process(gateway_event_id=gateway_event_id)
 
 
 @shared_task
 def gateway_events_requeue_stalled() -> int:
     """Queue again the gateway events stored but not processed in time (beat, every minute)."""
-    return gateway_events.gateway_events_requeue_stalled()
+    with all_organizations():
+        return gateway_events.gateway_events_requeue_stalled()
 
 
 @shared_task(acks_late=True)
 def receipt_email_send(transaction_id: int) -> None:
     """The receipt task of earlier releases (tasks queued before this one was deployed): owes the
     receipt through the outbox if it is not owed and was never sent."""
-    patient_messages.receipt_email_send(transaction_id=transaction_id)
+    with organization_scope_of(Transaction, transaction_id):
+        patient_messages.receipt_email_send(transaction_id=transaction_id)
 
 
 @shared_task
 def stripe_events_recover() -> int:
     """List recent Stripe events and store any the webhook never received (beat, every 10 minutes)."""
-    return stripe_events.stripe_events_recover()
+    with all_organizations():
+        return stripe_events.stripe_events_recover()
 
 
 @shared_task(acks_late=True)
 def transaction_export_build(export_id: int) -> None:
     """Write a large Excel export of the dashboard's filtered transactions."""
-    exports.transaction_export_build(export_id=export_id)
+    with organization_scope_of(TransactionExport, export_id):
+        exports.transaction_export_build(export_id=export_id)
 
 
 @shared_task
 def transaction_exports_expire() -> int:
     """Delete the files of Excel exports past their expiry (beat, hourly)."""
-    return exports.transaction_exports_expire()
+    with all_organizations():
+        return exports.transaction_exports_expire()
 
 
 @shared_task
 def authorizations_release_for_missed_visits() -> int:
     """Let go of copays held for appointments the EHR now reports cancelled or missed (beat, every
     15 minutes)."""
-    return saved_cards.authorizations_release_for_missed_visits()
+    with all_organizations():
+        return saved_cards.authorizations_release_for_missed_visits()

@@ -20,6 +20,8 @@ from django.utils.translation import gettext as _, gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
+from lumapay.tenant_rls import all_organizations, organization_scope
+
 from . import processor
 from .enums import SandboxSessionStatus
 from .forms import SandboxCardForm
@@ -60,11 +62,14 @@ def _checkout_page(view):
     @never_cache
     @wraps(view)
     def wrapper(request, session_id: str):
-        session = processor.session_get(session_id)
+        # The checkout's id names its merchant: found across clinics (reviewed), then the page
+        # runs in that clinic's database scope, like a pay page.
+        with all_organizations():
+            session = processor.session_get(session_id)
         if session is None:
             raise Http404("No such Sandbox checkout.")
         language = _language(request, session)
-        with translation.override(language):
+        with organization_scope(session.organization_id), translation.override(language):
             response = view(request, session)
         response.headers["Content-Language"] = language
         return response

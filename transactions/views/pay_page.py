@@ -25,6 +25,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from lumapay.audit import client_ip
 from lumapay.errors import ApplicationError
+from lumapay.tenant_rls import all_organizations, organization_scope
 from org_profile.access import found_or_404
 from org_profile.models import Organization
 
@@ -130,12 +131,16 @@ def _pay_page(view):
     @never_cache
     @wraps(view)
     def wrapper(request, token):
-        payment_request = payment_request_from_token(token)
+        # The link names its request, and the request its clinic: the one lookup a patient's
+        # page makes across clinics (reviewed); the page then runs in that clinic's scope.
+        with all_organizations():
+            payment_request = payment_request_from_token(token)
         if payment_request is None:
             return _invalid_link(request, token)
-        language = _language_for(request, payment_request)
-        with translation.override(language):
-            response = view(request, payment_request, token)
+        with organization_scope(payment_request.organization_id):
+            language = _language_for(request, payment_request)
+            with translation.override(language):
+                response = view(request, payment_request, token)
         return _finish(response, language)
 
     return wrapper
@@ -178,7 +183,8 @@ def _organization_named_by(token: str) -> Organization | None:
         public_id = uuid.UUID(hex=head)
     except ValueError:
         return None
-    return Organization.objects.filter(payment_requests__public_id=public_id).first()
+    with all_organizations():  # which clinic a link belongs to (reviewed): its public name only
+        return Organization.objects.filter(payment_requests__public_id=public_id).first()
 
 
 @never_cache
