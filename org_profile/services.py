@@ -114,24 +114,7 @@ def organization_update(*, organization: Organization, actor, data: dict) -> Org
         raise ApplicationError(f"These settings cannot be changed here: {', '.join(sorted(unknown))}.")
     values = _clean(organization, data)
 
-    with db_transaction.atomic():
-        # Locked so two administrators saving at once each record the values they replaced.
-        locked = Organization.objects.select_for_update().get(pk=organization.pk)
-        changes = {
-            field: [getattr(locked, field), value] for field, value in values.items() if getattr(locked, field) != value
-        }
-        if changes:
-            for field, (_old, new) in changes.items():
-                setattr(locked, field, new)
-            locked.save(update_fields=list(changes))
-            audit_event_record(
-                organization=locked,
-                action=AuditAction.ORGANIZATION_UPDATED,
-                actor_type=ActorType.STAFF,
-                actor_user=actor,
-                changes=changes,
-            )
-    return locked
+    return _organization_values_save(organization, values, actor=actor)
 
 
 PLATFORM_FEE_FIELDS = ("platform_fee_percent", "platform_fee_fixed_cents")
@@ -152,15 +135,22 @@ def organization_platform_fee_set(*, organization: Organization, actor, percent,
             errors[field] = list(error.messages)
     if errors:
         raise OrganizationSettingsInvalid(errors)
+    # Decimals are recorded as text in the audit event's JSON ("1.50").
+    return _organization_values_save(organization, values, actor=actor, recorded_as=str)
+
+
+def _organization_values_save(organization: Organization, values: dict, *, actor, recorded_as=lambda value: value):
+    """Store ``values`` on the organization's locked row and write one "organization.updated" audit
+    event with ``{field: [old, new]}`` for what changed (none when nothing did), in one database
+    transaction. Locked so two people saving at once each record the values they replaced."""
     with db_transaction.atomic():
         locked = Organization.objects.select_for_update(of=("self",)).get(pk=organization.pk)
-        changes = {
-            field: [str(getattr(locked, field)), str(value)] for field, value in values.items() if getattr(locked, field) != value
-        }
-        if changes:
-            for field in changes:
+        changed = [field for field, value in values.items() if getattr(locked, field) != value]
+        if changed:
+            changes = {field: [recorded_as(getattr(locked, field)), recorded_as(values[field])] for field in changed}
+            for field in changed:
                 setattr(locked, field, values[field])
-            locked.save(update_fields=list(changes))
+            locked.save(update_fields=changed)
             audit_event_record(
                 organization=locked,
                 action=AuditAction.ORGANIZATION_UPDATED,
