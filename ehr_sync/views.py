@@ -6,7 +6,7 @@ user's locations. Another organization's patient is "not found".
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods, require_safe
@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 from lumapay.audit import client_ip
 from lumapay.errors import ApplicationError
 from lumapay.phi_access import phi_access_record
-from org_profile.access import ADMINISTRATORS, membership_required
+from org_profile.access import ADMINISTRATORS, found_or_404, membership_required
 from org_profile.enums import Role
 
 from . import access_log, services
@@ -96,9 +96,7 @@ def patient_new(request):
 @membership_required()
 @require_http_methods(["GET", "POST"])
 def patient_edit(request, pk):
-    patient = patient_get(organization=request.organization, patient_id=pk)
-    if patient is None:
-        raise Http404("No such patient.")
+    patient = found_or_404(patient_get(organization=request.organization, patient_id=pk), "No such patient.")
     phi_access_record(request=request, patients=[patient])
     initial = {field: getattr(patient, field) for field in services.PATIENT_EDITABLE_FIELDS}
     form = PatientForm(request.POST or None, initial=initial)
@@ -118,9 +116,7 @@ def patient_edit(request, pk):
 @membership_required()
 @require_safe
 def patient_profile(request, pk):
-    patient = patient_get(organization=request.organization, patient_id=pk)
-    if patient is None:
-        raise Http404("No such patient.")
+    patient = found_or_404(patient_get(organization=request.organization, patient_id=pk), "No such patient.")
     services.patient_view_record(
         organization=request.organization, actor=request.user, patient=patient, ip_address=client_ip(request)
     )
@@ -153,9 +149,7 @@ def patient_profile(request, pk):
 @require_safe
 def patient_access_log(request, pk):
     """Every look at one patient's record, newest first, for administrators."""
-    patient = patient_get(organization=request.organization, patient_id=pk)
-    if patient is None:
-        raise Http404("No such patient.")
+    patient = found_or_404(patient_get(organization=request.organization, patient_id=pk), "No such patient.")
     phi_access_record(request=request, patients=[patient])
     page = Paginator(
         access_log.patient_access_history(organization=request.organization, patient_id=patient.pk), 50

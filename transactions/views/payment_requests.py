@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -20,10 +19,11 @@ from lumapay.dates import format_datetime
 from lumapay.errors import ApplicationError
 from lumapay.money import format_cents
 from lumapay.phi_access import phi_access_record
-from org_profile.access import MANAGERS, membership_required
+from org_profile.access import MANAGERS, found_or_404, membership_required
 
 from ..enums import DeliveryChannel, PaymentRequestStatus
 from ..forms.payment_requests import PaymentRequestForm
+from ..models import PaymentRequest
 from ..selectors.payment_requests import (
     payment_request_audit_events,
     payment_request_deliveries,
@@ -45,9 +45,7 @@ class HistoryEntry:
 @membership_required()
 @require_http_methods(["GET", "POST"])
 def payment_request_new(request, patient_pk):
-    patient = patient_get(organization=request.organization, patient_id=patient_pk)
-    if patient is None:
-        raise Http404("No such patient.")
+    patient = found_or_404(patient_get(organization=request.organization, patient_id=patient_pk), "No such patient.")
     phi_access_record(request=request, patients=[patient])
     form = PaymentRequestForm(request.POST or None, membership=request.membership, patient=patient)
     form.prefill_from_appointment(request.GET.get("appointment"))
@@ -91,9 +89,7 @@ def payment_request_new(request, patient_pk):
 @membership_required()
 @require_safe
 def payment_request_detail(request, pk):
-    payment_request = payment_request_get(membership=request.membership, payment_request_id=pk)
-    if payment_request is None:
-        raise Http404("No such payment request.")
+    payment_request = _payment_request_or_404(request, pk)
     phi_access_record(request=request, organization=request.organization, patients=[payment_request.patient_id])
     is_open = payment_request.status == PaymentRequestStatus.OPEN
     return render(
@@ -119,9 +115,7 @@ def payment_request_detail(request, pk):
 @membership_required()
 @require_POST
 def payment_request_resend(request, pk):
-    payment_request = payment_request_get(membership=request.membership, payment_request_id=pk)
-    if payment_request is None:
-        raise Http404("No such payment request.")
+    payment_request = _payment_request_or_404(request, pk)
     try:
         services.payment_request_resend(
             organization=request.organization, actor=request.user, payment_request=payment_request
@@ -140,9 +134,7 @@ def payment_request_resend(request, pk):
 @require_POST
 def payment_request_unlock(request, pk):
     """A manager lifts the lock wrong dates of birth put on the link."""
-    payment_request = payment_request_get(membership=request.membership, payment_request_id=pk)
-    if payment_request is None:
-        raise Http404("No such payment request.")
+    payment_request = _payment_request_or_404(request, pk)
     try:
         services.pay_link_unlock(organization=request.organization, actor=request.user, payment_request=payment_request)
     except ApplicationError as error:
@@ -156,9 +148,7 @@ def payment_request_unlock(request, pk):
 @require_POST
 def payment_request_replace_link(request, pk):
     """A manager sends the patient a fresh link; the old one stops working."""
-    payment_request = payment_request_get(membership=request.membership, payment_request_id=pk)
-    if payment_request is None:
-        raise Http404("No such payment request.")
+    payment_request = _payment_request_or_404(request, pk)
     try:
         services.pay_link_replace(organization=request.organization, actor=request.user, payment_request=payment_request)
     except ApplicationError as error:
@@ -173,9 +163,7 @@ def payment_request_replace_link(request, pk):
 def payment_request_cancel(request, pk):
     """Cancel a request, after a confirmation page: a GET, or a POST without ``confirmed`` (a form
     elsewhere that has no confirmation of its own), shows the page; its form posts ``confirmed``."""
-    payment_request = payment_request_get(membership=request.membership, payment_request_id=pk)
-    if payment_request is None:
-        raise Http404("No such payment request.")
+    payment_request = _payment_request_or_404(request, pk)
     if request.method == "GET" or request.POST.get("confirmed") != "1":
         if payment_request.status != PaymentRequestStatus.OPEN:
             return redirect("transactions:payment_request_detail", pk=payment_request.pk)
@@ -247,3 +235,9 @@ def _history(audit_events) -> list[HistoryEntry]:
             )
         )
     return entries
+
+
+def _payment_request_or_404(request, pk: int) -> PaymentRequest:
+    """The request with this id at the member's locations, or 404 (another's is "not found")."""
+    payment_request = payment_request_get(membership=request.membership, payment_request_id=pk)
+    return found_or_404(payment_request, "No such payment request.")
