@@ -282,7 +282,30 @@ class Transaction(models.Model):
         return max(self.charged_cents - self.refunded_cents - self.disputed_cents, 0)
 
 
-class DailyTotal(models.Model):
+# The sums every daily-total cell holds; its unique index includes them, so the dashboard's
+# totals are an index-only scan of one organization's cells.
+DAILY_SUMS = ["transactions", "charged_cents", "refunded_cents", "payments"]
+
+
+class DailyCells(models.Model):
+    """What the three daily-total tables share: the organization, the local day paid (none for
+    unpaid transactions) and the sums. Written by the database only (the trigger of migrations
+    0010 and 0012)."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    paid_on = models.DateField(null=True)
+    transactions = models.IntegerField()
+    charged_cents = models.BigIntegerField()
+    refunded_cents = models.BigIntegerField()
+    payments = models.IntegerField(help_text="transactions with money charged")
+
+    class Meta:
+        abstract = True
+
+
+class DailyTotal(DailyCells):
     """The dashboard's totals and chart, summed ahead: one row per organization, location, kind, local
     day created, local day paid (none for unpaid), status and whether problems are unresolved.
 
@@ -295,21 +318,13 @@ class DailyTotal(models.Model):
     (``transactions.filters.TransactionFilter.daily_totals``). Written by the database only.
     """
 
-    organization = models.ForeignKey(
-        Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
-    )
     location = models.ForeignKey(
         Location, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
     )
     created_on = models.DateField()
-    paid_on = models.DateField(null=True)
     status = models.CharField(max_length=20, choices=TransactionStatus.choices)
     kind = models.CharField(max_length=20, choices=PaymentRequestKind.choices)
     has_unresolved_problems = models.BooleanField()
-    transactions = models.IntegerField()
-    charged_cents = models.BigIntegerField()
-    refunded_cents = models.BigIntegerField()
-    payments = models.IntegerField(help_text="transactions with money charged")
 
     class Meta:
         constraints = [
@@ -321,8 +336,7 @@ class DailyTotal(models.Model):
                 ],
                 name="daily_total_cell",
                 nulls_distinct=False,
-                # The sums too: the dashboard's totals are an index-only scan of one organization's cells.
-                include=["transactions", "charged_cents", "refunded_cents", "payments"],
+                include=DAILY_SUMS,
             )
         ]
 
@@ -330,25 +344,17 @@ class DailyTotal(models.Model):
         return f"{self.organization_id} {self.created_on} {self.status}: {self.transactions}"
 
 
-class DailyCardTotal(models.Model):
+class DailyCardTotal(DailyCells):
     """The same sums as ``DailyTotal``, per kind, vendor and card brand instead of location and kind:
     the dashboard's vendor and card-brand filters, alone or with kind, dates, status and errors (for
     a manager, who sees every location). Kept by the same trigger (migrations 0010 and 0012)."""
 
-    organization = models.ForeignKey(
-        Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
-    )
     created_on = models.DateField()
-    paid_on = models.DateField(null=True)
     status = models.CharField(max_length=20, choices=TransactionStatus.choices)
     kind = models.CharField(max_length=20, choices=PaymentRequestKind.choices)
     vendor = models.CharField(max_length=20)
     card_brand = models.CharField(max_length=20)
     has_unresolved_problems = models.BooleanField()
-    transactions = models.IntegerField()
-    charged_cents = models.BigIntegerField()
-    refunded_cents = models.BigIntegerField()
-    payments = models.IntegerField(help_text="transactions with money charged")
 
     class Meta:
         constraints = [
@@ -359,7 +365,7 @@ class DailyCardTotal(models.Model):
                 ],
                 name="daily_card_total_cell",
                 nulls_distinct=False,
-                include=["transactions", "charged_cents", "refunded_cents", "payments"],
+                include=DAILY_SUMS,
             )
         ]
 
@@ -384,23 +390,15 @@ def amount_band(cents: int) -> tuple[int, int]:
     return start, start + width - 1
 
 
-class DailyAmountTotal(models.Model):
+class DailyAmountTotal(DailyCells):
     """The same sums as ``DailyTotal`` per local day paid and band of amounts (``amount_band``):
     the dashboard's amount filter, alone or with the paid dates, for a manager. A range reads the
     cells whose band lies inside it, and the transactions themselves only for the part of a band
     a bound cuts (``TransactionFilter.daily_totals``), so the totals stay exact. Kept by the same
     trigger (migration 0012)."""
 
-    organization = models.ForeignKey(
-        Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
-    )
     amount_low = models.BigIntegerField(help_text="the band's lowest amount in cents")
     amount_high = models.BigIntegerField(help_text="the band's highest amount in cents")
-    paid_on = models.DateField(null=True)
-    transactions = models.IntegerField()
-    charged_cents = models.BigIntegerField()
-    refunded_cents = models.BigIntegerField()
-    payments = models.IntegerField(help_text="transactions with money charged")
 
     class Meta:
         constraints = [
@@ -408,7 +406,7 @@ class DailyAmountTotal(models.Model):
                 fields=["organization", "amount_low", "paid_on"],
                 name="daily_amount_total_cell",
                 nulls_distinct=False,
-                include=["amount_high", "transactions", "charged_cents", "refunded_cents", "payments"],
+                include=["amount_high", *DAILY_SUMS],
             )
         ]
 
