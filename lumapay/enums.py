@@ -67,6 +67,17 @@ class AuditAction(models.TextChoices):
     MFA_BACKUP_CODE_USED = "mfa.backup_code_used", _("Signed in with a backup code")
     MFA_CODE_FAILED = "mfa.code_failed", _("Wrong sign-in code")
     MFA_RESET = "mfa.reset", _("Two-step sign-in reset: authenticator and backup codes removed")
+    # EHR data in: syncs, HL7 messages, SFTP files and uploads (ehr_sync, uploads)
+    RECORDS_IMPORTED = "records.imported", _("Records imported")
+    APPOINTMENT_CHANGED = "appointment.changed", _("Appointment changed by the EHR")
+    EHR_CONNECTION_CREATED = "ehr_connection.created", _("EHR connection added")
+    EHR_CONNECTION_CHANGED = "ehr_connection.changed", _("EHR connection changed")
+    EHR_CONNECTION_CREDENTIALS_CHANGED = "ehr_connection.credentials_changed", _("EHR connection credentials changed")
+    EHR_SYNC_REQUESTED = "ehr_connection.sync_requested", _("EHR sync started by staff")
+    HL7_MESSAGE_REPLAYED = "hl7_message.replayed", _("HL7 message replayed")
+    UPLOAD_RECEIVED = "upload.received", _("File uploaded for import")
+    UPLOAD_IMPORTED = "upload.imported", _("Uploaded file imported")
+    UPLOAD_DISCARDED = "upload.discarded", _("Uploaded file discarded without importing")
 
 
 def audit_action_label(action: str) -> str:

@@ -201,6 +201,9 @@ class Location(models.Model):
     address = models.CharField(max_length=300, blank=True)
     phone = models.CharField(max_length=30, blank=True)
     is_active = models.BooleanField(default=True)
+    # The EHR's id for this place (FHIR Location id, HL7 PV1-3 point of care), so synced
+    # appointments land here; without it, the EHR's name for the place must match ``name``.
+    ehr_location_id = models.CharField(max_length=100, blank=True)
 
     class Meta:
         ordering = ["name"]
