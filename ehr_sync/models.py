@@ -143,6 +143,8 @@ class EhrConnection(models.Model):
     # 0: only when someone presses "Sync now".
     sync_every_minutes = models.PositiveIntegerField(default=15)
     next_sync_at = models.DateTimeField(null=True, blank=True)
+    # Taken by the sync that runs now (ehr_sync.connectors): one sync of a connection at a time.
+    sync_lease_until = models.DateTimeField(null=True, blank=True)
     # Per resource, the source's last-updated moment up to which everything is in (FHIR).
     watermarks = models.JSONField(default=dict, blank=True)
     last_run_started_at = models.DateTimeField(null=True, blank=True)

@@ -368,6 +368,8 @@ EXPORT_TTL_HOURS = env.int("EXPORT_TTL_HOURS", default=24)
 # The Sandbox gateway signs the events it delivers to the webhook path with this secret. Empty: a
 # random one this database was given (lumapay.models.Installation), never one made from SECRET_KEY,
 # whose development value is public.
+# EHR connection credentials are encrypted with these Fernet keys, newest first (ehr_sync/credentials.py).
+EHR_CREDENTIALS_KEYS = env.list("EHR_CREDENTIALS_KEYS", default=[])
 SANDBOX_WEBHOOK_SECRET = env.str("SANDBOX_WEBHOOK_SECRET", default="")
 
 # Stripe: the platform's keys (each clinic's connected account id is on its Organization).

@@ -56,6 +56,7 @@ class Migration(migrations.Migration):
                 ('is_active', models.BooleanField(default=True)),
                 ('sync_every_minutes', models.PositiveIntegerField(default=15)),
                 ('next_sync_at', models.DateTimeField(blank=True, null=True)),
+                ('sync_lease_until', models.DateTimeField(blank=True, null=True)),
                 ('watermarks', models.JSONField(blank=True, default=dict)),
                 ('last_run_started_at', models.DateTimeField(blank=True, null=True)),
                 ('last_success_at', models.DateTimeField(blank=True, null=True)),
