@@ -29,7 +29,7 @@ from lumapay.money import format_cents
 from . import lockout
 from .access import ADMINISTRATORS, AccessDenied, staff_access
 from .enums import Role
-from .models import IDLE_TIMEOUT_MINUTES_RANGE, Membership, Organization, User
+from .models import IDLE_TIMEOUT_MINUTES_RANGE, Location, Membership, Organization, User
 
 
 LEGAL_FIELDS = ("legal_name", "tax_id_last4", "address_line1", "address_line2", "city", "state", "postal_code")
@@ -530,3 +530,36 @@ def user_mfa_reset_by_operator(*, actor, user) -> dict:
         removed = _devices_remove(user=user)
         _audit_for_user(user=user, action=AuditAction.MFA_RESET, actor=actor, changes={**removed, "by": "operator"})
     return removed
+
+
+def location_ehr_id_set(*, organization: Organization, actor, location_id: int, ehr_location_id: str) -> Location:
+    """Say which of the EHR's places this location is (its FHIR Location id, its HL7 point of care),
+    so appointments synced or uploaded with that id land here. Administrators only; unique within
+    the organization; one "organization.updated" audit event with the old and new id."""
+    refused = "Only administrators can change the organization's locations."
+    staff_access(
+        organization=organization,
+        actor=actor,
+        roles=ADMINISTRATORS,
+        denied={AccessDenied.NOT_A_MEMBER: refused, AccessDenied.ROLE: refused},
+    )
+    value = (ehr_location_id or "").strip()
+    if len(value) > 100:
+        raise ApplicationError("The EHR location id can be at most 100 characters long.")
+    with db_transaction.atomic():
+        locked = Location.objects.select_for_update(of=("self",)).filter(organization=organization, pk=location_id).first()
+        if locked is None:
+            raise ApplicationError("No such location.")
+        if value and Location.objects.filter(organization=organization, ehr_location_id=value).exclude(pk=locked.pk).exists():
+            raise ApplicationError(f"Another location already has the EHR location id “{value}”.")
+        if locked.ehr_location_id != value:
+            audit_event_record(
+                organization=organization,
+                action=AuditAction.ORGANIZATION_UPDATED,
+                actor_type=ActorType.STAFF,
+                actor_user=actor,
+                changes={"location": locked.pk, "location_name": locked.name, "ehr_location_id": [locked.ehr_location_id, value]},
+            )
+            locked.ehr_location_id = value
+            locked.save(update_fields=["ehr_location_id"])
+    return locked

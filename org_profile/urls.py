@@ -21,6 +21,7 @@ urlpatterns = [
     path("organization/switch/", views.organization_switch, name="organization_switch"),
     path("organization/", views.organization_settings, name="organization_settings"),
     path("members/", views.members, name="members"),
+    path("locations/", views.locations, name="locations"),
     path("members/<int:pk>/unlock/", views.member_unlock, name="member_unlock"),
     path("members/<int:membership_id>/reset-two-step/", views.member_mfa_reset_view, name="member_mfa_reset"),
     path("confirm-password/", views.password_confirm, name="password_confirm"),

@@ -31,6 +31,7 @@ from .access import (
 from .enums import Role
 from .forms import ROLES_SHOWN_FIELD, OrganizationSettingsForm, PasswordConfirmForm
 from .middleware import SESSION_KEY
+from .models import Location
 from .selectors import (
     member_of_organization,
     members_of_organization,
@@ -46,6 +47,7 @@ from .services import (
     MemberNotFound,
     MfaCodeRefused,
     OrganizationSettingsInvalid,
+    location_ehr_id_set,
     member_mfa_reset,
     mfa_authenticator_enrol,
     mfa_backup_codes_generate,
@@ -167,6 +169,36 @@ def members(request):
             "members": members_of_organization(organization=request.organization),
             "organization": request.organization,
             "nav": "members",
+        },
+    )
+
+
+@membership_required(roles=ADMINISTRATORS)
+@require_http_methods(["GET", "HEAD", "POST"])
+def locations(request):
+    """The organization's locations, and which of the EHR's places each one is: appointments that
+    arrive from the EHR or an upload land at the location with their EHR location id (or, without
+    one, the location of the same name). Administrators only."""
+    if request.method == "POST":
+        try:
+            location = location_ehr_id_set(
+                organization=request.organization,
+                actor=request.user,
+                location_id=int(request.POST.get("location") or 0),
+                ehr_location_id=request.POST.get("ehr_location_id", ""),
+            )
+        except (ApplicationError, ValueError) as error:
+            messages.error(request, getattr(error, "message", "No such location."))
+        else:
+            messages.success(request, f"Saved the EHR location id of {location.name}.")
+        return redirect("locations")
+    return render(
+        request,
+        "org_profile/locations.html",
+        {
+            "locations": Location.objects.filter(organization=request.organization).order_by("name"),
+            "organization": request.organization,
+            "nav": "locations",
         },
     )
 
