@@ -125,8 +125,8 @@ COLUMNS: dict[str, list[Column]] = {
                ("Preferred language", "Language", "Lang", "Patient language"), "language"),
         Column("sms_consent", False, "Whether the patient agreed to receive text messages: Yes or No. Empty keeps "
                "what LumaPay already has.", "Yes",
-               ("SMS consent", "Text consent", "SMS opt in", "Text opt in", "Consent to text", "OK to text",
-                "Text messages"), "yes_no"),
+               ("SMS consent", "SMS", "SMS OK", "Text OK", "Text consent", "SMS opt in", "Text opt in",
+                "Consent to text", "OK to text", "Text messages"), "yes_no"),
     ],
     UploadKind.APPOINTMENTS: [
         Column("appointment_id", True, "The appointment's id in your EHR or scheduling system. Uploading the "
@@ -168,8 +168,9 @@ _FIELD_COLUMNS = {
                 "preferred_language": "preferred_language", "sms_consent": "sms_consent"},
     "appointment": {"external_id": "appointment_id", "patient_external_id": "patient_id", "starts_at": "starts_at",
                     "status": "status", "location": "location", "provider_name": "provider", "copay_cents": "copay"},
-    "copay": {"appointment_external_id": "appointment_id", "copay_cents": "copay"},
-    "balance": {"patient_external_id": "patient_id", "amount_due_cents": "balance"},
+    # The importer names a repeated id "external_id" whatever the kind.
+    "copay": {"external_id": "appointment_id", "appointment_external_id": "appointment_id", "copay_cents": "copay"},
+    "balance": {"external_id": "patient_id", "patient_external_id": "patient_id", "amount_due_cents": "balance"},
 }
 
 
@@ -271,6 +272,11 @@ def file_problems_from_records(read: ReadFile, problems: list[RecordProblem]) ->
         column = read.headers.get(column_name, column_name)
         found.append(FileProblem(row=row, column=column, value=problem.value, reason=problem.reason))
     return sorted([*read.problems, *found], key=lambda p: (p.row or 0,))
+
+
+def _a(label) -> str:
+    text = str(label).lower()
+    return f"{'an' if text[:1] in 'aeiou' else 'a'} {text}"
 
 
 def _row_of(reference: str) -> int | None:
@@ -396,9 +402,10 @@ def _xlsx_rows(file_name: str, data: bytes) -> Iterator[tuple]:
 
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=False, keep_links=False)
-    except DefusedXmlException as error:
-        raise _xml_entities_rejected(file_name) from error
     except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError) as error:
+        # openpyxl wraps defusedxml's refusal (EntitiesForbidden, a ValueError) in its own ValueError.
+        if _entities_refused(error, DefusedXmlException):
+            raise _xml_entities_rejected(file_name) from error
         raise UploadFileRejected(
             f"“{file_name}” cannot be opened as an Excel workbook (it may be damaged). Save it again from "
             "Excel as .xlsx, or as CSV.",
@@ -407,9 +414,9 @@ def _xlsx_rows(file_name: str, data: bytes) -> Iterator[tuple]:
     try:
         sheet = workbook.worksheets[0]
         yield from sheet.iter_rows(values_only=True)
-    except DefusedXmlException as error:
-        raise _xml_entities_rejected(file_name) from error
     except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError) as error:
+        if _entities_refused(error, DefusedXmlException):
+            raise _xml_entities_rejected(file_name) from error
         raise UploadFileRejected(
             f"The first sheet of “{file_name}” cannot be read (the workbook may be damaged). Save it again "
             "from Excel as .xlsx, or as CSV.",
@@ -417,6 +424,14 @@ def _xlsx_rows(file_name: str, data: bytes) -> Iterator[tuple]:
         ) from error
     finally:
         workbook.close()
+
+
+def _entities_refused(error: BaseException, refusal: type) -> bool:
+    while error is not None:
+        if isinstance(error, refusal):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _xml_entities_rejected(file_name: str) -> UploadFileRejected:
@@ -538,6 +553,13 @@ class _RowReader:
                     f"This row has {length} cells but the header row has {width} columns: check for a "
                     "stray comma or an unquoted value that contains one.",
                 ))
+            if self.kind == UploadKind.BALANCES and not row_problems and values.get("balance") is None and not (
+                values.get("appointment_id") or values.get("copay") is not None
+            ):
+                row_problems.append(FileProblem(
+                    number, headers["balance"], "",
+                    "The row gives no balance (and no appointment copay): enter what the patient owes, 0 when nothing.",
+                ))
             if row_problems:
                 problems.extend(row_problems)
                 continue
@@ -580,14 +602,14 @@ class _RowReader:
             found = ", ".join(_text(cell).strip() for cell in header if _text(cell).strip()) or "none"
             message = (
                 f"“{file_name}” is missing the required column{'s' if len(missing) > 1 else ''} "
-                f"{', '.join(missing)} for a {UploadKind(self.kind).label.lower()} file. The first row must hold the "
+                f"{', '.join(missing)} for {_a(UploadKind(self.kind).label)} file. The first row must hold the "
                 f"column names; it has: {found}."
             )
             fits = [other for other in UploadKind if other != self.kind and all(
                 column.name in {_KEYS[other].get(_header_key(_text(cell))) for cell in header}
                 for column in COLUMNS[other] if column.required)]
             if fits:
-                message += f" It looks like a {fits[0].label.lower()} file: upload it as one."
+                message += f" It looks like {_a(fits[0].label)} file: upload it as one."
             else:
                 message += " Download the template to see the columns."
             raise UploadFileRejected(message, extra={"reason": "missing_columns", "missing": missing})
@@ -625,10 +647,6 @@ class _RowReader:
     def _balance(self, batch: RecordBatch, values: dict, reference: str, seen) -> None:
         patient_id, balance = values["patient_id"], values.get("balance")
         appointment_id, copay = values.get("appointment_id", ""), values.get("copay")
-        if balance is None and not appointment_id and copay is None:
-            # Nothing but the patient: the importer says the balance is missing.
-            batch.balances.append(BalanceRecord(patient_id, None, self.received_at, reference))
-            return
         # One row per appointment often repeats the patient's balance: the same figure is one record.
         if balance is not None and (patient_id, balance) not in seen:
             seen[(patient_id, balance)] = reference
