@@ -413,6 +413,9 @@ def _xlsx_rows(file_name: str, data: bytes) -> Iterator[tuple]:
         ) from error
     try:
         sheet = workbook.worksheets[0]
+        # The sheet's own dimension is not trusted: too small, it would cut rows off silently; too
+        # large, it would pad every row. Rows come as the sheet holds them.
+        sheet.reset_dimensions()
         yield from sheet.iter_rows(values_only=True)
     except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError) as error:
         if _entities_refused(error, DefusedXmlException):

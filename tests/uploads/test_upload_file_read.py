@@ -252,3 +252,19 @@ def test_the_xlsx_template_describes_every_column_on_a_second_sheet():
     assert set(described) == {column.name for column in COLUMNS[UploadKind.APPOINTMENTS]}
     assert described["starts_at"][1] == "required" and described["copay"][1] == "optional"
     assert workbook["Appointments"]["G2"].value == Decimal("25.00") or workbook["Appointments"]["G2"].value == 25
+
+
+def test_a_workbook_whose_dimension_is_wrong_is_read_whole():
+    """Some programs write a sheet's dimension as A1 whatever it holds; the rows are read all the same."""
+    from .files import workbook_with_member
+
+    data = workbook_bytes([["patient_id", "first_name", "last_name", "date_of_birth"],
+                           ["1", "Ana", "Ruiz", "03/09/1984"], ["2", "Luis", "Ruiz", "07/04/1990"]])
+    import io
+    import zipfile
+
+    sheet = zipfile.ZipFile(io.BytesIO(data)).read("xl/worksheets/sheet1.xml").replace(b'<dimension ref="A1:D3"/>',
+                                                                                        b'<dimension ref="A1"/>')
+    assert b'<dimension ref="A1"/>' in sheet
+    read_file = read(UploadKind.PATIENTS, workbook_with_member(data, "xl/worksheets/sheet1.xml", sheet), file_name="p.xlsx")
+    assert [p.last_name for p in read_file.batch.patients] == ["Ruiz", "Ruiz"] and read_file.problems == []
