@@ -12,11 +12,16 @@ run, each figure beside its baseline:
    (``export_speed.py``);
 3. the receipt PDF (``receipt_pdf``) against bare WeasyPrint on the same HTML: <= 1.5x;
 4. the signed-in dashboard served by gunicorn against a bare one-row view in the same server:
-   requests per second and the dashboard's share of the bare view's rate (``dashboard_throughput.py``).
+   requests per second and the dashboard's share of the bare view's rate (``dashboard_throughput.py``);
+5. an Upload Center import of 100,000 patients from a CSV (read, checked and written in the
+   clinic's scope, under row-level security) against PostgreSQL's COPY of the same file into a table
+   of the patient table's shape and indexes (<= 5x), and against django-import-export (ours >= 10x
+   faster) (``upload_import.py``). It needs no data set: ``--only upload`` skips loading it.
 
 Writes ``benchmarks/results/latest.json`` (each median with its spread: min, quartiles, max) and
 prints a table. Options: ``--runs N`` (dashboard runs per page, default 20), ``--export-runs N`` (each side, default 3), ``--receipt-runs N`` (default 15),
-``--throughput-rounds N`` (default 5), ``--only dashboard,export,receipt,throughput``. Pass them as
+``--throughput-rounds N`` (default 5), ``--upload-runs N`` (default 5), ``--import-export-runs N`` (default 3),
+``--only dashboard,export,receipt,throughput,upload``. Pass them as
 ``make bench ARGS="--runs 50"``. ``BENCH_DATABASE`` names another bench database.
 """
 
@@ -35,11 +40,12 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 BASE_DIR = Path(__file__).resolve().parent.parent
+ALL_MEASURES = {"dashboard", "export", "receipt", "throughput", "upload"}
 
 
-def prepare(*, log=print):
-    """Create and migrate ``lumapay_bench``; load the data set unless it is already there."""
-    from .database import database_create, database_drop, database_exists, server_from_environment
+def prepare_schema():
+    """Create (if missing) and migrate ``lumapay_bench``, without loading the data set."""
+    from .database import database_create, database_exists, server_from_environment
 
     server = server_from_environment()
     if not database_exists(server):
@@ -50,11 +56,21 @@ def prepare(*, log=print):
 
     django.setup()
     from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+    return server
+
+
+def prepare(*, log=print):
+    """Create and migrate ``lumapay_bench``; load the data set unless it is already there."""
+    from .database import database_create, database_drop
+
+    server = prepare_schema()
+    from django.core.management import call_command
     from django.db import connections
 
     from .generate import DATASET_VERSION, dataset_loaded, generate, has_rows
 
-    call_command("migrate", interactive=False, verbosity=0)
     dataset = dataset_loaded()
     if dataset is not None and dataset.version == DATASET_VERSION:
         _vacuum_daily_totals()
@@ -254,11 +270,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--export-runs", type=int, default=3)
     parser.add_argument("--receipt-runs", type=int, default=15)
     parser.add_argument("--throughput-rounds", type=int, default=5)
-    parser.add_argument("--only", default="dashboard,export,receipt,throughput")
+    parser.add_argument("--upload-runs", type=int, default=5)
+    parser.add_argument("--import-export-runs", type=int, default=3)
+    parser.add_argument("--only", default=",".join(sorted(ALL_MEASURES)))
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
 
-    server, dataset = prepare()
+    # The upload benchmark brings its own clinic and file: alone, it needs no data set.
+    server, dataset = (prepare_schema(), None) if only <= {"upload"} else prepare()
     import logging
 
     from django.conf import settings
@@ -284,11 +303,15 @@ def main(argv: list[str]) -> int:
         from .dashboard_throughput import bench_dashboard_throughput
 
         results += bench_dashboard_throughput(server, rounds=args.throughput_rounds)
+    if "upload" in only:
+        from .upload_import import bench_upload_import
+
+        results += bench_upload_import(runs=args.upload_runs, import_export_runs=args.import_export_runs)
 
     report = {
         "measured_at": datetime.now(dt_timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
-        "dataset": {
+        "dataset": None if dataset is None else {
             "transactions": dataset.transactions,
             "events": dataset.events,
             "patients": dataset.patients,
@@ -299,20 +322,23 @@ def main(argv: list[str]) -> int:
         },
         "results": results,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    # A run of some of the measures keeps the whole run's latest.json: it writes latest-<measures>.json.
+    results_path = RESULTS if only >= ALL_MEASURES else RESULTS.with_name(f"latest-{'-'.join(sorted(only))}.json")
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(report, indent=2) + "\n")
     info = report["machine"]
     print()
     print(f"Machine: {info['nproc']} CPU ({info['cpu']}), {info['memory_gb']} GB RAM, "
           f"PostgreSQL {info['postgresql']}, Python {info['python']}, load average {info['load_average']}")
-    print(f"Data set: {dataset.transactions:,} transactions, {dataset.events:,} ledger events, "
-          f"{dataset.patients:,} patients, {dataset.payment_requests:,} payment requests, {dataset.audit_events:,} audit "
-          f"events, organizations of {', '.join(f'{n:,}' for n in dataset.organizations)} transactions "
-          f"(loaded in {dataset.seconds:.0f} s)")
+    if dataset is not None:
+        print(f"Data set: {dataset.transactions:,} transactions, {dataset.events:,} ledger events, "
+              f"{dataset.patients:,} patients, {dataset.payment_requests:,} payment requests, "
+              f"{dataset.audit_events:,} audit events, organizations of "
+              f"{', '.join(f'{n:,}' for n in dataset.organizations)} transactions (loaded in {dataset.seconds:.0f} s)")
     print()
     print(table(results))
     print()
-    print(f"Written to {RESULTS.relative_to(BASE_DIR)}")
+    print(f"Written to {results_path.relative_to(BASE_DIR)}")
     missed = [r["name"] for r in results if r["met"] is False]
     if missed:
         print(f"Targets missed: {', '.join(missed)}")

@@ -370,6 +370,13 @@ EXPORT_TTL_HOURS = env.int("EXPORT_TTL_HOURS", default=24)
 # whose development value is public.
 # EHR connection credentials are encrypted with these Fernet keys, newest first (ehr_sync/credentials.py).
 EHR_CREDENTIALS_KEYS = env.list("EHR_CREDENTIALS_KEYS", default=[])
+
+# The Upload Center's limits (uploads/file_reading.py): a file's size, its rows, and what a workbook
+# (a zip) may unpack to, in all and per part, before it is opened.
+UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=50 * 1024 * 1024)
+UPLOAD_MAX_ROWS = env.int("UPLOAD_MAX_ROWS", default=200_000)
+UPLOAD_XLSX_MAX_UNCOMPRESSED_BYTES = env.int("UPLOAD_XLSX_MAX_UNCOMPRESSED_BYTES", default=500 * 1024 * 1024)
+UPLOAD_XLSX_MAX_RATIO = env.int("UPLOAD_XLSX_MAX_RATIO", default=200)
 SANDBOX_WEBHOOK_SECRET = env.str("SANDBOX_WEBHOOK_SECRET", default="")
 
 # Stripe: the platform's keys (each clinic's connected account id is on its Organization).
