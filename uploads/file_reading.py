@@ -105,7 +105,8 @@ def upload_file_read(*, kind, file_name: str, data: bytes, received_at, time_zon
 
 
 def file_problems_from_records(read: ReadFile, problems: list[RecordProblem]) -> list[FileProblem]:
-    return [
+    """The reading's problems and the importer's, in row order."""
+    found = [
         FileProblem(
             row=int(problem.reference.removeprefix("row ")) if problem.reference.startswith("row ") else None,
             column=problem.field,
@@ -114,3 +115,4 @@ def file_problems_from_records(read: ReadFile, problems: list[RecordProblem]) ->
         )
         for problem in problems
     ]
+    return sorted([*read.problems, *found], key=lambda problem: (problem.row or 0,))

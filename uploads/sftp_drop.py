@@ -17,7 +17,7 @@ One sync
    - its kind comes from the start of its name, case aside: ``patients…``, ``appointments…``,
      ``balances…`` or ``copays…`` (both read as the Upload Center's balances file). Any other name
      goes to ``failed/``;
-   - it is read whole (at most ``MAX_FILE_BYTES``), then imported into the run in one database
+   - it is read whole (at most the Upload Center's ``UPLOAD_MAX_BYTES``, 50 MB), then imported into the run in one database
      transaction: the valid rows, or with ``options["all_or_nothing"]`` nothing if any row has a
      problem;
    - only after that transaction committed, it moves to ``done/`` (imported) or ``failed/``
@@ -33,10 +33,11 @@ rows, and one mistyped birth date should not hold back every other patient's bal
 fixes it. Nothing is lost: each rejected row is in the run (``ImportRejection``) and in the problems
 file. ``all_or_nothing`` is for clinics whose files must land whole.
 
-The problems file names the row, the column and the reason, not the value: the value is in the file
-beside it (row numbers count the header as row 1, as a spreadsheet shows them), and a problems list
-is the kind of file that gets forwarded to the EHR's vendor or to support, so it carries no PHI of
-its own.
+The problems file gives the row, the column, the value as the file has it and the reason. Values
+are PHI, and they go in: the problems file sits beside the file it describes, on the clinic's own
+server, for the same people, so it holds nothing that is not already there; the value is what finds
+the cell once someone has sorted the sheet; and the Upload Center's reasons quote it anyway. Nothing
+of it goes to LumaPay's logs.
 
 Every SSH or SFTP failure (refused, timed out, unknown host, host key mismatch, login refused,
 folder missing) ends the run with a ``ConnectorError`` in words an administrator can act on; the
@@ -59,7 +60,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import asyncssh
-from django.db import transaction
+from django.conf import settings
 from django.utils import timezone
 
 from ehr_sync.connectors import ConnectorError
@@ -81,11 +82,13 @@ FILE_SUFFIXES = (".csv", ".xlsx")
 DONE_FOLDER = "done"
 FAILED_FOLDER = "failed"
 PROBLEMS_SUFFIX = ".problems.txt"
-# The largest file taken: 50 MB is several hundred thousand rows of CSV.
+# The largest file taken, unless the Upload Center's UPLOAD_MAX_BYTES setting says otherwise.
 MAX_FILE_BYTES = 50 * 1024 * 1024
 SETTLE_SECONDS_DEFAULT = 5.0
 TIMEOUT_SECONDS_DEFAULT = 30.0
 DEFAULT_PORT = 22
+# Reading a file may take the usual wait plus its size at this speed (50 MB: about 8 more minutes).
+READ_BYTES_PER_SECOND_AT_LEAST = 100_000
 
 # Rejections of a file's rows are of this kind of record; a whole file's of kind "file".
 _RECORD_KIND = {UploadKind.PATIENTS: "patient", UploadKind.APPOINTMENTS: "appointment", UploadKind.BALANCES: "balance"}
@@ -146,11 +149,14 @@ def _file_take(folder: _DropFolder, entry: _Entry, *, run: ImportRun, all_or_not
         return _file_reject(
             folder, entry, run, f"The file's name does not say what it holds: it must start with {starts}."
         )
-    too_big = f"The file is larger than {MAX_FILE_BYTES / (1024 * 1024):g} MB: split it into smaller files."
-    if entry.size > MAX_FILE_BYTES:
+    limit = int(getattr(settings, "UPLOAD_MAX_BYTES", MAX_FILE_BYTES))
+    too_big = (
+        f"The file is larger than {limit / (1024 * 1024):.1f} MB: split it into smaller files (each with the header row)."
+    )
+    if entry.size > limit:
         return _file_reject(folder, entry, run, too_big)
-    data = folder.read(entry.name, MAX_FILE_BYTES)
-    if len(data) > MAX_FILE_BYTES:  # it grew after the two looks
+    data = folder.read(entry.name, limit)
+    if len(data) > limit:  # it grew after the two looks
         return _file_reject(folder, entry, run, too_big)
     try:
         read = upload_file_read(
@@ -178,12 +184,14 @@ def _file_take(folder: _DropFolder, entry: _Entry, *, run: ImportRun, all_or_not
     record_problems = [
         dataclasses.replace(problem, reference=problem.reference.removeprefix(prefix)) for problem in outcome.problems
     ]
-    problems = [*read.problems, *file_problems_from_records(read, record_problems)]
-    problems.sort(key=lambda problem: (problem.row is None, problem.row or 0))
+    # The reader's problems of form and the importer's, each at its row and column, in row order.
+    problems = file_problems_from_records(read, record_problems)
     if not outcome.written:
         folder.file_place(entry.name, FAILED_FOLDER, _problems_text(entry.name, problems, imported=False))
+    elif problems:
+        folder.file_place(entry.name, DONE_FOLDER, _problems_text(entry.name, problems, imported=True))
     else:
-        folder.file_place(entry.name, DONE_FOLDER, _problems_text(entry.name, problems, imported=True) if problems else None)
+        folder.file_place(entry.name, DONE_FOLDER, None)
 
 
 def _file_reject(folder: _DropFolder, entry: _Entry, run: ImportRun, reason: str) -> None:
@@ -225,13 +233,15 @@ def _problems_text(file_name: str, problems: list[FileProblem], *, imported: boo
         )
     lines = [
         heading,
-        "Each line gives the row (the header is row 1), the column and the reason; the values are in the file.",
+        "Each line gives the row (the header is row 1), the column, the value as written and the reason.",
         "",
     ]
     for problem in problems:
         where = f"row {problem.row}" if problem.row is not None else "the file"
         column = f", column {problem.column}" if problem.column else ""
-        lines.append(f"{where}{column}: {problem.reason}")
+        # The reader's reasons often quote the cell already; say it once.
+        value = f" (“{problem.value}”)" if problem.value and problem.value not in problem.reason else ""
+        lines.append(f"{where}{column}{value}: {problem.reason}")
     return "\n".join(lines) + "\n"
 
 
@@ -368,12 +378,13 @@ class _DropFolder:
         self.ssh: asyncssh.SSHClientConnection | None = None
         self.sftp: asyncssh.SFTPClient | None = None
 
-    def _call(self, coroutine, action: str):
-        future = asyncio.run_coroutine_threadsafe(asyncio.wait_for(coroutine, self.server.timeout_seconds), self.loop)
+    def _call(self, coroutine, action: str, *, timeout_seconds: float | None = None):
+        timeout_seconds = timeout_seconds or self.server.timeout_seconds
+        future = asyncio.run_coroutine_threadsafe(asyncio.wait_for(coroutine, timeout_seconds), self.loop)
         try:
             return future.result()
         except (asyncssh.Error, OSError, asyncio.TimeoutError) as error:
-            raise _connector_error(error, self.server, action) from None
+            raise _connector_error(error, self.server, action, timeout_seconds) from None
 
     def _path(self, *parts: str) -> str:
         return posixpath.join(self.server.folder, *parts)
@@ -438,8 +449,10 @@ class _DropFolder:
         return entries
 
     def read(self, name: str, limit: int) -> bytes:
-        """The file's bytes, at most ``limit + 1`` of them (one more than allowed says it is too big)."""
-        return self._call(self._read(self._path(name), limit), f"read {name}")
+        """The file's bytes, at most ``limit + 1`` of them (one more than allowed says it is too big).
+        A big file gets more time: ``READ_BYTES_PER_SECOND_AT_LEAST`` more than the usual wait."""
+        timeout_seconds = self.server.timeout_seconds + limit / READ_BYTES_PER_SECOND_AT_LEAST
+        return self._call(self._read(self._path(name), limit), f"read {name}", timeout_seconds=timeout_seconds)
 
     async def _read(self, path: str, limit: int) -> bytes:
         async with self.sftp.open(path, "rb") as remote:
@@ -482,10 +495,10 @@ class _DropFolder:
         raise asyncssh.SFTPFailure(f"{folder}/ already holds {name} under every timestamped name tried")
 
 
-def _connector_error(error: Exception, server: _Server, action: str) -> ConnectorError:
+def _connector_error(error: Exception, server: _Server, action: str, timeout_seconds: float) -> ConnectorError:
     where = f"The SFTP server at {server.address}"
     if isinstance(error, asyncio.TimeoutError):
-        return ConnectorError(f"{where} did not answer within {server.timeout_seconds:g} seconds ({action}).")
+        return ConnectorError(f"{where} did not answer within {timeout_seconds:g} seconds ({action}).")
     if isinstance(error, ConnectionRefusedError):
         return ConnectorError(f"{where} refused the connection: check that it runs and that the port is right.")
     if isinstance(error, socket.gaierror):

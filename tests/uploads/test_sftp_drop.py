@@ -21,7 +21,6 @@ from ehr_sync.models import EhrConnection, ImportRejection, Patient
 from lumapay.enums import AuditAction
 from lumapay.models import AuditEvent
 from tests.sftp_server import PASSWORD, USERNAME, sftp_server_running
-from uploads import sftp_drop
 
 HEADER = "external_id,first_name,last_name,date_of_birth,email,mobile_phone\n"
 TWO_PATIENTS = HEADER + "P-1,Ana,Ruiz,1990-01-02,ana@example.com,\nP-2,Ben,Okafor,1985-06-30,,\n"
@@ -132,27 +131,29 @@ def test_a_half_bad_file_imports_its_valid_rows_and_lists_the_others(drop, conne
         HEADER
         + "P-1,Ana,Ruiz,1990-01-02,,\n"
         + "P-2,Ben,Okafor,1985-13-45,,\n"  # the reader cannot read the date
-        + "P-3,,Park,1970-03-04,,\n",  # the importer refuses a patient without a first name
+        + "P-3,,Park,1970-03-04,,\n"  # the importer refuses a patient without a first name
+        + "P-4,Dee,Moss,1980-05-06,not-an-address,\n",
     )
 
     run = connection_sync(connection_id=connection.pk)
 
     assert run.status == ImportRunStatus.SUCCEEDED_WITH_REJECTIONS, run.error
-    assert (run.received, run.created, run.rejected) == (3, 1, 2)
+    assert (run.received, run.created, run.rejected) == (4, 1, 3)
     assert list(Patient.objects.values_list("external_ehr_id", flat=True)) == ["P-1"]
     assert list(ImportRejection.objects.filter(run=run).order_by("reference").values_list("reference", "field")) == [
         ("patients.csv, row 3", "date_of_birth"),
         ("patients.csv, row 4", "first_name"),
+        ("patients.csv, row 5", "email"),
     ]
     assert names(drop / "done") == ["patients.csv", "patients.csv.problems.txt"]
     problems = (drop / "done" / "patients.csv.problems.txt").read_text()
-    assert problems.splitlines()[0] == "LumaPay imported patients.csv, except 2 rows with the problems below."
-    assert problems.splitlines()[3:] == [
-        "row 3, column date_of_birth: This is not a date (YYYY-MM-DD).",
-        "row 4, column first_name: The patient's first name is missing.",
-    ]
-    # The values (PHI) stay in the file itself, not in the list of problems.
-    assert "1985-13-45" not in problems and "Okafor" not in problems
+    assert problems.splitlines()[0] == "LumaPay imported patients.csv, except 3 rows with the problems below."
+    lines = problems.splitlines()[3:]
+    assert len(lines) == 3
+    assert lines[0].startswith("row 3, column date_of_birth") and "1985-13-45" in lines[0]
+    assert lines[0].endswith(ImportRejection.objects.get(run=run, field="date_of_birth").reason)
+    assert lines[1] == "row 4, column first_name: The patient's first name is missing."
+    assert lines[2] == "row 5, column email (“not-an-address”): This is not an e-mail address."
 
 
 def test_all_or_nothing_sends_a_file_with_problems_to_failed_and_imports_none_of_it(server, drop, organization):
@@ -168,7 +169,7 @@ def test_all_or_nothing_sends_a_file_with_problems_to_failed_and_imports_none_of
     assert names(drop / "failed") == ["patients.csv", "patients.csv.problems.txt"]
     problems = (drop / "failed" / "patients.csv.problems.txt").read_text()
     assert problems.startswith("LumaPay did not import patients.csv: the connection imports a file whole")
-    assert "row 3, column date_of_birth: This is not a date (YYYY-MM-DD)." in problems
+    assert problems.splitlines()[3].startswith("row 3, column date_of_birth")
 
 
 def test_a_file_that_cannot_be_read_goes_to_failed_with_the_reason(drop, connection):
@@ -203,14 +204,17 @@ def test_a_file_whose_name_says_nothing_of_its_kind_goes_to_failed(drop, connect
     ).read_text()
 
 
-def test_a_file_over_the_size_limit_goes_to_failed_unread(server, drop, connection, monkeypatch):
-    monkeypatch.setattr(sftp_drop, "MAX_FILE_BYTES", 40)  # a small limit instead of a 50 MB file
+def test_a_file_over_the_size_limit_goes_to_failed_unread(server, drop, connection, settings):
+    settings.UPLOAD_MAX_BYTES = 40  # the Upload Center's limit, small instead of a 50 MB file
     put(drop, "patients.csv", TWO_PATIENTS)
 
     run = connection_sync(connection_id=connection.pk)
 
     assert run.rejected == 1 and not Patient.objects.exists()
     assert server.opened == ["patients.csv.problems.txt"]  # the file itself was never read
+    assert (drop / "failed" / "patients.csv.problems.txt").read_text().splitlines()[2] == (
+        "The file is larger than 0.0 MB: split it into smaller files (each with the header row)."
+    )
     assert names(drop / "failed") == ["patients.csv", "patients.csv.problems.txt"]
 
 
