@@ -21,6 +21,7 @@ from ehr_sync.models import EhrConnection, ImportRejection, Patient
 from lumapay.enums import AuditAction
 from lumapay.models import AuditEvent
 from tests.sftp_server import PASSWORD, USERNAME, sftp_server_running
+from uploads.sftp_drop import kind_of_file_name
 
 HEADER = "external_id,first_name,last_name,date_of_birth,email,mobile_phone\n"
 TWO_PATIENTS = HEADER + "P-1,Ana,Ruiz,1990-01-02,ana@example.com,\nP-2,Ben,Okafor,1985-06-30,,\n"
@@ -391,3 +392,11 @@ def test_a_missing_folder_is_a_clear_failure(server, drop, organization):
     connection = connection_to(server, organization, folder="exports")
     error = failed_sync(connection, drop)
     assert error == f"The SFTP server at 127.0.0.1:{server.port} has no folder exports: check the connection's folder."
+
+
+def test_a_file_name_says_its_kind():
+    assert [
+        kind_of_file_name(name)
+        for name in ("patients.csv", "PATIENTS_2026-11-29.xlsx", "appointments-week48.csv", "Balances.csv",
+                     "copays_today.xlsx", "visits.csv", "my-patients.csv")
+    ] == ["patients", "patients", "appointments", "balances", "balances", None, None]
