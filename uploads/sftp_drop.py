@@ -17,16 +17,16 @@ One sync
    - its kind comes from the start of its name, case aside: ``patients…``, ``appointments…``,
      ``balances…`` or ``copays…`` (both read as the Upload Center's balances file). Any other name
      goes to ``failed/``;
-   - it is read whole (at most the Upload Center's ``UPLOAD_MAX_BYTES``, 50 MB), then imported into the run in one database
-     transaction: the valid rows, or with ``options["all_or_nothing"]`` nothing if any row has a
-     problem;
+   - it is read whole (at most the Upload Center's ``UPLOAD_MAX_BYTES``, 50 MB), then imported
+     into the run in one database transaction: the valid rows, or with
+     ``options["all_or_nothing"]`` nothing if any row has a problem;
    - only after that transaction committed, it moves to ``done/`` (imported) or ``failed/``
      (rejected whole, or all-or-nothing with problems), folders made when missing. A crash between
      the two leaves the file where it was; the next sync imports it again, which changes nothing
      (the importer is idempotent). A name already taken there gets the time as a suffix
      (``patients-20261129T160422Z.csv``).
-   - beside it, ``<file>.problems.txt`` lists each problem by row, column and reason, whenever a row
-     or the file was rejected.
+   - beside it, ``<file>.problems.txt`` lists each problem by row, column, value and reason,
+     whenever a row or the file was rejected.
 
 Valid rows by default: a drop folder runs unattended, often on a nightly export of thousands of
 rows, and one mistyped birth date should not hold back every other patient's balance until someone
