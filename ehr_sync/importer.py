@@ -368,10 +368,21 @@ class _LocationMatcher:
 # -- writing -----------------------------------------------------------------------------------------
 
 
-def records_import(*, run: ImportRun, batch: RecordBatch, all_or_nothing: bool = False) -> ImportOutcome:
+def records_import(
+    *,
+    run: ImportRun,
+    batch: RecordBatch,
+    all_or_nothing: bool = False,
+    unreadable: Sequence[RecordProblem] = (),
+) -> ImportOutcome:
     """Check and write ``batch`` for ``run``'s organization, in one database transaction, and add
     what happened to the run's counts. With ``all_or_nothing``, one rejected record writes no
-    record at all (the rejections are still recorded, and ``outcome.written`` is False)."""
+    record at all (the rejections are still recorded, and ``outcome.written`` is False).
+
+    ``unreadable``: what was refused before it became a record (a file's row that could not be
+    read; a whole file, kind "file"). Each one is recorded as a rejection and counted as received
+    and rejected, so the run says something did not come in; with ``all_or_nothing`` it stops the
+    write too. ``outcome.problems`` holds the records' problems only."""
     organization = run.organization
     outcome = ImportOutcome()
     for kind, records in (
@@ -381,11 +392,14 @@ def records_import(*, run: ImportRun, batch: RecordBatch, all_or_nothing: bool =
         ("balance", batch.balances),
     ):
         outcome.counts[kind]["received"] = len(records)
+    for kind, _reference in {(problem.kind, problem.reference) for problem in unreadable}:
+        outcome.counts.setdefault(kind, Counter())["received"] += 1
 
     with transaction.atomic():
         valid, problems = records_check(organization=organization, batch=batch)
         outcome.problems = problems
-        for kind in KINDS:
+        problems = [*unreadable, *problems]
+        for kind in outcome.counts:
             outcome.counts[kind]["rejected"] = len({p.reference for p in problems if p.kind == kind})
         if problems and all_or_nothing:
             outcome.written = False

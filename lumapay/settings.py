@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "org_profile",
     "ehr_sync",
     "transactions",
+    "uploads",
 ]
 
 MIDDLEWARE = [
