@@ -12,11 +12,15 @@ run, each figure beside its baseline:
    (``export_speed.py``);
 3. the receipt PDF (``receipt_pdf``) against bare WeasyPrint on the same HTML: <= 1.5x;
 4. the signed-in dashboard served by gunicorn against a bare one-row view in the same server:
-   requests per second and the dashboard's share of the bare view's rate (``dashboard_throughput.py``).
+   requests per second and the dashboard's share of the bare view's rate (``dashboard_throughput.py``);
+5. the FHIR sync of 10,000 patients and 20,000 appointments from a local sekmet-fhir server against
+   fetching the same pages alone (<= 2x), and an incremental sync with 1% changed (<= 5% of the full
+   sync's time) (``fhir_sync.py``). It needs no transaction data set: ``--only fhir`` loads none.
 
 Writes ``benchmarks/results/latest.json`` (each median with its spread: min, quartiles, max) and
 prints a table. Options: ``--runs N`` (dashboard runs per page, default 20), ``--export-runs N`` (each side, default 3), ``--receipt-runs N`` (default 15),
-``--throughput-rounds N`` (default 5), ``--only dashboard,export,receipt,throughput``. Pass them as
+``--throughput-rounds N`` (default 5), ``--fhir-runs N`` (full syncs, default 3), ``--fhir-incremental-runs N``
+(default 5), ``--only dashboard,export,receipt,throughput,fhir``. Pass them as
 ``make bench ARGS="--runs 50"``. ``BENCH_DATABASE`` names another bench database.
 """
 
@@ -37,8 +41,10 @@ RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def prepare(*, log=print):
-    """Create and migrate ``lumapay_bench``; load the data set unless it is already there."""
+def prepare(*, log=print, load_dataset: bool = True):
+    """Create and migrate ``lumapay_bench``; load the data set unless it is already there (or not
+    wanted: the FHIR benchmark brings its own data). Returns the server and the data set (None when
+    not loaded)."""
     from .database import database_create, database_drop, database_exists, server_from_environment
 
     server = server_from_environment()
@@ -55,6 +61,8 @@ def prepare(*, log=print):
     from .generate import DATASET_VERSION, dataset_loaded, generate, has_rows
 
     call_command("migrate", interactive=False, verbosity=0)
+    if not load_dataset:
+        return server, None
     dataset = dataset_loaded()
     if dataset is not None and dataset.version == DATASET_VERSION:
         _vacuum_daily_totals()
@@ -254,11 +262,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--export-runs", type=int, default=3)
     parser.add_argument("--receipt-runs", type=int, default=15)
     parser.add_argument("--throughput-rounds", type=int, default=5)
-    parser.add_argument("--only", default="dashboard,export,receipt,throughput")
+    parser.add_argument("--fhir-runs", type=int, default=3)
+    parser.add_argument("--fhir-incremental-runs", type=int, default=5)
+    parser.add_argument("--only", default="dashboard,export,receipt,throughput,fhir")
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
 
-    server, dataset = prepare()
+    server, dataset = prepare(load_dataset=bool(only - {"fhir"}))
     import logging
 
     from django.conf import settings
@@ -284,6 +294,10 @@ def main(argv: list[str]) -> int:
         from .dashboard_throughput import bench_dashboard_throughput
 
         results += bench_dashboard_throughput(server, rounds=args.throughput_rounds)
+    if "fhir" in only:
+        from .fhir_sync import bench_fhir_sync
+
+        results += bench_fhir_sync(runs=args.fhir_runs, incremental_runs=args.fhir_incremental_runs)
 
     report = {
         "measured_at": datetime.now(dt_timezone.utc).isoformat(timespec="seconds"),
@@ -296,7 +310,7 @@ def main(argv: list[str]) -> int:
             "payment_requests": dataset.payment_requests,
             "audit_events": dataset.audit_events,
             "load_seconds": round(dataset.seconds, 1),
-        },
+        } if dataset is not None else None,
         "results": results,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -305,10 +319,11 @@ def main(argv: list[str]) -> int:
     print()
     print(f"Machine: {info['nproc']} CPU ({info['cpu']}), {info['memory_gb']} GB RAM, "
           f"PostgreSQL {info['postgresql']}, Python {info['python']}, load average {info['load_average']}")
-    print(f"Data set: {dataset.transactions:,} transactions, {dataset.events:,} ledger events, "
-          f"{dataset.patients:,} patients, {dataset.payment_requests:,} payment requests, {dataset.audit_events:,} audit "
-          f"events, organizations of {', '.join(f'{n:,}' for n in dataset.organizations)} transactions "
-          f"(loaded in {dataset.seconds:.0f} s)")
+    if dataset is not None:
+        print(f"Data set: {dataset.transactions:,} transactions, {dataset.events:,} ledger events, "
+              f"{dataset.patients:,} patients, {dataset.payment_requests:,} payment requests, {dataset.audit_events:,} audit "
+              f"events, organizations of {', '.join(f'{n:,}' for n in dataset.organizations)} transactions "
+              f"(loaded in {dataset.seconds:.0f} s)")
     print()
     print(table(results))
     print()

@@ -341,3 +341,34 @@ def _seed_token(fhir, key):
               "client_assertion": assertion}, timeout=10)
     assert answer.status_code == 200, answer.text
     return answer.json()["access_token"]
+
+
+@pytest.mark.parametrize(
+    ("options", "extension", "cents"),
+    [
+        ({"balance_extension_url": "https://ehr.example/balance"},
+         {"url": "https://ehr.example/balance", "valueMoney": {"value": 120.5, "currency": "USD"}}, 12050),
+        # ModMed names its extension outstandingBalance (Money) without publishing the full URL.
+        ({"balance_adapter": "modmed"},
+         {"url": "https://fhir.modmed.example/ext/outstandingBalance", "valueMoney": {"value": 45}}, 4500),
+        ({"balance_adapter": "hl7_r5_balance"},
+         {"url": "http://hl7.org/fhir/5.0/StructureDefinition/extension-Account.balance",
+          "extension": [{"url": "amount", "valueMoney": {"value": 19.99, "currency": "USD"}}]}, 1999),
+    ],
+    ids=["named extension", "modmed", "hl7 r5 balance"],
+)
+def test_balance_adapters_read_the_vendors_extension(options, extension, cents):
+    from ehr_sync.fhir_sync import _balance_amount, _balance_matcher, _cents
+
+    matcher = _balance_matcher(options)
+    assert matcher(extension) and not matcher({"url": "https://ehr.example/other", "valueMoney": {"value": 1}})
+    assert _cents(_balance_amount(extension))[0] == cents
+
+
+def test_oracle_health_needs_its_extension_url_named():
+    from ehr_sync.connectors import ConnectorError
+    from ehr_sync.fhir_sync import _balance_matcher
+
+    with pytest.raises(ConnectorError, match="set balance_extension_url"):
+        _balance_matcher({"balance_adapter": "oracle_health"})
+    assert _balance_matcher({"balance_adapter": "oracle_health", "balance_extension_url": "https://x/ext"})({"url": "https://x/ext"})
