@@ -18,7 +18,8 @@ Every search goes through fhirpy and follows ``Bundle.link[next]`` to the end. E
 checked against fhir.resources' R4B model first: one that breaks the rules becomes an
 ``ImportRejection`` (which resource, which element, the value as the EHR wrote it), never a crash.
 A resource seen twice in one sync (two searches, a page that shifted) is imported once per
-``meta.versionId``.
+``meta.versionId``; a patient or appointment whose version we already hold (read again by the
+overlap or the appointment window) is passed over, uncounted.
 
 Watermarks (``connection.watermarks``, one per resource type) move only when the whole sync
 succeeded: a 401, a 429 still refused after ``max_retries`` waits of ``Retry-After``, a 5xx, a
@@ -589,10 +590,22 @@ class _Sync:
         valid and new in this sync; the invalid ones become rejections."""
         page_size = int(self.options.get("page_size") or 100)
         first_total: list[int] = []
+        # What we already hold of this page's patients or appointments: the same version, read again
+        # (the overlap, the appointment window), is passed over before it is checked or imported.
+        mirror = {"Patient": Patient, "Appointment": Appointment}.get(resource_type)
+        stored: dict[str, tuple[str, datetime.datetime | None]] = {}
 
         def page_seen(bundle) -> None:
             if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
                 raise ConnectorError(f"The FHIR server answered the {resource_type} search with something other than a Bundle.")
+            if mirror is not None:
+                ids = [(entry.get("resource") or {}).get("id") for entry in bundle.get("entry") or []]
+                stored.update(
+                    (external_id, (version, moment))
+                    for external_id, version, moment in mirror.objects.filter(
+                        organization_id=self.run.organization_id, external_ehr_id__in=[i for i in ids if i]
+                    ).values_list("external_ehr_id", "ehr_version", "ehr_updated_at")
+                )
             if sync_pass is None:
                 return
             total = bundle.get("total")
@@ -621,6 +634,9 @@ class _Sync:
                     if sync_pass.started_at and meta["lastUpdated"] > sync_pass.started_at:
                         sync_pass.unstable = True
                     sync_pass.newest_seen = max(sync_pass.newest_seen, meta["lastUpdated"])
+                held = stored.get(key[1])
+                if held and meta.get("versionId") and held == (str(meta["versionId"]), _moment(meta.get("lastUpdated"))):
+                    continue
                 problem = _validation_problem(resource)
                 if problem:
                     problems.append(problem)
