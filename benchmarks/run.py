@@ -17,11 +17,15 @@ run, each figure beside its baseline:
    clinic's scope, under row-level security) against PostgreSQL's COPY of the same file into a table
    of the patient table's shape and indexes (<= 5x), and against django-import-export (ours >= 10x
    faster) (``upload_import.py``). It needs no data set: ``--only upload`` skips loading it.
+6. the FHIR sync of 10,000 patients and 20,000 appointments from a local sekmet-fhir server against
+   fetching the same pages alone (<= 2x), and an incremental sync with 1% changed (<= 5% of the full
+   sync's time) (``fhir_sync.py``). It needs no transaction data set either: ``--only fhir`` loads none.
 
 Writes ``benchmarks/results/latest.json`` (each median with its spread: min, quartiles, max) and
 prints a table. Options: ``--runs N`` (dashboard runs per page, default 20), ``--export-runs N`` (each side, default 3), ``--receipt-runs N`` (default 15),
 ``--throughput-rounds N`` (default 5), ``--upload-runs N`` (default 5), ``--import-export-runs N`` (default 3),
-``--only dashboard,export,receipt,throughput,upload``. Pass them as
+``--fhir-runs N`` (full syncs, default 3), ``--fhir-incremental-runs N`` (default 5),
+``--only dashboard,export,receipt,throughput,upload,fhir``. Pass them as
 ``make bench ARGS="--runs 50"``. ``BENCH_DATABASE`` names another bench database.
 """
 
@@ -40,7 +44,9 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 BASE_DIR = Path(__file__).resolve().parent.parent
-ALL_MEASURES = {"dashboard", "export", "receipt", "throughput", "upload"}
+ALL_MEASURES = {"dashboard", "export", "receipt", "throughput", "upload", "fhir"}
+# Measures that bring their own data: alone, they need no transaction data set.
+SELF_CONTAINED = {"upload", "fhir"}
 
 
 def prepare_schema():
@@ -272,12 +278,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--throughput-rounds", type=int, default=5)
     parser.add_argument("--upload-runs", type=int, default=5)
     parser.add_argument("--import-export-runs", type=int, default=3)
+    parser.add_argument("--fhir-runs", type=int, default=3)
+    parser.add_argument("--fhir-incremental-runs", type=int, default=5)
     parser.add_argument("--only", default=",".join(sorted(ALL_MEASURES)))
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
 
-    # The upload benchmark brings its own clinic and file: alone, it needs no data set.
-    server, dataset = (prepare_schema(), None) if only <= {"upload"} else prepare()
+    # The upload and FHIR benchmarks bring their own clinic and data: alone, they need no data set.
+    server, dataset = (prepare_schema(), None) if only <= SELF_CONTAINED else prepare()
     import logging
 
     from django.conf import settings
@@ -307,6 +315,10 @@ def main(argv: list[str]) -> int:
         from .upload_import import bench_upload_import
 
         results += bench_upload_import(runs=args.upload_runs, import_export_runs=args.import_export_runs)
+    if "fhir" in only:
+        from .fhir_sync import bench_fhir_sync
+
+        results += bench_fhir_sync(runs=args.fhir_runs, incremental_runs=args.fhir_incremental_runs)
 
     report = {
         "measured_at": datetime.now(dt_timezone.utc).isoformat(timespec="seconds"),

@@ -428,6 +428,34 @@ def records_import(
     return outcome
 
 
+def problems_record(*, run: ImportRun, problems: list[RecordProblem]) -> None:
+    """Records a source sent that could not even become records (a FHIR resource that breaks the R4
+    rules): each problem an ``ImportRejection``, each record counted received and rejected on the
+    run, as ``records_import`` counts its own rejections."""
+    if not problems:
+        return
+    outcome = ImportOutcome(problems=list(problems), written=False)
+    for kind in KINDS:
+        references = {problem.reference for problem in problems if problem.kind == kind}
+        outcome.counts[kind]["received"] = outcome.counts[kind]["rejected"] = len(references)
+    with transaction.atomic():
+        ImportRejection.objects.bulk_create(
+            [
+                ImportRejection(
+                    organization_id=run.organization_id,
+                    run=run,
+                    kind=problem.kind,
+                    reference=problem.reference[:300],
+                    field=problem.field[:100],
+                    value=problem.value[:2000],
+                    reason=problem.reason,
+                )
+                for problem in problems
+            ]
+        )
+        _run_counts_add(run, outcome)
+
+
 def _run_counts_add(run: ImportRun, outcome: ImportOutcome) -> None:
     locked = ImportRun.objects.select_for_update(of=("self",)).get(pk=run.pk)
     by_kind = locked.counts_by_kind or {}
