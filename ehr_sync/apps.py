@@ -4,3 +4,7 @@ from django.apps import AppConfig
 class EhrSyncConfig(AppConfig):
     name = "ehr_sync"
     verbose_name = "Patients and EHR mirror"
+
+    def ready(self) -> None:
+        # Registers the tasks that services queue by name (``lumapay.task_queue.task_enqueue_on_commit``).
+        from . import tasks  # noqa: F401
