@@ -16,6 +16,7 @@ from django.test import TestCase
 from django.urls import reverse
 from django.utils import timezone
 
+import ehr_sync.connection_urls
 import ehr_sync.urls
 import transactions.urls
 from lumapay.admin import PhiAccessAdminMixin
@@ -92,6 +93,21 @@ def _access_log_export(client, w):
     return response
 
 
+def _run_with_a_rejection(client, w):
+    from ehr_sync.enums import EhrConnectionKind, ImportSource
+    from ehr_sync.models import EhrConnection, ImportRejection, ImportRun
+
+    w.patient.external_ehr_id = "P-crawl"
+    w.patient.save()
+    connection = EhrConnection.objects.create(organization=w.organization, name="Epic", kind=EhrConnectionKind.FHIR)
+    run = ImportRun.objects.create(organization=w.organization, source=ImportSource.FHIR, connection=connection)
+    ImportRejection.objects.create(
+        organization=w.organization, run=run, kind="patient", reference="Patient/P-crawl", field="email",
+        value="rosalind.at.example", reason="This is not an e-mail address.",
+    )
+    return client.get(reverse("ehr_connections:run_detail", args=[run.pk]))
+
+
 # Each staff page that shows a patient, and how the crawl opens it.
 SHOWS_PATIENTS = {
     "patients:hub": _get(lambda w: reverse("patients:hub")),
@@ -115,6 +131,7 @@ SHOWS_PATIENTS = {
     "transactions:payment_request_cancel": _get(
         lambda w: reverse("transactions:payment_request_cancel", args=[w.payment_request.pk])
     ),
+    "ehr_connections:run_detail": _run_with_a_rejection,
 }
 
 # Staff URLs that show no patient's details, and why.
@@ -132,13 +149,20 @@ SHOWS_NO_PATIENT = {
     "transactions:payment_request_resend": "redirects to the request",
     "transactions:payment_request_unlock": "redirects to the request",
     "transactions:payment_request_replace_link": "redirects to the request",
+    "ehr_connections:list": "the clinic's EHR connections and their health",
+    "ehr_connections:new": "an empty connection form: no patient",
+    "ehr_connections:edit": "a connection's settings: no patient",
+    "ehr_connections:detail": "a connection's health and its runs' counts and errors",
+    "ehr_connections:sync_now": "redirects to the connection",
 }
 
 
 def test_every_staff_url_is_either_crawled_or_said_to_show_no_patient():
-    names = {f"patients:{p.name}" for p in ehr_sync.urls.urlpatterns} | {
-        f"transactions:{p.name}" for p in transactions.urls.urlpatterns
-    }
+    names = (
+        {f"patients:{p.name}" for p in ehr_sync.urls.urlpatterns}
+        | {f"transactions:{p.name}" for p in transactions.urls.urlpatterns}
+        | {f"ehr_connections:{p.name}" for p in ehr_sync.connection_urls.urlpatterns}
+    )
 
     assert set(SHOWS_PATIENTS) | set(SHOWS_NO_PATIENT) == names
     assert not set(SHOWS_PATIENTS) & set(SHOWS_NO_PATIENT)
