@@ -345,3 +345,19 @@ def test_a_manager_of_the_same_clinic_cannot_read_a_runs_rejections(client, orga
     run = ImportRun.objects.create(organization=organization, source=ImportSource.FHIR, connection=connection)
     client.force_login(manager)
     assert client.get(reverse("ehr_connections:run_detail", args=[run.pk])).status_code == 403
+
+
+def test_the_operators_admin_never_shows_a_connections_credentials(client, connection):
+    from ehr_sync.credentials import credentials_encrypt
+
+    from ..factories import UserFactory
+
+    connection.credentials_encrypted = credentials_encrypt({"bearer_token": TOKEN})
+    connection.save()
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+
+    response = client.get(reverse("admin:ehr_sync_ehrconnection_change", args=[connection.pk]))
+
+    assert response.status_code == 200 and b"Epic" in response.content
+    assert TOKEN.encode() not in response.content
+    assert connection.credentials_encrypted.encode() not in response.content

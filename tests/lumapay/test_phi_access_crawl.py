@@ -254,6 +254,7 @@ ADMIN_SHOWS_NO_PATIENT = {
     "axes.AccessLog": "sign-ins: staff e-mail addresses and network addresses",
     "otp_totp.TOTPDevice": "staff authenticator apps",
     "otp_static.StaticDevice": "staff backup-code devices",
+    "ehr_sync.EhrConnection": "a clinic's EHR settings (never its credentials)",
 }
 
 
@@ -263,7 +264,7 @@ def test_every_admin_model_is_either_recorded_or_said_to_show_no_patient():
     registered = {model._meta.label for model in admin.site._registry}
 
     assert recorded == registered - set(ADMIN_SHOWS_NO_PATIENT)
-    assert recorded == set(_ADMIN_LABELS)
+    assert recorded == set(_ADMIN_LABELS) | {"ehr_sync.ImportRun"}
 
 
 _ADMIN_LABELS = [
@@ -318,3 +319,28 @@ def test_an_operators_edit_of_a_patient_is_recorded_and_audited_with_old_and_new
     assert event.actor_user_id == operator.pk
     assert event.changes["last_name"] == ["Quimby", "Quimby-Hart"]
     assert PhiAccess.objects.filter(page="admin:ehr_sync_patient_change", method="POST", is_operator=True).exists()
+
+
+def test_an_operator_opening_an_import_runs_rejected_records_is_recorded(world, client):
+    """A run's list shows counts; its page lists the rejected records, values included."""
+    from ehr_sync.enums import ImportSource
+    from ehr_sync.models import ImportRejection, ImportRun
+
+    world.patient.external_ehr_id = "P-crawl"
+    world.patient.save()
+    run = ImportRun.objects.create(organization=world.organization, source=ImportSource.FHIR)
+    ImportRejection.objects.create(
+        organization=world.organization, run=run, kind="patient", reference="Patient/P-crawl", field="email",
+        value="rosalind.at.example", reason="This is not an e-mail address.",
+    )
+    operator = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(operator)
+
+    assert client.get(reverse("admin:ehr_sync_importrun_changelist")).status_code == 200
+    assert not PhiAccess.objects.exists()
+    response = client.get(reverse("admin:ehr_sync_importrun_change", args=[run.pk]))
+
+    assert response.status_code == 200 and b"rosalind.at.example" in response.content
+    access = PhiAccess.objects.get(page="admin:ehr_sync_importrun_change")
+    assert access.is_operator and access.organization_id == world.organization.pk
+    assert list(PhiAccessPatient.objects.filter(access=access).values_list("patient_id", flat=True)) == [world.patient.pk]
