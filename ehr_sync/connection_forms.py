@@ -44,7 +44,7 @@ FIELDSETS = {
 }
 _COMMON = ["schedule", "sync_every_minutes", "is_active"]
 SECRET_LABELS = {
-    ConnectionSecret.BEARER_TOKEN: "Bearer token",
+    ConnectionSecret.BEARER_TOKEN: "Access token",
     ConnectionSecret.PRIVATE_KEY_PEM: "Private key (PEM)",
     ConnectionSecret.PASSWORD: "Password",
     ConnectionSecret.PRIVATE_KEY: "Private key",

@@ -13,7 +13,6 @@ from django.utils import timezone
 from org_profile.models import Organization
 
 from .credentials import credentials_hint
-from .enums import ImportRunStatus
 from .models import EhrConnection, ImportRejection, ImportRun, Patient
 
 # "Sync now" is shown waiting for a worker this long at most (a lost task is not waited for forever).
@@ -135,8 +134,3 @@ def rejection_patient_ids(*, organization: Organization, rejections) -> list[int
     )
 
 
-def run_duration(run: ImportRun) -> datetime.timedelta | None:
-    return run.finished_at - run.started_at if run.finished_at else None
-
-
-FINISHED_STATUSES = (ImportRunStatus.SUCCEEDED, ImportRunStatus.SUCCEEDED_WITH_REJECTIONS, ImportRunStatus.FAILED)

@@ -24,7 +24,7 @@ from org_profile.access import ADMINISTRATORS, found_or_404, membership_required
 from . import connection_selectors as selectors
 from .connection_forms import SECRET_LABELS, EhrConnectionForm, secret_fields_typed
 from .connection_services import POLLED_KINDS, ehr_connection_create, ehr_connection_sync_request, ehr_connection_update
-from .enums import EhrConnectionKind
+from .enums import BalanceAdapter, ConnectionOption, EhrConnectionKind
 
 # The element a connection's page polls while a sync runs (templates/ehr_sync/connections/_activity.html).
 ACTIVITY_TARGET = "connection-activity"
@@ -117,6 +117,13 @@ def _form_page(request, form, *, connection, kind):
     return response
 
 
+def _label(choices, value) -> str:
+    try:
+        return str(choices(value).label)
+    except ValueError:
+        return str(value or "")
+
+
 @membership_required(roles=ADMINISTRATORS)
 @require_safe
 def connection_detail(request, pk):
@@ -136,6 +143,7 @@ def connection_detail(request, pk):
             SECRET_LABELS[name] for name in selectors.connection_secret_hints(connection) if name in SECRET_LABELS
         ],
         "hl7_listener_address": settings.EHR_HL7_LISTENER_ADDRESS,
+        "balance_adapter_label": _label(BalanceAdapter, connection.options.get(ConnectionOption.BALANCE_ADAPTER)),
     }
     htmx = request.htmx
     if htmx and htmx.target == ACTIVITY_TARGET and not htmx.history_restore_request:
@@ -183,7 +191,6 @@ def run_detail(request, pk):
             "nav": "ehr_connections",
             "run": run,
             "connection": run.connection,
-            "duration": selectors.run_duration(run),
             "page": page,
         },
     )
