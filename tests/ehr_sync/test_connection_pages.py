@@ -361,3 +361,16 @@ def test_the_operators_admin_never_shows_a_connections_credentials(client, conne
     assert response.status_code == 200 and b"Epic" in response.content
     assert TOKEN.encode() not in response.content
     assert connection.credentials_encrypted.encode() not in response.content
+
+
+def test_the_patient_profile_says_where_the_details_came_from(admin_client, organization, connection):
+    run = ImportRun.objects.create(organization=organization, source=ImportSource.FHIR, connection=connection,
+                                   status=ImportRunStatus.SUCCEEDED, finished_at=timezone.now())
+    patient = PatientFactory(organization=organization, last_import_run=run)
+
+    page = admin_client.get(reverse("patients:profile", args=[patient.pk])).content.decode()
+
+    assert "Details from" in page and "FHIR sync (Epic)" in page
+    assert reverse("ehr_connections:run_detail", args=[run.pk]) in page
+    by_hand = PatientFactory(organization=organization)
+    assert "Details from" not in admin_client.get(reverse("patients:profile", args=[by_hand.pk])).content.decode()
