@@ -6,8 +6,10 @@ from django.contrib import admin, messages
 
 from lumapay.admin import PhiAccessAdminMixin, ReadOnlyAdmin
 from lumapay.errors import ApplicationError
+from lumapay.phi_access import phi_access_record
 
-from .models import Appointment, Balance, Patient
+from .connection_selectors import rejection_patient_ids
+from .models import Appointment, Balance, EhrConnection, ImportRejection, ImportRun, Patient
 from .services import PATIENT_EDITABLE_FIELDS, patient_update
 
 
@@ -55,3 +57,60 @@ class BalanceAdmin(PhiAccessAdminMixin, ReadOnlyAdmin):
     list_filter = ["organization"]
     search_fields = ["patient__last_name", "patient__first_name", "patient__external_ehr_id"]
     list_select_related = ["organization", "patient"]
+
+
+@admin.register(EhrConnection)
+class EhrConnectionAdmin(ReadOnlyAdmin):
+    """What a clinic's administrators set, for support to read; never the credentials (not even
+    encrypted). Changes are made on the clinic's own page, where they are checked and audited."""
+
+    list_display = ["name", "organization", "kind", "is_active", "sync_every_minutes", "last_success_at", "failing_since"]
+    list_filter = ["organization", "kind", "is_active"]
+    search_fields = ["name", "base_url"]
+    list_select_related = ["organization"]
+    exclude = ["credentials_encrypted"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields if field.name != "credentials_encrypted"]
+
+
+class ImportRejectionInline(admin.TabularInline):
+    model = ImportRejection
+    fields = ["kind", "reference", "field", "value", "reason"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ImportRun)
+class ImportRunAdmin(PhiAccessAdminMixin, ReadOnlyAdmin):
+    """Runs and their counts; a run's page lists its rejected records, whose values can be patient
+    data: opening it is recorded in the PHI access log (the list shows counts only)."""
+
+    list_display = ["started_at", "organization", "source", "connection", "status", "received", "created", "updated", "rejected"]
+    list_filter = ["organization", "source", "status"]
+    list_select_related = ["organization", "connection"]
+    date_hierarchy = "started_at"
+    inlines = [ImportRejectionInline]
+
+    def changelist_view(self, request, extra_context=None):
+        # Counts and labels only: nothing to record (PhiAccessAdminMixin would record every run's patients).
+        return admin.ModelAdmin.changelist_view(self, request, extra_context)
+
+    def _phi_record(self, request, pks) -> None:
+        for run in ImportRun.objects.filter(pk__in=list(pks)).select_related("organization"):
+            rejections = list(ImportRejection.objects.filter(run=run))
+            if rejections:
+                phi_access_record(
+                    request=request,
+                    organization=run.organization,
+                    patients=rejection_patient_ids(organization=run.organization, rejections=rejections),
+                    is_operator=True,
+                    shows_unlisted_records=True,
+                )

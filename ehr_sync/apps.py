@@ -11,3 +11,5 @@ class EhrSyncConfig(AppConfig):
         from .fhir_sync import fhir_sync
 
         connector_register(EhrConnectionKind.FHIR, fhir_sync)
+        # Registers the tasks that services queue by name (``lumapay.task_queue.task_enqueue_on_commit``).
+        from . import tasks  # noqa: F401

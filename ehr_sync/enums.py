@@ -40,3 +40,59 @@ class Hl7MessageStatus(models.TextChoices):
     RECEIVED = "received", _("Received")
     IMPORTED = "imported", _("Imported")
     REJECTED = "rejected", _("Rejected")
+
+
+# -- what an EHR connection holds (EhrConnection.options and its encrypted credentials) --------------
+# The connection pages write these; the FHIR sync, the HL7 listener and the SFTP drop folder read
+# them. One spelling, imported by all of them.
+
+
+class FhirAuth(models.TextChoices):
+    BEARER = "bearer", _("Bearer token")
+    SMART = "smart", _("SMART backend services (signed JWT)")
+
+
+class SmartJwtAlgorithm(models.TextChoices):
+    # The two SMART Backend Services requires servers to support.
+    RS384 = "RS384", _("RS384 (RSA)")
+    ES384 = "ES384", _("ES384 (elliptic curve)")
+
+
+class BalanceAdapter(models.TextChoices):
+    """Where a FHIR server keeps what the patient owes: FHIR R4 has no standard resource for it."""
+
+    NONE = "none", _("None: balances come from an upload or another source")
+    ORACLE_HEALTH = "oracle_health", _("Oracle Health (Cerner)")
+    MODMED = "modmed", _("ModMed")
+    CUSTOM = "custom", _("A custom extension on Patient or Account")
+
+
+class ConnectionOption:
+    """Keys of ``EhrConnection.options`` (nothing secret)."""
+
+    # FHIR
+    AUTH = "auth"  # a FhirAuth value
+    CLIENT_ID = "client_id"  # SMART
+    TOKEN_URL = "token_url"  # SMART
+    JWT_ALGORITHM = "jwt_algorithm"  # SMART, a SmartJwtAlgorithm value
+    BALANCE_ADAPTER = "balance_adapter"  # a BalanceAdapter value
+    BALANCE_EXTENSION_URL = "balance_extension_url"  # BalanceAdapter.CUSTOM
+    APPOINTMENT_WINDOW_DAYS = "appointment_window_days"  # an int: how many days ahead to read
+    # HL7 v2 over MLLP: the MSH-4 sending facility that maps a message to this organization
+    SENDING_FACILITY = "sending_facility"
+    # SFTP (host and port are in base_url, sftp://host:port)
+    FOLDER = "folder"
+    USERNAME = "username"
+    HOST_KEY = "host_key"  # the server's key: a known_hosts line or a SHA256: fingerprint
+
+
+class ConnectionSecret:
+    """Keys of the connection's credentials (encrypted at rest, ``ehr_sync.credentials``)."""
+
+    BEARER_TOKEN = "bearer_token"  # FHIR, FhirAuth.BEARER
+    PRIVATE_KEY_PEM = "private_key_pem"  # FHIR, FhirAuth.SMART
+    PASSWORD = "password"  # SFTP
+    PRIVATE_KEY = "private_key"  # SFTP
+
+
+DEFAULT_APPOINTMENT_WINDOW_DAYS = 14

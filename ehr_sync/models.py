@@ -2,6 +2,7 @@ from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.fields.json import KeyTextTransform
 
 from org_profile.models import Location, Organization
 
@@ -143,6 +144,8 @@ class EhrConnection(models.Model):
     # 0: only when someone presses "Sync now".
     sync_every_minutes = models.PositiveIntegerField(default=15)
     next_sync_at = models.DateTimeField(null=True, blank=True)
+    # When an administrator last pressed "Sync now": the page shows it waiting until a run starts.
+    sync_requested_at = models.DateTimeField(null=True, blank=True)
     # Taken by the sync that runs now (ehr_sync.connectors): one sync of a connection at a time.
     sync_lease_until = models.DateTimeField(null=True, blank=True)
     # Per resource, the source's last-updated moment up to which everything is in (FHIR).
@@ -157,7 +160,15 @@ class EhrConnection(models.Model):
     class Meta:
         ordering = ["name", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["organization", "name"], name="ehr_connection_name_unique_per_org")
+            models.UniqueConstraint(fields=["organization", "name"], name="ehr_connection_name_unique_per_org"),
+            # An HL7 message says which organization it is for by its sending facility (MSH-4) alone,
+            # so a facility maps to one connection across all organizations. The index sees every
+            # clinic's rows (row-level security filters reads, not uniqueness), and no page reads another's.
+            models.UniqueConstraint(
+                KeyTextTransform("sending_facility", "options"),
+                condition=Q(kind="hl7_mllp"),
+                name="ehr_connection_hl7_sending_facility_unique",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -115,7 +115,12 @@ def patients_by_ids(*, organization: Organization, ids: list[int]) -> list[Patie
 
 
 def patient_get(*, organization: Organization, patient_id: int) -> Patient | None:
-    return Patient.objects.filter(organization=organization, pk=patient_id).first()
+    """The patient, with the import run their details last came from (the profile says where)."""
+    return (
+        Patient.objects.filter(organization=organization, pk=patient_id)
+        .select_related("last_import_run", "last_import_run__connection")
+        .first()
+    )
 
 
 def patient_appointments(*, patient: Patient) -> QuerySet[Appointment]:

@@ -43,6 +43,7 @@ PAGE_LABELS = {
     "transactions:payment_request_detail": _("Payment request"),
     "transactions:payment_request_cancel": _("Payment request cancellation"),
     "transactions:export_build": _("Excel export (background)"),
+    "ehr_connections:run_detail": _("EHR sync run: rejected records"),
 }
 
 
@@ -62,13 +63,17 @@ def phi_access_record(
     organization=None,
     page: str | None = None,
     is_operator: bool = False,
+    shows_unlisted_records: bool = False,
 ) -> list[PhiAccess]:
     """Record that ``request``'s user was shown ``patients``: Patient objects, patient ids (with
     ``organization``), (organization id, patient id) pairs, or a queryset of patient ids
     (``values_list("patient_id", flat=True)``, with ``organization``).
 
     Objects of several organizations (an operators' admin list) make one access per organization.
-    Nothing is recorded when there are no patients (an empty search). Returns the accesses.
+    Nothing is recorded when there are no patients (an empty search), unless
+    ``shows_unlisted_records``: the page shows patient data of records that are not (or not all)
+    patients in LumaPay (an EHR sync's rejected records), so the look is recorded for
+    ``organization`` with the patients it could name, if any. Returns the accesses.
     """
     page = page or _page_of(request)
     base = {
@@ -98,6 +103,10 @@ def phi_access_record(
             by_organization[organization.pk].add(patient)
         else:
             by_organization[patient.organization_id].add(patient.pk)
+    if shows_unlisted_records:
+        if organization is None:
+            raise ValueError("Records that are not listed patients need their organization.")
+        by_organization.setdefault(organization.pk, set())
     accesses = []
     with transaction.atomic():
         for organization_id, patient_ids in by_organization.items():

@@ -259,6 +259,9 @@ STRIPE_EVENTS_RECOVER_EVERY_MINUTES = env.int("STRIPE_EVENTS_RECOVER_EVERY_MINUT
 TRANSACTION_EXPORTS_EXPIRE_EVERY_MINUTES = env.int("TRANSACTION_EXPORTS_EXPIRE_EVERY_MINUTES", default=60)
 AUTHORIZATIONS_RELEASE_EVERY_MINUTES = env.int("AUTHORIZATIONS_RELEASE_EVERY_MINUTES", default=15)
 PATIENT_MESSAGES_RESEND_EVERY_MINUTES = env.float("PATIENT_MESSAGES_RESEND_EVERY_MINUTES", default=2)
+# How often the beat looks for EHR connections whose scheduled sync is due (each connection has
+# its own period, "every N minutes", set on its page).
+EHR_SYNC_SWEEP_EVERY_SECONDS = env.int("EHR_SYNC_SWEEP_EVERY_SECONDS", default=60)
 # Gateway events stored but not processed (the worker was killed, the queue lost the task) are
 # queued again GATEWAY_EVENTS_SWEEP_AFTER_SECONDS after their processing was last queued; the sweep
 # looks every GATEWAY_EVENTS_SWEEP_EVERY_SECONDS, so an event waits at most about the sum (4
@@ -298,6 +301,11 @@ CELERY_BEAT_SCHEDULE = {
     "patient-messages-resend-stuck": {
         "task": "transactions.tasks.patient_messages_resend_stuck",
         "schedule": PATIENT_MESSAGES_RESEND_EVERY_MINUTES * 60,
+    },
+    # EHR connections (FHIR servers, SFTP drop folders) whose scheduled sync is due are synced.
+    "ehr-connections-sync-due": {
+        "task": "ehr_sync.tasks.ehr_connections_sync_due_sweep",
+        "schedule": EHR_SYNC_SWEEP_EVERY_SECONDS,
     },
 }
 
@@ -378,6 +386,9 @@ UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=50 * 1024 * 1024)
 UPLOAD_MAX_ROWS = env.int("UPLOAD_MAX_ROWS", default=200_000)
 UPLOAD_XLSX_MAX_UNCOMPRESSED_BYTES = env.int("UPLOAD_XLSX_MAX_UNCOMPRESSED_BYTES", default=500 * 1024 * 1024)
 UPLOAD_XLSX_MAX_RATIO = env.int("UPLOAD_XLSX_MAX_RATIO", default=200)
+# The address an EHR sends HL7 v2 messages to (host:port of the MLLP listener as the EHR reaches
+# it, e.g. behind a load balancer or VPN), shown on an HL7 connection's page.
+EHR_HL7_LISTENER_ADDRESS = env.str("EHR_HL7_LISTENER_ADDRESS", default="")
 SANDBOX_WEBHOOK_SECRET = env.str("SANDBOX_WEBHOOK_SECRET", default="")
 
 # Stripe: the platform's keys (each clinic's connected account id is on its Organization).

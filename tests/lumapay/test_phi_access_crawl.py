@@ -16,6 +16,7 @@ from django.test import TestCase
 from django.urls import reverse
 from django.utils import timezone
 
+import ehr_sync.connection_urls
 import ehr_sync.urls
 import transactions.urls
 from lumapay.admin import PhiAccessAdminMixin
@@ -92,6 +93,21 @@ def _access_log_export(client, w):
     return response
 
 
+def _run_with_a_rejection(client, w):
+    from ehr_sync.enums import EhrConnectionKind, ImportSource
+    from ehr_sync.models import EhrConnection, ImportRejection, ImportRun
+
+    w.patient.external_ehr_id = "P-crawl"
+    w.patient.save()
+    connection = EhrConnection.objects.create(organization=w.organization, name="Epic", kind=EhrConnectionKind.FHIR)
+    run = ImportRun.objects.create(organization=w.organization, source=ImportSource.FHIR, connection=connection)
+    ImportRejection.objects.create(
+        organization=w.organization, run=run, kind="patient", reference="Patient/P-crawl", field="email",
+        value="rosalind.at.example", reason="This is not an e-mail address.",
+    )
+    return client.get(reverse("ehr_connections:run_detail", args=[run.pk]))
+
+
 # Each staff page that shows a patient, and how the crawl opens it.
 SHOWS_PATIENTS = {
     "patients:hub": _get(lambda w: reverse("patients:hub")),
@@ -115,6 +131,7 @@ SHOWS_PATIENTS = {
     "transactions:payment_request_cancel": _get(
         lambda w: reverse("transactions:payment_request_cancel", args=[w.payment_request.pk])
     ),
+    "ehr_connections:run_detail": _run_with_a_rejection,
 }
 
 # Staff URLs that show no patient's details, and why.
@@ -132,13 +149,20 @@ SHOWS_NO_PATIENT = {
     "transactions:payment_request_resend": "redirects to the request",
     "transactions:payment_request_unlock": "redirects to the request",
     "transactions:payment_request_replace_link": "redirects to the request",
+    "ehr_connections:list": "the clinic's EHR connections and their health",
+    "ehr_connections:new": "an empty connection form: no patient",
+    "ehr_connections:edit": "a connection's settings: no patient",
+    "ehr_connections:detail": "a connection's health and its runs' counts and errors",
+    "ehr_connections:sync_now": "redirects to the connection",
 }
 
 
 def test_every_staff_url_is_either_crawled_or_said_to_show_no_patient():
-    names = {f"patients:{p.name}" for p in ehr_sync.urls.urlpatterns} | {
-        f"transactions:{p.name}" for p in transactions.urls.urlpatterns
-    }
+    names = (
+        {f"patients:{p.name}" for p in ehr_sync.urls.urlpatterns}
+        | {f"transactions:{p.name}" for p in transactions.urls.urlpatterns}
+        | {f"ehr_connections:{p.name}" for p in ehr_sync.connection_urls.urlpatterns}
+    )
 
     assert set(SHOWS_PATIENTS) | set(SHOWS_NO_PATIENT) == names
     assert not set(SHOWS_PATIENTS) & set(SHOWS_NO_PATIENT)
@@ -230,6 +254,7 @@ ADMIN_SHOWS_NO_PATIENT = {
     "axes.AccessLog": "sign-ins: staff e-mail addresses and network addresses",
     "otp_totp.TOTPDevice": "staff authenticator apps",
     "otp_static.StaticDevice": "staff backup-code devices",
+    "ehr_sync.EhrConnection": "a clinic's EHR settings (never its credentials)",
 }
 
 
@@ -239,7 +264,7 @@ def test_every_admin_model_is_either_recorded_or_said_to_show_no_patient():
     registered = {model._meta.label for model in admin.site._registry}
 
     assert recorded == registered - set(ADMIN_SHOWS_NO_PATIENT)
-    assert recorded == set(_ADMIN_LABELS)
+    assert recorded == set(_ADMIN_LABELS) | {"ehr_sync.ImportRun"}
 
 
 _ADMIN_LABELS = [
@@ -294,3 +319,28 @@ def test_an_operators_edit_of_a_patient_is_recorded_and_audited_with_old_and_new
     assert event.actor_user_id == operator.pk
     assert event.changes["last_name"] == ["Quimby", "Quimby-Hart"]
     assert PhiAccess.objects.filter(page="admin:ehr_sync_patient_change", method="POST", is_operator=True).exists()
+
+
+def test_an_operator_opening_an_import_runs_rejected_records_is_recorded(world, client):
+    """A run's list shows counts; its page lists the rejected records, values included."""
+    from ehr_sync.enums import ImportSource
+    from ehr_sync.models import ImportRejection, ImportRun
+
+    world.patient.external_ehr_id = "P-crawl"
+    world.patient.save()
+    run = ImportRun.objects.create(organization=world.organization, source=ImportSource.FHIR)
+    ImportRejection.objects.create(
+        organization=world.organization, run=run, kind="patient", reference="Patient/P-crawl", field="email",
+        value="rosalind.at.example", reason="This is not an e-mail address.",
+    )
+    operator = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(operator)
+
+    assert client.get(reverse("admin:ehr_sync_importrun_changelist")).status_code == 200
+    assert not PhiAccess.objects.exists()
+    response = client.get(reverse("admin:ehr_sync_importrun_change", args=[run.pk]))
+
+    assert response.status_code == 200 and b"rosalind.at.example" in response.content
+    access = PhiAccess.objects.get(page="admin:ehr_sync_importrun_change")
+    assert access.is_operator and access.organization_id == world.organization.pk
+    assert list(PhiAccessPatient.objects.filter(access=access).values_list("patient_id", flat=True)) == [world.patient.pk]

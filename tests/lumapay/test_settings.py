@@ -278,6 +278,7 @@ def test_tunables_keep_their_defaults():
         "authorizations-release-for-missed-visits": 15 * 60,
         "patient-messages-resend-stuck": 2 * 60,
         "gateway-events-requeue-stalled": 60,
+        "ehr-connections-sync-due": 60,
     }
     assert out["EMAIL_TIMEOUT"] == 30
 
@@ -295,6 +296,7 @@ def test_every_tunable_is_read_from_the_environment():
             PATIENT_MESSAGES_RESEND_EVERY_MINUTES="3",
             EMAIL_TIMEOUT_SECONDS="12",
             GATEWAY_EVENTS_SWEEP_EVERY_SECONDS="30",
+            EHR_SYNC_SWEEP_EVERY_SECONDS="45",
         )
     )
 
@@ -308,6 +310,7 @@ def test_every_tunable_is_read_from_the_environment():
         "authorizations-release-for-missed-visits": 20 * 60,
         "patient-messages-resend-stuck": 3 * 60,
         "gateway-events-requeue-stalled": 30,
+        "ehr-connections-sync-due": 45,
     }
     assert out["EMAIL_TIMEOUT"] == 12
 
