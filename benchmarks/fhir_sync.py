@@ -83,7 +83,7 @@ def bench_fhir_sync(*, runs: int, incremental_runs: int, log=print) -> list[dict
                 organization=organization, name="Bench EHR", kind=EhrConnectionKind.FHIR, base_url=server.base_url,
                 options={
                     "page_size": PAGE_SIZE, "watermark_overlap_seconds": 0, "timeout_seconds": 300,
-                    "appointment_window_days_back": 1, "appointment_window_days_ahead": 7,
+                    "appointment_window_days_back": 1, "appointment_window_days": 7,
                     "balance_extension_url": DEMO_BALANCE_EXTENSION_URL,
                     "sms_consent_extension_url": DEMO_SMS_CONSENT_EXTENSION_URL,
                 },

@@ -31,8 +31,8 @@ SCHEDULED, MANUAL = "scheduled", "manual"
 FIELDSETS = {
     EhrConnectionKind.FHIR: [
         ("Server", ["name", "base_url"]),
-        ("Sign-in", ["auth", "bearer_token", "client_id", "token_url", "jwt_algorithm", "private_key_pem"]),
-        ("What to read", ["appointment_window_days", "balance_adapter", "balance_extension_url"]),
+        ("Sign-in", ["auth", "bearer_token", "client_id", "token_url", "key_id", "jwt_algorithm", "private_key_pem"]),
+        ("What to read", ["appointment_window_days", "balance_adapter", "balance_extension_url", "sms_consent_extension_url"]),
     ],
     EhrConnectionKind.HL7_MLLP: [
         ("Feed", ["name", "sending_facility"]),
@@ -74,6 +74,10 @@ class EhrConnectionForm(forms.Form):
     auth = forms.ChoiceField(label="How LumaPay signs in", choices=FhirAuth.choices, initial=FhirAuth.BEARER, widget=forms.RadioSelect)
     client_id = forms.CharField(label="Client id (SMART)", max_length=200, required=False)
     token_url = forms.CharField(label="Token URL (SMART)", max_length=500, required=False)
+    key_id = forms.CharField(
+        label="Key id, kid (SMART)", max_length=200, required=False,
+        help_text="The kid of the public key you registered with the EHR (in its JWKS).",
+    )
     jwt_algorithm = forms.ChoiceField(
         label="Signing algorithm (SMART)", choices=SmartJwtAlgorithm.choices, initial=SmartJwtAlgorithm.RS384
     )
@@ -85,8 +89,13 @@ class EhrConnectionForm(forms.Form):
         help_text="FHIR R4 has no standard place for what a patient owes: each EHR vendor keeps it its own way.",
     )
     balance_extension_url = forms.CharField(
-        label="Balance extension URL (custom)", max_length=500, required=False,
+        label="Balance extension URL (custom, Oracle Health)", max_length=500, required=False,
         help_text="The extension's url on Patient or Account whose valueMoney is the balance.",
+    )
+    sms_consent_extension_url = forms.CharField(
+        label="SMS consent extension URL", max_length=500, required=False,
+        help_text="A Patient extension (valueBoolean) saying whether the patient agreed to texts. "
+        "Empty: SMS consent stays as your staff recorded it.",
     )
     # HL7 v2
     sending_facility = forms.CharField(
@@ -182,6 +191,7 @@ class EhrConnectionForm(forms.Form):
         options = {}
         for key in (
             ConnectionOption.AUTH, ConnectionOption.CLIENT_ID, ConnectionOption.TOKEN_URL, ConnectionOption.JWT_ALGORITHM,
+            ConnectionOption.KEY_ID, ConnectionOption.SMS_CONSENT_EXTENSION_URL,
             ConnectionOption.APPOINTMENT_WINDOW_DAYS, ConnectionOption.BALANCE_ADAPTER, ConnectionOption.BALANCE_EXTENSION_URL,
             ConnectionOption.SENDING_FACILITY, ConnectionOption.FOLDER, ConnectionOption.USERNAME, ConnectionOption.HOST_KEY,
             "host", "port",

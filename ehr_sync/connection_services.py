@@ -284,7 +284,13 @@ def _fhir_options(options: dict[str, Any]) -> dict[str, Any]:
         cleaned[ConnectionOption.CLIENT_ID] = client_id
         cleaned[ConnectionOption.TOKEN_URL] = _http_url("token_url", options.get(ConnectionOption.TOKEN_URL, ""), "The token URL")
         cleaned[ConnectionOption.JWT_ALGORITHM] = algorithm
-    if adapter == BalanceAdapter.CUSTOM:
+        cleaned[ConnectionOption.KEY_ID] = str(options.get(ConnectionOption.KEY_ID) or "").strip()[:200]
+    if options.get(ConnectionOption.SMS_CONSENT_EXTENSION_URL):
+        cleaned[ConnectionOption.SMS_CONSENT_EXTENSION_URL] = _http_url(
+            "sms_consent_extension_url", options[ConnectionOption.SMS_CONSENT_EXTENSION_URL], "The SMS consent extension's URL"
+        )
+    # Oracle Health's balance extension URL is not published where we could confirm it: it is asked for.
+    if adapter in (BalanceAdapter.CUSTOM, BalanceAdapter.ORACLE_HEALTH):
         cleaned[ConnectionOption.BALANCE_EXTENSION_URL] = _http_url(
             "balance_extension_url", options.get(ConnectionOption.BALANCE_EXTENSION_URL, ""), "The balance extension's URL"
         )

@@ -64,6 +64,7 @@ class BalanceAdapter(models.TextChoices):
     NONE = "none", _("None: balances come from an upload or another source")
     ORACLE_HEALTH = "oracle_health", _("Oracle Health (Cerner)")
     MODMED = "modmed", _("ModMed")
+    HL7_R5_BALANCE = "hl7_r5_balance", _("HL7's cross-version Account.balance (R5 in R4)")
     CUSTOM = "custom", _("A custom extension on Patient or Account")
 
 
@@ -75,9 +76,13 @@ class ConnectionOption:
     CLIENT_ID = "client_id"  # SMART
     TOKEN_URL = "token_url"  # SMART
     JWT_ALGORITHM = "jwt_algorithm"  # SMART, a SmartJwtAlgorithm value
+    KEY_ID = "key_id"  # SMART: the kid of the public key registered with the EHR
+    SCOPE = "scope"  # SMART: the scopes asked for (a default when empty)
+    SMS_CONSENT_EXTENSION_URL = "sms_consent_extension_url"  # where the EHR says the patient agreed to texts
     BALANCE_ADAPTER = "balance_adapter"  # a BalanceAdapter value
     BALANCE_EXTENSION_URL = "balance_extension_url"  # BalanceAdapter.CUSTOM
     APPOINTMENT_WINDOW_DAYS = "appointment_window_days"  # an int: how many days ahead to read
+    APPOINTMENT_WINDOW_DAYS_BACK = "appointment_window_days_back"  # an int, default 1: days back
     # HL7 v2 over MLLP: the MSH-4 sending facility that maps a message to this organization
     SENDING_FACILITY = "sending_facility"
     # SFTP (host and port are in base_url, sftp://host:port)

@@ -33,14 +33,14 @@ before it, for clocks and transactions that commit late. When the result set cha
 paged (its total moves, or a resource changed after the search began shows up), a server that pages
 by offset may have skipped one: that type's watermark then stays where it was.
 
-Options (``connection.options``, none secret)
----------------------------------------------
-``auth``: "smart", "bearer" or "none" (default: "smart" when ``smart_client_id`` is set, "bearer"
-when the credentials hold a ``bearer_token``, else "none"); ``smart_token_url``, ``smart_client_id``,
-``smart_scope``, ``smart_key_id`` (the ``kid`` of the key registered with the EHR), ``smart_algorithm``
+Options (``connection.options``, none secret; the names are ``ehr_sync.enums.ConnectionOption``)
+-----------------------------------------------------------------------------------------------
+``auth``: "smart", "bearer" or "none" (default: "smart" when ``client_id`` is set, "bearer"
+when the credentials hold a ``bearer_token``, else "none"); SMART: ``token_url``, ``client_id``,
+``scope``, ``key_id`` (the ``kid`` of the key registered with the EHR), ``jwt_algorithm``
 (RS384 or ES384; default from the key); ``page_size`` (100); ``timeout_seconds`` (30);
 ``max_retries`` (3) and ``retry_after_max_seconds`` (120) for 429/503; ``watermark_overlap_seconds``
-(300); ``appointment_window_days_back`` (1) and ``appointment_window_days_ahead`` (7);
+(300); ``appointment_window_days_back`` (1) and ``appointment_window_days`` (ahead, 14);
 ``sms_consent_extension_url`` (a Patient extension, ``valueBoolean``; without it SMS consent is
 left as staff recorded it); ``balance_adapter`` and ``balance_extension_url`` (``BALANCE_ADAPTERS``).
 
@@ -76,7 +76,7 @@ from org_profile.models import Location
 
 from .connectors import ConnectorError
 from .credentials import credentials_read
-from .enums import AppointmentStatus, PreferredLanguage
+from .enums import DEFAULT_APPOINTMENT_WINDOW_DAYS, AppointmentStatus, ConnectionOption, PreferredLanguage
 from .importer import problems_record, records_import
 from .models import Appointment, EhrConnection, ImportRun, Patient
 from .records import AppointmentRecord, BalanceRecord, CopayRecord, PatientRecord, RecordBatch, RecordProblem
@@ -124,7 +124,7 @@ class BalanceAdapter:
 
 BALANCE_ADAPTERS: dict[str, BalanceAdapter] = {
     # Any vendor: the connection names the extension (valueMoney).
-    "extension": BalanceAdapter("An extension named by balance_extension_url", None),
+    "custom": BalanceAdapter("An extension named by balance_extension_url", None),
     # HL7's cross-version extension carrying R5's Account.balance into R4 (complex: amount, term);
     # URL confirmed in HL7's xver-r5.r4 package.
     "hl7_r5_balance": BalanceAdapter(
@@ -143,13 +143,13 @@ BALANCE_ADAPTERS: dict[str, BalanceAdapter] = {
 
 def _balance_matcher(options: dict) -> Callable[[dict], bool] | None:
     """The test for the balance extension, or None when the connection reads no balances."""
-    name = options.get("balance_adapter") or ("extension" if options.get("balance_extension_url") else "")
-    if not name:
+    name = options.get(ConnectionOption.BALANCE_ADAPTER) or ("custom" if options.get(ConnectionOption.BALANCE_EXTENSION_URL) else "")
+    if not name or name == "none":
         return None
     adapter = BALANCE_ADAPTERS.get(name)
     if adapter is None:
         raise ConnectorError(f"Unknown balance_adapter {name!r}: use one of {', '.join(sorted(BALANCE_ADAPTERS))}.")
-    url = options.get("balance_extension_url") or adapter.url
+    url = options.get(ConnectionOption.BALANCE_EXTENSION_URL) or adapter.url
     if url:
         return lambda extension: extension.get("url") == url
     if adapter.url_suffix:
@@ -185,16 +185,17 @@ class _Authorization:
     def __init__(self, connection: EhrConnection, http: requests.Session, timeout: float):
         options = connection.options or {}
         secrets = credentials_read(connection)
-        mode = options.get("auth") or (
-            "smart" if options.get("smart_client_id") else "bearer" if secrets.get("bearer_token") else "none"
+        mode = options.get(ConnectionOption.AUTH) or (
+            "smart" if options.get(ConnectionOption.CLIENT_ID) else "bearer" if secrets.get("bearer_token") else "none"
         )
+        if mode == "bearer" and not secrets.get("bearer_token"):
+            # The form's promise: no token, for a server that needs none (a local test server).
+            mode = "none"
         self.mode, self.http, self.timeout = mode, http, timeout
         if mode == "bearer":
-            if not secrets.get("bearer_token"):
-                raise ConnectorError("The connection uses a bearer token but none is stored: enter it in the connection.")
             self.token = secrets["bearer_token"]
         elif mode == "smart":
-            missing = [name for name in ("smart_token_url", "smart_client_id") if not options.get(name)]
+            missing = [name for name in (ConnectionOption.TOKEN_URL, ConnectionOption.CLIENT_ID) if not options.get(name)]
             if missing or not secrets.get("private_key_pem"):
                 what = ", ".join(missing + ([] if secrets.get("private_key_pem") else ["the private key"]))
                 raise ConnectorError(f"SMART backend services needs {what}: complete the connection.")
@@ -208,13 +209,13 @@ class _Authorization:
                 default_algorithm = "ES384"
             else:
                 raise ConnectorError("The SMART private key must be RSA (RS384) or EC P-384 (ES384).")
-            self.algorithm = options.get("smart_algorithm") or default_algorithm
+            self.algorithm = options.get(ConnectionOption.JWT_ALGORITHM) or default_algorithm
             if self.algorithm not in ("RS384", "ES384"):
-                raise ConnectorError("smart_algorithm must be RS384 or ES384.")
-            self.token_url = options["smart_token_url"]
-            self.client_id = options["smart_client_id"]
-            self.scope = options.get("smart_scope") or DEFAULT_SCOPE
-            self.key_id = options.get("smart_key_id") or ""
+                raise ConnectorError("The signing algorithm must be RS384 or ES384.")
+            self.token_url = options[ConnectionOption.TOKEN_URL]
+            self.client_id = options[ConnectionOption.CLIENT_ID]
+            self.scope = options.get(ConnectionOption.SCOPE) or DEFAULT_SCOPE
+            self.key_id = options.get(ConnectionOption.KEY_ID) or ""
             fingerprint = secrets["private_key_pem"][-40:]
             self.cache_key = (connection.pk, self.token_url, self.client_id, self.scope, fingerprint)
         elif mode != "none":
@@ -686,7 +687,7 @@ class _Sync:
                 batch.patients.append(self.patient(resource))
 
     def patient(self, resource: dict) -> PatientRecord:
-        record = patient_record(resource, sms_consent_extension_url=self.options.get("sms_consent_extension_url") or "")
+        record = patient_record(resource, sms_consent_extension_url=self.options.get(ConnectionOption.SMS_CONSENT_EXTENSION_URL) or "")
         self.known_patients.add(record.external_id)
         return record
 
@@ -705,8 +706,8 @@ class _Sync:
 
     def appointments(self) -> None:
         sync_pass = _Pass("Appointment")
-        back = int(self.options.get("appointment_window_days_back", 1))
-        ahead = int(self.options.get("appointment_window_days_ahead", 7))
+        back = int(self.options.get(ConnectionOption.APPOINTMENT_WINDOW_DAYS_BACK, 1))
+        ahead = int(self.options.get(ConnectionOption.APPOINTMENT_WINDOW_DAYS, DEFAULT_APPOINTMENT_WINDOW_DAYS))
         window = {
             "date__ge": (self.now - datetime.timedelta(days=back)).date().isoformat(),
             "date__le": (self.now + datetime.timedelta(days=ahead)).date().isoformat(),

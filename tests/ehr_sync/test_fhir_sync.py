@@ -174,7 +174,7 @@ def test_an_incremental_sync_reads_only_what_changed(organization, locations, fh
     demo_fhir_seed(fhir.local_url, clinic_data(5))
     # No overlap, so what is read is exactly what changed (the seed is seconds old).
     connection = connection_for(organization, fhir, watermark_overlap_seconds=0, appointment_window_days_back=0,
-                                appointment_window_days_ahead=0)
+                                appointment_window_days=0)
     sync(connection)
     demo_fhir_put(fhir.local_url, demo_patient("p-4", first_name="Ines", last_name="Ruiz", birth_date=datetime.date(1990, 1, 4)))
 
@@ -292,8 +292,8 @@ def test_smart_backend_services_signs_in_once_and_reuses_the_token(organization,
         demo_fhir_seed(fhir.local_url, clinic_data(2), headers={"Authorization": f"Bearer {_seed_token(fhir, key)}"})
         fhir.proxy.forget()
         connection = connection_for(
-            organization, fhir, smart_client_id="lumapay-test", smart_token_url=f"{fhir.proxy.url}/auth/token",
-            smart_key_id="lumapay-1",
+            organization, fhir, client_id="lumapay-test", token_url=f"{fhir.proxy.url}/auth/token",
+            key_id="lumapay-1",
         )
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
         connection.credentials_encrypted = credentials_encrypt({"private_key_pem": pem.decode()})
