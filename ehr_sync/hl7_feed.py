@@ -82,11 +82,13 @@ import logging
 import re
 import zoneinfo
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 import hl7
 from django.db import close_old_connections, connections, transaction
+from django.db import connection as default_connection
 from django.utils import timezone
 from hl7.mllp import start_hl7_server
 
@@ -610,6 +612,80 @@ def connection_for_facility(*, sending_facility: str, receiving_facility: str) -
             condition=UNKNOWN_KEY, location=("MSH", 4),
         )
     return chosen[0] if chosen else None
+
+
+class FacilityMappingError(ApplicationError):
+    pass
+
+
+def hl7_connection_map(
+    *,
+    organization,
+    actor,
+    sending_facility: str,
+    receiving_facility: str = "",
+    patient_facilities: Sequence[str] = (),
+    name: str = "HL7 feed",
+) -> EhrConnection:
+    """Map a sending facility (MSH-4; and MSH-6, when given) to ``organization``: create its HL7
+    connection named ``name``, or change the facilities of the one it has. Audited. Refused when
+    another active connection, of any clinic, already maps the same facilities: each message must
+    belong to one clinic. Checking that reads every clinic's connections (``all_organizations``);
+    an advisory lock makes two mappings at once wait for each other instead of both passing."""
+    sending, receiving = sending_facility.strip(), receiving_facility.strip()
+    if not sending:
+        raise FacilityMappingError("The sending facility (MSH-4) is required: it is how a message finds its clinic.")
+    options = {"sending_facility": sending}
+    if receiving:
+        options["receiving_facility"] = receiving
+    others = sorted({facility.strip() for facility in patient_facilities if facility.strip()})
+    if others:
+        options["patient_facilities"] = others
+    with transaction.atomic():
+        with default_connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('lumapay.hl7_facility_map'))")
+        with all_organizations():
+            claimed = [
+                other
+                for other in EhrConnection.objects.select_related("organization").filter(
+                    kind=EhrConnectionKind.HL7_MLLP, is_active=True, options__sending_facility__iexact=sending
+                ).exclude(organization=organization, name=name)
+                if (other.options.get("receiving_facility") or "").casefold() == receiving.casefold()
+            ]
+        if claimed:
+            raise FacilityMappingError(
+                f"Facility '{sending}'{f' (receiving {receiving})' if receiving else ''} is already mapped by "
+                f"another connection ({claimed[0].name}, organization {claimed[0].organization_id}): "
+                "give each clinic's feed its own receiving facility (MSH-6)."
+            )
+        with organization_scope(organization.pk):
+            connection = EhrConnection.objects.select_for_update(of=("self",)).filter(
+                organization=organization, name=name
+            ).first()
+            actor_type, actor_user = actor_from(actor)
+            if connection is None:
+                connection = EhrConnection.objects.create(
+                    organization=organization, name=name, kind=EhrConnectionKind.HL7_MLLP, options=options,
+                    sync_every_minutes=0,
+                )
+                action, changes = AuditAction.EHR_CONNECTION_CREATED, {"connection": connection.pk, "options": options}
+            else:
+                if connection.kind != EhrConnectionKind.HL7_MLLP:
+                    raise FacilityMappingError(f"The connection '{name}' is not an HL7 v2 feed: choose another name.")
+                old = dict(connection.options)
+                connection.options = {**old, **options}
+                for key in ("receiving_facility", "patient_facilities"):
+                    if key not in options:
+                        connection.options.pop(key, None)
+                connection.is_active = True
+                connection.save(update_fields=["options", "is_active", "updated_at"])
+                action, changes = AuditAction.EHR_CONNECTION_CHANGED, {
+                    "connection": connection.pk, "options": [old, connection.options],
+                }
+            audit_event_record(
+                organization=organization, action=action, actor_type=actor_type, actor_user=actor_user, changes=changes
+            )
+    return connection
 
 
 def _facilities(text: str) -> tuple[str, str]:
