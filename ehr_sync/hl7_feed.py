@@ -805,12 +805,6 @@ def _outcome_record(message: Hl7Message, ack: Acknowledgement, *, run) -> None:
     message.save(update_fields=["status", "ack_code", "error", "import_run", "processed_at"])
 
 
-def hl7_message_receive(*, raw: bytes) -> tuple[int, Acknowledgement]:
-    """Store, then process: what the listener does with each block it reads."""
-    message_id = hl7_message_store(raw=raw)
-    return message_id, hl7_message_process(message_id=message_id)
-
-
 def hl7_message_patient_ids(message: Hl7Message) -> list[int]:
     """The ids of the patients a kept message is about (its PID's, in its organization): whose
     data an operator sees on the message's page."""
@@ -980,7 +974,11 @@ class Hl7Listener:
                 raw = block[: -len(END_BLOCK)]
                 framed = raw.startswith(START_BLOCK)
                 raw = raw[1:] if framed else raw
-                message_id = await self._database(hl7_message_store, raw=raw)
+                try:
+                    message_id = await self._database(hl7_message_store, raw=raw)
+                except Exception:  # noqa: BLE001 - not kept, so not acknowledged: the EHR sends it again
+                    logger.exception("an HL7 message could not be stored; closing its connection without an ACK")
+                    return
                 if framed:
                     ack = await self._database(self._process, message_id=message_id)
                 else:

@@ -350,6 +350,20 @@ def test_a_message_is_stored_before_it_is_acknowledged(listener, clinic, monkeyp
     assert event.changes == {"hl7_message": stored.pk, "control_id": "MSG0001", "status": "received", "ack_code": "AE"}
 
 
+def test_a_message_that_could_not_be_stored_is_not_acknowledged(listener, clinic, monkeypatch):
+    # The database refusing the write cannot be arranged on cue here: the store step raises instead.
+    def database_down(*, raw):
+        raise OSError("could not connect to server")
+
+    monkeypatch.setattr(hl7_feed, "hl7_message_store", database_down)
+
+    answer = listener.send_raw(SB + adt().encode() + EB)
+
+    # No ACK, the connection closed: the EHR keeps the message and sends it again.
+    assert answer == ""
+    assert not Hl7Message.objects.exists() and nothing_imported()
+
+
 def test_a_sender_hanging_up_mid_message_leaves_it_kept_as_truncated(listener, clinic):
     with socket.create_connection(("127.0.0.1", listener.port)) as connection:
         connection.sendall(SB + adt().encode()[:60])
@@ -419,3 +433,55 @@ def test_the_public_hl7_v2_8_samples_are_read_and_their_problems_named(listener,
         assert msa(ack)[2].startswith("Not imported: patient PID-13 (mobile phone): “78788788” has 8 digits"), name
     assert nothing_imported()
     assert Hl7Message.objects.count() == 3
+
+
+# -- the event loop and the tenant scope -----------------------------------------------------------
+
+
+def test_a_sender_stalled_mid_message_does_not_hold_up_another(listener, clinic):
+    with socket.create_connection(("127.0.0.1", listener.port)) as stalled:
+        stalled.sendall(SB + adt(control="STALLED").encode()[:80])
+        started = time.monotonic()
+
+        ack = listener.send(adt(control="OTHER"))
+
+        assert msa(ack)[:2] == ("AA", "OTHER")
+        assert time.monotonic() - started < 5
+    assert Patient.objects.count() == 1
+
+
+def test_the_store_reads_across_clinics_and_the_import_runs_in_the_clinics_scope(listener, clinic, monkeypatch):
+    # A spy, not a fake: it notes the database scope each step runs in and calls the real step.
+    from lumapay.tenant_rls import APP_ROLE, OWNER, Scope, current_scope
+
+    scopes = {}
+    real_connection_for, real_import = hl7_feed.connection_for_facility, hl7_feed.records_import
+
+    def connection_for(**kwargs):
+        scopes.setdefault("facility", current_scope())
+        return real_connection_for(**kwargs)
+
+    def records_import(**kwargs):
+        scopes["import"] = current_scope()
+        return real_import(**kwargs)
+
+    monkeypatch.setattr(hl7_feed, "connection_for_facility", connection_for)
+    monkeypatch.setattr(hl7_feed, "records_import", records_import)
+
+    assert msa(listener.send(adt()))[0] == "AA"
+
+    assert scopes == {"facility": OWNER, "import": Scope(APP_ROLE, clinic.organization_id)}
+
+
+def test_a_facility_two_connections_claim_is_refused_and_kept(listener, clinic):
+    other = OrganizationFactory(name="Lakeside Pediatrics")
+    # Created directly: hl7_connection_map refuses this (tests/ehr_sync/test_hl7_examples.py).
+    EhrConnection.objects.create(organization=other, name="Feed", kind=EhrConnectionKind.HL7_MLLP,
+                                 options={"sending_facility": FACILITY})
+
+    ack = listener.send(adt())
+
+    assert msa(ack)[:1] == ("AR",)
+    assert msa(ack)[2] == "Facility 'RIVERSIDE' is mapped by 2 connections: set each one's receiving facility (MSH-6)."
+    assert nothing_imported()
+    assert Hl7Message.objects.get().organization is None
