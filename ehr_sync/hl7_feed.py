@@ -29,7 +29,10 @@ so they scale out behind the balancer. A port per clinic would tie each clinic t
 firewall rule, and a message sent to the wrong port would land in the wrong clinic silently,
 whereas a facility that maps to nothing is caught: the message is kept (no organization) and
 answered ``AR`` "unknown facility". Resolving the facility reads every clinic's connections: it is
-a reviewed cross-clinic step (``all_organizations``), like a gateway webhook.
+a reviewed cross-clinic step (``all_organizations``), like a gateway webhook. Facilities compare
+without regard to case; only active connections receive. ``hl7_connection_map`` (the
+``hl7_connection`` command) refuses a mapping another clinic's feed already holds, so each message
+has one clinic; a clash made otherwise is answered ``AR`` and the message kept.
 
 A patient of another facility: PID-3's assigning facility (CX-6), when given, must be the sending
 facility or one listed in ``options["patient_facilities"]`` (a health system whose clinics share
@@ -654,9 +657,9 @@ def hl7_connection_map(
             ]
         if claimed:
             raise FacilityMappingError(
+                # Which clinic, and its connection's name, stay unsaid: the caller may be another clinic.
                 f"Facility '{sending}'{f' (receiving {receiving})' if receiving else ''} is already mapped by "
-                f"another connection ({claimed[0].name}, organization {claimed[0].organization_id}): "
-                "give each clinic's feed its own receiving facility (MSH-6)."
+                "another connection: give each clinic's feed its own receiving facility (MSH-6)."
             )
         with organization_scope(organization.pk):
             connection = EhrConnection.objects.select_for_update(of=("self",)).filter(
