@@ -3,13 +3,15 @@ never deleted: payments, requests and the audit trail point at them. Appointment
 what the EHR or an upload says; the next sync would overwrite an edit, so they are read-only."""
 
 from django.contrib import admin, messages
+from django.utils.html import format_html
 
 from lumapay.admin import PhiAccessAdminMixin, ReadOnlyAdmin
 from lumapay.errors import ApplicationError
 from lumapay.phi_access import phi_access_record
 
 from .connection_selectors import rejection_patient_ids
-from .models import Appointment, Balance, EhrConnection, ImportRejection, ImportRun, Patient
+from .hl7_feed import hl7_message_patient_ids, hl7_message_replay
+from .models import Appointment, Balance, EhrConnection, Hl7Message, ImportRejection, ImportRun, Patient
 from .services import PATIENT_EDITABLE_FIELDS, patient_update
 
 
@@ -114,3 +116,59 @@ class ImportRunAdmin(PhiAccessAdminMixin, ReadOnlyAdmin):
                     is_operator=True,
                     shows_unlisted_records=True,
                 )
+
+
+@admin.register(Hl7Message)
+class Hl7MessageAdmin(PhiAccessAdminMixin, ReadOnlyAdmin):
+    """Every HL7 v2 message as it arrived, kept before it was acknowledged. The list shows no
+    patient data (type, control id, facility, outcome); the message itself (PHI) is shown only on
+    its own page. The operators' admin is for LumaPay's operators only (lumapay/admin_site.py), and
+    each page records the patients its messages are about in the PHI access log."""
+
+    list_display = ["received_at", "organization", "sending_facility", "message_type", "control_id", "status", "ack_code"]
+    list_filter = ["status", "ack_code", "message_type", "organization"]
+    search_fields = ["=control_id", "sending_facility"]
+    list_select_related = ["organization"]
+    date_hierarchy = "received_at"
+    show_full_result_count = False
+    actions = ["replay_selected"]
+    fields = [
+        "received_at", "organization", "connection", "sending_facility", "message_type", "control_id",
+        "status", "ack_code", "error", "import_run", "processed_at", "message_text",
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    @admin.display(description="Message as received")
+    def message_text(self, obj):
+        # Segments on lines of their own; escaped, never rendered as HTML.
+        return format_html('<pre class="hl7-message">{}</pre>', obj.raw.replace("\r", "\n"))
+
+    def _phi_record(self, request, pks) -> None:
+        # A message has no patient column: its patients are the ones its PID names, in its clinic.
+        pairs = [
+            (message.organization_id, patient_id)
+            for message in Hl7Message.objects.filter(pk__in=list(pks), organization__isnull=False)
+            for patient_id in hl7_message_patient_ids(message)
+        ]
+        phi_access_record(request=request, patients=pairs, is_operator=True)
+
+    def has_replay_permission(self, request):
+        return request.user.has_perm("ehr_sync.change_hl7message")
+
+    @admin.action(description="Replay selected messages (import them again)", permissions=["replay"])
+    def replay_selected(self, request, queryset):
+        imported = 0
+        for message_id in queryset.order_by("received_at", "id").values_list("id", flat=True):
+            try:
+                ack = hl7_message_replay(message_id=message_id, actor=request.user)
+            except ApplicationError as error:
+                self.message_user(request, f"Message {message_id}: {error.message}", messages.ERROR)
+                continue
+            if ack.code == "AA":
+                imported += 1
+            else:
+                self.message_user(request, f"Message {message_id} ({ack.code}): {ack.text}", messages.WARNING)
+        if imported:
+            self.message_user(request, f"Imported {imported} message{'s' if imported != 1 else ''}.", messages.SUCCESS)

@@ -19,6 +19,7 @@ from django.utils import timezone
 import ehr_sync.connection_urls
 import ehr_sync.urls
 import transactions.urls
+from ehr_sync.models import Hl7Message
 from lumapay.admin import PhiAccessAdminMixin
 from lumapay.models import PhiAccess, PhiAccessPatient
 from org_profile.enums import Role
@@ -236,6 +237,13 @@ def _admin_rows(world) -> dict:
             consented_at=timezone.now(),
         ),
         "lumapay.AuditEvent": None,  # the profile's and the payment's events about the patient
+        "ehr_sync.Hl7Message": Hl7Message.objects.create(
+            organization=organization, control_id="MSG1", message_type="ADT^A08", sending_facility="RIVERSIDE",
+            raw=(
+                "MSH|^~\\&|EPIC|RIVERSIDE|LUMAPAY|LUMAPAY|20261120093000||ADT^A08|MSG1|P|2.5\r"
+                f"PID|1||{patient.external_ehr_id}^^^^MR||Quimby^Rosalind||19840309\r"
+            ),
+        ),
     }
 
 
@@ -270,7 +278,7 @@ def test_every_admin_model_is_either_recorded_or_said_to_show_no_patient():
 _ADMIN_LABELS = [
     "ehr_sync.Patient", "ehr_sync.Appointment", "ehr_sync.Balance", "transactions.PaymentRequest",
     "transactions.PaymentRequestDelivery", "transactions.Transaction", "transactions.Refund",
-    "transactions.Dispute", "transactions.SavedCard", "lumapay.AuditEvent",
+    "transactions.Dispute", "transactions.SavedCard", "lumapay.AuditEvent", "ehr_sync.Hl7Message",
 ]
 
 
