@@ -35,7 +35,7 @@ FIELDSETS = {
         ("What to read", ["appointment_window_days", "balance_adapter", "balance_extension_url", "sms_consent_extension_url"]),
     ],
     EhrConnectionKind.HL7_MLLP: [
-        ("Feed", ["name", "sending_facility"]),
+        ("Feed", ["name", "sending_facility", "receiving_facility", "patient_facilities"]),
     ],
     EhrConnectionKind.SFTP: [
         ("Server", ["name", "host", "port", "host_key", "folder"]),
@@ -101,6 +101,14 @@ class EhrConnectionForm(forms.Form):
     sending_facility = forms.CharField(
         label="Sending facility (MSH-4)", max_length=180, required=False,
         help_text="Messages whose MSH-4 is this value are this organization's.",
+    )
+    receiving_facility = forms.CharField(
+        label="Receiving facility (MSH-6)", max_length=180, required=False,
+        help_text="Only when another clinic's EHR sends the same MSH-4: the MSH-6 on this organization's messages.",
+    )
+    patient_facilities = forms.CharField(
+        label="Facilities that share patient ids", max_length=500, required=False,
+        help_text="Comma-separated: other facilities (PID-3) whose patients are this organization's, in a health system.",
     )
     # SFTP
     host = forms.CharField(label="Host", max_length=253, required=False, help_text="e.g. sftp.clinic.example")
@@ -173,8 +181,10 @@ class EhrConnectionForm(forms.Form):
             "schedule": SCHEDULED if connection.sync_every_minutes else MANUAL,
             "sync_every_minutes": connection.sync_every_minutes or 15,
             "is_active": connection.is_active,
-            **{key: value for key, value in options.items() if not isinstance(value, dict)},
+            **{key: value for key, value in options.items() if not isinstance(value, (dict, list))},
         }
+        if options.get(ConnectionOption.PATIENT_FACILITIES):
+            initial["patient_facilities"] = ", ".join(options[ConnectionOption.PATIENT_FACILITIES])
         if connection.kind == EhrConnectionKind.SFTP and connection.base_url:
             parts = urlsplit(connection.base_url)
             initial.update(host=parts.hostname or "", port=parts.port or SFTP_DEFAULT_PORT, base_url="")
@@ -193,7 +203,8 @@ class EhrConnectionForm(forms.Form):
             ConnectionOption.AUTH, ConnectionOption.CLIENT_ID, ConnectionOption.TOKEN_URL, ConnectionOption.JWT_ALGORITHM,
             ConnectionOption.KEY_ID, ConnectionOption.SMS_CONSENT_EXTENSION_URL,
             ConnectionOption.APPOINTMENT_WINDOW_DAYS, ConnectionOption.BALANCE_ADAPTER, ConnectionOption.BALANCE_EXTENSION_URL,
-            ConnectionOption.SENDING_FACILITY, ConnectionOption.FOLDER, ConnectionOption.USERNAME, ConnectionOption.HOST_KEY,
+            ConnectionOption.SENDING_FACILITY, ConnectionOption.RECEIVING_FACILITY, ConnectionOption.PATIENT_FACILITIES,
+            ConnectionOption.FOLDER, ConnectionOption.USERNAME, ConnectionOption.HOST_KEY,
             "host", "port",
         ):
             if key in data:

@@ -218,8 +218,8 @@ def _connection_save(connection: EhrConnection, update_fields) -> None:
         if _FACILITY_CONSTRAINT in text:
             raise ConnectionInvalid(
                 "sending_facility",
-                "This sending facility already has an HL7 connection (here or at another organization): "
-                "ask the EHR for the facility name it uses for this organization alone.",
+                "This sending facility (with this receiving facility) already has an HL7 connection, here or at "
+                "another organization: ask the EHR for the facility names it uses for this organization alone.",
             ) from None
         raise
 
@@ -242,7 +242,19 @@ def _settings_clean(data: ConnectionSettings) -> tuple[dict[str, Any], str]:
             raise ConnectionInvalid("sending_facility", "Enter the sending facility (MSH-4) the EHR puts on this organization's messages.")
         if len(facility) > 180:
             raise ConnectionInvalid("sending_facility", "The sending facility is longer than 180 characters.")
-        return {ConnectionOption.SENDING_FACILITY: facility}, ""
+        cleaned = {ConnectionOption.SENDING_FACILITY: facility}
+        receiving = str(options.get(ConnectionOption.RECEIVING_FACILITY) or "").strip()
+        if len(receiving) > 180:
+            raise ConnectionInvalid("receiving_facility", "The receiving facility is longer than 180 characters.")
+        if receiving:
+            cleaned[ConnectionOption.RECEIVING_FACILITY] = receiving
+        shared = options.get(ConnectionOption.PATIENT_FACILITIES) or []
+        if isinstance(shared, str):
+            shared = shared.split(",")
+        shared = sorted({str(name).strip() for name in shared if str(name).strip()})
+        if shared:
+            cleaned[ConnectionOption.PATIENT_FACILITIES] = shared
+        return cleaned, ""
     if data.kind == EhrConnectionKind.SFTP:
         return _sftp_options(options)
     raise ConnectionInvalid("kind", "Choose FHIR, HL7 v2 over MLLP or an SFTP drop folder.")

@@ -85,6 +85,10 @@ class ConnectionOption:
     APPOINTMENT_WINDOW_DAYS_BACK = "appointment_window_days_back"  # an int, default 1: days back
     # HL7 v2 over MLLP: the MSH-4 sending facility that maps a message to this organization
     SENDING_FACILITY = "sending_facility"
+    # Where two clinics' EHRs send the same MSH-4: the MSH-6 receiving facility that tells them apart.
+    RECEIVING_FACILITY = "receiving_facility"
+    # Other facilities whose patient ids (PID-3's assigning facility) this clinic shares (a health system).
+    PATIENT_FACILITIES = "patient_facilities"
     # SFTP (host and port are in base_url, sftp://host:port)
     FOLDER = "folder"
     USERNAME = "username"

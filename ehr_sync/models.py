@@ -1,8 +1,9 @@
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Value
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Coalesce, Lower
 
 from org_profile.models import Location, Organization
 
@@ -161,11 +162,13 @@ class EhrConnection(models.Model):
         ordering = ["name", "id"]
         constraints = [
             models.UniqueConstraint(fields=["organization", "name"], name="ehr_connection_name_unique_per_org"),
-            # An HL7 message says which organization it is for by its sending facility (MSH-4) alone,
-            # so a facility maps to one connection across all organizations. The index sees every
+            # An HL7 message says which organization it is for by its sending facility (MSH-4), and its
+            # receiving facility (MSH-6) where two clinics' EHRs send the same MSH-4 (ehr_sync.hl7_feed):
+            # the pair maps to one connection across all organizations, case aside. The index sees every
             # clinic's rows (row-level security filters reads, not uniqueness), and no page reads another's.
             models.UniqueConstraint(
-                KeyTextTransform("sending_facility", "options"),
+                Lower(KeyTextTransform("sending_facility", "options")),
+                Coalesce(Lower(KeyTextTransform("receiving_facility", "options")), Value("")),
                 condition=Q(kind="hl7_mllp"),
                 name="ehr_connection_hl7_sending_facility_unique",
             ),

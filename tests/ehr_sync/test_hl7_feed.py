@@ -473,15 +473,20 @@ def test_the_store_reads_across_clinics_and_the_import_runs_in_the_clinics_scope
     assert scopes == {"facility": OWNER, "import": Scope(APP_ROLE, clinic.organization_id)}
 
 
-def test_a_facility_two_connections_claim_is_refused_and_kept(listener, clinic):
+def test_a_facility_two_connections_claim_cannot_be_stored(listener, clinic):
+    """The database refuses a second connection for the same facility pair at any organization
+    (case aside), so a message can never find two clinics."""
+    from django.db import IntegrityError, transaction
+
     other = OrganizationFactory(name="Lakeside Pediatrics")
-    # Created directly: hl7_connection_map refuses this (tests/ehr_sync/test_hl7_examples.py).
+    with pytest.raises(IntegrityError), transaction.atomic():
+        EhrConnection.objects.create(organization=other, name="Feed", kind=EhrConnectionKind.HL7_MLLP,
+                                     options={"sending_facility": FACILITY.lower()})
+    # With a receiving facility (MSH-6) of its own, the other clinic's feed is told apart.
     EhrConnection.objects.create(organization=other, name="Feed", kind=EhrConnectionKind.HL7_MLLP,
-                                 options={"sending_facility": FACILITY})
+                                 options={"sending_facility": FACILITY, "receiving_facility": "LAKESIDE"})
 
     ack = listener.send(adt())
 
-    assert msa(ack)[:1] == ("AR",)
-    assert msa(ack)[2] == "Facility 'RIVERSIDE' is mapped by 2 connections: set each one's receiving facility (MSH-6)."
-    assert nothing_imported()
-    assert Hl7Message.objects.get().organization is None
+    assert msa(ack)[:1] == ("AA",)
+    assert Hl7Message.objects.get().organization == clinic.organization
