@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "lumapay",
     "org_profile",
     "ehr_sync",
+    "uploads",
     "transactions",
 ]
 

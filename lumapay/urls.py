@@ -7,6 +7,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("org_profile.urls")),
     path("patients/", include("ehr_sync.urls")),
+    path("uploads/", include("uploads.urls")),
     path("pay/", include("transactions.pay_urls")),
     path("sandbox/", include("transactions.sandbox.urls")),
     path("webhooks/", include("transactions.webhook_urls")),

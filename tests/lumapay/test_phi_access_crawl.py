@@ -230,6 +230,7 @@ ADMIN_SHOWS_NO_PATIENT = {
     "axes.AccessLog": "sign-ins: staff e-mail addresses and network addresses",
     "otp_totp.TOTPDevice": "staff authenticator apps",
     "otp_static.StaticDevice": "staff backup-code devices",
+    "uploads.Upload": "who uploaded which kind of file, its status and counts: never its name, content or rows",
 }
 
 
