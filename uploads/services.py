@@ -142,13 +142,14 @@ def _locked(organization, upload_id: int) -> Upload:
 
 
 def upload_import(*, organization, actor, upload: Upload, mode: str, ip_address: str | None = None) -> Upload:
-    """Start importing a previewed upload in the background. All or nothing is refused while the
+    """Start importing a previewed (or failed) upload in the background. All or nothing is refused while the
     preview lists problems: it would import nothing."""
     staff_access(organization=organization, actor=actor, roles=MANAGERS, denied=_DENIED)
     mode = ImportMode(mode)
     with transaction.atomic():
         locked = _locked(organization, upload.pk)
-        if locked.status != UploadStatus.PREVIEWED:
+        # A failed import may be tried again (its file is kept); the importer is idempotent.
+        if locked.status not in (UploadStatus.PREVIEWED, UploadStatus.FAILED):
             raise ApplicationError(f"This file is already {locked.get_status_display().lower()}: choose another file.")
         if mode == ImportMode.ALL_OR_NOTHING and locked.problems:
             raise ApplicationError(
@@ -165,7 +166,9 @@ def upload_import(*, organization, actor, upload: Upload, mode: str, ip_address:
         locked.mode = mode
         locked.imported_by = actor
         locked.progress_rows = 0
-        locked.save(update_fields=["import_run", "status", "mode", "imported_by", "progress_rows"])
+        locked.error = ""
+        locked.finished_at = None
+        locked.save(update_fields=["import_run", "status", "mode", "imported_by", "progress_rows", "error", "finished_at"])
         task_enqueue_on_commit(IMPORT_TASK, locked.pk)
     return locked
 

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 import ehr_sync.urls
 import transactions.urls
+import uploads.urls
 from lumapay.admin import PhiAccessAdminMixin
 from lumapay.models import PhiAccess, PhiAccessPatient
 from org_profile.enums import Role
@@ -83,6 +84,18 @@ def _kept_export_download(client, w):
     return client.get(reverse("transactions:export_download", args=[export.pk]))
 
 
+def _upload_preview(client, w):
+    # A file whose one row, about the world's patient, has a problem the preview shows.
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from uploads.models import Upload
+
+    row = f"{w.patient.external_ehr_id},{w.patient.first_name},{w.patient.last_name},1984-03-09,not-an-email,"
+    data = f"patient_id,first_name,last_name,date_of_birth,email,mobile_phone\n{row}\n".encode()
+    client.post(reverse("uploads:send"), {"kind": "patients", "file": SimpleUploadedFile("p.csv", data)})
+    return client.get(reverse("uploads:detail", args=[Upload.objects.latest("pk").pk]))
+
+
 def _access_log_export(client, w):
     # Something to export first: the profile's own look.
     client.get(reverse("patients:profile", args=[w.patient.pk]))
@@ -115,6 +128,7 @@ SHOWS_PATIENTS = {
     "transactions:payment_request_cancel": _get(
         lambda w: reverse("transactions:payment_request_cancel", args=[w.payment_request.pk])
     ),
+    "uploads:detail": _upload_preview,
 }
 
 # Staff URLs that show no patient's details, and why.
@@ -132,13 +146,18 @@ SHOWS_NO_PATIENT = {
     "transactions:payment_request_resend": "redirects to the request",
     "transactions:payment_request_unlock": "redirects to the request",
     "transactions:payment_request_replace_link": "redirects to the request",
+    "uploads:center": "the upload form, templates, and the history: who, when, file names and counts",
+    "uploads:template": "an empty template with an example row",
+    "uploads:send": "redirects to the upload's preview",
+    "uploads:import": "redirects to the upload's page",
+    "uploads:discard": "redirects to the Upload Center",
 }
 
 
 def test_every_staff_url_is_either_crawled_or_said_to_show_no_patient():
     names = {f"patients:{p.name}" for p in ehr_sync.urls.urlpatterns} | {
         f"transactions:{p.name}" for p in transactions.urls.urlpatterns
-    }
+    } | {f"uploads:{p.name}" for p in uploads.urls.urlpatterns}
 
     assert set(SHOWS_PATIENTS) | set(SHOWS_NO_PATIENT) == names
     assert not set(SHOWS_PATIENTS) & set(SHOWS_NO_PATIENT)

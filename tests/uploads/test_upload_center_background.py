@@ -87,3 +87,45 @@ def test_an_import_interrupted_after_a_batch_goes_on_from_the_next_one(
     assert upload.status == "imported"
     assert list(Patient.objects.values_list("external_ehr_id", flat=True)) == ["MRN-9"]
     assert (upload.import_run.received, upload.import_run.created) == (1, 1)
+
+
+def test_an_import_that_cannot_read_its_file_fails_keeps_it_and_may_be_tried_again_or_discarded(
+    client, manager, queued, django_capture_on_commit_callbacks
+):
+    client.force_login(manager)
+    _send(client, ALL_GOOD)
+    upload = Upload.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("uploads:import", args=[upload.pk]), {"mode": "valid_rows"})
+    # As if the stored file could no longer be read (the reading layer changed its rules meanwhile)
+    Upload.objects.filter(pk=upload.pk).update(content=b"\xff\xfe not a CSV")
+
+    tasks.upload_import(upload.pk)
+
+    upload = Upload.objects.get(pk=upload.pk)
+    assert (upload.status, Patient.objects.count()) == ("failed", 0)
+    assert upload.error and bytes(upload.content) == b"\xff\xfe not a CSV"  # kept, to try again
+    assert upload.import_run.status == "failed"
+    page = client.get(reverse("uploads:detail", args=[upload.pk])).content.decode()
+    assert "The import failed: " in page and "you may try again" in page
+    # Tried again once the file reads (as restored here), it imports
+    Upload.objects.filter(pk=upload.pk).update(content=ALL_GOOD)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("uploads:import", args=[upload.pk]), {"mode": "valid_rows"})
+    tasks.upload_import(upload.pk)
+    upload.refresh_from_db()
+    assert (upload.status, upload.error, Patient.objects.count()) == ("imported", "", 3)
+
+
+def test_a_failed_import_may_be_discarded(client, manager, queued, django_capture_on_commit_callbacks):
+    client.force_login(manager)
+    _send(client, ALL_GOOD)
+    upload = Upload.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("uploads:import", args=[upload.pk]), {"mode": "valid_rows"})
+    Upload.objects.filter(pk=upload.pk).update(content=b"\xff\xfe not a CSV")
+    tasks.upload_import(upload.pk)
+
+    client.post(reverse("uploads:discard", args=[upload.pk]))
+    upload.refresh_from_db()
+    assert (upload.status, bytes(upload.content)) == ("discarded", b"")
