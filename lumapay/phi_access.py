@@ -44,6 +44,7 @@ PAGE_LABELS = {
     "transactions:payment_request_cancel": _("Payment request cancellation"),
     "transactions:export_build": _("Excel export (background)"),
     "ehr_connections:run_detail": _("EHR sync run: rejected records"),
+    "uploads:detail": _("Upload Center: a file's problems"),
 }
 
 

@@ -8,6 +8,7 @@ urlpatterns = [
     path("accounts/", include("org_profile.urls")),
     path("patients/", include("ehr_sync.urls")),
     path("ehr-connections/", include("ehr_sync.connection_urls")),
+    path("uploads/", include("uploads.urls")),
     path("pay/", include("transactions.pay_urls")),
     path("sandbox/", include("transactions.sandbox.urls")),
     path("webhooks/", include("transactions.webhook_urls")),

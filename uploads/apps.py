@@ -14,3 +14,5 @@ class UploadsConfig(AppConfig):
         from .sftp_drop import drop_folder_sync
 
         connector_register(EhrConnectionKind.SFTP, drop_folder_sync)
+        # Registers the tasks that services queue by name (``lumapay.task_queue.task_enqueue_on_commit``).
+        from . import tasks  # noqa: F401

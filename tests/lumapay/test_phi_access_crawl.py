@@ -19,6 +19,7 @@ from django.utils import timezone
 import ehr_sync.connection_urls
 import ehr_sync.urls
 import transactions.urls
+import uploads.urls
 from ehr_sync.models import Hl7Message
 from lumapay.admin import PhiAccessAdminMixin
 from lumapay.models import PhiAccess, PhiAccessPatient
@@ -85,6 +86,18 @@ def _kept_export_download(client, w):
     return client.get(reverse("transactions:export_download", args=[export.pk]))
 
 
+def _upload_preview(client, w):
+    # A file whose one row, about the world's patient, has a problem the preview shows.
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from uploads.models import Upload
+
+    row = f"{w.patient.external_ehr_id},{w.patient.first_name},{w.patient.last_name},1984-03-09,not-an-email,"
+    data = f"patient_id,first_name,last_name,date_of_birth,email,mobile_phone\n{row}\n".encode()
+    client.post(reverse("uploads:send"), {"kind": "patients", "file": SimpleUploadedFile("p.csv", data)})
+    return client.get(reverse("uploads:detail", args=[Upload.objects.latest("pk").pk]))
+
+
 def _access_log_export(client, w):
     # Something to export first: the profile's own look.
     client.get(reverse("patients:profile", args=[w.patient.pk]))
@@ -133,6 +146,7 @@ SHOWS_PATIENTS = {
         lambda w: reverse("transactions:payment_request_cancel", args=[w.payment_request.pk])
     ),
     "ehr_connections:run_detail": _run_with_a_rejection,
+    "uploads:detail": _upload_preview,
 }
 
 # Staff URLs that show no patient's details, and why.
@@ -155,6 +169,11 @@ SHOWS_NO_PATIENT = {
     "ehr_connections:edit": "a connection's settings: no patient",
     "ehr_connections:detail": "a connection's health and its runs' counts and errors",
     "ehr_connections:sync_now": "redirects to the connection",
+    "uploads:center": "the upload form, templates, and the history: who, when, file names and counts",
+    "uploads:template": "an empty template with an example row",
+    "uploads:send": "redirects to the upload's preview",
+    "uploads:import": "redirects to the upload's page",
+    "uploads:discard": "redirects to the Upload Center",
 }
 
 
@@ -163,6 +182,7 @@ def test_every_staff_url_is_either_crawled_or_said_to_show_no_patient():
         {f"patients:{p.name}" for p in ehr_sync.urls.urlpatterns}
         | {f"transactions:{p.name}" for p in transactions.urls.urlpatterns}
         | {f"ehr_connections:{p.name}" for p in ehr_sync.connection_urls.urlpatterns}
+        | {f"uploads:{p.name}" for p in uploads.urls.urlpatterns}
     )
 
     assert set(SHOWS_PATIENTS) | set(SHOWS_NO_PATIENT) == names
@@ -263,6 +283,7 @@ ADMIN_SHOWS_NO_PATIENT = {
     "otp_totp.TOTPDevice": "staff authenticator apps",
     "otp_static.StaticDevice": "staff backup-code devices",
     "ehr_sync.EhrConnection": "a clinic's EHR settings (never its credentials)",
+    "uploads.Upload": "who uploaded which kind of file, its status and counts: never its name, content or rows",
 }
 
 
