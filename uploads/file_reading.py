@@ -261,8 +261,13 @@ def upload_file_read(
 
 
 def file_problems_from_records(read: ReadFile, problems: list[RecordProblem]) -> list[FileProblem]:
-    """The importer's problems (``records_check``, ``records_import``) on ``read``'s records, at
-    their row and column, in row order, after the problems of form the reading found."""
+    """Every problem of the file, in row order: those the reading found, and the importer's
+    (``records_check``, ``records_import``) on ``read``'s records at their row and column."""
+    return sorted([*read.problems, *record_problems_located(read, problems)], key=lambda p: (p.row or 0,))
+
+
+def record_problems_located(read: ReadFile, problems: list[RecordProblem]) -> list[FileProblem]:
+    """The importer's problems alone, each at its row and column in ``read``'s file."""
     found = []
     for problem in problems:
         row = _row_of(problem.reference)
@@ -271,7 +276,7 @@ def file_problems_from_records(read: ReadFile, problems: list[RecordProblem]) ->
             column_name = _amount_column(read.kind, problem.kind)
         column = read.headers.get(column_name, column_name)
         found.append(FileProblem(row=row, column=column, value=problem.value, reason=problem.reason))
-    return sorted([*read.problems, *found], key=lambda p: (p.row or 0,))
+    return found
 
 
 def _a(label) -> str:

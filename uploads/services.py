@@ -28,7 +28,14 @@ from lumapay.task_queue import task_enqueue_on_commit
 from org_profile.access import MANAGERS, staff_access
 
 from .enums import ImportMode, UploadStatus
-from .file_reading import FileProblem, ReadFile, UploadFileRejected, file_problems_from_records, upload_file_read
+from .file_reading import (
+    FileProblem,
+    ReadFile,
+    UploadFileRejected,
+    file_problems_from_records,
+    record_problems_located,
+    upload_file_read,
+)
 from .models import Upload
 
 # Records per importer call (one database transaction each) when importing the valid rows.
@@ -111,7 +118,7 @@ def upload_receive(
     )
     read = _read(upload, data)
     _valid, record_problems = records_check(organization=organization, batch=read.batch)
-    problems = [*read.problems, *file_problems_from_records(read, record_problems)]
+    problems = file_problems_from_records(read, record_problems)
     upload.rows = read.rows
     upload.rows_with_problems = _rows_with_problems(problems)
     upload.problems = _problems_stored(read, problems)
@@ -207,7 +214,7 @@ def upload_import_run(*, upload_id: int) -> Upload | None:
         if read.problems:
             return _finish(upload, problems=all_problems, read=read, error="The file has problems: nothing was imported.")
         outcome = records_import(run=run, batch=read.batch, all_or_nothing=True)
-        all_problems += file_problems_from_records(read, outcome.problems)
+        all_problems += record_problems_located(read, outcome.problems)
         Upload.objects.filter(pk=upload.pk).update(progress_rows=upload.rows)
         error = "" if outcome.written else "Rows had problems at the time of the import: nothing was imported."
         return _finish(upload, problems=all_problems, read=read, error=error)
@@ -225,11 +232,11 @@ def upload_import_run(*, upload_id: int) -> Upload | None:
             continue  # committed by an earlier delivery of this task
         with transaction.atomic():
             outcome = records_import(run=run, batch=chunk)
-            all_problems += file_problems_from_records(read, outcome.problems)
+            all_problems += record_problems_located(read, outcome.problems)
             Upload.objects.filter(pk=upload.pk).update(progress_rows=position)
     if len(rejected):
         outcome = records_import(run=run, batch=rejected)
-        all_problems += file_problems_from_records(read, outcome.problems)
+        all_problems += record_problems_located(read, outcome.problems)
     return _finish(upload, problems=all_problems, read=read, error="")
 
 
