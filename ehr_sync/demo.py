@@ -126,3 +126,75 @@ def demo_patients_summary(organization: Organization) -> list[str]:
         f"{Appointment.objects.filter(organization=organization).count()} appointments, "
         f"{Balance.objects.filter(organization=organization).count()} balances"
     ]
+
+
+# -- the demo clinic's EHR connection (make dev runs a local FHIR server: ehr_sync/demo_fhir_server.py)
+
+DEMO_EHR_NAME = "Demo EHR (local FHIR server)"
+DEMO_EHR_PATIENTS = 30
+DEMO_HL7_NAME = "Demo EHR (HL7 feed)"
+DEMO_HL7_FACILITY = "DEMO-EHR"
+# The demo EHR's places and the demo clinic's locations they are.
+DEMO_EHR_LOCATIONS = {"Downtown": "loc-downtown", "Northside": "loc-northside"}
+
+
+def demo_ehr_build(*, organization: Organization, base_url: str) -> list[str]:
+    """Fill the demo EHR once (synthetic patients, appointments, copays and balances), connect the
+    demo clinic to it, tell its locations which EHR places they are, and run the first sync (once).
+    Returns the lines the seed command prints."""
+    from .connectors import connection_sync
+    from .demo_fhir_server import (
+        DEMO_BALANCE_EXTENSION_URL,
+        DEMO_SMS_CONSENT_EXTENSION_URL,
+        DemoFhirData,
+        demo_fhir_patient_count,
+        demo_fhir_seed,
+    )
+    from .enums import BalanceAdapter, ConnectionOption, EhrConnectionKind, FhirAuth
+    from .models import EhrConnection
+
+    if demo_fhir_patient_count(base_url) == 0:
+        demo_fhir_seed(base_url, DemoFhirData.build(patients=DEMO_EHR_PATIENTS, seed=2026))
+    for name, ehr_id in DEMO_EHR_LOCATIONS.items():
+        Location.objects.filter(organization=organization, name=name, ehr_location_id="").update(ehr_location_id=ehr_id)
+    connection, created = EhrConnection.objects.get_or_create(
+        organization=organization,
+        name=DEMO_EHR_NAME,
+        defaults={
+            "kind": EhrConnectionKind.FHIR,
+            "base_url": base_url,
+            "sync_every_minutes": 15,
+            "next_sync_at": timezone.now(),
+            "options": {
+                ConnectionOption.AUTH: FhirAuth.BEARER,  # no token: the local server needs none
+                ConnectionOption.BALANCE_ADAPTER: BalanceAdapter.CUSTOM,
+                ConnectionOption.BALANCE_EXTENSION_URL: DEMO_BALANCE_EXTENSION_URL,
+                ConnectionOption.SMS_CONSENT_EXTENSION_URL: DEMO_SMS_CONSENT_EXTENSION_URL,
+                ConnectionOption.APPOINTMENT_WINDOW_DAYS: 30,
+            },
+        },
+    )
+    if connection.base_url != base_url:
+        EhrConnection.objects.filter(pk=connection.pk).update(base_url=base_url)
+    # The same EHR's HL7 v2 feed: `make dev` runs the MLLP listener; messages from DEMO-EHR are this clinic's.
+    EhrConnection.objects.get_or_create(
+        organization=organization,
+        name=DEMO_HL7_NAME,
+        defaults={
+            "kind": EhrConnectionKind.HL7_MLLP,
+            "sync_every_minutes": 0,
+            "options": {ConnectionOption.SENDING_FACILITY: DEMO_HL7_FACILITY},
+        },
+    )
+    lines = [
+        f"  EHR connection “{DEMO_EHR_NAME}” to {base_url}",
+        f"  EHR connection “{DEMO_HL7_NAME}”: HL7 v2 messages from {DEMO_HL7_FACILITY} (MSH-4)",
+    ]
+    if connection.last_success_at is None:
+        run = connection_sync(connection_id=connection.pk)
+        if run is not None:
+            lines.append(
+                f"  First sync: {run.get_status_display().lower()}, {run.received} records in, "
+                f"{run.created} created, {run.rejected} rejected{': ' + run.error if run.error else ''}"
+            )
+    return lines

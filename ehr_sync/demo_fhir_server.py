@@ -381,3 +381,109 @@ def demo_fhir_put(base_url: str, resource: dict, *, headers: dict | None = None)
     if response.status_code not in (200, 201):
         raise DemoFhirServerError(f"The FHIR server refused {resource['resourceType']} ({response.status_code}): {response.text[:500]}")
     return response.json()
+
+
+# -- the demo EHR of `make dev` -----------------------------------------------------------------------
+
+# `make dev` runs the demo clinic's EHR here, its data kept between runs in .local/fhir.
+DEMO_FHIR_PORT = 8090
+DEMO_FHIR_DATA_DIR = Path(__file__).resolve().parent.parent / ".local" / "fhir"
+
+
+def demo_fhir_url() -> str:
+    return os.environ.get("DEMO_FHIR_URL") or f"http://127.0.0.1:{os.environ.get('DEMO_FHIR_PORT', DEMO_FHIR_PORT)}/fhir"
+
+
+def demo_fhir_patient_count(base_url: str) -> int:
+    response = requests.get(f"{base_url.rstrip('/')}/Patient", params={"_summary": "count"}, timeout=30)
+    response.raise_for_status()
+    return int(response.json().get("total") or 0)
+
+
+def demo_fhir_patient_change(
+    base_url: str, patient_id: str, *, family: str = "", given: str = "", email: str = "", phone: str = ""
+) -> dict:
+    """Change a patient on the demo EHR as its staff would (a new name, e-mail or mobile number):
+    the server gives it a new version, and the next sync brings the change in."""
+    response = requests.get(f"{base_url.rstrip('/')}/Patient/{patient_id}", timeout=30)
+    if response.status_code == 404:
+        raise DemoFhirServerError(f"The demo EHR has no Patient/{patient_id}.")
+    response.raise_for_status()
+    patient = response.json()
+    name = (patient.get("name") or [{}])[0]
+    if family:
+        name["family"] = family
+    if given:
+        name["given"] = [given]
+    patient["name"] = [name, *(patient.get("name") or [])[1:]]
+    telecom = [t for t in patient.get("telecom") or [] if not (email and t.get("system") == "email")]
+    telecom = [t for t in telecom if not (phone and t.get("system") == "phone" and t.get("use") == "mobile")]
+    if email:
+        telecom.append({"system": "email", "value": email})
+    if phone:
+        telecom.append({"system": "phone", "value": phone, "use": "mobile"})
+    if telecom:
+        patient["telecom"] = telecom
+    patient.pop("meta", None)
+    return demo_fhir_put(base_url, patient)
+
+
+def _serve_around(command: list[str]) -> int:
+    """Run ``command`` with the demo EHR running beside it (DEMO_FHIR_URL set for it); stop the
+    EHR when the command ends. An EHR already answering on the port is used as it is."""
+    import signal
+
+    # Stopped by a service manager (SIGTERM): stop the EHR too, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    url = demo_fhir_url()
+    try:
+        demo_fhir_patient_count(url)
+        server = None
+        print(f"Demo EHR: using the FHIR server already answering at {url}", flush=True)
+    except requests.RequestException:
+        port = int(os.environ.get("DEMO_FHIR_PORT", DEMO_FHIR_PORT))
+        server = demo_fhir_server_start(port=port, data_dir=DEMO_FHIR_DATA_DIR)
+        url = server.base_url
+        print(f"Demo EHR: a local FHIR R4 server (sekmet-fhir) at {url}, data in {DEMO_FHIR_DATA_DIR}", flush=True)
+    try:
+        return subprocess.call(command, env={**os.environ, "DEMO_FHIR_URL": url})
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m ehr_sync.demo_fhir_server", description="The demo clinic's local FHIR server (make dev)."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run a command with the demo EHR running beside it: serve -- CMD ...")
+    serve.add_argument("cmd", nargs=argparse.REMAINDER)
+    change = commands.add_parser("change-patient", help="change a patient on the demo EHR (then press Sync now)")
+    change.add_argument("patient_id", help="the EHR's id, e.g. demo-p-000001 (the patient's EHR id in LumaPay)")
+    change.add_argument("--family", default="")
+    change.add_argument("--given", default="")
+    change.add_argument("--email", default="")
+    change.add_argument("--phone", default="", help="a mobile number, e.g. +18045550199")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+        if not command:
+            parser.error("serve needs a command after --")
+        return _serve_around(command)
+    if not (args.family or args.given or args.email or args.phone):
+        parser.error("say what to change: --family, --given, --email or --phone")
+    stored = demo_fhir_patient_change(
+        demo_fhir_url(), args.patient_id, family=args.family, given=args.given, email=args.email, phone=args.phone
+    )
+    print(f"Changed Patient/{stored['id']} on the demo EHR (version {stored.get('meta', {}).get('versionId', '?')}). "
+          "Press “Sync now” on the EHR connection to bring it in.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

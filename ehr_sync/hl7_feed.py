@@ -806,6 +806,15 @@ def _outcome_record(message: Hl7Message, ack: Acknowledgement, *, run) -> None:
     message.import_run = run
     message.processed_at = timezone.now()
     message.save(update_fields=["status", "ack_code", "error", "import_run", "processed_at"])
+    # The connection's health badge: the feed works while its messages are accepted; a refused
+    # message (AE, AR) is the data's problem, not the feed's: it is shown as the last error.
+    if message.connection_id is not None:
+        if ack.code == ACCEPT:
+            EhrConnection.objects.filter(pk=message.connection_id).update(
+                last_success_at=timezone.now(), failing_since=None, last_error=""
+            )
+        else:
+            EhrConnection.objects.filter(pk=message.connection_id).update(last_error=ack.text[:2000])
 
 
 def hl7_message_patient_ids(message: Hl7Message) -> list[int]:

@@ -490,3 +490,17 @@ def test_a_facility_two_connections_claim_cannot_be_stored(listener, clinic):
 
     assert msa(ack)[:1] == ("AA",)
     assert Hl7Message.objects.get().organization == clinic.organization
+
+
+def test_the_feeds_health_badge_follows_its_messages(listener, clinic):
+    """An HL7 connection is healthy while its messages are accepted; a refused record is shown as
+    its last error without calling the feed failing."""
+    assert msa(listener.send(adt()))[:1] == ("AA",)
+    clinic.refresh_from_db()
+    assert clinic.last_success_at is not None and clinic.failing_since is None
+    accepted_at = clinic.last_success_at
+
+    assert msa(listener.send(adt(pid_segment=pid(f7="19791399"), control="MSG0002", sent="20261120093100")))[:1] == ("AE",)
+    clinic.refresh_from_db()
+    assert clinic.last_success_at == accepted_at and clinic.failing_since is None
+    assert "date of birth" in clinic.last_error.lower()

@@ -136,4 +136,10 @@ class Command(BaseCommand):
         out.write(f"Background tasks: {tasks[0]}")
         for line in tasks[1:]:
             out.write(f"  {line}")
+        if os.environ.get("DEMO_FHIR_URL"):
+            out.write(f"Demo EHR: a FHIR R4 server at {os.environ['DEMO_FHIR_URL']} (EHR connections page).")
+            out.write("  Change a patient there: .venv/bin/python -m ehr_sync.demo_fhir_server change-patient "
+                      "demo-p-000001 --email new@example.org, then press Sync now.")
+            out.write(f"  HL7 v2 listener on 127.0.0.1:{os.environ.get('HL7_LISTENER_PORT', '2575')}: "
+                      ".venv/bin/python manage.py hl7_send --port 2575 ehr_sync/hl7_examples/book-appointment.hl7")
         out.write(rule)

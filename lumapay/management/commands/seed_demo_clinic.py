@@ -10,6 +10,7 @@ Deterministic: one ``random.Random(2026)`` draws every name, amount and date off
 
 from __future__ import annotations
 
+import os
 import random
 
 from django.conf import settings
@@ -17,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction as db_transaction
 from django.utils import timezone
 
-from ehr_sync.demo import demo_patients_build, demo_patients_summary
+from ehr_sync.demo import demo_ehr_build, demo_patients_build, demo_patients_summary
 from org_profile.demo import demo_tenancy_build, demo_tenancy_summary
 from transactions.demo import demo_payments_build, demo_payments_summary
 
@@ -56,5 +57,8 @@ class Command(BaseCommand):
             *demo_payments_summary(organization),
             *demo_tenancy_summary(organization),
         ]
+        # `make dev` runs the demo clinic's EHR (ehr_sync/demo_fhir_server.py) and says where.
+        if os.environ.get("DEMO_FHIR_URL"):
+            lines += demo_ehr_build(organization=organization, base_url=os.environ["DEMO_FHIR_URL"])
         for line in lines:
             self.stdout.write(line)
