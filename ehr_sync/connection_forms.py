@@ -115,7 +115,7 @@ class EhrConnectionForm(forms.Form):
     port = forms.IntegerField(label="Port", min_value=1, max_value=65535, initial=SFTP_DEFAULT_PORT, required=False)
     host_key = forms.CharField(
         label="The server's host key", required=False, widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="A known_hosts line (ssh-keyscan -t ed25519 host) or its fingerprint (SHA256:…). Required: "
+        help_text="The line “ssh-keyscan -t ed25519 host” prints (run it on a trusted network), or the server's public key. Required: "
         "LumaPay never trusts the key a server first shows.",
     )
     folder = forms.CharField(label="Folder", max_length=300, required=False, initial="/", help_text="Where the EHR drops its files.")

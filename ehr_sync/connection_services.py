@@ -326,17 +326,23 @@ def _sftp_options(options: dict[str, Any]) -> tuple[dict[str, Any], str]:
 
 
 def _host_key_clean(value: str) -> str:
-    """A known_hosts line ("host ssh-ed25519 AAAA…" or "ssh-ed25519 AAAA…") or a SHA256 fingerprint.
-    Required: LumaPay never trusts whatever key the server first shows."""
+    """A known_hosts line ("host ssh-ed25519 AAAA…" or "ssh-ed25519 AAAA…"): the key itself, which
+    the SFTP drop folder (uploads.sftp_drop) trusts and nothing else. A fingerprint is refused with
+    how to get the key: the client checks the key, not its digest. Required: LumaPay never trusts
+    whatever key the server first shows."""
     value = value.strip()
     if not value:
         raise ConnectionInvalid(
             "host_key",
-            "Enter the server's host key (a known_hosts line, or its SHA256 fingerprint from ssh-keyscan / ssh-keygen -lf): "
+            "Enter the server's host key (the line ssh-keyscan prints, or the server's public key file): "
             "without it LumaPay cannot tell the clinic's server from an impostor.",
         )
     if _FINGERPRINT.match(value):
-        return value
+        raise ConnectionInvalid(
+            "host_key",
+            "This is the key's fingerprint: paste the key itself (the line “ssh-keyscan -t ed25519 host” prints, "
+            "or the server's /etc/ssh/ssh_host_ed25519_key.pub), and check that its fingerprint is this one.",
+        )
     parts = value.split()
     key_at = next((index for index, part in enumerate(parts) if part.startswith(("ssh-", "ecdsa-", "sk-"))), None)
     if key_at is not None and key_at + 1 < len(parts):
@@ -349,7 +355,7 @@ def _host_key_clean(value: str) -> str:
         else:
             return " ".join(parts)
     raise ConnectionInvalid(
-        "host_key", "This is neither a known_hosts line (e.g. “sftp.clinic.example ssh-ed25519 AAAA…”) nor a fingerprint (“SHA256:…”)."
+        "host_key", "This is not a host key: paste a line like “sftp.clinic.example ssh-ed25519 AAAA…”, as ssh-keyscan prints it."
     )
 
 

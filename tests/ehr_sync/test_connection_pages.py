@@ -220,6 +220,13 @@ def test_an_sftp_connection_needs_the_servers_host_key(admin_client):
     assert refused.status_code == 400 and "host key" in refused.content.decode()
     assert not EhrConnection.objects.exists()
 
+    # A fingerprint is not enough: the drop folder checks the key itself.
+    fingerprint = admin_client.post(
+        reverse("ehr_connections:new", args=["sftp"]), {**post, "host_key": "SHA256:" + "A" * 43}
+    )
+    assert fingerprint.status_code == 400 and "paste the key itself" in fingerprint.content.decode()
+    assert not EhrConnection.objects.exists()
+
     key_line = "sftp.clinic.test ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHfX1HDKpJ0Gm6PqKC5hPUPcn9hU2LWxFp5wd5YQdsmm"
     admin_client.post(reverse("ehr_connections:new", args=["sftp"]), {**post, "host_key": key_line})
     connection = EhrConnection.objects.get()
