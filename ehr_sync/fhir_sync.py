@@ -77,7 +77,7 @@ from org_profile.models import Location
 from .connectors import ConnectorError
 from .credentials import credentials_read
 from .enums import DEFAULT_APPOINTMENT_WINDOW_DAYS, AppointmentStatus, ConnectionOption, PreferredLanguage
-from .importer import problems_record, records_import
+from .importer import records_import
 from .models import Appointment, EhrConnection, ImportRun, Patient
 from .records import AppointmentRecord, BalanceRecord, CopayRecord, PatientRecord, RecordBatch, RecordProblem
 
@@ -644,7 +644,9 @@ class _Sync:
                     continue
                 yield resource
         finally:
-            problems_record(run=self.run, problems=problems)
+            # Resources that could not become records: recorded as the run's rejections.
+            if problems:
+                records_import(run=self.run, batch=RecordBatch(), unreadable=problems)
 
     def since(self, resource_type: str) -> dict:
         stored = _moment((self.connection.watermarks or {}).get(resource_type))

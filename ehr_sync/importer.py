@@ -428,34 +428,6 @@ def records_import(
     return outcome
 
 
-def problems_record(*, run: ImportRun, problems: list[RecordProblem]) -> None:
-    """Records a source sent that could not even become records (a FHIR resource that breaks the R4
-    rules): each problem an ``ImportRejection``, each record counted received and rejected on the
-    run, as ``records_import`` counts its own rejections."""
-    if not problems:
-        return
-    outcome = ImportOutcome(problems=list(problems), written=False)
-    for kind in KINDS:
-        references = {problem.reference for problem in problems if problem.kind == kind}
-        outcome.counts[kind]["received"] = outcome.counts[kind]["rejected"] = len(references)
-    with transaction.atomic():
-        ImportRejection.objects.bulk_create(
-            [
-                ImportRejection(
-                    organization_id=run.organization_id,
-                    run=run,
-                    kind=problem.kind,
-                    reference=problem.reference[:300],
-                    field=problem.field[:100],
-                    value=problem.value[:2000],
-                    reason=problem.reason,
-                )
-                for problem in problems
-            ]
-        )
-        _run_counts_add(run, outcome)
-
-
 def _run_counts_add(run: ImportRun, outcome: ImportOutcome) -> None:
     locked = ImportRun.objects.select_for_update(of=("self",)).get(pk=run.pk)
     by_kind = locked.counts_by_kind or {}
@@ -551,12 +523,8 @@ class _Writer:
                 # The EHR removed the number the patient agreed to be texted on: no more texts.
                 consent, consent_at = False, None
                 changed["sms_consent"] = False
-            if not changed:
-                counts["unchanged"] += 1
-                if row.ehr_updated_at != record.source_updated_at or row.ehr_version != record.version[:64]:
-                    touches.append((row.pk, record.source_updated_at, record.version[:64]))
+            if not _changed_or_touched(counts, row, record, changed, touches):
                 continue
-            counts["updated"] += 1
             merged = {**{name: getattr(row, name) for name in _PATIENT_FIELDS}, **values}
             updates.append(
                 (row.pk, *(merged[name] for name in _PATIENT_FIELDS), consent, consent_at,
@@ -674,12 +642,8 @@ class _Writer:
             if record.copay_cents is not None and record.copay_cents != row.copay_cents:
                 copay, copay_at = record.copay_cents, record.source_updated_at
                 changed["copay_cents"] = copay
-            if not changed:
-                counts["unchanged"] += 1
-                if row.ehr_updated_at != record.source_updated_at or row.ehr_version != record.version[:64]:
-                    touches.append((row.pk, record.source_updated_at, record.version[:64]))
+            if not _changed_or_touched(counts, row, record, changed, touches):
                 continue
-            counts["updated"] += 1
             merged = {**{name: getattr(row, name) for name in _APPOINTMENT_FIELDS}, **values}
             updates.append(
                 (row.pk, *(merged[name] for name in _APPOINTMENT_FIELDS), copay, copay_at,
@@ -835,6 +799,19 @@ class _Writer:
                     """,
                     [self.organization_id, self.run.pk, patients, amounts, currencies, moments],
                 )
+
+
+def _changed_or_touched(counts: Counter, row, record, changed: dict, touches: list) -> bool:
+    """Count a stored row's record: updated (True) when it changes something; else unchanged, and
+    when the record is newer than the row its moment is remembered (``touches``) so a record older
+    than it that arrives later is still recognized as older."""
+    if changed:
+        counts["updated"] += 1
+        return True
+    counts["unchanged"] += 1
+    if row.ehr_updated_at != record.source_updated_at or row.ehr_version != record.version[:64]:
+        touches.append((row.pk, record.source_updated_at, record.version[:64]))
+    return False
 
 
 def _patient_values(record: PatientRecord) -> dict:
