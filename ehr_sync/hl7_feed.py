@@ -807,14 +807,18 @@ def _outcome_record(message: Hl7Message, ack: Acknowledgement, *, run) -> None:
     message.processed_at = timezone.now()
     message.save(update_fields=["status", "ack_code", "error", "import_run", "processed_at"])
     # The connection's health badge: the feed works while its messages are accepted; a refused
-    # message (AE, AR) is the data's problem, not the feed's: it is shown as the last error.
+    # message (AE, AR) is the data's problem, not the feed's: it is named as the last error.
     if message.connection_id is not None:
         if ack.code == ACCEPT:
             EhrConnection.objects.filter(pk=message.connection_id).update(
                 last_success_at=timezone.now(), failing_since=None, last_error=""
             )
         else:
-            EhrConnection.objects.filter(pk=message.connection_id).update(last_error=ack.text[:2000])
+            # Its reason can quote a patient's value: the badge names the message, the admin says why.
+            EhrConnection.objects.filter(pk=message.connection_id).update(
+                last_error=f"HL7 message {message.control_id or '(no control id)'} ({message.message_type or 'unknown type'}) "
+                f"was not imported ({ack.code}); the operators' admin shows why (HL7 messages)."[:2000]
+            )
 
 
 def hl7_message_patient_ids(message: Hl7Message) -> list[int]:

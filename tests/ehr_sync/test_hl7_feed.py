@@ -503,4 +503,6 @@ def test_the_feeds_health_badge_follows_its_messages(listener, clinic):
     assert msa(listener.send(adt(pid_segment=pid(f7="19791399"), control="MSG0002", sent="20261120093100")))[:1] == ("AE",)
     clinic.refresh_from_db()
     assert clinic.last_success_at == accepted_at and clinic.failing_since is None
-    assert "date of birth" in clinic.last_error.lower()
+    # The badge names the message, never the patient's value (the admin's message page says why).
+    assert clinic.last_error.startswith("HL7 message MSG0002 (ADT^A04) was not imported (AE)")
+    assert "1979" not in clinic.last_error
