@@ -20,8 +20,9 @@ How it writes
 Records are checked in Python, then the existing rows for their ids are read once, locked
 (``FOR UPDATE``, in id order, so two imports of overlapping records wait for each other instead of
 deadlocking) and compared; only what is new or changed is written, in one ``INSERT`` and one
-``UPDATE`` per kind from arrays (``unnest``), not one statement per row: an upload of 100,000
-patients is a handful of statements per batch. The ``INSERT``'s ``ON CONFLICT`` guard keeps the
+``UPDATE`` per kind, not one statement per row: new rows are copied (``COPY``) into a temporary
+table and inserted from it, changed ones updated from arrays (``unnest``); an upload of 100,000
+patients is a handful of statements. The ``INSERT``'s ``ON CONFLICT`` guard keeps the
 newest when two imports create the same patient at once.
 
 Audit: a changed patient or appointment gets an audit event with the old and new values and the
@@ -537,16 +538,16 @@ class _Writer:
             )
         with connection.cursor() as cursor:
             if inserts:
-                columns = list(zip(*inserts))
+                _rows_staged(cursor, "import_new_patients", _NEW_PATIENT_COLUMNS, inserts)
                 cursor.execute(
                     """
                     INSERT INTO ehr_sync_patient (
                         organization_id, first_name, last_name, date_of_birth, email, mobile_phone,
                         preferred_language, sms_consent, sms_consent_at, external_ehr_id, ehr_updated_at,
                         ehr_version, last_import_run_id, created_at, updated_at)
-                    SELECT %s, * , %s, %s, %s FROM unnest(
-                        %s::text[], %s::text[], %s::date[], %s::text[], %s::text[], %s::text[],
-                        %s::boolean[], %s::timestamptz[], %s::text[], %s::timestamptz[], %s::text[])
+                    SELECT %s, first_name, last_name, date_of_birth, email, mobile_phone, preferred_language,
+                           sms_consent, sms_consent_at, external_ehr_id, ehr_updated_at, ehr_version, %s, %s, %s
+                    FROM import_new_patients
                     ON CONFLICT (organization_id, external_ehr_id) WHERE external_ehr_id <> ''
                     DO UPDATE SET
                         first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
@@ -558,7 +559,7 @@ class _Writer:
                     WHERE ehr_sync_patient.ehr_updated_at IS NULL
                        OR ehr_sync_patient.ehr_updated_at <= EXCLUDED.ehr_updated_at
                     """,
-                    [self.organization_id, self.run.pk, self.now, self.now, *map(list, columns)],
+                    [self.organization_id, self.run.pk, self.now, self.now],
                 )
             if updates:
                 columns = list(zip(*updates))
@@ -660,16 +661,16 @@ class _Writer:
             )
         with connection.cursor() as cursor:
             if inserts:
-                columns = list(zip(*inserts))
+                _rows_staged(cursor, "import_new_appointments", _NEW_APPOINTMENT_COLUMNS, inserts)
                 cursor.execute(
                     """
                     INSERT INTO ehr_sync_appointment (
                         organization_id, patient_id, location_id, provider_name, starts_at, status, currency,
                         copay_cents, copay_updated_at, external_ehr_id, ehr_updated_at, ehr_version,
                         last_import_run_id)
-                    SELECT %s, *, %s FROM unnest(
-                        %s::bigint[], %s::bigint[], %s::text[], %s::timestamptz[], %s::text[], %s::text[],
-                        %s::bigint[], %s::timestamptz[], %s::text[], %s::timestamptz[], %s::text[])
+                    SELECT %s, patient_id, location_id, provider_name, starts_at, status, currency, copay_cents,
+                           copay_updated_at, external_ehr_id, ehr_updated_at, ehr_version, %s
+                    FROM import_new_appointments
                     ON CONFLICT (organization_id, external_ehr_id) WHERE external_ehr_id <> ''
                     DO UPDATE SET
                         patient_id = EXCLUDED.patient_id, location_id = EXCLUDED.location_id,
@@ -680,7 +681,7 @@ class _Writer:
                     WHERE ehr_sync_appointment.ehr_updated_at IS NULL
                        OR ehr_sync_appointment.ehr_updated_at <= EXCLUDED.ehr_updated_at
                     """,
-                    [self.organization_id, self.run.pk, *map(list, columns)],
+                    [self.organization_id, self.run.pk],
                 )
             if updates:
                 columns = list(zip(*updates))
@@ -799,6 +800,32 @@ class _Writer:
                     """,
                     [self.organization_id, self.run.pk, patients, amounts, currencies, moments],
                 )
+
+
+# New rows go to a temporary table by COPY first (psycopg writes them in C, instead of adapting one
+# Python list per column into an array), then into the table in one INSERT … SELECT … ON CONFLICT.
+_NEW_PATIENT_COLUMNS = (
+    ("first_name", "text"), ("last_name", "text"), ("date_of_birth", "date"), ("email", "text"),
+    ("mobile_phone", "text"), ("preferred_language", "text"), ("sms_consent", "boolean"),
+    ("sms_consent_at", "timestamptz"), ("external_ehr_id", "text"), ("ehr_updated_at", "timestamptz"),
+    ("ehr_version", "text"),
+)
+_NEW_APPOINTMENT_COLUMNS = (
+    ("patient_id", "bigint"), ("location_id", "bigint"), ("provider_name", "text"), ("starts_at", "timestamptz"),
+    ("status", "text"), ("currency", "text"), ("copay_cents", "bigint"), ("copay_updated_at", "timestamptz"),
+    ("external_ehr_id", "text"), ("ehr_updated_at", "timestamptz"), ("ehr_version", "text"),
+)
+
+
+def _rows_staged(cursor, table: str, columns, rows: list[tuple]) -> None:
+    """``rows`` in a temporary table ``table`` (dropped at commit: the importer always runs in a
+    transaction), written with COPY."""
+    definition = ", ".join(f"{name} {sql_type}" for name, sql_type in columns)
+    cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{table}")
+    cursor.execute(f"CREATE TEMPORARY TABLE {table} ({definition}) ON COMMIT DROP")
+    with cursor.cursor.copy(f"COPY {table} ({', '.join(name for name, _ in columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def _changed_or_touched(counts: Counter, row, record, changed: dict, touches: list) -> bool:
