@@ -66,18 +66,20 @@ import jwt
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from fhir.resources.R4B import get_fhir_model_class
 from fhirpy import SyncFHIRClient
-from pydantic import ValidationError
 
 from org_profile.models import Location
 
 from .connectors import ConnectorError
 from .credentials import credentials_read
 from .enums import DEFAULT_APPOINTMENT_WINDOW_DAYS, AppointmentStatus, ConnectionOption, PreferredLanguage
+from .fhir_validation import ResourceChecker
+from .fhir_validation import resource_reference as _reference
 from .importer import problems_record, records_import
+from .lookups import AnyOf
 from .models import Appointment, EhrConnection, ImportRun, Patient
 from .records import AppointmentRecord, BalanceRecord, CopayRecord, PatientRecord, RecordBatch, RecordProblem
 
@@ -436,12 +438,6 @@ def _moment(text: str | None) -> datetime.datetime | None:
     return value
 
 
-def _reference(resource: dict) -> str:
-    version = (resource.get("meta") or {}).get("versionId")
-    base = f"{resource['resourceType']}/{resource.get('id', '')}"
-    return f"{base}/_history/{version}" if version else base
-
-
 def _reference_id(reference: dict | None, resource_type: str) -> str:
     text = (reference or {}).get("reference") or ""
     parts = text.split("/_history/")[0].rstrip("/").split("/")
@@ -604,7 +600,7 @@ class _Sync:
                 stored.update(
                     (external_id, (version, moment))
                     for external_id, version, moment in mirror.objects.filter(
-                        organization_id=self.run.organization_id, external_ehr_id__in=[i for i in ids if i]
+                        AnyOf(F("external_ehr_id"), [i for i in ids if i]), organization_id=self.run.organization_id
                     ).values_list("external_ehr_id", "ehr_version", "ehr_updated_at")
                 )
             if sync_pass is None:
@@ -622,6 +618,17 @@ class _Sync:
         if sync_pass is not None:
             searchset = searchset.sort("_lastUpdated")
         problems: list[RecordProblem] = []
+        # Checked against the R4B models by a pool of processes, a few chunks ahead of what we map
+        # and write here (ehr_sync.fhir_validation): the order and the rejections are unchanged.
+        checker = ResourceChecker()
+
+        def checked(*, everything: bool = False) -> Iterator[dict]:
+            for resource, problem in checker.ready(everything=everything):
+                if problem:
+                    problems.append(problem)
+                else:
+                    yield resource
+
         try:
             for resource in searchset:
                 resource = dict(resource)
@@ -638,12 +645,11 @@ class _Sync:
                 held = stored.get(key[1])
                 if held and meta.get("versionId") and held == (str(meta["versionId"]), _moment(meta.get("lastUpdated"))):
                     continue
-                problem = _validation_problem(resource)
-                if problem:
-                    problems.append(problem)
-                    continue
-                yield resource
+                checker.add(resource)
+                yield from checked()
+            yield from checked(everything=True)
         finally:
+            checker.cancel()
             problems_record(run=self.run, problems=problems)
 
     def since(self, resource_type: str) -> dict:
@@ -676,7 +682,7 @@ class _Sync:
         if not wanted:
             return
         stored = set(
-            Patient.objects.filter(organization_id=self.run.organization_id, external_ehr_id__in=list(wanted))
+            Patient.objects.filter(AnyOf(F("external_ehr_id"), wanted), organization_id=self.run.organization_id)
             .values_list("external_ehr_id", flat=True)
         )
         self.known_patients |= stored
@@ -756,8 +762,8 @@ class _Sync:
             return
         upcoming = (
             Appointment.objects.filter(
+                AnyOf(F("patient__external_ehr_id"), self.copays),
                 organization_id=self.run.organization_id,
-                patient__external_ehr_id__in=list(self.copays),
                 starts_at__gte=self.now,
                 status__in=UPCOMING_STATUSES,
             )
@@ -817,33 +823,6 @@ class _Sync:
         self.patients_bring(batch, (r.patient_external_id for r in batch.balances))
         self.import_batch(batch)
         self.finish_pass(sync_pass)
-
-
-_models: dict[str, type] = {}
-
-
-def _validation_problem(resource: dict) -> RecordProblem | None:
-    """The first way ``resource`` breaks the R4 rules (fhir.resources' R4B model), or None."""
-    resource_type = resource.get("resourceType") or ""
-    if resource_type not in _models:
-        _models[resource_type] = get_fhir_model_class(resource_type)
-    kind = {"Patient": "patient", "Appointment": "appointment", "Coverage": "copay", "Account": "balance"}.get(
-        resource_type, resource_type.lower()
-    )
-    try:
-        _models[resource_type].model_validate(resource)
-    except ValidationError as error:
-        first = error.errors()[0]
-        location = ".".join(str(part) for part in first.get("loc", ()) if part != "__root__")
-        value = first.get("input")
-        return RecordProblem(
-            kind=kind,
-            reference=_reference(resource),
-            field=location or resource_type,
-            value="" if isinstance(value, (dict, list)) or value is None else str(value),
-            reason=f"Not a valid FHIR R4 {resource_type}: {first.get('msg', 'invalid')} (at {location or resource_type}).",
-        )
-    return None
 
 
 def fhir_sync(connection: EhrConnection, run: ImportRun) -> None:

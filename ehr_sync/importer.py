@@ -48,6 +48,7 @@ from lumapay.models import ActorType, AuditEvent
 from org_profile.models import Location, Organization
 
 from .enums import AppointmentStatus, ImportRunStatus, ImportSource, PreferredLanguage
+from .lookups import AnyOf
 from .models import Appointment, Balance, EhrConnection, ImportRejection, ImportRun, Patient
 from .phone_numbers import mobile_phone_normalize
 from .records import AppointmentRecord, BalanceRecord, CopayRecord, PatientRecord, RecordBatch, RecordProblem
@@ -333,7 +334,7 @@ def _stored_external_ids(model, organization: Organization, ids: set[str]) -> se
     if not ids:
         return set()
     return set(
-        model.objects.filter(organization=organization, external_ehr_id__in=list(ids)).values_list(
+        model.objects.filter(AnyOf(F("external_ehr_id"), ids), organization=organization).values_list(
             "external_ehr_id", flat=True
         )
     )
@@ -519,7 +520,7 @@ class _Writer:
         stored = {
             row.external_ehr_id: row
             for row in Patient.objects.select_for_update(of=("self",))
-            .filter(organization_id=self.organization_id, external_ehr_id__in=[r.external_id for r in records])
+            .filter(AnyOf(F("external_ehr_id"), [r.external_id for r in records]), organization_id=self.organization_id)
             .order_by("id")
             .only(*_PATIENT_FIELDS, "external_ehr_id", "sms_consent", "sms_consent_at", "ehr_updated_at", "ehr_version")
         }
@@ -636,15 +637,15 @@ class _Writer:
         counts = self.outcome.counts["appointment"]
         patient_ids = dict(
             Patient.objects.filter(
+                AnyOf(F("external_ehr_id"), {r.patient_external_id for r in records}),
                 organization_id=self.organization_id,
-                external_ehr_id__in=list({r.patient_external_id for r in records}),
             ).values_list("external_ehr_id", "id")
         )
         locations = _LocationMatcher(self.run.organization)
         stored = {
             row.external_ehr_id: row
             for row in Appointment.objects.select_for_update(of=("self",))
-            .filter(organization_id=self.organization_id, external_ehr_id__in=[r.external_id for r in records])
+            .filter(AnyOf(F("external_ehr_id"), [r.external_id for r in records]), organization_id=self.organization_id)
             .order_by("id")
         }
         inserts, updates, touches = [], [], []
@@ -748,8 +749,8 @@ class _Writer:
             row.external_ehr_id: row
             for row in Appointment.objects.select_for_update(of=("self",))
             .filter(
+                AnyOf(F("external_ehr_id"), [r.appointment_external_id for r in records]),
                 organization_id=self.organization_id,
-                external_ehr_id__in=[r.appointment_external_id for r in records],
             )
             .order_by("id")
             .only("external_ehr_id", "patient_id", "copay_cents", "copay_updated_at")
@@ -793,14 +794,14 @@ class _Writer:
         counts = self.outcome.counts["balance"]
         patient_ids = dict(
             Patient.objects.filter(
+                AnyOf(F("external_ehr_id"), {r.patient_external_id for r in records}),
                 organization_id=self.organization_id,
-                external_ehr_id__in=[r.patient_external_id for r in records],
             ).values_list("external_ehr_id", "id")
         )
         stored = {
             row.patient_id: row
             for row in Balance.objects.select_for_update(of=("self",))
-            .filter(organization_id=self.organization_id, patient_id__in=list(patient_ids.values()))
+            .filter(AnyOf(F("patient_id"), patient_ids.values()), organization_id=self.organization_id)
             .order_by("id")
         }
         rows = []
