@@ -59,6 +59,9 @@ EXTERNAL_ID_MAX_LENGTH = 100
 KINDS = ("patient", "appointment", "copay", "balance")
 OUTCOMES = ("received", "created", "updated", "unchanged", "older", "rejected")
 
+# Looked up once per record: the enums' ``values`` build a new list on every access.
+_LANGUAGES = frozenset(PreferredLanguage.values)
+_APPOINTMENT_STATUSES = frozenset(AppointmentStatus.values)
 _PATIENT_FIELDS = ("first_name", "last_name", "date_of_birth", "email", "mobile_phone", "preferred_language")
 _APPOINTMENT_FIELDS = ("patient_id", "location_id", "provider_name", "starts_at", "status", "currency")
 
@@ -210,7 +213,7 @@ def _patient_problems(record: PatientRecord, problems: list[RecordProblem]) -> b
             phone = mobile_phone_normalize(record.mobile_phone)
         except ApplicationError as error:
             check.add("mobile_phone", record.mobile_phone, error.message)
-    if record.preferred_language not in PreferredLanguage.values:
+    if record.preferred_language not in _LANGUAGES:
         check.add(
             "preferred_language", record.preferred_language, "The preferred language must be English (en) or Spanish (es)."
         )
@@ -236,7 +239,7 @@ def _appointment_problems(record, problems, patient_ids, rejected_patient_ids, l
         )
     if record.starts_at is None:
         check.add("starts_at", "", "The appointment's date and time are missing.")
-    if record.status not in AppointmentStatus.values:
+    if record.status not in _APPOINTMENT_STATUSES:
         check.add(
             "status",
             record.status,
