@@ -94,6 +94,8 @@ IMPORT_BATCH = 1000
 # Ids per "_id=" or "beneficiary=" search (keeps the URL short).
 IDS_PER_SEARCH = 50
 TOKEN_EARLY_SECONDS = 60
+# Pages fetched ahead of the one being read (one background thread, one request at a time).
+PREFETCH_PAGES = 2
 
 APPOINTMENT_STATUSES = {
     "proposed": AppointmentStatus.BOOKED,
@@ -326,10 +328,19 @@ class _FhirClient(SyncFHIRClient):
         bundle = pending.result() if pending is not None else self._do_request("get", path, params=params)
         if self.observer is not None:
             self.observer(bundle)
-        links = bundle.get("link") if isinstance(bundle, dict) else None
-        next_url = next((link.get("url") for link in links or [] if link.get("relation") == "next"), None)
+        next_url = _next_url(bundle)
+        if next_url and self.prefetcher is not None and next_url not in self.prefetched:
+            self.prefetched[next_url] = self.prefetcher.submit(self._prefetch, next_url, PREFETCH_PAGES)
+        return bundle
+
+    def _prefetch(self, url: str, pages: int) -> dict:
+        """Fetch ``url`` and, ``pages`` > 1, queue the page after it: the server keeps working
+        while a long write holds the sync up. Queued before this page is handed over, so the
+        reader finds it when it gets there."""
+        bundle = self._do_request("get", url)
+        next_url = _next_url(bundle) if pages > 1 else None
         if next_url and self.prefetcher is not None:
-            self.prefetched[next_url] = self.prefetcher.submit(self._do_request, "get", next_url)
+            self.prefetched[next_url] = self.prefetcher.submit(self._prefetch, next_url, pages - 1)
         return bundle
 
     def close(self) -> None:
@@ -386,6 +397,11 @@ class _FhirClient(SyncFHIRClient):
                 f"The FHIR server still refused the {what} ({status}) after {self.max_retries} waits; the next sync tries again."
             )
         raise ConnectorError(f"The FHIR server answered {status} to the {what}; the next sync tries again.")
+
+
+def _next_url(bundle) -> str | None:
+    links = bundle.get("link") if isinstance(bundle, dict) else None
+    return next((link.get("url") for link in links or [] if link.get("relation") == "next"), None)
 
 
 def retry_wait(seconds: float) -> None:
