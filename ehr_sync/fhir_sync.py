@@ -15,7 +15,8 @@ the connection's lease and run. One sync:
    connection names which (``balance_adapter`` / ``balance_extension_url``). Without one, no balances.
 
 Every search goes through fhirpy and follows ``Bundle.link[next]`` to the end. Every resource is
-checked against fhir.resources' R4B model first: one that breaks the rules becomes an
+checked against fhir.resources' R4B model first (in a small pool of processes, a few chunks ahead
+of what is written: ``ehr_sync.fhir_validation``): one that breaks the rules becomes an
 ``ImportRejection`` (which resource, which element, the value as the EHR wrote it), never a crash.
 A resource seen twice in one sync (two searches, a page that shifted) is imported once per
 ``meta.versionId``; a patient or appointment whose version we already hold (read again by the
