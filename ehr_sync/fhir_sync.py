@@ -15,7 +15,8 @@ the connection's lease and run. One sync:
    connection names which (``balance_adapter`` / ``balance_extension_url``). Without one, no balances.
 
 Every search goes through fhirpy and follows ``Bundle.link[next]`` to the end. Every resource is
-checked against fhir.resources' R4B model first: one that breaks the rules becomes an
+checked against fhir.resources' R4B model first (in a small pool of processes, a few chunks ahead
+of what is written: ``ehr_sync.fhir_validation``): one that breaks the rules becomes an
 ``ImportRejection`` (which resource, which element, the value as the EHR wrote it), never a crash.
 A resource seen twice in one sync (two searches, a page that shifted) is imported once per
 ``meta.versionId``; a patient or appointment whose version we already hold (read again by the
@@ -66,18 +67,20 @@ import jwt
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from fhir.resources.R4B import get_fhir_model_class
 from fhirpy import SyncFHIRClient
-from pydantic import ValidationError
 
 from org_profile.models import Location
 
 from .connectors import ConnectorError
 from .credentials import credentials_read
 from .enums import DEFAULT_APPOINTMENT_WINDOW_DAYS, AppointmentStatus, ConnectionOption, PreferredLanguage
+from .fhir_validation import ResourceChecker
+from .fhir_validation import resource_reference as _reference
 from .importer import records_import
+from .lookups import AnyOf
 from .models import Appointment, EhrConnection, ImportRun, Patient
 from .records import AppointmentRecord, BalanceRecord, CopayRecord, PatientRecord, RecordBatch, RecordProblem
 
@@ -92,6 +95,8 @@ IMPORT_BATCH = 1000
 # Ids per "_id=" or "beneficiary=" search (keeps the URL short).
 IDS_PER_SEARCH = 50
 TOKEN_EARLY_SECONDS = 60
+# Pages fetched ahead of the one being read (one background thread, one request at a time).
+PREFETCH_PAGES = 2
 
 APPOINTMENT_STATUSES = {
     "proposed": AppointmentStatus.BOOKED,
@@ -324,10 +329,19 @@ class _FhirClient(SyncFHIRClient):
         bundle = pending.result() if pending is not None else self._do_request("get", path, params=params)
         if self.observer is not None:
             self.observer(bundle)
-        links = bundle.get("link") if isinstance(bundle, dict) else None
-        next_url = next((link.get("url") for link in links or [] if link.get("relation") == "next"), None)
+        next_url = _next_url(bundle)
+        if next_url and self.prefetcher is not None and next_url not in self.prefetched:
+            self.prefetched[next_url] = self.prefetcher.submit(self._prefetch, next_url, PREFETCH_PAGES)
+        return bundle
+
+    def _prefetch(self, url: str, pages: int) -> dict:
+        """Fetch ``url`` and, ``pages`` > 1, queue the page after it: the server keeps working
+        while a long write holds the sync up. Queued before this page is handed over, so the
+        reader finds it when it gets there."""
+        bundle = self._do_request("get", url)
+        next_url = _next_url(bundle) if pages > 1 else None
         if next_url and self.prefetcher is not None:
-            self.prefetched[next_url] = self.prefetcher.submit(self._do_request, "get", next_url)
+            self.prefetched[next_url] = self.prefetcher.submit(self._prefetch, next_url, pages - 1)
         return bundle
 
     def close(self) -> None:
@@ -386,6 +400,11 @@ class _FhirClient(SyncFHIRClient):
         raise ConnectorError(f"The FHIR server answered {status} to the {what}; the next sync tries again.")
 
 
+def _next_url(bundle) -> str | None:
+    links = bundle.get("link") if isinstance(bundle, dict) else None
+    return next((link.get("url") for link in links or [] if link.get("relation") == "next"), None)
+
+
 def retry_wait(seconds: float) -> None:
     """Wait as the server asked (a test replaces this to see the waits without waiting)."""
     time.sleep(seconds)
@@ -434,12 +453,6 @@ def _moment(text: str | None) -> datetime.datetime | None:
     if timezone.is_naive(value):
         value = value.replace(tzinfo=datetime.UTC)
     return value
-
-
-def _reference(resource: dict) -> str:
-    version = (resource.get("meta") or {}).get("versionId")
-    base = f"{resource['resourceType']}/{resource.get('id', '')}"
-    return f"{base}/_history/{version}" if version else base
 
 
 def _reference_id(reference: dict | None, resource_type: str) -> str:
@@ -519,17 +532,27 @@ def _language(resource: dict) -> str:
 def appointment_record(resource: dict) -> AppointmentRecord:
     """The appointment; its ``location`` is the Location's id (matched to a location's EHR id), or
     its display name when the reference carries no id."""
+    return _appointment_parts(resource)[0]
+
+
+def _appointment_parts(resource: dict) -> tuple[AppointmentRecord, str, str]:
+    """The appointment, with its Location's id and display name as the EHR gave them."""
     meta = resource.get("meta") or {}
     patient_id = provider = ""
+    location: tuple[str, str] | None = None
+    # One pass over the participants, each reference read once (20,000 appointments a full sync).
     for participant in resource.get("participant") or []:
         actor = participant.get("actor") or {}
-        if not patient_id and _reference_id(actor, "Patient"):
-            patient_id = _reference_id(actor, "Patient")
+        reference = actor.get("reference") or ""
+        if not patient_id and (found := _reference_id(actor, "Patient")):
+            patient_id = found
         elif not provider and _reference_id(actor, "Practitioner"):
             provider = actor.get("display") or ""
-    location_id, location_name = _location_names(resource)
+        if location is None and ((found := _reference_id(actor, "Location")) or reference.startswith("Location")):
+            location = (found, actor.get("display") or "")
+    location_id, location_name = location or ("", "")
     status = resource.get("status") or ""
-    return AppointmentRecord(
+    record = AppointmentRecord(
         external_id=resource.get("id") or "",
         patient_external_id=patient_id,
         starts_at=_moment(resource.get("start")),
@@ -540,14 +563,7 @@ def appointment_record(resource: dict) -> AppointmentRecord:
         provider_name=provider[:200],
         version=str(meta.get("versionId") or ""),
     )
-
-
-def _location_names(resource: dict) -> tuple[str, str]:
-    for participant in resource.get("participant") or []:
-        actor = participant.get("actor") or {}
-        if _reference_id(actor, "Location") or (actor.get("reference") or "").startswith("Location"):
-            return _reference_id(actor, "Location"), actor.get("display") or ""
-    return "", ""
+    return record, location_id, location_name
 
 
 def coverage_copay(resource: dict) -> tuple[int | None, str]:
@@ -604,7 +620,7 @@ class _Sync:
                 stored.update(
                     (external_id, (version, moment))
                     for external_id, version, moment in mirror.objects.filter(
-                        organization_id=self.run.organization_id, external_ehr_id__in=[i for i in ids if i]
+                        AnyOf(F("external_ehr_id"), [i for i in ids if i]), organization_id=self.run.organization_id
                     ).values_list("external_ehr_id", "ehr_version", "ehr_updated_at")
                 )
             if sync_pass is None:
@@ -622,6 +638,17 @@ class _Sync:
         if sync_pass is not None:
             searchset = searchset.sort("_lastUpdated")
         problems: list[RecordProblem] = []
+        # Checked against the R4B models by a pool of processes, a few chunks ahead of what we map
+        # and write here (ehr_sync.fhir_validation): the order and the rejections are unchanged.
+        checker = ResourceChecker()
+
+        def checked(*, everything: bool = False) -> Iterator[dict]:
+            for resource, problem in checker.ready(everything=everything):
+                if problem:
+                    problems.append(problem)
+                else:
+                    yield resource
+
         try:
             for resource in searchset:
                 resource = dict(resource)
@@ -638,12 +665,11 @@ class _Sync:
                 held = stored.get(key[1])
                 if held and meta.get("versionId") and held == (str(meta["versionId"]), _moment(meta.get("lastUpdated"))):
                     continue
-                problem = _validation_problem(resource)
-                if problem:
-                    problems.append(problem)
-                    continue
-                yield resource
+                checker.add(resource)
+                yield from checked()
+            yield from checked(everything=True)
         finally:
+            checker.cancel()
             # Resources that could not become records: recorded as the run's rejections.
             if problems:
                 records_import(run=self.run, batch=RecordBatch(), unreadable=problems)
@@ -678,7 +704,7 @@ class _Sync:
         if not wanted:
             return
         stored = set(
-            Patient.objects.filter(organization_id=self.run.organization_id, external_ehr_id__in=list(wanted))
+            Patient.objects.filter(AnyOf(F("external_ehr_id"), wanted), organization_id=self.run.organization_id)
             .values_list("external_ehr_id", flat=True)
         )
         self.known_patients |= stored
@@ -720,8 +746,7 @@ class _Sync:
         batch = RecordBatch()
         for search in searches:
             for resource in search:
-                record = appointment_record(resource)
-                location_id, location_name = _location_names(resource)
+                record, location_id, location_name = _appointment_parts(resource)
                 if location_id and location_name and location_id not in self._ehr_location_ids():
                     # The clinic has not given this place its EHR id: match it by name instead.
                     record = replace(record, location=location_name)
@@ -758,8 +783,8 @@ class _Sync:
             return
         upcoming = (
             Appointment.objects.filter(
+                AnyOf(F("patient__external_ehr_id"), self.copays),
                 organization_id=self.run.organization_id,
-                patient__external_ehr_id__in=list(self.copays),
                 starts_at__gte=self.now,
                 status__in=UPCOMING_STATUSES,
             )
@@ -819,33 +844,6 @@ class _Sync:
         self.patients_bring(batch, (r.patient_external_id for r in batch.balances))
         self.import_batch(batch)
         self.finish_pass(sync_pass)
-
-
-_models: dict[str, type] = {}
-
-
-def _validation_problem(resource: dict) -> RecordProblem | None:
-    """The first way ``resource`` breaks the R4 rules (fhir.resources' R4B model), or None."""
-    resource_type = resource.get("resourceType") or ""
-    if resource_type not in _models:
-        _models[resource_type] = get_fhir_model_class(resource_type)
-    kind = {"Patient": "patient", "Appointment": "appointment", "Coverage": "copay", "Account": "balance"}.get(
-        resource_type, resource_type.lower()
-    )
-    try:
-        _models[resource_type].model_validate(resource)
-    except ValidationError as error:
-        first = error.errors()[0]
-        location = ".".join(str(part) for part in first.get("loc", ()) if part != "__root__")
-        value = first.get("input")
-        return RecordProblem(
-            kind=kind,
-            reference=_reference(resource),
-            field=location or resource_type,
-            value="" if isinstance(value, (dict, list)) or value is None else str(value),
-            reason=f"Not a valid FHIR R4 {resource_type}: {first.get('msg', 'invalid')} (at {location or resource_type}).",
-        )
-    return None
 
 
 def fhir_sync(connection: EhrConnection, run: ImportRun) -> None:

@@ -49,6 +49,7 @@ from lumapay.models import ActorType, AuditEvent
 from org_profile.models import Location, Organization
 
 from .enums import AppointmentStatus, ImportRunStatus, ImportSource, PreferredLanguage
+from .lookups import AnyOf
 from .models import Appointment, Balance, EhrConnection, ImportRejection, ImportRun, Patient
 from .phone_numbers import mobile_phone_normalize
 from .records import AppointmentRecord, BalanceRecord, CopayRecord, PatientRecord, RecordBatch, RecordProblem
@@ -59,6 +60,9 @@ EXTERNAL_ID_MAX_LENGTH = 100
 KINDS = ("patient", "appointment", "copay", "balance")
 OUTCOMES = ("received", "created", "updated", "unchanged", "older", "rejected")
 
+# Looked up once per record: the enums' ``values`` build a new list on every access.
+_LANGUAGES = frozenset(PreferredLanguage.values)
+_APPOINTMENT_STATUSES = frozenset(AppointmentStatus.values)
 _PATIENT_FIELDS = ("first_name", "last_name", "date_of_birth", "email", "mobile_phone", "preferred_language")
 _APPOINTMENT_FIELDS = ("patient_id", "location_id", "provider_name", "starts_at", "status", "currency")
 
@@ -210,7 +214,7 @@ def _patient_problems(record: PatientRecord, problems: list[RecordProblem]) -> b
             phone = mobile_phone_normalize(record.mobile_phone)
         except ApplicationError as error:
             check.add("mobile_phone", record.mobile_phone, error.message)
-    if record.preferred_language not in PreferredLanguage.values:
+    if record.preferred_language not in _LANGUAGES:
         check.add(
             "preferred_language", record.preferred_language, "The preferred language must be English (en) or Spanish (es)."
         )
@@ -236,7 +240,7 @@ def _appointment_problems(record, problems, patient_ids, rejected_patient_ids, l
         )
     if record.starts_at is None:
         check.add("starts_at", "", "The appointment's date and time are missing.")
-    if record.status not in AppointmentStatus.values:
+    if record.status not in _APPOINTMENT_STATUSES:
         check.add(
             "status",
             record.status,
@@ -334,7 +338,7 @@ def _stored_external_ids(model, organization: Organization, ids: set[str]) -> se
     if not ids:
         return set()
     return set(
-        model.objects.filter(organization=organization, external_ehr_id__in=list(ids)).values_list(
+        model.objects.filter(AnyOf(F("external_ehr_id"), ids), organization=organization).values_list(
             "external_ehr_id", flat=True
         )
     )
@@ -492,7 +496,7 @@ class _Writer:
         stored = {
             row.external_ehr_id: row
             for row in Patient.objects.select_for_update(of=("self",))
-            .filter(organization_id=self.organization_id, external_ehr_id__in=[r.external_id for r in records])
+            .filter(AnyOf(F("external_ehr_id"), [r.external_id for r in records]), organization_id=self.organization_id)
             .order_by("id")
             .only(*_PATIENT_FIELDS, "external_ehr_id", "sms_consent", "sms_consent_at", "ehr_updated_at", "ehr_version")
         }
@@ -605,15 +609,15 @@ class _Writer:
         counts = self.outcome.counts["appointment"]
         patient_ids = dict(
             Patient.objects.filter(
+                AnyOf(F("external_ehr_id"), {r.patient_external_id for r in records}),
                 organization_id=self.organization_id,
-                external_ehr_id__in=list({r.patient_external_id for r in records}),
             ).values_list("external_ehr_id", "id")
         )
         locations = _LocationMatcher(self.run.organization)
         stored = {
             row.external_ehr_id: row
             for row in Appointment.objects.select_for_update(of=("self",))
-            .filter(organization_id=self.organization_id, external_ehr_id__in=[r.external_id for r in records])
+            .filter(AnyOf(F("external_ehr_id"), [r.external_id for r in records]), organization_id=self.organization_id)
             .order_by("id")
         }
         inserts, updates, touches = [], [], []
@@ -713,8 +717,8 @@ class _Writer:
             row.external_ehr_id: row
             for row in Appointment.objects.select_for_update(of=("self",))
             .filter(
+                AnyOf(F("external_ehr_id"), [r.appointment_external_id for r in records]),
                 organization_id=self.organization_id,
-                external_ehr_id__in=[r.appointment_external_id for r in records],
             )
             .order_by("id")
             .only("external_ehr_id", "patient_id", "copay_cents", "copay_updated_at")
@@ -758,14 +762,14 @@ class _Writer:
         counts = self.outcome.counts["balance"]
         patient_ids = dict(
             Patient.objects.filter(
+                AnyOf(F("external_ehr_id"), {r.patient_external_id for r in records}),
                 organization_id=self.organization_id,
-                external_ehr_id__in=[r.patient_external_id for r in records],
             ).values_list("external_ehr_id", "id")
         )
         stored = {
             row.patient_id: row
             for row in Balance.objects.select_for_update(of=("self",))
-            .filter(organization_id=self.organization_id, patient_id__in=list(patient_ids.values()))
+            .filter(AnyOf(F("patient_id"), patient_ids.values()), organization_id=self.organization_id)
             .order_by("id")
         }
         rows = []
