@@ -101,7 +101,9 @@ def _pool_get() -> ProcessPoolExecutor | None:
             # billiard's context (Celery's own multiprocessing): a Celery prefork worker's child is a
             # daemon, which the standard library forbids to have children; billiard allows it, so a
             # sync run by a worker gets its pool too.
-            _pool = ProcessPoolExecutor(max_workers=processes, mp_context=billiard.get_context("fork"))
+            _pool = ProcessPoolExecutor(
+                max_workers=processes, mp_context=billiard.get_context("fork"), initializer=_exit_with_parent
+            )
             _pool_pid = os.getpid()
         return _pool
 
@@ -114,6 +116,24 @@ def _pool_drop(pool: ProcessPoolExecutor, *, for_good: bool = False) -> None:
         if for_good:
             _pool_refused_pid = os.getpid()
     pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _exit_with_parent() -> None:
+    """A pool process ends when the process that made it ends, however it ends: a Celery child
+    replaced after its tasks, or killed, leaves no checker behind (Linux's PR_SET_PDEATHSIG)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass  # not Linux: the pool is shut down at exit (below) and by Celery's process shutdown
+
+
+def pool_stop() -> None:
+    """Shut this process's pool down (at exit; and when a Celery worker process shuts down, as
+    billiard's children end without running ``atexit``: ehr_sync/tasks.py)."""
+    _pool_stop()
 
 
 @atexit.register

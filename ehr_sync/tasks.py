@@ -7,6 +7,7 @@ a reviewed exception (``all_organizations``), and only queues.
 """
 
 from celery import shared_task
+from celery.signals import worker_process_shutdown
 from django.contrib.auth import get_user_model
 from django.db import OperationalError
 
@@ -14,6 +15,7 @@ from lumapay.tenant_rls import all_organizations, organization_scope_of
 
 from .connection_services import ehr_connections_sync_due
 from .connectors import connection_sync
+from .fhir_validation import pool_stop
 from .models import EhrConnection
 
 
@@ -41,3 +43,10 @@ def ehr_connections_sync_due_sweep() -> int:
     """Queue every connection whose scheduled sync is due, in every organization (beat, every minute)."""
     with all_organizations():
         return len(ehr_connections_sync_due())
+
+
+@worker_process_shutdown.connect
+def fhir_validation_pool_stop(**_kwargs) -> None:
+    """A worker process that ends (replaced after its tasks, or at shutdown) stops the pool its FHIR
+    syncs checked resources in: billiard's children end without running ``atexit``."""
+    pool_stop()

@@ -123,6 +123,7 @@ def _pool_in_a_daemon_child(answers):
     try:
         pool = fhir_validation._pool_get()
         answers.put(pool is not None and pool.submit(fhir_validation.resources_problems, [{"resourceType": "Patient", "id": "p-1"}]).result(timeout=60) == [None])
+        answers.put([process.pid for process in pool._processes.values()])
     except Exception as error:  # noqa: BLE001 - reported to the test
         answers.put(repr(error))
 
@@ -139,5 +140,18 @@ def test_a_celery_worker_child_checks_in_its_pool_too():
     child.start()
     try:
         assert answers.get(timeout=90) is True
+        checkers = answers.get(timeout=30)
     finally:
         child.join(timeout=30)
+    # The child ended without shutting its pool down (as billiard's children do): its checker
+    # process ends with it (PR_SET_PDEATHSIG), nothing is left behind.
+    from tests.waiting import wait_until
+
+    def gone(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    assert wait_until(lambda: all(gone(pid) for pid in checkers), timeout_seconds=30, interval_seconds=0.2)
