@@ -120,7 +120,10 @@ def _pool_drop(pool: ProcessPoolExecutor, *, for_good: bool = False) -> None:
 
 def _exit_with_parent() -> None:
     """A pool process ends when the process that made it ends, however it ends: a Celery child
-    replaced after its tasks, or killed, leaves no checker behind (Linux's PR_SET_PDEATHSIG)."""
+    replaced after its tasks, or killed, leaves no checker behind (Linux's PR_SET_PDEATHSIG). The
+    signal follows the *thread* that started it: a pool started in a thread that then ends (a
+    development server's request) is lost, and the next sync finds it broken and starts another or
+    checks in its own process (``BrokenProcessPool`` below): it costs time, never a check."""
     import ctypes
     import signal
 
