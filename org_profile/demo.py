@@ -118,7 +118,7 @@ def demo_two_step_lines() -> list[str]:
     return [
         "  Administrators and managers then enter a code from an authenticator app with the demo key",
         f"    {DEMO_TOTP_SECRET}",
-        f"    (current code {demo_sign_in_code()}; `.venv/bin/python manage.py demo_sign_in_code` prints the next),",
+        f"    (current code {demo_sign_in_code()}; `DEBUG=true .venv/bin/python manage.py demo_sign_in_code` prints the next),",
         f"    or a backup code, each once per user: {DEMO_BACKUP_CODES[0]} to {DEMO_BACKUP_CODES[-1]}.",
     ]
 

@@ -90,7 +90,7 @@ def test_banner_without_demo_users_says_how_to_seed(eager, db):
 
     text = banner()
 
-    assert "No demo users in this database: run `.venv/bin/python manage.py seed_demo_clinic`." in text
+    assert "No demo users in this database: run `DEBUG=true .venv/bin/python manage.py seed_demo_clinic`." in text
     assert "demo-clinic-2026" not in text
     assert "someone@riverside.example" not in text
 

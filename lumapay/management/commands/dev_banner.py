@@ -125,7 +125,7 @@ class Command(BaseCommand):
             for line in demo_two_step_lines():
                 out.write(line)
         else:
-            out.write("No demo users in this database: run `.venv/bin/python manage.py seed_demo_clinic`.")
+            out.write("No demo users in this database: run `DEBUG=true .venv/bin/python manage.py seed_demo_clinic`.")
         out.write("")
         if settings.DEV_OUTBOX_ENABLED:
             out.write(f"E-mails and SMS the app sends are listed at {url}{reverse('dev_outbox')}")
@@ -141,5 +141,5 @@ class Command(BaseCommand):
             out.write("  Change a patient there: .venv/bin/python -m ehr_sync.demo_fhir_server change-patient "
                       "demo-p-000001 --email new@example.org, then press Sync now.")
             out.write(f"  HL7 v2 listener on 127.0.0.1:{os.environ.get('HL7_LISTENER_PORT', '2575')}: "
-                      ".venv/bin/python manage.py hl7_send --port 2575 ehr_sync/hl7_examples/book-appointment.hl7")
+                      "DEBUG=true .venv/bin/python manage.py hl7_send --port 2575 ehr_sync/hl7_examples/book-appointment.hl7")
         out.write(rule)
