@@ -217,8 +217,11 @@ def test_a_fault_mid_batch_strands_no_event(stack, stripe_world, stripe_organiza
             assert _connections_terminate(keep=held.backend_pid) > 0
     finally:
         held.release()
+    # At least the busy payment's event was in flight. On a loaded machine the worker may reach it
+    # before finishing any other event (all 90 unprocessed: failed once in CI with "90 < 90"), which
+    # is still a fault mid-batch; what this test is about is that none is stranded afterwards.
     unprocessed_at_the_kill = _unsettled()
-    assert 0 < unprocessed_at_the_kill < len(events), unprocessed_at_the_kill
+    assert 0 < unprocessed_at_the_kill <= len(events), unprocessed_at_the_kill
     # Then (a new worker and) beat's sweep process every event: the stranded ones within the
     # sweep's delay, though Redis holds a killed worker's tasks for its visibility timeout.
     restarted = time.monotonic()
