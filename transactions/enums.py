@@ -114,3 +114,19 @@ class ExportStatus(models.TextChoices):
     READY = "ready", _("Ready")
     FAILED = "failed", _("Failed")
     EXPIRED = "expired", _("Expired")
+
+
+class CollectionRule(models.TextChoices):
+    """The automation rule behind something LumaPay did by itself. Recorded on the request or
+    transaction it made (``automation_rule``), in the audit event's ``changes["rule"]`` and on the
+    Automation page, so staff can always see which rule acted and why."""
+
+    COPAY_BEFORE_VISIT = "copay_before_visit", _("Copay request before the visit")
+    HOLD_BEFORE_VISIT = "hold_before_visit", _("Copay held on the card on file before the visit")
+    CAPTURE_AT_CHECK_IN = "capture_at_check_in", _("Held copay captured at check-in")
+    RELEASE_MISSED_VISIT = "release_missed_visit", _("Hold released: the visit was cancelled or missed")
+    HOLD_RENEWAL = "hold_renewal", _("Hold renewed before it lapses")
+    BALANCE_REQUEST = "balance_request", _("Balance request")
+    BALANCE_REMINDER = "balance_reminder", _("Balance reminder")
+    PLAN_INSTALMENT = "plan_instalment", _("Payment plan instalment")
+    EHR_POSTING = "ehr_posting", _("Payment posted to the EHR")

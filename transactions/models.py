@@ -10,6 +10,7 @@ from org_profile.enums import PaymentGateway
 from org_profile.models import Location, Organization
 
 from .enums import (
+    CollectionRule,
     DeliveryChannel,
     DeliveryStatus,
     DisputeStatus,
@@ -61,6 +62,8 @@ class PaymentRequest(models.Model):
     # Date-of-birth check on the pay page: failures on this link, and until when it is locked.
     failed_verification_count = models.PositiveIntegerField(default=0)
     verification_locked_until = models.DateTimeField(null=True, blank=True)
+    # The collection rule that made this request when LumaPay made it by itself ("" when staff did).
+    automation_rule = models.CharField(max_length=30, choices=CollectionRule.choices, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -68,7 +71,14 @@ class PaymentRequest(models.Model):
             models.CheckConstraint(
                 condition=Q(amount_cents__gt=0) & Q(amount_cents__lte=100_000_00),
                 name="payment_request_amount_in_range",
-            )
+            ),
+            # One automatic copay request per appointment, whatever happens (a re-sync, a
+            # reschedule, two schedulers at once, a worker restart): the database says no to a second.
+            models.UniqueConstraint(
+                fields=["appointment"],
+                condition=Q(automation_rule="copay_before_visit"),
+                name="payment_request_one_automatic_copay_per_appointment",
+            ),
         ]
         indexes = [
             models.Index(fields=["organization", "-created_at"]),
@@ -200,6 +210,9 @@ class Transaction(models.Model):
     last_error = models.CharField(
         max_length=500, blank=True, help_text="the message of the newest unresolved failure (transactions.problems)"
     )
+    # The collection rule that made this transaction when LumaPay made it by itself (a hold before
+    # the visit, a plan's instalment); "" when a patient or staff did.
+    automation_rule = models.CharField(max_length=30, choices=CollectionRule.choices, blank=True)
     has_unresolved_problems = models.BooleanField(
         default=False,
         help_text="a failed charge or refund that no later success resolved (transactions.problems): the "
@@ -643,3 +656,62 @@ class ExportedTransaction(models.Model):
     # The primary key's index leads with the transaction: no other index is needed.
     transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="+", db_index=False)
     audit_event = models.ForeignKey("lumapay.AuditEvent", on_delete=models.PROTECT, related_name="+", db_index=False)
+
+
+def _default_reminder_days() -> list[int]:
+    return [3, 7, 14]
+
+
+class CollectionRules(models.Model):
+    """What LumaPay collects by itself for one organization (managers and administrators set it).
+
+    Every rule is off until someone turns it on. Times are the clinic's (``Organization.timezone``);
+    nothing is sent to a patient within the quiet hours.
+    """
+
+    organization = models.OneToOneField(Organization, on_delete=models.CASCADE, related_name="collection_rules")
+    # Copay before the visit: a payment request this long before each upcoming appointment with a copay.
+    copay_request_enabled = models.BooleanField(default=False)
+    copay_request_hours_before = models.PositiveSmallIntegerField(default=48)
+    # Hold before the visit: with a card on file (and the patient's consent to it), hold the copay
+    # this long before the visit instead of asking; capture at check-in, release if the visit is
+    # cancelled or missed. A hold lasts 7 days at the processor, so at most 144 hours ahead.
+    hold_enabled = models.BooleanField(default=False)
+    hold_hours_before = models.PositiveSmallIntegerField(default=24)
+    # Balances: a request when a balance appears or grows above the threshold, then reminders
+    # this many days after it was sent while it is unpaid.
+    balance_request_enabled = models.BooleanField(default=False)
+    balance_threshold_cents = models.BigIntegerField(default=10_00)
+    balance_reminder_days = models.JSONField(default=_default_reminder_days)
+    # Quiet hours, in the clinic's time zone: a message due inside them waits for their end.
+    quiet_hours_start = models.TimeField(default="21:00")
+    quiet_hours_end = models.TimeField(default="08:00")
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        verbose_name_plural = "collection rules"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(copay_request_hours_before__gte=1) & Q(copay_request_hours_before__lte=336),
+                name="collection_rules_copay_lead_in_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(hold_hours_before__gte=1) & Q(hold_hours_before__lte=144),
+                name="collection_rules_hold_lead_within_hold_life",
+            ),
+            models.CheckConstraint(condition=Q(balance_threshold_cents__gte=0), name="collection_rules_threshold_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Collection rules of {self.organization}"
+
+
+def collection_rules_for(organization) -> CollectionRules:
+    """The organization's rules as saved, or the defaults (everything off) when none were saved."""
+    try:
+        return organization.collection_rules
+    except CollectionRules.DoesNotExist:
+        return CollectionRules(organization=organization)
