@@ -19,16 +19,17 @@ $(VENV)/.installed: requirements.lock
 
 # The server listens where SITE_URL says (or on PORT): lumapay/dev_server.py; the banner agrees.
 # The demo clinic's EHR, a local FHIR server (ehr_sync/demo_fhir_server.py), runs beside it, and
-# so does the HL7 v2 listener (port HL7_LISTENER_PORT, 2575).
+# so does the HL7 v2 listener (port HL7_LISTENER_PORT, 2575), and a Celery worker with beat that runs
+# the schedule: through Redis (or CELERY_BROKER_URL) when set (Procfile.dev), else through files
+# under .local/ (Procfile.dev-without-redis).
 dev: install
 	$(WITH_DATABASE) $(BIN)/python -m ehr_sync.demo_fhir_server serve -- sh -c '\
 	  $(BIN)/python manage.py migrate --noinput && \
 	  $(BIN)/python manage.py seed_demo_clinic && \
 	  LUMAPAY_DEV_SERVER=$$($(BIN)/python -m lumapay.dev_server) && export LUMAPAY_DEV_SERVER && \
 	  $(BIN)/python manage.py dev_banner && \
-	  if [ -n "$$REDIS_URL" ]; then exec $(BIN)/honcho -f Procfile.dev start; \
-	  else $(BIN)/python manage.py hl7_listener --host 127.0.0.1 --port "$${HL7_LISTENER_PORT:-2575}" & \
-	  exec $(BIN)/python manage.py runserver "$$LUMAPAY_DEV_SERVER"; fi'
+	  if [ -n "$$REDIS_URL$$CELERY_BROKER_URL" ]; then exec $(BIN)/honcho -f Procfile.dev start; \
+	  else exec $(BIN)/honcho -f Procfile.dev-without-redis start; fi'
 
 # The import contracts in pyproject.toml ([tool.importlinter]) first: which way imports may run.
 test: install

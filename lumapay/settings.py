@@ -250,6 +250,22 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery
 # spare. Gateway events do not wait for it: the sweep below queues them again within minutes.
 CELERY_VISIBILITY_TIMEOUT_SECONDS = env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=15 * 60)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT_SECONDS}
+# `make dev` without Redis: the web server runs its tasks itself (eager, above), and a Celery worker
+# with beat beside it runs the schedule (EHR syncs, copay requests, holds, reminders, instalments)
+# through a queue kept in files under .local/ (kombu's filesystem transport), so the automation
+# works with no service to install. For development only: it is neither shared between machines
+# nor safe against a worker killed mid-task.
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    if not DEBUG:
+        raise ImproperlyConfigured("CELERY_BROKER_URL=filesystem:// is for development (DEBUG on) only; use Redis or RabbitMQ.")
+    _QUEUE_FOLDER = BASE_DIR / ".local" / "celery-queue"
+    (_QUEUE_FOLDER / "processed").mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_QUEUE_FOLDER),
+        "data_folder_out": str(_QUEUE_FOLDER),
+        "processed_folder": str(_QUEUE_FOLDER / "processed"),
+        "store_processed": False,
+    }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE

@@ -148,12 +148,13 @@ def test_banner_says_when_the_outbox_is_off(eager, settings, db):
     assert "The dev outbox is off (DEV_OUTBOX_ENABLED=false); e-mail goes to django.core.mail.backends.smtp.EmailBackend." in text
 
 
-def test_without_redis_tasks_run_in_the_web_process(eager, db):
+def test_without_redis_the_web_runs_its_tasks_and_a_worker_runs_the_schedule_through_files(eager, db):
     text = banner()
 
     assert f"Background tasks: {EAGER_NOTE}\n" in text
-    assert EAGER_NOTE == "REDIS_URL is not set: background tasks run inside the web process."
-    assert "worker" not in text
+    assert "the web server runs its tasks itself" in EAGER_NOTE
+    assert "Procfile.dev-without-redis" in EAGER_NOTE
+    assert "Procfile.dev)" not in text
 
 
 def test_with_redis_tasks_go_through_a_worker_and_beat(settings, monkeypatch, db):
@@ -187,7 +188,7 @@ def test_a_broker_that_does_not_answer_is_called_out_without_its_password(settin
     assert f"  WARNING: the broker at {masked} does not answer; tasks will wait.\n" in text
 
 
-def test_a_broker_without_redis_url_means_no_worker_is_started(settings, monkeypatch, db):
+def test_a_broker_without_redis_url_gets_its_own_worker_and_beat(settings, monkeypatch, db):
     monkeypatch.delenv("REDIS_URL", raising=False)
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.CELERY_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
@@ -195,7 +196,7 @@ def test_a_broker_without_redis_url_means_no_worker_is_started(settings, monkeyp
     text = banner()
 
     assert "Celery tasks go through the broker at amqp://guest:***@127.0.0.1:5672//.\n" in text
-    assert "REDIS_URL is not set, so `make dev` starts no worker" in text
+    assert "  honcho runs the web server, a Celery worker and beat together (Procfile.dev).\n" in text
 
 
 def test_database_from_database_url_shows_host_and_user_but_no_password(monkeypatch):

@@ -22,7 +22,11 @@ from org_profile.demo import demo_two_step_lines
 
 # The users `seed_demo_clinic` creates; the banner lists those the database really holds.
 DEMO_EMAILS = tuple(email for email, *_ in DEMO_USERS)
-EAGER_NOTE = "REDIS_URL is not set: background tasks run inside the web process."
+EAGER_NOTE = (
+    "REDIS_URL is not set: the web server runs its tasks itself, and a Celery worker with beat runs the "
+    "schedule (EHR syncs, copay requests, holds, reminders, instalments) through files under .local/ "
+    "(Procfile.dev-without-redis)."
+)
 # lumapay.embedded_database sets this for the command it runs against the embedded server.
 EMBEDDED_MARKER = "LUMAPAY_EMBEDDED_PGDATA"
 
@@ -78,13 +82,7 @@ def tasks_description() -> list[str]:
     broker = settings.CELERY_BROKER_URL
     kind = "Redis" if urlsplit(broker).scheme in ("redis", "rediss") else "the broker"
     lines = [f"Celery tasks go through {kind} at {url_without_password(broker)}."]
-    if os.environ.get("REDIS_URL"):
-        lines.append("honcho runs the web server, a Celery worker and beat together (Procfile.dev).")
-    else:
-        lines.append(
-            "REDIS_URL is not set, so `make dev` starts no worker: run "
-            "`.venv/bin/celery -A lumapay worker` and `.venv/bin/celery -A lumapay beat` yourself."
-        )
+    lines.append("honcho runs the web server, a Celery worker and beat together (Procfile.dev).")
     if broker_reachable(broker) is False:
         lines.append(f"WARNING: the broker at {url_without_password(broker)} does not answer; tasks will wait.")
     return lines
