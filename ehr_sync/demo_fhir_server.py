@@ -428,6 +428,53 @@ def demo_fhir_patient_change(
     return demo_fhir_put(base_url, patient)
 
 
+def demo_fhir_appointment_book(
+    base_url: str, patient_id: str, *, starts_at: datetime.datetime, appointment_id: str = ""
+) -> dict:
+    """Book a visit for a patient on the demo EHR, at the first of the demo's locations and with its
+    first provider, as the clinic's front desk would: the next sync brings it in, with the
+    patient's copay from their coverage."""
+    base = base_url.rstrip("/")
+    if requests.get(f"{base}/Patient/{patient_id}", timeout=30).status_code == 404:
+        raise DemoFhirServerError(f"The demo EHR has no Patient/{patient_id}.")
+    location_id, location_name = LOCATIONS[0]
+    *_, provider = PROVIDERS[0]
+    appointment_id = appointment_id or f"{patient_id}-visit-{starts_at.astimezone(datetime.UTC):%Y%m%d%H%M}"
+    return demo_fhir_put(
+        base_url,
+        demo_appointment(
+            appointment_id, patient_id=patient_id, starts_at=starts_at,
+            location=(location_id, location_name), practitioner=("demo-pr-1", provider),
+        ),
+    )  # fmt: skip
+
+
+# The statuses the front desk sets (FHIR R4 Appointment.status), as `change-appointment` takes them.
+DEMO_APPOINTMENT_STATUSES = ("booked", "arrived", "fulfilled", "cancelled", "noshow")
+
+
+def demo_fhir_appointment_change(
+    base_url: str, appointment_id: str, *, status: str = "", starts_at: datetime.datetime | None = None
+) -> dict:
+    """Check a patient in, cancel or reschedule a visit on the demo EHR: the server gives the
+    appointment a new version, and the next sync brings the change in."""
+    if status and status not in DEMO_APPOINTMENT_STATUSES:
+        raise DemoFhirServerError(f"{status!r} is not one of {', '.join(DEMO_APPOINTMENT_STATUSES)}.")
+    response = requests.get(f"{base_url.rstrip('/')}/Appointment/{appointment_id}", timeout=30)
+    if response.status_code == 404:
+        raise DemoFhirServerError(f"The demo EHR has no Appointment/{appointment_id}.")
+    response.raise_for_status()
+    appointment = response.json()
+    if status:
+        appointment["status"] = status
+    if starts_at is not None:
+        starts = starts_at.astimezone(datetime.UTC)
+        appointment["start"] = starts.strftime("%Y-%m-%dT%H:%M:%SZ")
+        appointment["end"] = (starts + datetime.timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    appointment.pop("meta", None)
+    return demo_fhir_put(base_url, appointment)
+
+
 def _serve_around(command: list[str]) -> int:
     """Run ``command`` with the demo EHR running beside it (DEMO_FHIR_URL set for it); stop the
     EHR when the command ends. An EHR already answering on the port is used as it is."""
@@ -469,12 +516,40 @@ def main(argv: list[str] | None = None) -> int:
     change.add_argument("--given", default="")
     change.add_argument("--email", default="")
     change.add_argument("--phone", default="", help="a mobile number, e.g. +18045550199")
+    book = commands.add_parser("book-appointment", help="book a visit for a patient on the demo EHR (then press Sync now)")
+    book.add_argument("patient_id", help="the EHR's id, e.g. demo-p-000001 (the patient's EHR id in LumaPay)")
+    book.add_argument("--hours-from-now", type=float, default=30, help="when the visit starts (default: 30 hours from now)")
+    visit = commands.add_parser(
+        "change-appointment", help="check a patient in, cancel or reschedule a visit on the demo EHR (then press Sync now)"
+    )
+    visit.add_argument("appointment_id", help="the EHR's id of the visit, as book-appointment printed it")
+    visit.add_argument("--status", default="", choices=("", *DEMO_APPOINTMENT_STATUSES))
+    visit.add_argument("--hours-from-now", type=float, default=None, help="reschedule: the new start")
     args = parser.parse_args(argv)
     if args.command == "serve":
         command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
         if not command:
             parser.error("serve needs a command after --")
         return _serve_around(command)
+    now = datetime.datetime.now(datetime.UTC)
+    try:
+        if args.command == "book-appointment":
+            starts = (now + datetime.timedelta(hours=args.hours_from_now)).replace(second=0, microsecond=0)
+            stored = demo_fhir_appointment_book(demo_fhir_url(), args.patient_id, starts_at=starts)
+            print(f"Booked Appointment/{stored['id']} for Patient/{args.patient_id} at {stored['start']} on the demo EHR. "
+                  "Press “Sync now” on the EHR connection to bring it in.")
+            return 0
+        if args.command == "change-appointment":
+            if not args.status and args.hours_from_now is None:
+                parser.error("say what to change: --status or --hours-from-now")
+            starts = None if args.hours_from_now is None else now + datetime.timedelta(hours=args.hours_from_now)
+            stored = demo_fhir_appointment_change(demo_fhir_url(), args.appointment_id, status=args.status, starts_at=starts)
+            print(f"Changed Appointment/{stored['id']} on the demo EHR: {stored['status']}, {stored['start']} "
+                  f"(version {stored.get('meta', {}).get('versionId', '?')}). Press “Sync now” on the EHR connection to bring it in.")
+            return 0
+    except DemoFhirServerError as error:
+        print(error, file=sys.stderr)
+        return 1
     if not (args.family or args.given or args.email or args.phone):
         parser.error("say what to change: --family, --given, --email or --phone")
     stored = demo_fhir_patient_change(

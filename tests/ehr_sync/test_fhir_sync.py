@@ -25,6 +25,7 @@ from ehr_sync.demo_fhir_server import (
     demo_fhir_seed,
     demo_patient,
 )
+from ehr_sync.demo_fhir_server import main as demo_fhir_main
 from ehr_sync.enums import AppointmentStatus, EhrConnectionKind, ImportRunStatus
 from ehr_sync.models import Appointment, Balance, EhrConnection, ImportRejection, Patient
 from tests.factories import LocationFactory
@@ -373,3 +374,30 @@ def test_oracle_health_needs_its_extension_url_named():
     with pytest.raises(ConnectorError, match="set balance_extension_url"):
         _balance_matcher({"balance_adapter": "oracle_health"})
     assert _balance_matcher({"balance_adapter": "oracle_health", "balance_extension_url": "https://x/ext"})({"url": "https://x/ext"})
+
+
+def test_the_demo_commands_book_check_in_and_cancel_visits_that_the_next_sync_brings_in(organization, locations, fhir, capsys, monkeypatch):
+    """The README's walk of automatic collection books a visit on the demo EHR, checks the patient in
+    and cancels another, each with `python -m ehr_sync.demo_fhir_server`; each arrives on the next sync."""
+    demo_fhir_seed(fhir.base_url, clinic_data(patients=2))
+    connection = connection_for(organization, fhir)
+    sync(connection)
+    monkeypatch.setenv("DEMO_FHIR_URL", fhir.base_url)
+
+    assert demo_fhir_main(["book-appointment", "p-1", "--hours-from-now", "30"]) == 0
+    booked_id = capsys.readouterr().out.split("Appointment/", 1)[1].split(" ", 1)[0]
+    sync(connection)
+    visit = Appointment.objects.get(organization=organization, external_ehr_id=booked_id)
+    assert visit.status == AppointmentStatus.BOOKED
+    assert visit.copay_cents == 2500
+    assert abs(visit.starts_at - (timezone.now() + datetime.timedelta(hours=30))) < datetime.timedelta(minutes=2)
+    assert visit.location == locations["downtown"]
+
+    assert demo_fhir_main(["change-appointment", booked_id, "--status", "arrived"]) == 0
+    assert demo_fhir_main(["change-appointment", "a-2-next", "--status", "cancelled"]) == 0
+    sync(connection)
+    assert Appointment.objects.get(pk=visit.pk).status == AppointmentStatus.ARRIVED
+    assert Appointment.objects.get(organization=organization, external_ehr_id="a-2-next").status == AppointmentStatus.CANCELLED
+
+    assert demo_fhir_main(["change-appointment", "no-such-visit", "--status", "arrived"]) == 1
+    assert "The demo EHR has no Appointment/no-such-visit." in capsys.readouterr().err
