@@ -362,8 +362,10 @@ def _hl7_post(connection: EhrConnection, record: PostingRecord) -> PostingOutcom
         answer = mllp_exchange(address, message, timeout_seconds=timeout)
     except TimeoutError:
         return PostingOutcome(PostingOutcome.UNANSWERED, f"The EHR did not acknowledge within {timeout:.0f} s.")
+    except (ConnectionRefusedError, socket.gaierror):
+        return PostingOutcome(PostingOutcome.UNANSWERED, "The EHR's MLLP listener could not be reached.")
     except OSError:
-        return PostingOutcome(PostingOutcome.UNANSWERED, "The EHR's MLLP listener could not be reached or closed the connection.")
+        return PostingOutcome(PostingOutcome.UNANSWERED, "The EHR closed the connection before acknowledging.")
     return ack_outcome(answer, control_id=control_id_of(record))
 
 

@@ -43,8 +43,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from ehr_sync.access_log import neutralize
-from ehr_sync.enums import ConnectionOption, EhrConnectionKind
-from ehr_sync.models import EhrConnection
+from ehr_sync.enums import ConnectionOption
 from ehr_sync.posting import PostingOutcome, PostingRecord, posting_send
 from lumapay.audit import actor_from, audit_event_record
 from lumapay.enums import AuditAction
@@ -57,6 +56,7 @@ from org_profile.models import Organization
 from ..enums import CollectionRule, EhrPostingKind, EhrPostingStatus, TransactionEventKind as Kind
 from ..locks import ehr_posting_lock
 from ..models import EhrPosting, TransactionEvent
+from ..selectors.ehr_postings import posting_connection_for, posting_connections
 
 logger = logging.getLogger(__name__)
 
@@ -81,21 +81,6 @@ class EhrPostingRefused(ApplicationError):
 
 
 # -- owing -------------------------------------------------------------------------------------------
-
-
-def posting_connection_for(organization_id: int) -> EhrConnection | None:
-    """The connection the organization posts through: the first active FHIR or HL7 connection
-    with posting on, or None (the organization gets the daily posting file)."""
-    return (
-        EhrConnection.objects.filter(
-            organization_id=organization_id,
-            is_active=True,
-            kind__in=(EhrConnectionKind.FHIR, EhrConnectionKind.HL7_MLLP),
-            **{f"options__{ConnectionOption.POSTING_ENABLED}": True},
-        )
-        .order_by("pk")
-        .first()
-    )
 
 
 def ehr_posting_owe(*, event: TransactionEvent) -> EhrPosting | None:
@@ -249,11 +234,7 @@ def ehr_postings_sweep(*, now: datetime.datetime | None = None) -> int:
     now = now or timezone.now()
     # Only organizations that post through a connection: an upload-only clinic's events never get
     # a posting, and must not fill the sweep's batch.
-    posting_organizations = EhrConnection.objects.filter(
-        is_active=True,
-        kind__in=(EhrConnectionKind.FHIR, EhrConnectionKind.HL7_MLLP),
-        **{f"options__{ConnectionOption.POSTING_ENABLED}": True},
-    ).values("organization_id")
+    posting_organizations = posting_connections().values("organization_id")
     missing = TransactionEvent.objects.filter(
         organization_id__in=posting_organizations,
         kind__in=list(POSTED_EVENT_KINDS),
