@@ -119,7 +119,7 @@ class EhrConnectionForm(forms.Form):
         help_text="Each one is posted once, from the moment you turn this on; failures are retried.",
     )
     posting_adapter = forms.ChoiceField(
-        label="Post as", choices=PostingAdapter.choices, initial=PostingAdapter.PAYMENT_RECONCILIATION,
+        label="Post as", choices=PostingAdapter.choices, initial=PostingAdapter.PAYMENT_RECONCILIATION, required=False,
         help_text="The FHIR resource the EHR takes payments as. Ask the EHR's team if unsure.",
     )
     posting_identifier_system = forms.CharField(

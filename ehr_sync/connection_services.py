@@ -320,16 +320,19 @@ def _fhir_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _posting_options(kind: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Posting back to the EHR (ehr_sync/posting.py): on or off, and how. ``posting_since`` is kept
-    as it was; ``_posting_since_set`` stamps it when posting is turned on."""
-    cleaned: dict[str, Any] = {ConnectionOption.POSTING_ENABLED: bool(options.get(ConnectionOption.POSTING_ENABLED))}
-    if options.get(ConnectionOption.POSTING_SINCE):
+    """Posting back to the EHR (ehr_sync/posting.py): on or off, and how. Nothing is stored for a
+    connection that never posts but what was typed. ``posting_since`` is kept as it was;
+    ``_posting_since_set`` stamps it when posting is turned on."""
+    enabled = bool(options.get(ConnectionOption.POSTING_ENABLED))
+    cleaned: dict[str, Any] = {ConnectionOption.POSTING_ENABLED: True} if enabled else {}
+    if enabled and options.get(ConnectionOption.POSTING_SINCE):
         cleaned[ConnectionOption.POSTING_SINCE] = str(options[ConnectionOption.POSTING_SINCE])
     if kind == EhrConnectionKind.FHIR:
         adapter = options.get(ConnectionOption.POSTING_ADAPTER) or PostingAdapter.PAYMENT_RECONCILIATION
         if adapter not in PostingAdapter.values:
             raise ConnectionInvalid("posting_adapter", "Choose the resource the EHR takes payments as.")
-        cleaned[ConnectionOption.POSTING_ADAPTER] = adapter
+        if enabled or adapter != PostingAdapter.PAYMENT_RECONCILIATION:
+            cleaned[ConnectionOption.POSTING_ADAPTER] = adapter
         system = str(options.get(ConnectionOption.POSTING_IDENTIFIER_SYSTEM) or "").strip()
         if system:
             if not (system.startswith(("http://", "https://", "urn:")) and " " not in system and "|" not in system):
@@ -342,7 +345,7 @@ def _posting_options(kind: str, options: dict[str, Any]) -> dict[str, Any]:
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ConnectionInvalid("outbound_address", "Enter the EHR's MLLP address as host:port, e.g. ehr.clinic.example:6661.")
             cleaned[ConnectionOption.OUTBOUND_ADDRESS] = address
-        elif cleaned[ConnectionOption.POSTING_ENABLED]:
+        elif enabled:
             raise ConnectionInvalid("outbound_address", "Enter where the EHR receives postings (host:port) to turn posting on.")
     return cleaned
 
