@@ -364,3 +364,42 @@ def test_the_posting_file_is_refused_to_staff(organization, staff_user):
     with pytest.raises(AccessDenied):
         ehr_posting_file(organization=organization, actor=staff_user, day=datetime.date(2026, 11, 29), zone=zoneinfo.ZoneInfo("UTC"))
     assert not AuditEvent.objects.filter(action=AuditAction.EHR_POSTING_FILE_DOWNLOADED).exists()
+
+
+def test_the_beat_sweep_sends_a_posting_whose_task_was_lost(organization, ehr, settings):
+    from django.test import TestCase
+
+    from transactions.tasks import ehr_postings_sweep as sweep_task
+
+    ehr.script = ["AE"]
+    hl7_posting_connection(organization, ehr)
+    posting = EhrPosting.objects.get(transaction=paid(organization))
+    # Due a while ago, and no task is coming for it (lost with a broker restart).
+    EhrPosting.objects.filter(pk=posting.pk).update(next_attempt_at=timezone.now() - datetime.timedelta(minutes=5))
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        queued = sweep_task.apply().get()
+
+    assert queued == 1
+    posting.refresh_from_db()
+    assert (posting.status, posting.attempts) == (EhrPostingStatus.POSTED, 2)
+    assert settings.CELERY_BEAT_SCHEDULE["ehr-postings-sweep"] == {"task": "transactions.tasks.ehr_postings_sweep", "schedule": 60}
+    # Posted: the next sweep leaves it alone.
+    assert sweep_task.apply().get() == 0
+
+
+def test_a_send_whose_lease_ran_out_does_not_overwrite_the_newer_sends_row(organization, ehr):
+    """A worker that stalled past its lease comes back with "no answer" after a newer send claimed
+    the row: the row stays the newer send's."""
+    from ehr_sync.posting import PostingOutcome
+    from transactions.services.ehr_postings import _outcome_record
+
+    ehr.script = ["AE"]
+    hl7_posting_connection(organization, ehr)
+    posting = EhrPosting.objects.get(transaction=paid(organization))
+    EhrPosting.objects.filter(pk=posting.pk).update(attempts=3, claimed_until=timezone.now() + datetime.timedelta(minutes=2))
+    before = EhrPosting.objects.filter(pk=posting.pk).values().get()
+
+    _outcome_record(posting.pk, 2, PostingOutcome(PostingOutcome.UNANSWERED, "The EHR did not acknowledge within 30 s."))
+
+    assert EhrPosting.objects.filter(pk=posting.pk).values().get() == before

@@ -175,6 +175,9 @@ def _outcome_record(posting_id: int, attempt: int, outcome: PostingOutcome) -> E
         posting = ehr_posting_lock(posting_id=posting_id)
         if posting.status == EhrPostingStatus.POSTED:
             return posting
+        if not outcome.is_posted and posting.attempts != attempt:
+            # Our lease ran out and a newer send owns the row now: its outcome is the one to keep.
+            return posting
         before = posting.status
         posting.claimed_until = None
         if outcome.is_posted:
