@@ -155,6 +155,8 @@ def test_posting_is_turned_on_for_an_hl7_connection_from_its_page(client_for, ad
     client.post(url, {**form, "outbound_address": "ehr.clinic.example:6662"})
     connection.refresh_from_db()
     assert datetime.datetime.fromisoformat(connection.options[ConnectionOption.POSTING_SINCE]) == since
+    page = client.get(reverse("ehr_connections:detail", args=[connection.pk])).content.decode()
+    assert "On: payments, refunds and reversals are posted as DFT^P03 to ehr.clinic.example:6662 (MLLP)" in page
 
 
 def organization_zone(organization):
