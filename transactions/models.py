@@ -559,6 +559,13 @@ class TransactionEvent(models.Model):
                 condition=Q(kind__in=["charge_failed", "refund_failed"]),
                 name="transaction_event_failures",
             ),
+            # The money events the EHR hears about, by when: the posting sweep's "recent events
+            # without a posting" and the daily posting file (transactions/services/ehr_postings.py).
+            models.Index(
+                fields=["organization", "created_at"],
+                condition=Q(kind__in=["charge_succeeded", "refund_succeeded", "dispute_lost"]),
+                name="transaction_event_posted_kinds",
+            ),
         ]
 
     def __str__(self) -> str:

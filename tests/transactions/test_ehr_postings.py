@@ -403,3 +403,19 @@ def test_a_send_whose_lease_ran_out_does_not_overwrite_the_newer_sends_row(organ
     _outcome_record(posting.pk, 2, PostingOutcome(PostingOutcome.UNANSWERED, "The EHR did not acknowledge within 30 s."))
 
     assert EhrPosting.objects.filter(pk=posting.pk).values().get() == before
+
+
+def test_a_posting_owed_before_posting_was_turned_off_is_not_sent(organization, ehr):
+    ehr.script = ["AE"]
+    connection = hl7_posting_connection(organization, ehr)
+    posting = EhrPosting.objects.get(transaction=paid(organization))
+    connection.options[ConnectionOption.POSTING_ENABLED] = False
+    connection.save(update_fields=["options"])
+    due_now(posting)
+
+    ehr_posting_send(posting_id=posting.pk)
+
+    posting.refresh_from_db()
+    assert (posting.status, posting.next_attempt_at) == (EhrPostingStatus.FAILED, None)
+    assert posting.error_message == "Posting is off on the connection “Clinic HL7”: turn it on, then press Post again."
+    assert len(ehr.received) == 1  # the refused send before it was turned off, nothing since

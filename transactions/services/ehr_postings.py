@@ -44,7 +44,7 @@ from django.utils.dateparse import parse_datetime
 
 from ehr_sync.access_log import neutralize
 from ehr_sync.enums import ConnectionOption
-from ehr_sync.posting import PostingOutcome, PostingRecord, posting_send
+from ehr_sync.posting import PostingOutcome, PostingRecord, posting_enabled, posting_send
 from lumapay.audit import actor_from, audit_event_record
 from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
@@ -124,6 +124,14 @@ def ehr_posting_send(*, posting_id: int) -> EhrPosting | None:
     posting, claimed = _claim(posting_id)
     if not claimed:
         return posting
+    if not posting_enabled(posting.connection):
+        # Turned off (or the connection paused) after the posting was owed: nothing is sent, and
+        # nothing is retried by itself; "Post again" sends it once posting is on again.
+        outcome = PostingOutcome(
+            PostingOutcome.REFUSED,
+            f"Posting is off on the connection “{posting.connection.name}”: turn it on, then press Post again.",
+        )
+        return _outcome_record(posting.pk, posting.attempts, outcome, final=True)
     record = posting_record(posting)
     outcome = posting_send(posting.connection, record)
     # The posting's id only: the EHR's words may name the patient.
@@ -169,7 +177,7 @@ def _claim(posting_id: int) -> tuple[EhrPosting | None, bool]:
     return posting, True
 
 
-def _outcome_record(posting_id: int, attempt: int, outcome: PostingOutcome) -> EhrPosting:
+def _outcome_record(posting_id: int, attempt: int, outcome: PostingOutcome, *, final: bool = False) -> EhrPosting:
     now = timezone.now()
     with db_transaction.atomic():
         posting = ehr_posting_lock(posting_id=posting_id)
@@ -188,13 +196,13 @@ def _outcome_record(posting_id: int, attempt: int, outcome: PostingOutcome) -> E
             posting.next_attempt_at = None
             action = AuditAction.EHR_POSTING_POSTED
         else:
-            exhausted = posting.attempts >= settings.EHR_POSTING_MAX_ATTEMPTS
+            exhausted = final or posting.attempts >= settings.EHR_POSTING_MAX_ATTEMPTS
             message = outcome.message
             if outcome.status == PostingOutcome.REFUSED:
                 posting.status = EhrPostingStatus.FAILED
             elif exhausted:
                 posting.status = EhrPostingStatus.FAILED
-                message = f"No answer after {posting.attempts} attempts: {message}"
+                message = f"No answer after {posting.attempts} attempt{'s' if posting.attempts != 1 else ''}: {message}"
             posting.error_message = message[:500]
             posting.next_attempt_at = None if exhausted else now + datetime.timedelta(seconds=backoff_seconds(posting.attempts))
             action = AuditAction.EHR_POSTING_FAILED if posting.status == EhrPostingStatus.FAILED else None
