@@ -21,6 +21,7 @@ from .enums import (
     ConnectionSecret,
     EhrConnectionKind,
     FhirAuth,
+    PostingAdapter,
     SmartJwtAlgorithm,
 )
 from .models import EhrConnection
@@ -33,9 +34,11 @@ FIELDSETS = {
         ("Server", ["name", "base_url"]),
         ("Sign-in", ["auth", "bearer_token", "client_id", "token_url", "key_id", "jwt_algorithm", "private_key_pem"]),
         ("What to read", ["appointment_window_days", "balance_adapter", "balance_extension_url", "sms_consent_extension_url"]),
+        ("Posting payments back to the EHR", ["posting_enabled", "posting_adapter", "posting_identifier_system"]),
     ],
     EhrConnectionKind.HL7_MLLP: [
         ("Feed", ["name", "sending_facility", "receiving_facility", "patient_facilities"]),
+        ("Posting payments back to the EHR", ["posting_enabled", "outbound_address"]),
     ],
     EhrConnectionKind.SFTP: [
         ("Server", ["name", "host", "port", "host_key", "folder"]),
@@ -109,6 +112,23 @@ class EhrConnectionForm(forms.Form):
     patient_facilities = forms.CharField(
         label="Facilities that share patient ids", max_length=500, required=False,
         help_text="Comma-separated: other facilities (PID-3) whose patients are this organization's, in a health system.",
+    )
+    # Posting payments, refunds and reversals back to the EHR (FHIR and HL7)
+    posting_enabled = forms.BooleanField(
+        label="Post payments, refunds and reversals to the EHR", required=False,
+        help_text="Each one is posted once, from the moment you turn this on; failures are retried.",
+    )
+    posting_adapter = forms.ChoiceField(
+        label="Post as", choices=PostingAdapter.choices, initial=PostingAdapter.PAYMENT_RECONCILIATION, required=False,
+        help_text="The FHIR resource the EHR takes payments as. Ask the EHR's team if unsure.",
+    )
+    posting_identifier_system = forms.CharField(
+        label="Identifier system for LumaPay's postings", max_length=300, required=False,
+        help_text="Empty: https://lumapay.com/fhir/ehr-posting. The EHR finds a retried posting by it.",
+    )
+    outbound_address = forms.CharField(
+        label="The EHR's MLLP address for postings (host:port)", max_length=300, required=False,
+        help_text="Where LumaPay sends DFT^P03 messages, e.g. ehr.clinic.example:6661.",
     )
     # SFTP
     host = forms.CharField(label="Host", max_length=253, required=False, help_text="e.g. sftp.clinic.example")
@@ -205,6 +225,8 @@ class EhrConnectionForm(forms.Form):
             ConnectionOption.APPOINTMENT_WINDOW_DAYS, ConnectionOption.BALANCE_ADAPTER, ConnectionOption.BALANCE_EXTENSION_URL,
             ConnectionOption.SENDING_FACILITY, ConnectionOption.RECEIVING_FACILITY, ConnectionOption.PATIENT_FACILITIES,
             ConnectionOption.FOLDER, ConnectionOption.USERNAME, ConnectionOption.HOST_KEY,
+            ConnectionOption.POSTING_ENABLED, ConnectionOption.POSTING_ADAPTER,
+            ConnectionOption.POSTING_IDENTIFIER_SYSTEM, ConnectionOption.OUTBOUND_ADDRESS,
             "host", "port",
         ):
             if key in data:

@@ -33,6 +33,7 @@ from .enums import (
     ConnectionSecret,
     EhrConnectionKind,
     FhirAuth,
+    PostingAdapter,
     SmartJwtAlgorithm,
 )
 from .models import EhrConnection
@@ -91,6 +92,7 @@ def ehr_connection_create(
 ) -> EhrConnection:
     staff_access(organization=organization, actor=actor, roles=ADMINISTRATORS, denied=_DENIED)
     options, base_url = _settings_clean(data)
+    _posting_since_set(options, None)
     secrets = {name: value for name, value in data.secrets.items() if value and name in secrets_used(data.kind, options)}
     _secrets_check(data.kind, options, secrets)
     actor_type, actor_user = actor_from(actor)
@@ -145,6 +147,12 @@ def ehr_connection_update(
     with transaction.atomic():
         locked = EhrConnection.objects.select_for_update(of=("self",)).get(pk=connection.pk, organization=organization)
         before = _audited(locked)
+        previous = dict(locked.options or {})
+        if previous.get(ConnectionOption.POSTING_SINCE) and options.get(ConnectionOption.POSTING_ENABLED):
+            options[ConnectionOption.POSTING_SINCE] = previous[ConnectionOption.POSTING_SINCE]
+        else:
+            options.pop(ConnectionOption.POSTING_SINCE, None)
+        _posting_since_set(options, previous)
         typed = {name: value for name, value in data.secrets.items() if value and name in used}
         try:
             stored = credentials_read(locked)
@@ -254,6 +262,7 @@ def _settings_clean(data: ConnectionSettings) -> tuple[dict[str, Any], str]:
         shared = sorted({str(name).strip() for name in shared if str(name).strip()})
         if shared:
             cleaned[ConnectionOption.PATIENT_FACILITIES] = shared
+        cleaned.update(_posting_options(data.kind, options))
         return cleaned, ""
     if data.kind == EhrConnectionKind.SFTP:
         return _sftp_options(options)
@@ -306,7 +315,47 @@ def _fhir_options(options: dict[str, Any]) -> dict[str, Any]:
         cleaned[ConnectionOption.BALANCE_EXTENSION_URL] = _http_url(
             "balance_extension_url", options.get(ConnectionOption.BALANCE_EXTENSION_URL, ""), "The balance extension's URL"
         )
+    cleaned.update(_posting_options(EhrConnectionKind.FHIR, options))
     return cleaned
+
+
+def _posting_options(kind: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Posting back to the EHR (ehr_sync/posting.py): on or off, and how. Nothing is stored for a
+    connection that never posts but what was typed. ``posting_since`` is kept as it was;
+    ``_posting_since_set`` stamps it when posting is turned on."""
+    enabled = bool(options.get(ConnectionOption.POSTING_ENABLED))
+    cleaned: dict[str, Any] = {ConnectionOption.POSTING_ENABLED: True} if enabled else {}
+    if enabled and options.get(ConnectionOption.POSTING_SINCE):
+        cleaned[ConnectionOption.POSTING_SINCE] = str(options[ConnectionOption.POSTING_SINCE])
+    if kind == EhrConnectionKind.FHIR:
+        adapter = options.get(ConnectionOption.POSTING_ADAPTER) or PostingAdapter.PAYMENT_RECONCILIATION
+        if adapter not in PostingAdapter.values:
+            raise ConnectionInvalid("posting_adapter", "Choose the resource the EHR takes payments as.")
+        if enabled or adapter != PostingAdapter.PAYMENT_RECONCILIATION:
+            cleaned[ConnectionOption.POSTING_ADAPTER] = adapter
+        system = str(options.get(ConnectionOption.POSTING_IDENTIFIER_SYSTEM) or "").strip()
+        if system:
+            if not (system.startswith(("http://", "https://", "urn:")) and " " not in system and "|" not in system):
+                raise ConnectionInvalid("posting_identifier_system", "The identifier system is a URI, e.g. https://ehr.example/lumapay.")
+            cleaned[ConnectionOption.POSTING_IDENTIFIER_SYSTEM] = system[:300]
+    if kind == EhrConnectionKind.HL7_MLLP:
+        address = str(options.get(ConnectionOption.OUTBOUND_ADDRESS) or "").strip()
+        if address:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConnectionInvalid("outbound_address", "Enter the EHR's MLLP address as host:port, e.g. ehr.clinic.example:6661.")
+            cleaned[ConnectionOption.OUTBOUND_ADDRESS] = address
+        elif enabled:
+            raise ConnectionInvalid("outbound_address", "Enter where the EHR receives postings (host:port) to turn posting on.")
+    return cleaned
+
+
+def _posting_since_set(options: dict[str, Any], before: dict[str, Any] | None) -> None:
+    """Posting turned on now (off before): nothing older than now is posted, so turning it on does
+    not send the EHR every payment LumaPay ever took."""
+    was_on = bool((before or {}).get(ConnectionOption.POSTING_ENABLED))
+    if options.get(ConnectionOption.POSTING_ENABLED) and not (was_on and options.get(ConnectionOption.POSTING_SINCE)):
+        options[ConnectionOption.POSTING_SINCE] = timezone.now().isoformat()
 
 
 def _sftp_options(options: dict[str, Any]) -> tuple[dict[str, Any], str]:

@@ -24,7 +24,7 @@ from org_profile.access import ADMINISTRATORS, found_or_404, membership_required
 from . import connection_selectors as selectors
 from .connection_forms import SECRET_LABELS, EhrConnectionForm, secret_fields_typed
 from .connection_services import POLLED_KINDS, ehr_connection_create, ehr_connection_sync_request, ehr_connection_update
-from .enums import BalanceAdapter, ConnectionOption, EhrConnectionKind
+from .enums import BalanceAdapter, ConnectionOption, EhrConnectionKind, PostingAdapter
 
 # The element a connection's page polls while a sync runs (templates/ehr_sync/connections/_activity.html).
 ACTIVITY_TARGET = "connection-activity"
@@ -144,6 +144,9 @@ def connection_detail(request, pk):
         ],
         "hl7_listener_address": settings.EHR_HL7_LISTENER_ADDRESS,
         "balance_adapter_label": _label(BalanceAdapter, connection.options.get(ConnectionOption.BALANCE_ADAPTER)),
+        "posting_adapter_label": _label(
+            PostingAdapter, connection.options.get(ConnectionOption.POSTING_ADAPTER) or PostingAdapter.PAYMENT_RECONCILIATION
+        ),
     }
     htmx = request.htmx
     if htmx and htmx.target == ACTIVITY_TARGET and not htmx.history_restore_request:

@@ -150,7 +150,7 @@ def demo_ehr_build(*, organization: Organization, base_url: str) -> list[str]:
         demo_fhir_patient_count,
         demo_fhir_seed,
     )
-    from .enums import BalanceAdapter, ConnectionOption, EhrConnectionKind, FhirAuth
+    from .enums import BalanceAdapter, ConnectionOption, EhrConnectionKind, FhirAuth, PostingAdapter
     from .models import EhrConnection
 
     if demo_fhir_patient_count(base_url) == 0:
@@ -176,6 +176,16 @@ def demo_ehr_build(*, organization: Organization, base_url: str) -> list[str]:
     )
     if connection.base_url != base_url:
         EhrConnection.objects.filter(pk=connection.pk).update(base_url=base_url)
+    if ConnectionOption.POSTING_ENABLED not in (connection.options or {}):
+        # Payments made in the demo from now on are posted to the demo EHR as PaymentReconciliations
+        # (ehr_sync/posting.py); the seeded history, older than this moment, is not.
+        connection.options = {
+            **(connection.options or {}),
+            ConnectionOption.POSTING_ENABLED: True,
+            ConnectionOption.POSTING_ADAPTER: PostingAdapter.PAYMENT_RECONCILIATION,
+            ConnectionOption.POSTING_SINCE: timezone.now().isoformat(),
+        }
+        EhrConnection.objects.filter(pk=connection.pk).update(options=connection.options)
     # The same EHR's HL7 v2 feed: `make dev` runs the MLLP listener; messages from DEMO-EHR are this clinic's.
     EhrConnection.objects.get_or_create(
         organization=organization,
@@ -187,7 +197,8 @@ def demo_ehr_build(*, organization: Organization, base_url: str) -> list[str]:
         },
     )
     lines = [
-        f"  EHR connection “{DEMO_EHR_NAME}” to {base_url}",
+        f"  EHR connection “{DEMO_EHR_NAME}” to {base_url}; payments are posted back to it "
+        f"(see {base_url}/PaymentReconciliation)",
         f"  EHR connection “{DEMO_HL7_NAME}”: HL7 v2 messages from {DEMO_HL7_FACILITY} (MSH-4)",
     ]
     if connection.last_success_at is None:

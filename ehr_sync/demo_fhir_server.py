@@ -83,6 +83,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# sekmet 0.1.1 defines search parameters only for the resources its hospital flows use, and
+# PaymentReconciliation is not among them: its R4 search parameters (identifier, status, created)
+# are added before it serves, so the conditional create of a payment posted back
+# (``If-None-Exist: identifier=…``, ehr_sync/posting.py) works as on a conformant server. Without
+# them sekmet answers 400 "Unknown search parameter".
+SEKMET_BOOT = """
+from sekmet.fhir import search_params as sp
+sp.PARAMS.setdefault("PaymentReconciliation", {}).update({
+    "identifier": sp.SearchParam("identifier", "token", ("identifier",)),
+    "status": sp.SearchParam("status", "token", ("status",)),
+    "created": sp.SearchParam("created", "date", ("created",)),
+})
+from sekmet.cli import app
+app()
+"""
+
+
 def demo_fhir_server_start(
     *,
     port: int | None = None,
@@ -128,10 +145,7 @@ def demo_fhir_server_start(
     # JSON is YAML: no yaml dependency needed on this side.
     config_path.write_text(json.dumps(config, indent=2))
     log_path = folder / "sekmet.log"
-    executable = Path(sys.executable).with_name("sekmet")
-    command = (
-        [str(executable)] if executable.exists() else [sys.executable, "-c", "from sekmet.cli import app; app()"]
-    )
+    command = [sys.executable, "-c", SEKMET_BOOT]
     command += ["serve", "--config", str(config_path), "--host", "127.0.0.1", "--port", str(port)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(

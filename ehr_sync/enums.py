@@ -68,6 +68,16 @@ class BalanceAdapter(models.TextChoices):
     CUSTOM = "custom", _("A custom extension on Patient or Account")
 
 
+class PostingAdapter(models.TextChoices):
+    """How a FHIR connection posts a payment back to the EHR (``ehr_sync.posting``). Each is a
+    conditional create keyed by LumaPay's posting id (``If-None-Exist: identifier=…``)."""
+
+    # R4's resource for a payment received and how it is allocated; the default.
+    PAYMENT_RECONCILIATION = "payment_reconciliation", _("PaymentReconciliation (FHIR R4 default)")
+    # A credit line on the patient's account, for EHRs that take postings as charge items.
+    CHARGE_ITEM = "charge_item", _("ChargeItem: a credit on the patient's account")
+
+
 class ConnectionOption:
     """Keys of ``EhrConnection.options`` (nothing secret)."""
 
@@ -89,6 +99,13 @@ class ConnectionOption:
     RECEIVING_FACILITY = "receiving_facility"
     # Other facilities whose patient ids (PID-3's assigning facility) this clinic shares (a health system).
     PATIENT_FACILITIES = "patient_facilities"
+    # Posting payments, refunds and reversals back to the EHR (ehr_sync.posting), FHIR and HL7 v2:
+    POSTING_ENABLED = "posting_enabled"  # a bool: off unless an administrator turns it on
+    POSTING_SINCE = "posting_since"  # ISO moment posting was turned on: nothing older is posted
+    POSTING_ADAPTER = "posting_adapter"  # FHIR: a PostingAdapter value
+    # FHIR: the identifier system of LumaPay's posting ids on the EHR (a default when empty)
+    POSTING_IDENTIFIER_SYSTEM = "posting_identifier_system"
+    OUTBOUND_ADDRESS = "outbound_address"  # HL7: "host:port" of the EHR's MLLP listener for DFT^P03
     # SFTP (host and port are in base_url, sftp://host:port)
     FOLDER = "folder"
     USERNAME = "username"

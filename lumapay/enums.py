@@ -78,6 +78,11 @@ class AuditAction(models.TextChoices):
     UPLOAD_RECEIVED = "upload.received", _("File uploaded for import")
     UPLOAD_IMPORTED = "upload.imported", _("Uploaded file imported")
     UPLOAD_DISCARDED = "upload.discarded", _("Uploaded file discarded without importing")
+    # Payments, refunds and reversals posted back to the EHR (transactions/services/ehr_postings.py)
+    EHR_POSTING_POSTED = "ehr_posting.posted", _("Posted to the EHR")
+    EHR_POSTING_FAILED = "ehr_posting.failed", _("Posting to the EHR failed")
+    EHR_POSTING_RETRIED = "ehr_posting.retried", _("Posting to the EHR started again by staff")
+    EHR_POSTING_FILE_DOWNLOADED = "ehr_posting.file_downloaded", _("Daily EHR posting file downloaded")
 
 
 def audit_action_label(action: str) -> str:

@@ -286,6 +286,13 @@ EHR_SYNC_SWEEP_EVERY_SECONDS = env.int("EHR_SYNC_SWEEP_EVERY_SECONDS", default=6
 GATEWAY_EVENTS_SWEEP_EVERY_SECONDS = env.int("GATEWAY_EVENTS_SWEEP_EVERY_SECONDS", default=60)
 GATEWAY_EVENTS_SWEEP_AFTER_SECONDS = env.int("GATEWAY_EVENTS_SWEEP_AFTER_SECONDS", default=3 * 60)
 GATEWAY_EVENT_MAX_ATTEMPTS = env.int("GATEWAY_EVENT_MAX_ATTEMPTS", default=20)
+# Payments, refunds and reversals posted back to the EHR (transactions/services/ehr_postings.py):
+# a worker's lease on a posting it sends (longer than an EHR's 30 s timeout), how many sends a
+# posting gets before only staff's "Post again" sends it, and how often the beat queues postings
+# whose task was lost and owes those of events that have none.
+EHR_POSTING_CLAIM_LEASE_SECONDS = env.int("EHR_POSTING_CLAIM_LEASE_SECONDS", default=120)
+EHR_POSTING_MAX_ATTEMPTS = env.int("EHR_POSTING_MAX_ATTEMPTS", default=10)
+EHR_POSTINGS_SWEEP_EVERY_SECONDS = env.int("EHR_POSTINGS_SWEEP_EVERY_SECONDS", default=60)
 CELERY_BEAT_SCHEDULE = {
     "payment-requests-expire": {
         "task": "transactions.tasks.payment_requests_expire_overdue",
@@ -317,6 +324,12 @@ CELERY_BEAT_SCHEDULE = {
     "patient-messages-resend-stuck": {
         "task": "transactions.tasks.patient_messages_resend_stuck",
         "schedule": PATIENT_MESSAGES_RESEND_EVERY_MINUTES * 60,
+    },
+    # Postings to the EHR whose task was lost or whose retry is due are queued again; money events
+    # without a posting get one.
+    "ehr-postings-sweep": {
+        "task": "transactions.tasks.ehr_postings_sweep",
+        "schedule": EHR_POSTINGS_SWEEP_EVERY_SECONDS,
     },
     # EHR connections (FHIR servers, SFTP drop folders) whose scheduled sync is due are synced.
     "ehr-connections-sync-due": {

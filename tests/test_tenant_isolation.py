@@ -32,6 +32,11 @@ OBJECT_FOR_URL = {
     "transactions:transaction_receipt": "transaction",
     "transactions:transaction_capture": "transaction",
     "transactions:transaction_release": "transaction",
+    # The posting's id is looked up among the transaction's own postings.
+    "transactions:ehr_posting_retry": "transaction",
+    # A day, not an id: the file holds the signed-in organization's own events of that day only (an
+    # id in its place is no date: 404).
+    "transactions:ehr_posting_file_download": "transaction",
     "transactions:saved_card_charge": "saved_card",
     "transactions:saved_card_hold": "saved_card",
     "transactions:saved_card_remove": "saved_card",

@@ -116,6 +116,21 @@ class ExportStatus(models.TextChoices):
     EXPIRED = "expired", _("Expired")
 
 
+class EhrPostingKind(models.TextChoices):
+    """Which money event a posting to the EHR carries (``ehr_sync.posting.PostingKind``)."""
+
+    PAYMENT = "payment", _("Payment")
+    REFUND = "refund", _("Refund")
+    REVERSAL = "reversal", _("Reversal (dispute lost)")
+
+
+class EhrPostingStatus(models.TextChoices):
+    PENDING = "pending", _("Waiting to be posted")
+    POSTED = "posted", _("Posted")
+    # The EHR refused it, in its words; retried with backoff until the attempts run out.
+    FAILED = "failed", _("Failed")
+
+
 class CollectionRule(models.TextChoices):
     """The automation rule behind something LumaPay did by itself. Recorded on the request or
     transaction it made (``automation_rule``), in the audit event's ``changes["rule"]`` and on the

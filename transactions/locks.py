@@ -13,8 +13,9 @@ never goes back to an earlier kind once it holds a later one:
 2. the transaction (``transaction_lock``); a transaction's sibling checkouts of the same request
    are only written while the request's lock is held;
 3. the refund (``refund_lock``) or the dispute row;
-4. an outbox row, a message owed to the patient (``delivery_lock``), created or claimed last:
-   it is written in the same database transaction as its cause, after the cause's locks;
+4. an outbox row, a message owed to the patient (``delivery_lock``) or a posting owed to the EHR
+   (``ehr_posting_lock``), created or claimed last: it is written in the same database
+   transaction as its cause, after the cause's locks;
 5. the Sandbox processor's own rows (checkout session, then charge), which stand outside
    LumaPay's ledger as Stripe does, and the gateway-event row, each locked on its own.
 
@@ -29,7 +30,7 @@ checkout. Only work on that same request waits for it, and it takes locks in the
 that wait cannot become a deadlock.
 """
 
-from .models import PaymentRequest, PaymentRequestDelivery, Refund, Transaction
+from .models import EhrPosting, PaymentRequest, PaymentRequestDelivery, Refund, Transaction
 
 
 def payment_request_lock(*, payment_request_id: int) -> PaymentRequest:
@@ -56,5 +57,16 @@ def delivery_lock(*, delivery_id: int, skip_locked: bool = False) -> PaymentRequ
     return (
         PaymentRequestDelivery.objects.select_for_update(of=("self",), skip_locked=skip_locked)
         .filter(pk=delivery_id)
+        .first()
+    )
+
+
+def ehr_posting_lock(*, posting_id: int, skip_locked: bool = False) -> EhrPosting | None:
+    """A posting owed to the EHR, locked alone (None: no such row, or, with ``skip_locked``,
+    another worker is claiming it right now)."""
+    return (
+        EhrPosting.objects.select_for_update(of=("self",), skip_locked=skip_locked)
+        .select_related("organization")
+        .filter(pk=posting_id)
         .first()
     )

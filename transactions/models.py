@@ -14,6 +14,8 @@ from .enums import (
     DeliveryChannel,
     DeliveryStatus,
     DisputeStatus,
+    EhrPostingKind,
+    EhrPostingStatus,
     ExportStatus,
     GatewayEventStatus,
     MessagePurpose,
@@ -557,6 +559,13 @@ class TransactionEvent(models.Model):
                 condition=Q(kind__in=["charge_failed", "refund_failed"]),
                 name="transaction_event_failures",
             ),
+            # The money events the EHR hears about, by when: the posting sweep's "recent events
+            # without a posting" and the daily posting file (transactions/services/ehr_postings.py).
+            models.Index(
+                fields=["organization", "created_at"],
+                condition=Q(kind__in=["charge_succeeded", "refund_succeeded", "dispute_lost"]),
+                name="transaction_event_posted_kinds",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -656,6 +665,53 @@ class ExportedTransaction(models.Model):
     # The primary key's index leads with the transaction: no other index is needed.
     transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="+", db_index=False)
     audit_event = models.ForeignKey("lumapay.AuditEvent", on_delete=models.PROTECT, related_name="+", db_index=False)
+
+
+class EhrPosting(models.Model):
+    """One money event (a payment, a refund, a reversal) posted back to the organization's EHR.
+
+    Exactly one per ledger event (``event`` is unique), written in the same database transaction
+    as the event when the organization posts through a connection, or by the beat's sweep for an
+    event that has none. ``public_id`` is what the EHR knows it by, the same on every send: the
+    FHIR identifier of a conditional create, the HL7 message control id (MSH-10) and FT1-2.
+
+    Pending until the EHR acknowledges it (posted, with the EHR's reference) or refuses it (failed,
+    in the EHR's words). Both pending and failed rows are sent again after ``next_attempt_at``
+    (backoff) until ``EHR_POSTING_MAX_ATTEMPTS``; then ``next_attempt_at`` is empty and only staff's
+    "Post again" sends it. ``claimed_until`` is the lease of the one worker sending it.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="ehr_postings")
+    event = models.OneToOneField("TransactionEvent", on_delete=models.PROTECT, related_name="ehr_posting")
+    connection = models.ForeignKey("ehr_sync.EhrConnection", on_delete=models.PROTECT, related_name="+")
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=10, choices=EhrPostingKind.choices)
+    amount_cents = models.BigIntegerField()
+    currency = models.CharField(max_length=3, default="usd")
+    status = models.CharField(max_length=10, choices=EhrPostingStatus.choices, default=EhrPostingStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="sends started (claims), answered or not")
+    next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now, help_text="not sent before this (backoff); empty: no more automatic sends")
+    claimed_until = models.DateTimeField(null=True, blank=True, help_text="a worker's lease on the row")
+    error_message = models.CharField(max_length=500, blank=True, help_text="the EHR's words, or why it did not answer")
+    ehr_reference = models.CharField(max_length=200, blank=True, help_text="the EHR's id for the posting")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    posted_at = models.DateTimeField(null=True, blank=True)
+    automation_rule = models.CharField(max_length=30, choices=CollectionRule.choices, default=CollectionRule.EHR_POSTING)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.CheckConstraint(condition=Q(amount_cents__gt=0), name="ehr_posting_amount_positive")]
+        indexes = [
+            # The sweep: unposted rows by when they are due.
+            models.Index(
+                fields=["next_attempt_at"], condition=~Q(status="posted"), name="ehr_posting_unposted_due"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} posting {self.public_id}"
 
 
 def _default_reminder_days() -> list[int]:

@@ -11,12 +11,22 @@ gateway events, which span clinics, say so with ``all_organizations``.
 
 from celery import shared_task
 from django.db import DatabaseError, OperationalError
+from django.utils import timezone
 
 from lumapay.tenant_rls import all_organizations, organization_scope_of
 
 from .gateways.base import GatewayUnavailable
-from .models import PaymentRequestDelivery, Transaction, TransactionExport
-from .services import exports, gateway_events, patient_messages, payment_requests, saved_cards, stripe_events
+from .enums import EhrPostingStatus
+from .models import EhrPosting, PaymentRequestDelivery, Transaction, TransactionExport
+from .services import (
+    ehr_postings,
+    exports,
+    gateway_events,
+    patient_messages,
+    payment_requests,
+    saved_cards,
+    stripe_events,
+)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=20)
@@ -112,3 +122,32 @@ def authorizations_release_for_missed_visits() -> int:
     15 minutes)."""
     with all_organizations():
         return saved_cards.authorizations_release_for_missed_visits()
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def ehr_posting_send(self, posting_id: int) -> None:
+    """Post one payment, refund or reversal to the EHR; while it is not posted and the row says
+    when to try again, retry then. The row counts the attempts and stops; the beat sweep
+    (``ehr_postings_sweep``) takes over from a lost task or a dead worker."""
+    try:
+        with organization_scope_of(EhrPosting, posting_id):
+            posting = ehr_postings.ehr_posting_send(posting_id=posting_id)
+    except DatabaseError as error:
+        raise self.retry(countdown=ehr_postings.backoff_seconds(self.request.retries + 1), exc=error)
+    if posting is None or posting.status == EhrPostingStatus.POSTED or posting.next_attempt_at is None:
+        return
+    if self.request.is_eager:
+        # Run in-process (tests, a broker of memory://): a retry would run again at once, not when
+        # due; the beat sweep sends it then.
+        return
+    if posting.claimed_until is None:
+        countdown = max(1, int((posting.next_attempt_at - timezone.now()).total_seconds()) + 1)
+        raise self.retry(countdown=countdown)
+
+
+@shared_task
+def ehr_postings_sweep() -> int:
+    """Owe the postings of money events that have none, and queue again the postings whose task was
+    lost or whose worker died (beat)."""
+    with all_organizations():
+        return ehr_postings.ehr_postings_sweep()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import dashboard, exports, payment_requests, saved_cards, stripe_connect, transaction_detail
+from .views import dashboard, ehr_postings, exports, payment_requests, saved_cards, stripe_connect, transaction_detail
 
 app_name = "transactions"
 
@@ -12,6 +12,17 @@ urlpatterns = [
     path("transactions/exports/<int:pk>/download/", exports.transaction_export_download, name="export_download"),
     path("transactions/<int:pk>/", transaction_detail.transaction_detail, name="transaction_detail"),
     path("transactions/<int:pk>/refund/", transaction_detail.transaction_refund, name="transaction_refund"),
+    path(
+        "transactions/<int:pk>/ehr-postings/<int:posting_pk>/retry/",
+        ehr_postings.ehr_posting_retry_view,
+        name="ehr_posting_retry",
+    ),
+    path("transactions/ehr-posting-files/", ehr_postings.ehr_posting_file_list, name="ehr_posting_files"),
+    path(
+        "transactions/ehr-posting-files/<str:day>/",
+        ehr_postings.ehr_posting_file_download,
+        name="ehr_posting_file_download",
+    ),
     path("transactions/<int:pk>/capture/", saved_cards.transaction_capture, name="transaction_capture"),
     path("transactions/<int:pk>/release/", saved_cards.transaction_release, name="transaction_release"),
     path("cards/<int:pk>/charge/", saved_cards.saved_card_charge_view, name="saved_card_charge"),

@@ -8,6 +8,7 @@ quietly skip the log.
 
 from __future__ import annotations
 
+import zoneinfo
 from dataclasses import dataclass
 
 import pytest
@@ -145,6 +146,12 @@ SHOWS_PATIENTS = {
     "transactions:payment_request_cancel": _get(
         lambda w: reverse("transactions:payment_request_cancel", args=[w.payment_request.pk])
     ),
+    "transactions:ehr_posting_file_download": _get(
+        lambda w: reverse(
+            "transactions:ehr_posting_file_download",
+            args=[w.transaction.paid_at.astimezone(zoneinfo.ZoneInfo(w.organization.timezone)).date().isoformat()],
+        )
+    ),
     "ehr_connections:run_detail": _run_with_a_rejection,
     "uploads:detail": _upload_preview,
 }
@@ -155,6 +162,8 @@ SHOWS_NO_PATIENT = {
     "transactions:export_list": "the member's exports: dates, row counts and status",
     "transactions:export_detail": "one export's progress and filters",
     "transactions:stripe_connect": "the organization's Stripe account",
+    "transactions:ehr_posting_files": "days and how many payments each holds",
+    "transactions:ehr_posting_retry": "redirects to the transaction",
     # Actions that answer with a redirect to a page above (which records its own look).
     "transactions:transaction_capture": "redirects to the transaction",
     "transactions:transaction_release": "redirects to the transaction",

@@ -47,6 +47,7 @@ print(json.dumps({
         "PAY_LINK_MAX_FAILED_DOB_ATTEMPTS", "PAY_LINK_LOCKOUT_MINUTES", "PAY_PAGE_MAX_FAILED_DOB_ATTEMPTS_PER_ADDRESS",
         "PATIENT_MESSAGE_MAX_ATTEMPTS",
         "GATEWAY_EVENTS_SWEEP_AFTER_SECONDS", "GATEWAY_EVENT_MAX_ATTEMPTS", "CELERY_VISIBILITY_TIMEOUT_SECONDS",
+        "EHR_POSTING_CLAIM_LEASE_SECONDS", "EHR_POSTING_MAX_ATTEMPTS",
     )},
     "EMAIL_TIMEOUT": settings.EMAIL_TIMEOUT,
     "visibility_timeout": app.conf.broker_transport_options["visibility_timeout"],
@@ -263,6 +264,8 @@ TUNABLE_DEFAULTS = {
     "GATEWAY_EVENTS_SWEEP_AFTER_SECONDS": 180,
     "GATEWAY_EVENT_MAX_ATTEMPTS": 20,
     "CELERY_VISIBILITY_TIMEOUT_SECONDS": 900,
+    "EHR_POSTING_CLAIM_LEASE_SECONDS": 120,
+    "EHR_POSTING_MAX_ATTEMPTS": 10,
 }
 
 
@@ -279,6 +282,7 @@ def test_tunables_keep_their_defaults():
         "patient-messages-resend-stuck": 2 * 60,
         "gateway-events-requeue-stalled": 60,
         "ehr-connections-sync-due": 60,
+        "ehr-postings-sweep": 60,
     }
     assert out["EMAIL_TIMEOUT"] == 30
 
@@ -297,6 +301,7 @@ def test_every_tunable_is_read_from_the_environment():
             EMAIL_TIMEOUT_SECONDS="12",
             GATEWAY_EVENTS_SWEEP_EVERY_SECONDS="30",
             EHR_SYNC_SWEEP_EVERY_SECONDS="45",
+            EHR_POSTINGS_SWEEP_EVERY_SECONDS="40",
         )
     )
 
@@ -311,6 +316,7 @@ def test_every_tunable_is_read_from_the_environment():
         "patient-messages-resend-stuck": 3 * 60,
         "gateway-events-requeue-stalled": 30,
         "ehr-connections-sync-due": 45,
+        "ehr-postings-sweep": 40,
     }
     assert out["EMAIL_TIMEOUT"] == 12
 

@@ -20,6 +20,7 @@ from ..enums import TransactionEventKind as Kind, TransactionStatus
 from ..locks import transaction_lock
 from ..models import Transaction, TransactionEvent
 from ..problems import unresolved_failures
+from .ehr_postings import ehr_posting_owe
 
 
 def transaction_event_append(
@@ -61,6 +62,8 @@ def transaction_event_append(
             existing = TransactionEvent.objects.get(transaction=locked, idempotency_key=idempotency_key)
             return existing, False
         transaction_recalculate(transaction=locked)
+        # A payment, refund or reversal is owed to the EHR with the event (ehr_postings).
+        ehr_posting_owe(event=event)
         _copy_to(transaction, locked)
         return event, True
 

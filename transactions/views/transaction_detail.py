@@ -12,7 +12,7 @@ from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
 from lumapay.money import format_cents
 from lumapay.phi_access import phi_access_record
-from org_profile.access import found_or_404, membership_required
+from org_profile.access import MANAGERS, found_or_404, membership_required
 
 from ..enums import RefundStatus, TransactionStatus
 from ..forms.refunds import RefundForm
@@ -27,6 +27,7 @@ from ..selectors.ledger import (
     transaction_refunds,
     transaction_timeline,
 )
+from ..selectors.ehr_postings import transaction_ehr_postings
 from ..selectors.saved_cards import card_on_file_offered
 from ..services.receipt_documents import ReceiptUnavailable, receipt_download
 from ..services.refunds import refund_create, refund_retry, refund_roles_text
@@ -186,6 +187,9 @@ def _detail(request, transaction, *, form=None, status=200):
         "may_use_saved_cards": request.organization.role_may_use_saved_cards(request.membership.role),
         "saved_card_roles_text": saved_card_roles_text(request.organization),
         "release_form": AuthorizationReleaseForm(),
+        # Posting to the EHR: each payment, refund and reversal, and "Post again" for managers.
+        "ehr_posting": transaction_ehr_postings(transaction=transaction),
+        "may_post_again": request.membership.role in MANAGERS,
         "nav": "dashboard",
     }
     return render(request, "transactions/dashboard/detail.html", context, status=status)
