@@ -16,7 +16,7 @@ from lumapay.tenant_rls import all_organizations, organization_scope_of
 
 from .gateways.base import GatewayUnavailable
 from .models import PaymentRequestDelivery, Transaction, TransactionExport
-from .services import exports, gateway_events, patient_messages, payment_requests, saved_cards, stripe_events
+from .services import collection_schedule, exports, gateway_events, patient_messages, payment_requests, saved_cards, stripe_events
 
 
 @shared_task(bind=True, acks_late=True, max_retries=20)
@@ -112,3 +112,12 @@ def authorizations_release_for_missed_visits() -> int:
     15 minutes)."""
     with all_organizations():
         return saved_cards.authorizations_release_for_missed_visits()
+
+
+@shared_task
+def collection_schedule_run() -> dict:
+    """One pass of the collection rules across clinics (beat, every minute): copay requests before
+    visits, balance requests and reminders. A pass that overlaps the next one is harmless (locked
+    rows are skipped, the database keeps one request per appointment)."""
+    with all_organizations():
+        return collection_schedule.collection_schedule_run().as_dict()
