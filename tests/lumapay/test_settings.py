@@ -47,6 +47,7 @@ print(json.dumps({
         "PAY_LINK_MAX_FAILED_DOB_ATTEMPTS", "PAY_LINK_LOCKOUT_MINUTES", "PAY_PAGE_MAX_FAILED_DOB_ATTEMPTS_PER_ADDRESS",
         "PATIENT_MESSAGE_MAX_ATTEMPTS",
         "GATEWAY_EVENTS_SWEEP_AFTER_SECONDS", "GATEWAY_EVENT_MAX_ATTEMPTS", "CELERY_VISIBILITY_TIMEOUT_SECONDS",
+        "COPAY_REQUEST_EXPIRES_AFTER_VISIT_HOURS",
     )},
     "EMAIL_TIMEOUT": settings.EMAIL_TIMEOUT,
     "visibility_timeout": app.conf.broker_transport_options["visibility_timeout"],
@@ -263,6 +264,7 @@ TUNABLE_DEFAULTS = {
     "GATEWAY_EVENTS_SWEEP_AFTER_SECONDS": 180,
     "GATEWAY_EVENT_MAX_ATTEMPTS": 20,
     "CELERY_VISIBILITY_TIMEOUT_SECONDS": 900,
+    "COPAY_REQUEST_EXPIRES_AFTER_VISIT_HOURS": 72,
 }
 
 
@@ -279,6 +281,7 @@ def test_tunables_keep_their_defaults():
         "patient-messages-resend-stuck": 2 * 60,
         "gateway-events-requeue-stalled": 60,
         "ehr-connections-sync-due": 60,
+        "collection-schedule-run": 60,
     }
     assert out["EMAIL_TIMEOUT"] == 30
 
@@ -297,6 +300,7 @@ def test_every_tunable_is_read_from_the_environment():
             EMAIL_TIMEOUT_SECONDS="12",
             GATEWAY_EVENTS_SWEEP_EVERY_SECONDS="30",
             EHR_SYNC_SWEEP_EVERY_SECONDS="45",
+            COLLECTION_SCHEDULE_EVERY_SECONDS="90",
         )
     )
 
@@ -311,6 +315,7 @@ def test_every_tunable_is_read_from_the_environment():
         "patient-messages-resend-stuck": 3 * 60,
         "gateway-events-requeue-stalled": 30,
         "ehr-connections-sync-due": 45,
+        "collection-schedule-run": 90,
     }
     assert out["EMAIL_TIMEOUT"] == 12
 
