@@ -130,3 +130,16 @@ def test_the_automation_page_with_every_rule_off(client_for, administrator):
     response = client_for(administrator).get("/automation/")
     assert response.status_code == 200
     assert "every rule is off" in response.content.decode()
+
+
+def test_the_requests_history_says_lumapay_and_the_rule(client_for, manager, organization, location, django_capture_on_commit_callbacks):
+    rules_on(organization)
+    appointment = AppointmentFactory(patient=PatientFactory(organization=organization), location=location, starts_at=hours_from_now(5))
+    with django_capture_on_commit_callbacks(execute=True):
+        collection_schedule_run()
+    request = PaymentRequest.objects.get(appointment=appointment)
+
+    page = client_for(manager).get(f"/payment-requests/{request.pk}/").content.decode()
+
+    assert "LumaPay" in page
+    assert "Rule: Copay request before the visit" in page

@@ -17,11 +17,10 @@ from lumapay.errors import ApplicationError
 from lumapay.phi_access import phi_access_record
 from org_profile.access import MANAGERS, membership_required
 
-from ..enums import CollectionRule
 from ..forms.collection_rules import CollectionRulesForm
 from ..models import collection_rules_for
 from ..selectors.collection_schedule import automation_done, automation_planned, clinic_day
-from ..selectors.ledger import channels_text, organization_zone
+from ..selectors.ledger import channels_text, organization_zone, rule_label
 from ..services.collection_schedule import collection_rules_update
 
 
@@ -90,7 +89,7 @@ def automation(request):
             DoneLine(
                 at=event.created_at,
                 title=audit_action_label(event.action),
-                rule=_rule_label(event.changes.get("rule", "")),
+                rule=rule_label(event.changes.get("rule", "")),
                 patient_name=event.patient.full_name if event.patient else "",
                 detail=channels_text(event.changes) if "channels" in event.changes else event.changes.get("reason", ""),
                 url=url,
@@ -112,14 +111,8 @@ def automation(request):
         "today": today,
         "tomorrow": today + datetime.timedelta(days=1),
         "done": done,
-        "planned": [(action, _rule_label(action.rule)) for action in planned],
+        "planned": [(action, rule_label(action.rule)) for action in planned],
         "nav": "automation",
     }
     return render(request, "transactions/automation/automation.html", context)
 
-
-def _rule_label(rule: str) -> str:
-    try:
-        return str(CollectionRule(rule).label)
-    except ValueError:
-        return rule
