@@ -182,7 +182,9 @@ def copay_requests_send_due(
                 .exclude(pk__in=skipped)
                 .select_for_update(of=("self",), skip_locked=True)[:batch_size]
             )
+            organizations = Organization.objects.in_bulk({appointment.organization_id for appointment in due})
             for appointment in due:
+                appointment.organization = organizations[appointment.organization_id]
                 if _copay_request_make(appointment):
                     outcome.copay_sent += 1
                 else:
