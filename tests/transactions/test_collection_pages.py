@@ -143,3 +143,63 @@ def test_the_requests_history_says_lumapay_and_the_rule(client_for, manager, org
 
     assert "LumaPay" in page
     assert "Rule: Copay request before the visit" in page
+
+
+def _tomorrow(organization):
+    from zoneinfo import ZoneInfo
+
+    from transactions.selectors.collection_schedule import clinic_day
+
+    zone = ZoneInfo(organization.timezone)
+    return clinic_day(organization, timezone.now().astimezone(zone).date() + datetime.timedelta(days=1))
+
+
+def test_tomorrow_lists_holds_by_the_hold_lead_and_reminders_by_the_cadence(organization, location):
+    from org_profile.enums import PaymentGateway
+    from transactions.enums import PaymentRequestKind, SavedCardStatus
+    from transactions.models import SavedCard
+    from transactions.selectors.collection_schedule import TOMORROW_SOURCES, automation_planned
+
+    rules_on(organization, copay_request_enabled=False, hold_enabled=True, hold_hours_before=24,
+             balance_request_enabled=True, balance_reminder_days=[1, 5])
+    start, end = _tomorrow(organization)
+    carded = PatientFactory(organization=organization)
+    SavedCard.objects.create(organization=organization, patient=carded, vendor=PaymentGateway.SANDBOX, status=SavedCardStatus.ACTIVE,
+                             gateway_customer_id="cus_1", consent_text="I agree", consented_at=timezone.now())
+    AppointmentFactory(patient=carded, location=location, starts_at=start + datetime.timedelta(hours=24 + 10), copay_cents=4000)
+    AppointmentFactory(patient=carded, location=location, starts_at=end + datetime.timedelta(hours=24 + 1))  # the day after
+    owing = PatientFactory(organization=organization)
+    from ehr_sync.models import Balance
+
+    Balance.objects.create(organization=organization, patient=owing, amount_due_cents=9000, as_of=timezone.now())
+    request = PaymentRequest.objects.create(
+        organization=organization, patient=owing, location=location, kind=PaymentRequestKind.BALANCE, billing_item="Account balance",
+        amount_cents=9000, expires_at=timezone.now() + datetime.timedelta(days=30), automation_rule=CollectionRule.BALANCE_REQUEST,
+    )
+    PaymentRequest.objects.filter(pk=request.pk).update(created_at=start + datetime.timedelta(hours=3) - datetime.timedelta(days=1))
+
+    planned = automation_planned(organization=organization, start=start, end=end)
+
+    assert [(a.rule, a.patient_id, a.amount_cents) for a in planned] == [
+        (CollectionRule.BALANCE_REMINDER, owing.pk, 9000),
+        (CollectionRule.HOLD_BEFORE_VISIT, carded.pk, 4000),
+    ]
+    assert planned[0].payment_request_id == request.pk
+    assert all(start <= a.at < end for a in planned)
+    # The list of sources is what the payment-plan instalments join at merge.
+    assert automation_planned(organization=organization, start=start, end=end, sources=TOMORROW_SOURCES[:1]) == []
+
+
+def test_the_beat_task_runs_a_pass_across_clinics(organization, location, other_organization, django_capture_on_commit_callbacks):
+    from transactions.tasks import collection_schedule_run as task
+
+    rules_on(organization)
+    rules_on(other_organization)
+    AppointmentFactory(patient=PatientFactory(organization=organization), location=location, starts_at=hours_from_now(5))
+    AppointmentFactory(patient=PatientFactory(organization=other_organization), starts_at=hours_from_now(6))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        result = task.delay().get()
+
+    assert result["copay_sent"] == 2
+    assert PaymentRequest.objects.filter(automation_rule=CollectionRule.COPAY_BEFORE_VISIT).count() == 2
