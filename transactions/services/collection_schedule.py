@@ -39,7 +39,9 @@ import logging
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, connection, transaction
-from django.utils import timezone
+from django.conf import settings
+from django.utils import timezone, translation
+from django.utils.translation import gettext, gettext_noop
 
 from ehr_sync.enums import AppointmentStatus
 from ehr_sync.models import Appointment
@@ -69,9 +71,10 @@ from .payment_requests import _delivery_channels, payment_request_cancel, paymen
 
 logger = logging.getLogger(__name__)
 
-# What the patient reads on the message and the pay page (no visit reason, no provider).
-COPAY_BILLING_ITEM = "Copay for your upcoming visit"
-BALANCE_BILLING_ITEM = "Account balance"
+# What the patient reads on the message and the pay page (no visit reason, no provider), stored in
+# the patient's language (``_in_language_of``) as staff would type it for them.
+COPAY_BILLING_ITEM = gettext_noop("Copay for your upcoming visit")
+BALANCE_BILLING_ITEM = gettext_noop("Account balance")
 BATCH_SIZE = 200
 
 _MISSED_VISIT_REASONS = {
@@ -202,7 +205,7 @@ def _copay_request_make(appointment: Appointment) -> bool:
             patient=appointment.patient,
             location=appointment.location,
             kind=PaymentRequestKind.COPAY,
-            billing_item=COPAY_BILLING_ITEM,
+            billing_item=_in_language_of(appointment.patient, COPAY_BILLING_ITEM),
             amount_cents=appointment.copay_cents,
             appointment=appointment,
             automation_rule=CollectionRule.COPAY_BEFORE_VISIT,
@@ -218,6 +221,11 @@ def _copay_request_make(appointment: Appointment) -> bool:
         logger.warning("appointment %s: no automatic copay request (%s)", appointment.pk, type(error).__name__)
         return False
     return True
+
+
+def _in_language_of(patient, text: str) -> str:
+    with translation.override(patient.preferred_language or settings.LANGUAGE_CODE):
+        return gettext(text)
 
 
 # -- balances -------------------------------------------------------------------------------------
@@ -321,7 +329,7 @@ def _balance_request_make(balance, *, replaces: PaymentRequest | None, location:
                 patient=balance.patient,
                 location=location,
                 kind=PaymentRequestKind.BALANCE,
-                billing_item=BALANCE_BILLING_ITEM,
+                billing_item=_in_language_of(balance.patient, BALANCE_BILLING_ITEM),
                 amount_cents=balance.amount_due_cents,
                 automation_rule=CollectionRule.BALANCE_REQUEST,
             )
