@@ -225,3 +225,24 @@ def test_reminders_stop(run_pass, asked, organization, stop):
     assert run_pass(now=_days_after(asked, 3)).reminders_sent == 0
     assert not PaymentReminder.objects.exists()
     assert mail.outbox == []
+
+
+def test_reminders_and_balance_requests_wait_for_the_end_of_the_clinics_quiet_hours(run_pass, organization, location):
+    organization.timezone = "America/New_York"
+    organization.save()
+    rules_on(organization, copay_request_enabled=False, balance_request_enabled=True, balance_threshold_cents=1000,
+             quiet_hours_start=datetime.time(21, 0), quiet_hours_end=datetime.time(8, 0))
+    patient = PatientFactory(organization=organization, sms_consent=False)
+    _set_balance(patient, 5000)
+    day = (timezone.now() + datetime.timedelta(days=1)).date()
+    night = datetime.datetime.combine(day, datetime.time(3, 0), tzinfo=datetime.timezone.utc)  # 22:00 or 23:00 in New York
+    morning = datetime.datetime.combine(day, datetime.time(14, 0), tzinfo=datetime.timezone.utc)  # 09:00 or 10:00
+
+    assert run_pass(now=night).balance_sent == 0
+    assert run_pass(now=morning).balance_sent == 1
+    request = _balance_requests(patient).get()
+
+    later_night = night + datetime.timedelta(days=4)
+    assert run_pass(now=later_night).reminders_sent == 0
+    assert run_pass(now=morning + datetime.timedelta(days=4)).reminders_sent == 1
+    assert PaymentReminder.objects.get(payment_request=request).number == 1
