@@ -17,7 +17,7 @@ from transactions.enums import CollectionRule, PaymentRequestKind, PaymentReques
 from transactions.models import BalanceAsked, PaymentReminder, PaymentRequest
 from transactions.services.collection_schedule import balance_reminder_send, collection_schedule_run
 
-from ..factories import AppointmentFactory, BalanceFactory, PatientFactory
+from ..factories import AppointmentFactory, PatientFactory
 from .collection_support import balance_record, ehr_import, patient_record, rules_on
 
 pytestmark = pytest.mark.django_db

@@ -8,12 +8,11 @@ from django.utils import timezone
 
 from lumapay.enums import AuditAction
 from lumapay.models import AuditEvent, PhiAccessPatient
-from org_profile.enums import Role
 from transactions.enums import CollectionRule
 from transactions.models import CollectionRules, PaymentRequest
 from transactions.services.collection_schedule import collection_schedule_run
 
-from ..factories import AppointmentFactory, MembershipFactory, PatientFactory
+from ..factories import AppointmentFactory, PatientFactory
 from .collection_support import hours_from_now, rules_on
 
 pytestmark = pytest.mark.django_db

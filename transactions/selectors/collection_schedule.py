@@ -42,7 +42,7 @@ from lumapay.models import ActorType, AuditEvent
 from org_profile.models import Organization
 
 from ..enums import CollectionRule, PaymentRequestKind, PaymentRequestStatus, SavedCardStatus, TransactionStatus
-from ..models import BalanceAsked, CollectionRules, PaymentReminder, PaymentRequest, SavedCard, Transaction
+from ..models import BalanceAsked, CollectionRules, PaymentRequest, SavedCard, Transaction
 
 RULES = "organization__collection_rules__"
 # A hold lives 7 days at the processor: an automatic hold still "authorized" after that has lapsed.

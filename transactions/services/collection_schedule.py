@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.db import IntegrityError, connection, transaction
 from django.conf import settings
@@ -95,10 +95,9 @@ class PassOutcome:
     balance_cancelled: int = 0
     reminders_sent: int = 0
     skipped: int = 0
-    counts: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {name: value for name, value in self.__dict__.items() if name != "counts"}
+        return dict(self.__dict__)
 
 
 def collection_schedule_run(*, now: datetime.datetime | None = None, batch_size: int = BATCH_SIZE) -> PassOutcome:
