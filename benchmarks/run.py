@@ -20,12 +20,16 @@ run, each figure beside its baseline:
 6. the FHIR sync of 10,000 patients and 20,000 appointments from a local sekmet-fhir server against
    fetching the same pages alone (<= 2x), and an incremental sync with 1% changed (<= 5% of the full
    sync's time) (``fhir_sync.py``). It needs no transaction data set either: ``--only fhir`` loads none.
+7. the collection scheduler's pass over 100,000 upcoming appointments of which 1% are due, in
+   uneven organizations with patients, cards on file, requests, transactions and balances: its
+   selection of the due ones against the bare SQL that selects them (<= 3x), and the queries per
+   due item at two sizes (equal) (``collection_schedule.py``). Self-contained: ``--only schedule``.
 
 Writes ``benchmarks/results/latest.json`` (each median with its spread: min, quartiles, max) and
 prints a table. Options: ``--runs N`` (dashboard runs per page, default 20), ``--export-runs N`` (each side, default 3), ``--receipt-runs N`` (default 15),
 ``--throughput-rounds N`` (default 5), ``--upload-runs N`` (default 5), ``--import-export-runs N`` (default 3),
 ``--fhir-runs N`` (full syncs, default 3), ``--fhir-incremental-runs N`` (default 5),
-``--only dashboard,export,receipt,throughput,upload,fhir``. Pass them as
+``--schedule-runs N`` (default 15), ``--only dashboard,export,receipt,throughput,upload,fhir,schedule``. Pass them as
 ``make bench ARGS="--runs 50"``. ``BENCH_DATABASE`` names another bench database.
 """
 
@@ -44,9 +48,9 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 BASE_DIR = Path(__file__).resolve().parent.parent
-ALL_MEASURES = {"dashboard", "export", "receipt", "throughput", "upload", "fhir"}
+ALL_MEASURES = {"dashboard", "export", "receipt", "throughput", "upload", "fhir", "schedule"}
 # Measures that bring their own data: alone, they need no transaction data set.
-SELF_CONTAINED = {"upload", "fhir"}
+SELF_CONTAINED = {"upload", "fhir", "schedule"}
 
 
 def prepare_schema():
@@ -280,6 +284,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--import-export-runs", type=int, default=3)
     parser.add_argument("--fhir-runs", type=int, default=3)
     parser.add_argument("--fhir-incremental-runs", type=int, default=5)
+    parser.add_argument("--schedule-runs", type=int, default=15)
     parser.add_argument("--only", default=",".join(sorted(ALL_MEASURES)))
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
@@ -319,6 +324,10 @@ def main(argv: list[str]) -> int:
         from .fhir_sync import bench_fhir_sync
 
         results += bench_fhir_sync(runs=args.fhir_runs, incremental_runs=args.fhir_incremental_runs)
+    if "schedule" in only:
+        from .collection_schedule import bench_collection_schedule
+
+        results += bench_collection_schedule(runs=args.schedule_runs)
 
     report = {
         "measured_at": datetime.now(dt_timezone.utc).isoformat(timespec="seconds"),

@@ -17,6 +17,8 @@ class AuditAction(models.TextChoices):
     PAYMENT_REQUEST_PAID = "payment_request.paid", _("Payment request paid")
     PAYMENT_REQUEST_DELIVERY_SENT = "payment_request.delivery_sent", _("Message with the link handed to the provider")
     PAYMENT_REQUEST_DELIVERY_FAILED = "payment_request.delivery_failed", _("Message with the link not sent")
+    PAYMENT_REQUEST_REMINDED = "payment_request.reminded", _("Payment reminder sent")
+    PAYMENT_REQUEST_MOVED = "payment_request.moved", _("Payment request moved with its appointment")
     PAY_LINK_UNLOCKED = "pay_link.unlocked", _("Locked payment link unlocked by staff")
     PAY_LINK_REPLACED = "pay_link.replaced", _("Fresh payment link sent; the old link no longer works")
     # The patient on the pay page
@@ -58,6 +60,7 @@ class AuditAction(models.TextChoices):
     STRIPE_ONBOARDING_STARTED = "stripe.onboarding_started", _("Stripe onboarding started")
     ORGANIZATION_PAYMENT_GATEWAY_CHANGED = "organization.payment_gateway_changed", _("Payment processor changed")
     ORGANIZATION_UPDATED = "organization.updated", _("Organization settings changed")
+    COLLECTION_RULES_CHANGED = "collection_rules.changed", _("Collection rules changed")
     # Staff sign-in
     SIGN_IN_LOCKED = "sign_in.locked", _("Sign-in locked after too many wrong passwords")
     SIGN_IN_UNLOCKED = "sign_in.unlocked", _("Sign-in unlocked")

@@ -43,6 +43,7 @@ PAGE_LABELS = {
     "transactions:payment_request_detail": _("Payment request"),
     "transactions:payment_request_cancel": _("Payment request cancellation"),
     "transactions:export_build": _("Excel export (background)"),
+    "transactions:automation": _("Automation: what LumaPay did today and will do tomorrow"),
     "ehr_connections:run_detail": _("EHR sync run: rejected records"),
     "uploads:detail": _("Upload Center: a file's problems"),
 }

@@ -293,7 +293,18 @@ GATEWAY_EVENT_MAX_ATTEMPTS = env.int("GATEWAY_EVENT_MAX_ATTEMPTS", default=20)
 EHR_POSTING_CLAIM_LEASE_SECONDS = env.int("EHR_POSTING_CLAIM_LEASE_SECONDS", default=120)
 EHR_POSTING_MAX_ATTEMPTS = env.int("EHR_POSTING_MAX_ATTEMPTS", default=10)
 EHR_POSTINGS_SWEEP_EVERY_SECONDS = env.int("EHR_POSTINGS_SWEEP_EVERY_SECONDS", default=60)
+# The collection rules' scheduler (transactions/services/collection_schedule.py): how often it
+# looks for copay requests, balance requests and reminders that are due, and how long after the
+# visit an automatic copay request's link keeps working.
+COLLECTION_SCHEDULE_EVERY_SECONDS = env.int("COLLECTION_SCHEDULE_EVERY_SECONDS", default=60)
+COPAY_REQUEST_EXPIRES_AFTER_VISIT_HOURS = env.int("COPAY_REQUEST_EXPIRES_AFTER_VISIT_HOURS", default=72)
 CELERY_BEAT_SCHEDULE = {
+    # Copay requests before visits, balance requests and their reminders, as each clinic's
+    # collection rules say (nothing while every rule is off).
+    "collection-schedule-run": {
+        "task": "transactions.tasks.collection_schedule_run",
+        "schedule": COLLECTION_SCHEDULE_EVERY_SECONDS,
+    },
     "payment-requests-expire": {
         "task": "transactions.tasks.payment_requests_expire_overdue",
         "schedule": PAYMENT_REQUESTS_EXPIRE_EVERY_MINUTES * 60,

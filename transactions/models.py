@@ -81,6 +81,13 @@ class PaymentRequest(models.Model):
                 condition=Q(automation_rule="copay_before_visit"),
                 name="payment_request_one_automatic_copay_per_appointment",
             ),
+            # One open automatic balance request per patient: a second pass, or a growing balance,
+            # cannot leave two links asking for the same money.
+            models.UniqueConstraint(
+                fields=["patient"],
+                condition=Q(automation_rule="balance_request", status="open"),
+                name="payment_request_one_open_automatic_balance_per_patient",
+            ),
         ]
         indexes = [
             models.Index(fields=["organization", "-created_at"]),
@@ -771,3 +778,49 @@ def collection_rules_for(organization) -> CollectionRules:
         return organization.collection_rules
     except CollectionRules.DoesNotExist:
         return CollectionRules(organization=organization)
+
+
+class BalanceAsked(models.Model):
+    """How much of a patient's balance LumaPay has already asked for by itself (the balance rule):
+    one row per patient, at most.
+
+    A balance request is due when the mirrored balance (``ehr_sync.Balance``) is above the
+    organization's threshold and above ``asked_cents``. Each automatic balance request sets
+    ``asked_cents`` to the balance it asked for; a balance that drops (paid, adjusted in the EHR)
+    lowers it to the new amount, so a balance that later grows again is asked for again, while a
+    balance the EHR has not yet lowered after a payment is never asked for twice.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    patient = models.OneToOneField("ehr_sync.Patient", on_delete=models.CASCADE, related_name="+")
+    asked_cents = models.BigIntegerField()
+    payment_request = models.ForeignKey(PaymentRequest, null=True, on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(asked_cents__gte=0), name="balance_asked_not_negative")]
+
+    def __str__(self) -> str:
+        return f"{self.asked_cents} asked of patient {self.patient_id}"
+
+
+class PaymentReminder(models.Model):
+    """A reminder LumaPay sent of an open automatic balance request (the balance rule's cadence).
+    Append-only; one per (request, number), so no reminder is ever sent twice, whatever runs at
+    once."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    payment_request = models.ForeignKey(PaymentRequest, on_delete=models.PROTECT, related_name="reminders")
+    # 1 for the first reminder, and the days after the first send it was due on.
+    number = models.PositiveSmallIntegerField()
+    days_after = models.PositiveSmallIntegerField()
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["payment_request_id", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["payment_request", "number"], name="payment_reminder_once_per_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"Reminder {self.number} of request {self.payment_request_id}"

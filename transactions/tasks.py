@@ -19,6 +19,7 @@ from .gateways.base import GatewayUnavailable
 from .enums import EhrPostingStatus
 from .models import EhrPosting, PaymentRequestDelivery, Transaction, TransactionExport
 from .services import (
+    collection_schedule,
     ehr_postings,
     exports,
     gateway_events,
@@ -151,3 +152,10 @@ def ehr_postings_sweep() -> int:
     lost or whose worker died (beat)."""
     with all_organizations():
         return ehr_postings.ehr_postings_sweep()
+@shared_task
+def collection_schedule_run() -> dict:
+    """One pass of the collection rules across clinics (beat, every minute): copay requests before
+    visits, balance requests and reminders. A pass that overlaps the next one is harmless (locked
+    rows are skipped, the database keeps one request per appointment)."""
+    with all_organizations():
+        return collection_schedule.collection_schedule_run().as_dict()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import dashboard, ehr_postings, exports, payment_requests, saved_cards, stripe_connect, transaction_detail
+from .views import automation, dashboard, ehr_postings, exports, payment_requests, saved_cards, stripe_connect, transaction_detail
 
 app_name = "transactions"
 
@@ -44,4 +44,6 @@ urlpatterns = [
         name="payment_request_replace_link",
     ),
     path("settings/stripe/", stripe_connect.stripe_connect, name="stripe_connect"),
+    path("settings/collection-rules/", automation.collection_rules, name="collection_rules"),
+    path("automation/", automation.automation, name="automation"),
 ]

@@ -124,7 +124,25 @@ def _run_with_a_rejection(client, w):
 
 
 # Each staff page that shows a patient, and how the crawl opens it.
+def _automation_with_a_line(client, w):
+    # Something LumaPay did by itself today for the world's patient.
+    from lumapay.audit import audit_event_record
+    from lumapay.enums import AuditAction as Action
+    from lumapay.models import ActorType
+
+    audit_event_record(
+        organization=w.organization,
+        action=Action.PAYMENT_REQUEST_SENT,
+        actor_type=ActorType.SYSTEM,
+        patient=w.patient,
+        payment_request=w.payment_request,
+        changes={"rule": "copay_before_visit", "channels": ["email"]},
+    )
+    return client.get(reverse("transactions:automation"))
+
+
 SHOWS_PATIENTS = {
+    "transactions:automation": _automation_with_a_line,
     "patients:hub": _get(lambda w: reverse("patients:hub")),
     "patients:profile": _get(lambda w: reverse("patients:profile", args=[w.patient.pk])),
     "patients:edit": _get(lambda w: reverse("patients:edit", args=[w.patient.pk])),
@@ -164,6 +182,7 @@ SHOWS_NO_PATIENT = {
     "transactions:stripe_connect": "the organization's Stripe account",
     "transactions:ehr_posting_files": "days and how many payments each holds",
     "transactions:ehr_posting_retry": "redirects to the transaction",
+    "transactions:collection_rules": "the organization's collection rules",
     # Actions that answer with a redirect to a page above (which records its own look).
     "transactions:transaction_capture": "redirects to the transaction",
     "transactions:transaction_release": "redirects to the transaction",

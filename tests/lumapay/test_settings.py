@@ -48,6 +48,7 @@ print(json.dumps({
         "PATIENT_MESSAGE_MAX_ATTEMPTS",
         "GATEWAY_EVENTS_SWEEP_AFTER_SECONDS", "GATEWAY_EVENT_MAX_ATTEMPTS", "CELERY_VISIBILITY_TIMEOUT_SECONDS",
         "EHR_POSTING_CLAIM_LEASE_SECONDS", "EHR_POSTING_MAX_ATTEMPTS",
+        "COPAY_REQUEST_EXPIRES_AFTER_VISIT_HOURS",
     )},
     "EMAIL_TIMEOUT": settings.EMAIL_TIMEOUT,
     "visibility_timeout": app.conf.broker_transport_options["visibility_timeout"],
@@ -266,6 +267,7 @@ TUNABLE_DEFAULTS = {
     "CELERY_VISIBILITY_TIMEOUT_SECONDS": 900,
     "EHR_POSTING_CLAIM_LEASE_SECONDS": 120,
     "EHR_POSTING_MAX_ATTEMPTS": 10,
+    "COPAY_REQUEST_EXPIRES_AFTER_VISIT_HOURS": 72,
 }
 
 
@@ -283,6 +285,7 @@ def test_tunables_keep_their_defaults():
         "gateway-events-requeue-stalled": 60,
         "ehr-connections-sync-due": 60,
         "ehr-postings-sweep": 60,
+        "collection-schedule-run": 60,
     }
     assert out["EMAIL_TIMEOUT"] == 30
 
@@ -302,6 +305,7 @@ def test_every_tunable_is_read_from_the_environment():
             GATEWAY_EVENTS_SWEEP_EVERY_SECONDS="30",
             EHR_SYNC_SWEEP_EVERY_SECONDS="45",
             EHR_POSTINGS_SWEEP_EVERY_SECONDS="40",
+            COLLECTION_SCHEDULE_EVERY_SECONDS="90",
         )
     )
 
@@ -317,6 +321,7 @@ def test_every_tunable_is_read_from_the_environment():
         "gateway-events-requeue-stalled": 30,
         "ehr-connections-sync-due": 45,
         "ehr-postings-sweep": 40,
+        "collection-schedule-run": 90,
     }
     assert out["EMAIL_TIMEOUT"] == 12
 

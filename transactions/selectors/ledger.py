@@ -20,7 +20,7 @@ from lumapay.money import format_cents
 from org_profile.models import Membership, Organization
 from org_profile.selectors import scope_to_locations
 
-from ..enums import DeliveryChannel, RefundStatus, TransactionEventKind as Kind
+from ..enums import CollectionRule, DeliveryChannel, RefundStatus, TransactionEventKind as Kind
 from ..models import ExportedTransaction, Refund, Transaction, TransactionEvent
 from ..problems import FAILURE_KINDS, unresolved_failures
 
@@ -399,8 +399,24 @@ def channels_text(changes: dict) -> str:
     return f"By {' and '.join(words)}" if words else ""
 
 
+def rule_label(rule: str) -> str:
+    """The collection rule that made LumaPay act, as staff read it."""
+    try:
+        return str(CollectionRule(rule).label)
+    except ValueError:
+        return rule
+
+
 def _audit_detail(audit: AuditEvent, transaction: Transaction) -> str:
     changes = audit.changes if isinstance(audit.changes, dict) else {}
+    detail = _audit_detail_text(audit, transaction, changes)
+    if changes.get("rule"):
+        rule = f"Rule: {rule_label(changes['rule'])}."
+        return f"{detail} · {rule}" if detail else rule
+    return detail
+
+
+def _audit_detail_text(audit: AuditEvent, transaction: Transaction, changes: dict) -> str:
     if audit.action == AuditAction.PAY_LINK_VERIFICATION_FAILED:
         count = changes.get("failed_verification_count")
         if isinstance(count, list) and len(count) == 2:

@@ -44,9 +44,17 @@ def payment_request_send(
     amount_cents: int,
     note: str = "",
     appointment: Appointment | None = None,
+    automation_rule: str = "",
+    expires_at: datetime.datetime | None = None,
 ) -> PaymentRequest:
     """Ask a patient to pay: the request, a queued delivery per channel and the audit event, in
-    one transaction; the e-mail and SMS go out after commit."""
+    one transaction; the e-mail and SMS go out after commit.
+
+    The collection rules (``services/collection_schedule``) ask through here too, with
+    ``actor=None`` (LumaPay itself), the ``automation_rule`` that acted (recorded on the request
+    and as ``changes["rule"]``) and, for a copay before a visit, an ``expires_at`` that follows
+    the visit. A second automatic copay request for one appointment raises ``IntegrityError``
+    (the database's one-per-appointment constraint), with nothing written."""
     billing_item = (billing_item or "").strip()
     note = (note or "").strip()
     if patient.organization_id != organization.pk:
@@ -98,11 +106,13 @@ def payment_request_send(
             amount_cents=amount_cents,
             currency=organization.currency,
             note=note,
-            expires_at=now + datetime.timedelta(days=settings.PAYMENT_LINK_TTL_DAYS),
+            expires_at=expires_at or now + datetime.timedelta(days=settings.PAYMENT_LINK_TTL_DAYS),
             created_by=actor_user,
             last_sent_at=now,
+            automation_rule=automation_rule,
         )
         payment_link_deliveries_owe(payment_request=payment_request, channels=channels)
+        rule = {"rule": automation_rule} if automation_rule else {}
         audit_event_record(
             organization=organization,
             action=AuditAction.PAYMENT_REQUEST_SENT,
@@ -121,6 +131,7 @@ def payment_request_send(
                 "appointment_id": [None, appointment.pk if appointment else None],
                 "expires_at": [None, payment_request.expires_at.isoformat()],
                 "channels": [channel for channel, _ in channels],
+                **rule,
             },
         )
     return payment_request
@@ -244,10 +255,12 @@ def pay_link_replace(*, organization: Organization, actor, payment_request: Paym
 
 
 def payment_request_cancel(
-    *, organization: Organization, actor, payment_request: PaymentRequest, reason: str = ""
+    *, organization: Organization, actor, payment_request: PaymentRequest, reason: str = "", rule: str = ""
 ) -> PaymentRequest:
     """Withdraw an open request: its link stops working, and it stays on record as cancelled.
-    Returns the request as stored (the row it locked)."""
+    Returns the request as stored (the row it locked). A collection rule that cancels its own
+    request (the visit was cancelled, the balance was paid elsewhere) passes ``actor=None`` and
+    the ``rule``, recorded as ``changes["rule"]``."""
     reason = (reason or "").strip()
     if payment_request.organization_id != organization.pk:
         raise PaymentRequestError("This payment request belongs to another organization.")
@@ -270,7 +283,11 @@ def payment_request_cancel(
             actor_user=actor_user,
             patient=locked.patient,
             payment_request=locked,
-            changes={"status": [PaymentRequestStatus.OPEN, PaymentRequestStatus.CANCELLED], "reason": reason},
+            changes={
+                "status": [PaymentRequestStatus.OPEN, PaymentRequestStatus.CANCELLED],
+                "reason": reason,
+                **({"rule": rule} if rule else {}),
+            },
         )
     return locked
 

@@ -29,7 +29,7 @@ from ..selectors.payment_requests import (
     payment_request_deliveries,
     payment_request_get,
 )
-from ..selectors.ledger import CHANNEL_WORDS, actor_label, channels_text, organization_zone
+from ..selectors.ledger import CHANNEL_WORDS, actor_label, channels_text, organization_zone, rule_label
 from ..services import payment_requests as services
 from ..services.payments import payment_request_lock_remaining
 
@@ -218,13 +218,17 @@ def _history(audit_events) -> list[HistoryEntry]:
         details = []
         if changes.get("channels") or changes.get("channel"):
             details.append(channels_text(changes))
-        if event.action == AuditAction.PAYMENT_REQUEST_RESENT and changes.get("expires_at"):
+        if event.action in (AuditAction.PAYMENT_REQUEST_RESENT, AuditAction.PAYMENT_REQUEST_MOVED) and changes.get("expires_at"):
             expires_at = datetime.datetime.fromisoformat(changes["expires_at"][1])
             details.append(f"The link now works until {format_datetime(expires_at)}")
         if changes.get("error_message"):
             details.append(changes["error_message"])
         if changes.get("reason"):
             details.append(f"Reason: {changes['reason']}")
+        if changes.get("reminder"):
+            details.append(f"Reminder {changes['reminder']}, {changes.get('days_after')} days after the request")
+        if changes.get("rule"):
+            details.append(f"Rule: {rule_label(changes['rule'])}")
         entries.append(
             HistoryEntry(
                 label=audit_action_label(event.action),

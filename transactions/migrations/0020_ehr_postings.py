@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('ehr_sync', '0006_connection_sync_requests_and_hl7_facility'),
         ('org_profile', '0008_location_ehr_location_id'),
-        ('transactions', '0018_collection_rules'),
+        ('transactions', '0019_collection_schedule'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
