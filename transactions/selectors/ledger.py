@@ -20,7 +20,7 @@ from lumapay.money import format_cents
 from org_profile.models import Membership, Organization
 from org_profile.selectors import scope_to_locations
 
-from ..enums import DeliveryChannel, RefundStatus, TransactionEventKind as Kind
+from ..enums import CollectionRule, DeliveryChannel, RefundStatus, TransactionEventKind as Kind
 from ..models import ExportedTransaction, Refund, Transaction, TransactionEvent
 from ..problems import FAILURE_KINDS, unresolved_failures
 
@@ -42,6 +42,7 @@ WARNING_ACTIONS = frozenset(
         AuditAction.PAY_LINK_VERIFICATION_REFUSED,
         AuditAction.PAY_LINK_LOCKED,
         AuditAction.SAVED_CARD_REFUSED,
+        AuditAction.AUTHORIZATION_RENEWAL_FAILED,
     }
 )
 
@@ -400,6 +401,20 @@ def channels_text(changes: dict) -> str:
 
 
 def _audit_detail(audit: AuditEvent, transaction: Transaction) -> str:
+    """What the entry says beside its title; for something LumaPay did by itself, the rule first."""
+    detail = _audit_detail_text(audit, transaction)
+    changes = audit.changes if isinstance(audit.changes, dict) else {}
+    rule = changes.get("rule")
+    if not rule:
+        return detail
+    try:
+        label = str(CollectionRule(rule).label)
+    except ValueError:
+        label = str(rule)
+    return f"By the rule: {label}." + (f" {detail}" if detail else "")
+
+
+def _audit_detail_text(audit: AuditEvent, transaction: Transaction) -> str:
     changes = audit.changes if isinstance(audit.changes, dict) else {}
     if audit.action == AuditAction.PAY_LINK_VERIFICATION_FAILED:
         count = changes.get("failed_verification_count")
