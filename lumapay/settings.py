@@ -260,8 +260,9 @@ TRANSACTION_EXPORTS_EXPIRE_EVERY_MINUTES = env.int("TRANSACTION_EXPORTS_EXPIRE_E
 AUTHORIZATIONS_RELEASE_EVERY_MINUTES = env.int("AUTHORIZATIONS_RELEASE_EVERY_MINUTES", default=15)
 # Holds by rule (transactions.services.holds): how often copays are held before visits (and holds
 # about to lapse renewed), and how often held copays of patients who checked in are captured.
-HOLDS_PLACE_EVERY_MINUTES = env.int("HOLDS_PLACE_EVERY_MINUTES", default=5)
-HOLDS_CAPTURE_EVERY_SECONDS = env.int("HOLDS_CAPTURE_EVERY_SECONDS", default=60)
+# Fixed, not tunables: the hold window is hours wide and check-in should feel immediate.
+HOLDS_PLACE_EVERY_SECONDS = 5 * 60
+HOLDS_CAPTURE_EVERY_SECONDS = 60
 PATIENT_MESSAGES_RESEND_EVERY_MINUTES = env.float("PATIENT_MESSAGES_RESEND_EVERY_MINUTES", default=2)
 # How often the beat looks for EHR connections whose scheduled sync is due (each connection has
 # its own period, "every N minutes", set on its page).
@@ -303,11 +304,11 @@ CELERY_BEAT_SCHEDULE = {
     # Holds by rule: copays held on the card on file before visits, holds about to lapse renewed…
     "holds-place-before-visits": {
         "task": "transactions.tasks.holds_place_before_visits",
-        "schedule": HOLDS_PLACE_EVERY_MINUTES * 60,
+        "schedule": HOLDS_PLACE_EVERY_SECONDS,
     },
     "holds-renew": {
         "task": "transactions.tasks.holds_renew",
-        "schedule": HOLDS_PLACE_EVERY_MINUTES * 60,
+        "schedule": HOLDS_PLACE_EVERY_SECONDS,
     },
     # …and captured when the EHR says the patient arrived.
     "holds-capture-at-check-in": {
