@@ -280,3 +280,23 @@ def test_a_hold_left_to_lapse_hands_the_copay_to_a_request(organization, locatio
     held.refresh_from_db()
     assert held.status == TransactionStatus.RELEASED
     assert not appointment_left_to_hold_rule(appointment)
+
+
+def test_the_demo_ages_a_sandbox_hold_and_the_beat_renews_it(organization, location, card):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    appointment = visit(card, location)
+    holds_place_before_visits.delay().get()
+    (held,) = _holds(appointment)
+    Appointment.objects.filter(pk=appointment.pk).update(starts_at=timezone.now() + timedelta(days=3))
+
+    call_command("sandbox_hold_age", str(held.pk), "--days", "6.5")
+
+    from transactions.tasks import holds_renew as holds_renew_task
+
+    assert holds_renew_task.delay().get() == 1
+    old, new = _holds(appointment)
+    assert (old.status, new.status) == (TransactionStatus.RELEASED, TransactionStatus.AUTHORIZED)
+    with pytest.raises(CommandError, match="Only an amount held at the Sandbox"):
+        call_command("sandbox_hold_age", str(old.pk), "--days", "1")

@@ -35,6 +35,7 @@ from org_profile.access import AccessDenied
 from ..enums import CollectionRule, PaymentRequestKind, TransactionStatus
 from ..gateways.base import GatewayUnavailable
 from ..models import CollectionRules, Transaction
+from ..sandbox import processor as sandbox_processor
 from ..selectors.holds import (
     HOLD_RULES,
     appointments_due_for_hold,
@@ -313,3 +314,21 @@ def _superseded_release(old: Transaction, *, renewal: Transaction | None = None)
             transaction=renewal,
             changes={"rule": CollectionRule.HOLD_RENEWAL, "renews": old.pk, **({} if renewed else {"error": changes["error"]})},
         )
+
+
+# -- the demo's clock --------------------------------------------------------------------------------------
+
+
+def sandbox_hold_age(*, transaction: Transaction, by: timedelta) -> Transaction:
+    """Make a Sandbox hold look ``by`` older, at the Sandbox and in LumaPay, as if that much time had
+    passed since it was made (``manage.py sandbox_hold_age``: try renewal and lapse in ``make dev``
+    without waiting days). Only for a hold at the Sandbox, which never moves money."""
+    if transaction.vendor != "sandbox" or transaction.status != TransactionStatus.AUTHORIZED:
+        raise ApplicationError("Only an amount held at the Sandbox can be aged.")
+    if by <= timedelta(0):
+        raise ApplicationError("Age a hold by a positive amount of time.")
+    sandbox_processor.hold_age(transaction.gateway_checkout_id, by=by)
+    with db_transaction.atomic():
+        Transaction.objects.filter(pk=transaction.pk).update(created_at=transaction.created_at - by)
+    transaction.refresh_from_db()
+    return transaction
