@@ -300,3 +300,72 @@ def test_the_demo_ages_a_sandbox_hold_and_the_beat_renews_it(organization, locat
     assert (old.status, new.status) == (TransactionStatus.RELEASED, TransactionStatus.AUTHORIZED)
     with pytest.raises(CommandError, match="Only an amount held at the Sandbox"):
         call_command("sandbox_hold_age", str(old.pk), "--days", "1")
+
+
+# -- the same rules on Stripe (localstripe): the passes are gateway-neutral -----------------------------------
+
+
+def test_on_stripe_the_copay_is_held_by_rule_and_captured_at_check_in(stripe_world, stripe_organization, patient, location):
+    from transactions.services.saved_cards import card_on_file_consent_text, saved_card_setup_begin, saved_card_setup_complete
+
+    start = saved_card_setup_begin(
+        payment_request=payment_request_make(organization=stripe_organization, patient=patient),
+        consent_given=True, consent_text=card_on_file_consent_text(stripe_organization), ip_address="203.0.113.9",
+        success_url="http://testserver/pay/t/card-saved/", cancel_url="http://testserver/pay/t/details/",
+    )  # fmt: skip
+    stripe_world.checkout.save_card(start.checkout_id)
+    card = saved_card_setup_complete(saved_card=SavedCard.objects.get(gateway_setup_id=start.checkout_id))
+    hold_rule_on(stripe_organization)
+    appointment = visit(card, location)
+
+    assert holds_place_before_visits.delay().get() == 1
+
+    (held,) = _holds(appointment)
+    assert (held.status, held.automation_rule, held.vendor) == (TransactionStatus.AUTHORIZED, "hold_before_visit", "stripe")
+    (create,) = stripe_world.http.sent("POST", "/v1/payment_intents")
+    assert create.params["capture_method"] == "manual"
+    Appointment.objects.filter(pk=appointment.pk).update(status=AppointmentStatus.ARRIVED)
+    assert holds_capture_at_check_in.delay().get() == 1
+    held.refresh_from_db()
+    assert (held.status, held.charged_cents) == (TransactionStatus.SUCCEEDED, 3000)
+    assert stripe_world.server.call("GET", f"/v1/payment_intents/{held.gateway_checkout_id}")["status"] == "succeeded"
+    assert AuditEvent.objects.get(action="authorization.captured").changes["rule"] == "capture_at_check_in"
+
+
+def test_on_stripe_capturing_a_hold_stripe_let_go_records_the_release_and_says_so(
+    stripe_world, stripe_organization, patient, location, manager
+):
+    from lumapay.errors import ApplicationError
+    from transactions.services.saved_cards import (
+        authorization_capture,
+        card_on_file_consent_text,
+        saved_card_setup_begin,
+        saved_card_setup_complete,
+    )
+
+    start = saved_card_setup_begin(
+        payment_request=payment_request_make(organization=stripe_organization, patient=patient),
+        consent_given=True, consent_text=card_on_file_consent_text(stripe_organization), ip_address="203.0.113.9",
+        success_url="http://testserver/pay/t/card-saved/", cancel_url="http://testserver/pay/t/details/",
+    )  # fmt: skip
+    stripe_world.checkout.save_card(start.checkout_id)
+    card = saved_card_setup_complete(saved_card=SavedCard.objects.get(gateway_setup_id=start.checkout_id))
+    hold_rule_on(stripe_organization)
+    appointment = visit(card, location)
+    holds_place_before_visits.delay().get()
+    (held,) = _holds(appointment)
+    # Stripe cancels an uncaptured PaymentIntent after 7 days by itself
+    stripe_world.server.call("POST", f"/v1/payment_intents/{held.gateway_checkout_id}/cancel")
+    # Stripe refuses to capture it (localstripe would answer 200: Stripe's real answer is given here)
+    stripe_world.http.answer_once(
+        "POST", f"/v1/payment_intents/{held.gateway_checkout_id}/capture", status=400,
+        body={"error": {"type": "invalid_request_error", "code": "payment_intent_unexpected_state",
+                        "message": "This PaymentIntent could not be captured because it has a status of canceled."}},
+    )  # fmt: skip
+
+    with pytest.raises(ApplicationError, match="The held amount was not captured"):
+        authorization_capture(organization=stripe_organization, actor=manager, transaction=held)
+
+    held.refresh_from_db()
+    assert (held.status, held.hold_claimed_at) == (TransactionStatus.RELEASED, None)
+    assert not appointment_left_to_hold_rule(appointment)
