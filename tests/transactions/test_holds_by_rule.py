@@ -82,6 +82,10 @@ def test_only_appointments_due_and_left_to_the_hold_rule_are_held(organization, 
     request = payment_request_make(organization=organization, patient=patient)
     request.status, request.appointment = PaymentRequestStatus.PAID, paid
     request.save(update_fields=["status", "appointment"])
+    asked = visit(card, location)  # staff sent a request the patient may still pay
+    open_request = payment_request_make(organization=organization, patient=patient)
+    open_request.appointment = asked
+    open_request.save(update_fields=["appointment"])
     over_limit = visit(card, location, copay_cents=organization.saved_card_charge_max_cents + 1)
     no_card = visit(sandbox_card(organization, PatientFactory(organization=organization)), location)
     SavedCard.objects.filter(patient=no_card.patient).update(status=SavedCardStatus.REMOVED)
@@ -93,7 +97,7 @@ def test_only_appointments_due_and_left_to_the_hold_rule_are_held(organization, 
     assert list(Transaction.objects.filter(automation_rule__isnull=False).exclude(automation_rule="").values_list("appointment", flat=True)) == [due.pk]
     left = set(appointments_left_to_hold_rule(organization=organization).values_list("pk", flat=True))
     # the window, the status and whether it is paid are the passes' business; the contract is the card
-    assert {due.pk, later.pk, started.pk, no_copay.pk, cancelled.pk, paid.pk} <= left
+    assert {due.pk, later.pk, started.pk, no_copay.pk, cancelled.pk, paid.pk, asked.pk} <= left
     assert not left & {over_limit.pk, no_card.pk, other_words.pk}
 
 

@@ -80,7 +80,8 @@ def appointment_left_to_hold_rule(appointment: Appointment) -> bool:
 def appointments_due_for_hold(*, organization: Organization, now: datetime) -> QuerySet[Appointment]:
     """Booked appointments with a copay, starting within the organization's ``hold_hours_before``
     and not yet started, left to the hold rule, never held by it yet, and whose copay is not
-    already paid or held (by anyone), soonest first."""
+    already paid or held (by anyone) nor asked for by a request still open (staff sent one: the
+    patient may pay it, so holding too could collect twice), soonest first."""
     rules = collection_rules_for(organization)
     upcoming = Appointment.objects.filter(
         organization=organization,
@@ -93,12 +94,14 @@ def appointments_due_for_hold(*, organization: Organization, now: datetime) -> Q
         Q(charged_cents__gt=0) | Q(status__in=[TransactionStatus.AUTHORIZED, TransactionStatus.PENDING])
     )
     held_by_rule = Transaction.objects.filter(appointment=OuterRef("pk"), automation_rule__in=HOLD_RULES)
-    paid_request = PaymentRequest.objects.filter(appointment=OuterRef("pk"), status=PaymentRequestStatus.PAID)
+    asked_or_paid = PaymentRequest.objects.filter(
+        appointment=OuterRef("pk"), status__in=[PaymentRequestStatus.PAID, PaymentRequestStatus.OPEN]
+    )
     return (
         appointments_left_to_hold_rule(organization=organization, appointments=upcoming)
         .exclude(Exists(paid_or_held))
         .exclude(Exists(held_by_rule))
-        .exclude(Exists(paid_request))
+        .exclude(Exists(asked_or_paid))
         .order_by("starts_at", "id")
     )
 

@@ -46,7 +46,7 @@ from ..selectors.holds import (
 )
 from .saved_cards import (
     CAPTURE,
-    _require_card_role,
+    card_role_require,
     authorization_capture,
     authorization_release,
     saved_card_charge,
@@ -171,7 +171,7 @@ def appointment_check_in(*, organization, actor, appointment: Appointment) -> li
     captured at the same moment is not captured twice (and is not among them)."""
     if appointment.organization_id != organization.pk:
         raise ApplicationError("This appointment does not exist.")
-    _require_card_role(
+    card_role_require(
         organization=organization, actor=actor, location=appointment.location, action=CAPTURE,
         patient=appointment.patient, amount_cents=appointment.copay_cents,
     )  # fmt: skip

@@ -102,7 +102,7 @@ def _refusal_record(
     )
 
 
-def _require_card_role(*, organization, actor, location, action: str, patient, transaction=None, amount_cents: int) -> None:
+def card_role_require(*, organization, actor, location, action: str, patient, transaction=None, amount_cents: int) -> None:
     """The actor is an active member whose role the organization lets use cards on file
     (``Organization.saved_card_roles``), working at ``location``. A refusal is audited."""
     refused = saved_card_refusal_text(organization)
@@ -297,7 +297,7 @@ def saved_card_charge(
     _require_rule(actor=actor, rule=rule)
     action = HOLD if hold_only else CHARGE
     if actor is not None:
-        _require_card_role(
+        card_role_require(
             organization=organization, actor=actor, location=location, action=action,
             patient=saved_card.patient, amount_cents=amount_cents,
         )  # fmt: skip
@@ -454,7 +454,7 @@ def authorization_capture(*, organization, actor, transaction: Transaction, rule
     _require_rule(actor=actor, rule=rule)
     _require_authorized(organization=organization, transaction=transaction)
     if actor is not None:
-        _require_card_role(
+        card_role_require(
             organization=organization, actor=actor, location=transaction.location, action=CAPTURE,
             patient=transaction.patient, transaction=transaction, amount_cents=transaction.amount_cents,
         )  # fmt: skip
@@ -498,7 +498,7 @@ def authorization_release(*, organization, actor, transaction: Transaction, reas
     _require_rule(actor=actor, rule=rule)
     _require_authorized(organization=organization, transaction=transaction)
     if actor is not None:
-        _require_card_role(
+        card_role_require(
             organization=organization, actor=actor, location=transaction.location, action=RELEASE,
             patient=transaction.patient, transaction=transaction, amount_cents=transaction.amount_cents,
         )  # fmt: skip
