@@ -21,7 +21,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import connection, transaction as db_transaction
 from django.utils import timezone
-from django.utils.translation import gettext
 
 from lumapay.audit import audit_event_record
 from lumapay.enums import AuditAction
@@ -319,9 +318,9 @@ def saved_card_charge(
 
     with db_transaction.atomic():
         earlier = _charge_with_key(organization=organization, idempotency_key=idempotency_key)
-        if renews is not None:
-            _hold_supersede(hold=renews)
         if earlier is None:
+            if renews is not None:
+                _hold_supersede(hold=renews)
             transaction = transaction_open(
                 organization=organization,
                 patient=saved_card.patient,
