@@ -309,3 +309,30 @@ def test_staff_pages_charge_and_capture_on_a_sandbox_clinic(client, organization
     client.post(reverse("transactions:transaction_capture", args=[held.pk]))
     held.refresh_from_db()
     assert (held.status, held.charged_cents) == (TransactionStatus.SUCCEEDED, 2000)
+
+
+def test_the_card_page_speaks_the_language_the_patient_read_the_pay_page_in(client, organization):
+    from django.utils import translation
+
+    from ehr_sync.enums import PreferredLanguage
+    from transactions.services.saved_cards import card_on_file_consent_text
+
+    from ..factories import PatientFactory
+
+    patient = PatientFactory(organization=organization, preferred_language=PreferredLanguage.SPANISH)
+    payment_request = _paid(client, organization, patient)
+    with translation.override("es"):
+        consent = card_on_file_consent_text(organization)
+    response = client.post(pay_url("card_save", payment_request), {"consent": "yes", "consent_text": consent})
+    assert response.status_code == 302, text(response)[:500]
+    page = path_of(response["Location"])
+
+    shown = client.get(page, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert shown["Content-Language"] == "es"
+    body = text(shown)
+    assert "Guardar una tarjeta para <strong>Riverside Family Medicine</strong>" in body
+    assert "Guardar tarjeta" in body and "Se guarda, pero se rechaza cada vez que se cobra" in body
+    declined = text(client.post(page, card_fields(DECLINED), HTTP_ACCEPT_LANGUAGE="en"))
+    assert "La tarjeta no se guardó. Pruebe con otra tarjeta." in declined
+    assert SavedCard.objects.get().consent_text == consent

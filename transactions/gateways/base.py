@@ -189,9 +189,10 @@ class CardsOnFile(Protocol):
         """A customer at the gateway to keep one patient's cards under; it carries nothing about them."""
 
     def card_setup_start(
-        self, *, organization, customer_id: str, saved_card_id: int, success_url: str, cancel_url: str
+        self, *, organization, customer_id: str, saved_card_id: int, success_url: str, cancel_url: str, locale: str = "auto"
     ) -> CheckoutStart:
-        """The gateway's page where the patient enters the card (nothing is charged)."""
+        """The gateway's page where the patient enters the card (nothing is charged), in ``locale``
+        ("en", "es"; "auto": the browser's)."""
 
     def card_setup_outcome(self, *, organization, setup_id: str) -> SavedCardFact | None:
         """The card the patient saved through that page; None while it is not saved (yet)."""

@@ -93,7 +93,7 @@ class SandboxGateway:
         return processor.customer_create(organization_id=organization.pk).id
 
     def card_setup_start(
-        self, *, organization, customer_id: str, saved_card_id: int, success_url: str, cancel_url: str
+        self, *, organization, customer_id: str, saved_card_id: int, success_url: str, cancel_url: str, locale: str = "auto"
     ) -> CheckoutStart:
         try:
             session = processor.setup_session_create(
@@ -103,6 +103,7 @@ class SandboxGateway:
                 merchant_name=organization.display_name,
                 success_url=success_url,
                 cancel_url=cancel_url,
+                locale=locale if locale in processor.session_locales() else processor.AUTO_LOCALE,
             )
         except processor.SandboxError as error:
             raise GatewayError(error.message) from error

@@ -141,10 +141,18 @@ def _require_within_limit(*, organization, actor, action: str, patient, amount_c
 
 
 def saved_card_setup_begin(
-    *, payment_request, consent_given: bool, consent_text: str, ip_address: str | None, success_url: str, cancel_url: str
+    *,
+    payment_request,
+    consent_given: bool,
+    consent_text: str,
+    ip_address: str | None,
+    success_url: str,
+    cancel_url: str,
+    locale: str = "auto",
 ) -> CheckoutStart:
     """The patient (past the date-of-birth check) agreed to keep a card on file: record the consent
-    and open the gateway's page where they enter the card. Nothing is charged."""
+    and open the gateway's page where they enter the card, in ``locale`` (the pay page's language).
+    Nothing is charged."""
     organization = payment_request.organization
     expected = card_on_file_consent_text(organization)
     if not consent_given or consent_text != expected:
@@ -175,6 +183,7 @@ def saved_card_setup_begin(
             saved_card_id=card.pk,
             success_url=success_url,
             cancel_url=cancel_url,
+            locale=locale,
         )
         card.gateway_setup_id = start.checkout_id
         card.save(update_fields=["gateway_setup_id"])

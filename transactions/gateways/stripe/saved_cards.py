@@ -49,7 +49,14 @@ class StripeSavedCards:
         return customer.id
 
     def card_setup_start(
-        self, *, organization: Organization, customer_id: str, saved_card_id: int, success_url: str, cancel_url: str
+        self,
+        *,
+        organization: Organization,
+        customer_id: str,
+        saved_card_id: int,
+        success_url: str,
+        cancel_url: str,
+        locale: str = "auto",
     ) -> CheckoutStart:
         """Stripe Checkout in setup mode: the patient enters the card on Stripe's page, nothing is charged."""
         metadata = {METADATA_SAVED_CARD: str(saved_card_id), METADATA_ORGANIZATION: str(organization.pk)}
@@ -64,6 +71,7 @@ class StripeSavedCards:
             "success_url": success_url,
             "cancel_url": cancel_url,
             "expires_at": int(expires_at.timestamp()),
+            "locale": locale,
         }
         with stripe_call("starting the card's checkout"):
             session = stripe_client().v1.checkout.sessions.create(
