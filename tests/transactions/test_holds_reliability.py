@@ -159,3 +159,23 @@ def test_two_capture_sweeps_and_staff_checking_in_at_once_capture_each_hold_once
         assert TransactionEvent.objects.filter(transaction=hold, kind=Kind.CHARGE_SUCCEEDED).count() == 1
         assert AuditEvent.objects.filter(transaction=hold, action="authorization.captured").count() == 1
         assert SandboxCharge.objects.filter(payment_intent__client_reference=str(hold.pk), is_paid=True).count() == 1
+
+
+def test_two_renewal_passes_at_once_renew_each_hold_once(organization, location):
+    hold_rule_on(organization, hours_before=144)
+    appointments = []
+    for _index in range(3):
+        card = sandbox_card(organization, PatientFactory(organization=organization))
+        appointments.append(visit(card, location, in_hours=5 * 24))
+    holds.holds_place_before_visits()
+    Appointment.objects.filter(pk__in=[a.pk for a in appointments]).update(starts_at=timezone.now() + timedelta(days=10))
+    later = timezone.now() + timedelta(days=6, hours=1)
+
+    outcomes = _run_at_once(lambda: holds.holds_renew(now=later), lambda: holds.holds_renew(now=later))
+
+    assert all(isinstance(outcome, int) for outcome in outcomes), outcomes
+    assert sum(outcomes) == len(appointments)
+    for appointment in appointments:
+        statuses = list(Transaction.objects.filter(appointment=appointment).order_by("pk").values_list("automation_rule", "status"))
+        assert statuses == [("hold_before_visit", "released"), ("hold_renewal", "authorized")]
+        assert AuditEvent.objects.filter(transaction__appointment=appointment, action="authorization.released").count() == 1
