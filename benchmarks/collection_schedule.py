@@ -12,6 +12,8 @@ Two figures:
    organizations and rules read alongside, model instances built), taking every due appointment at
    once, against the bare SQL that selects the same appointments' ids (the same predicates written
    by hand, no locking, no joins for display, no models). Target: within 3x. Paired runs, alternated.
+   Which due copays the hold rule takes instead is decided per batch afterwards (one query per
+   organization holding copays: ``without_those_left_to_hold_rule``), so neither side asks it here.
 2. **Queries per due item.** Whole passes (``collection_schedule_run``) with all the due
    appointments, half of them, and none (the other half's copay set to 0 inside the pass's own
    transaction), each inside a transaction rolled back after (nothing is committed or sent), queries
@@ -55,13 +57,6 @@ BARE_SQL = """
                       AND (pr.automation_rule = 'copay_before_visit' OR (pr.kind = 'copay' AND pr.status IN ('open', 'paid'))))
       AND NOT EXISTS (SELECT 1 FROM transactions_transaction t WHERE t.appointment_id = a.id
                       AND (t.charged_cents > 0 OR (t.status = 'authorized' AND t.created_at > %(now)s - interval '7 days')))
-      AND NOT (r.hold_enabled
-               AND EXISTS (SELECT 1 FROM transactions_savedcard c WHERE c.patient_id = a.patient_id
-                           AND c.status = 'active' AND c.vendor = o.payment_gateway)
-               AND NOT EXISTS (SELECT 1 FROM transactions_transaction h WHERE h.appointment_id = a.id
-                               AND h.automation_rule IN ('hold_before_visit', 'hold_renewal')
-                               AND (h.status = 'failed' OR (h.status = 'released' AND h.charged_cents = 0)
-                                    OR (h.status = 'authorized' AND h.created_at <= %(now)s - interval '7 days'))))
     ORDER BY a.starts_at, a.id
 """
 

@@ -45,6 +45,9 @@ class AuditAction(models.TextChoices):
     SAVED_CARD_REFUSED = "saved_card.refused", _("Charge, hold, capture or release of a card on file refused")
     AUTHORIZATION_CAPTURED = "authorization.captured", _("Held amount captured")
     AUTHORIZATION_RELEASED = "authorization.released", _("Hold released")
+    AUTHORIZATION_RENEWED = "authorization.renewed", _("Hold renewed before it lapsed")
+    AUTHORIZATION_RENEWAL_FAILED = "authorization.renewal_failed", _("Hold could not be renewed")
+    APPOINTMENT_CHECKED_IN = "appointment.checked_in", _("Patient checked in")
     # PHI access
     TRANSACTION_VIEWED = "transaction.viewed", _("Viewed by staff")
     TRANSACTIONS_EXPORTED = "transactions.exported", _("Exported to Excel")

@@ -23,11 +23,13 @@ from .services import (
     ehr_postings,
     exports,
     gateway_events,
+    holds,
     patient_messages,
     payment_requests,
     saved_cards,
     stripe_events,
 )
+from .sandbox import processor as sandbox_processor
 
 
 @shared_task(bind=True, acks_late=True, max_retries=20)
@@ -152,6 +154,8 @@ def ehr_postings_sweep() -> int:
     lost or whose worker died (beat)."""
     with all_organizations():
         return ehr_postings.ehr_postings_sweep()
+
+
 @shared_task
 def collection_schedule_run() -> dict:
     """One pass of the collection rules across clinics (beat, every minute): copay requests before
@@ -159,3 +163,32 @@ def collection_schedule_run() -> dict:
     rows are skipped, the database keeps one request per appointment)."""
     with all_organizations():
         return collection_schedule.collection_schedule_run().as_dict()
+
+
+@shared_task
+def holds_place_before_visits() -> int:
+    """Hold upcoming visits' copays on the patients' cards on file, by each clinic's hold rule (beat)."""
+    with all_organizations():
+        return holds.holds_place_before_visits()
+
+
+@shared_task
+def holds_capture_at_check_in() -> int:
+    """Capture the copays held for patients the EHR says arrived (beat, every minute)."""
+    with all_organizations():
+        return holds.holds_capture_at_check_in()
+
+
+@shared_task
+def holds_renew() -> int:
+    """Renew holds about to lapse whose visit is still ahead (beat)."""
+    with all_organizations():
+        return holds.holds_renew()
+
+
+@shared_task
+def sandbox_holds_lapse() -> int:
+    """The Sandbox processor lets holds older than 7 days lapse, as a card network does (beat); its
+    events tell LumaPay's ledger."""
+    with all_organizations():
+        return sandbox_processor.holds_lapse()

@@ -5,11 +5,11 @@ Each selection is ONE query over every organization whose rule is on (the beat's
 once a minute). Times are compared in the database, in each clinic's own time zone
 (``Organization.timezone``), so quiet hours and "tomorrow" follow daylight saving time.
 
-The contract with the hold rule (branch ``holds``): an appointment is *left to the hold rule*
-exactly when its organization has ``hold_enabled``, the patient has an active card on file with
-the organization's gateway, and no automatic hold for the appointment (``hold_before_visit`` or
-``hold_renewal``) has failed, been released uncaptured or lapsed. ``_left_to_hold_rule`` writes
-that predicate here; at merge the lead swaps in the hold helper's shared selector.
+The hold rule takes some copays instead of a request: ``selectors.holds`` says which (its
+contract, ``appointments_left_to_hold_rule``). Its test reads each card's recorded consent, which
+names the clinic, so it is not one cross-organization predicate: the copay selections here leave it
+out, and their callers drop the appointments it takes with ``without_those_left_to_hold_rule``, one
+query per organization in the batch (never per appointment).
 """
 
 from __future__ import annotations
@@ -41,13 +41,13 @@ from ehr_sync.models import Appointment, Balance
 from lumapay.models import ActorType, AuditEvent
 from org_profile.models import Organization
 
-from ..enums import CollectionRule, PaymentRequestKind, PaymentRequestStatus, SavedCardStatus, TransactionStatus
-from ..models import BalanceAsked, CollectionRules, PaymentRequest, SavedCard, Transaction
+from ..enums import CollectionRule, PaymentRequestKind, PaymentRequestStatus, TransactionStatus
+from ..models import BalanceAsked, CollectionRules, PaymentRequest, Transaction
+from .holds import HOLD_RULES, appointments_left_to_hold_rule
 
 RULES = "organization__collection_rules__"
 # A hold lives 7 days at the processor: an automatic hold still "authorized" after that has lapsed.
 HOLD_LIFE = datetime.timedelta(days=7)
-HOLD_RULES = (CollectionRule.HOLD_BEFORE_VISIT, CollectionRule.HOLD_RENEWAL)
 
 
 def copay_request_expires_at(starts_at: datetime.datetime) -> datetime.datetime:
@@ -121,26 +121,28 @@ def _hours(path: str) -> ExpressionWrapper:
 # -- copay before the visit -------------------------------------------------------------------------
 
 
-def _left_to_hold_rule(now: datetime.datetime) -> Q:
-    """The appointment is left to the hold rule (the contract in the module's docstring). The
-    holds branch owns this predicate; the lead replaces it with its shared selector at merge."""
-    card_on_file = SavedCard.objects.filter(
-        patient_id=OuterRef("patient_id"),
-        status=SavedCardStatus.ACTIVE,
-        vendor=OuterRef("organization__payment_gateway"),
-    )
-    hold_fell_through = Transaction.objects.filter(appointment_id=OuterRef("pk"), automation_rule__in=HOLD_RULES).filter(
-        Q(status=TransactionStatus.FAILED)
-        | Q(status=TransactionStatus.RELEASED, charged_cents=0)
-        | Q(status=TransactionStatus.AUTHORIZED, created_at__lte=now - HOLD_LIFE)
-    )
-    return Q(**{f"{RULES}hold_enabled": True}) & Exists(card_on_file) & ~Exists(hold_fell_through)
+def without_those_left_to_hold_rule(appointments: list[Appointment]) -> tuple[list[Appointment], set[int]]:
+    """``appointments`` split into those a copay request is for, and the ids of those the hold rule
+    takes (``selectors.holds.appointments_left_to_hold_rule``): one query per organization with the
+    hold rule on, whatever the number of appointments."""
+    by_organization: dict[int, list[int]] = {}
+    for appointment in appointments:
+        by_organization.setdefault(appointment.organization_id, []).append(appointment.pk)
+    holding = CollectionRules.objects.filter(organization_id__in=by_organization, hold_enabled=True)
+    left: set[int] = set()
+    for organization in Organization.objects.filter(pk__in=holding.values("organization_id")):
+        left.update(
+            appointments_left_to_hold_rule(
+                organization=organization, appointments=Appointment.objects.filter(pk__in=by_organization[organization.pk])
+            ).values_list("pk", flat=True)
+        )
+    return [appointment for appointment in appointments if appointment.pk not in left], left
 
 
 def _copay_candidates(now: datetime.datetime) -> QuerySet[Appointment]:
     """Booked appointments with a copay, of organizations with the rule on, whose patient can be
-    reached and who has no copay request, payment or hold for it yet, and that the hold rule does
-    not take."""
+    reached and who has no copay request, payment or hold for it yet (those the hold rule takes are
+    dropped by the caller: ``without_those_left_to_hold_rule``)."""
     asked = PaymentRequest.objects.filter(appointment_id=OuterRef("pk")).filter(
         Q(automation_rule=CollectionRule.COPAY_BEFORE_VISIT)
         | Q(kind=PaymentRequestKind.COPAY, status__in=[PaymentRequestStatus.OPEN, PaymentRequestStatus.PAID])
@@ -158,7 +160,6 @@ def _copay_candidates(now: datetime.datetime) -> QuerySet[Appointment]:
         )
         .filter(_reachable())
         .filter(~Exists(asked), ~Exists(paid))
-        .exclude(_left_to_hold_rule(now))
     )
 
 
@@ -369,6 +370,7 @@ def copay_requests_planned(organization, rules, start, end) -> Iterable[PlannedA
         .order_by("starts_at", "pk")
     )
     planned = []
+    appointments, _held = without_those_left_to_hold_rule(list(appointments))
     for appointment in appointments:
         at = quiet_hours_end_after(rules, max(appointment.starts_at - lead, start), organization.timezone)
         if start <= at < end and at < appointment.starts_at:
@@ -387,21 +389,22 @@ def copay_requests_planned(organization, rules, start, end) -> Iterable[PlannedA
 
 
 def holds_planned(organization, rules, start, end) -> Iterable[PlannedAction]:
-    """Holds the hold rule will place between ``start`` and ``end`` (by its lead), as the contract
-    of ``_left_to_hold_rule`` says it takes them; the holds branch may replace this source."""
+    """Holds the hold rule will place between ``start`` and ``end`` (by its lead): the appointments
+    it takes (``selectors.holds.appointments_left_to_hold_rule``) not held by it yet."""
     if not rules.hold_enabled:
         return []
     lead = datetime.timedelta(hours=rules.hold_hours_before)
     held = Transaction.objects.filter(appointment_id=OuterRef("pk"), automation_rule__in=HOLD_RULES)
+    upcoming = Appointment.objects.filter(
+        organization=organization,
+        status=AppointmentStatus.BOOKED,
+        copay_cents__gt=0,
+        starts_at__gte=start + lead,
+        starts_at__lt=end + lead,
+    )
     appointments = (
-        Appointment.objects.filter(
-            organization=organization,
-            status=AppointmentStatus.BOOKED,
-            copay_cents__gt=0,
-            starts_at__gte=start + lead,
-            starts_at__lt=end + lead,
-        )
-        .filter(_left_to_hold_rule(start), ~Exists(held))
+        appointments_left_to_hold_rule(organization=organization, appointments=upcoming)
+        .filter(~Exists(held))
         .select_related("patient")
         .order_by("starts_at", "pk")
     )

@@ -42,6 +42,7 @@ WARNING_ACTIONS = frozenset(
         AuditAction.PAY_LINK_VERIFICATION_REFUSED,
         AuditAction.PAY_LINK_LOCKED,
         AuditAction.SAVED_CARD_REFUSED,
+        AuditAction.AUTHORIZATION_RENEWAL_FAILED,
     }
 )
 
@@ -408,6 +409,20 @@ def rule_label(rule: str) -> str:
 
 
 def _audit_detail(audit: AuditEvent, transaction: Transaction) -> str:
+    """What the entry says beside its title; for something LumaPay did by itself, the rule first."""
+    detail = _audit_detail_text(audit, transaction)
+    changes = audit.changes if isinstance(audit.changes, dict) else {}
+    rule = changes.get("rule")
+    if not rule:
+        return detail
+    try:
+        label = str(CollectionRule(rule).label)
+    except ValueError:
+        label = str(rule)
+    return f"By the rule: {label}." + (f" {detail}" if detail else "")
+
+
+def _audit_detail_text(audit: AuditEvent, transaction: Transaction) -> str:
     changes = audit.changes if isinstance(audit.changes, dict) else {}
     detail = _audit_detail_text(audit, transaction, changes)
     if changes.get("rule"):

@@ -63,6 +63,7 @@ from ..selectors.collection_schedule import (
     balance_requests_to_cancel,
     copay_request_expires_at,
     copay_requests_due,
+    without_those_left_to_hold_rule,
     copay_requests_to_cancel,
     copay_requests_to_move,
 )
@@ -184,8 +185,11 @@ def copay_requests_send_due(
                 .exclude(pk__in=skipped)
                 .select_for_update(of=("self",), skip_locked=True)[:batch_size]
             )
-            organizations = Organization.objects.in_bulk({appointment.organization_id for appointment in due})
-            for appointment in due:
+            # The hold rule's share of the batch is its to take (one query per organization).
+            to_ask, held = without_those_left_to_hold_rule(due)
+            skipped |= held
+            organizations = Organization.objects.in_bulk({appointment.organization_id for appointment in to_ask})
+            for appointment in to_ask:
                 appointment.organization = organizations[appointment.organization_id]
                 if _copay_request_make(appointment):
                     outcome.copay_sent += 1

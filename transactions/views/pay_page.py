@@ -381,6 +381,7 @@ def card_save(request, payment_request, token):
             ip_address=_ip(request),
             success_url=request.build_absolute_uri(reverse("pay:card_saved", kwargs={"token": token})),
             cancel_url=request.build_absolute_uri(reverse("pay:done", kwargs={"token": token})),
+            locale=translation.get_language(),
         )
     except GatewayError:
         error, status = _("We could not reach the payment service. Your card was not saved. Please try again in a minute."), 502

@@ -5,14 +5,12 @@ before a visit (manual capture) and then captured or released.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-
 import stripe
 from django.utils import timezone
 
 from org_profile.models import Organization
 
-from ..base import ChargeFact, CheckoutStart, GatewayError, GatewayUnavailable
+from ..base import ChargeFact, CheckoutStart, GatewayError, GatewayUnavailable, SavedCardFact
 from .client import (
     CHECKOUT_LIFETIME,
     METADATA_ORGANIZATION,
@@ -23,6 +21,7 @@ from .client import (
     as_dict,
     id_of,
     idempotency_key,
+    idempotency_key as stripe_idempotency_key,
     stripe_call,
     stripe_client,
     timestamp_of,
@@ -30,18 +29,6 @@ from .client import (
 from .facts import charge_fact_from_payment_intent
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SavedCardFact:
-    """A card Stripe keeps for a patient (a PaymentMethod attached to the patient's Customer)."""
-
-    payment_method_id: str
-    card_brand: str = ""
-    card_last4: str = ""
-    exp_month: int | None = None
-    exp_year: int | None = None
-
 
 
 class StripeSavedCards:
@@ -62,7 +49,14 @@ class StripeSavedCards:
         return customer.id
 
     def card_setup_start(
-        self, *, organization: Organization, customer_id: str, saved_card_id: int, success_url: str, cancel_url: str
+        self,
+        *,
+        organization: Organization,
+        customer_id: str,
+        saved_card_id: int,
+        success_url: str,
+        cancel_url: str,
+        locale: str = "auto",
     ) -> CheckoutStart:
         """Stripe Checkout in setup mode: the patient enters the card on Stripe's page, nothing is charged."""
         metadata = {METADATA_SAVED_CARD: str(saved_card_id), METADATA_ORGANIZATION: str(organization.pk)}
@@ -77,6 +71,7 @@ class StripeSavedCards:
             "success_url": success_url,
             "cancel_url": cancel_url,
             "expires_at": int(expires_at.timestamp()),
+            "locale": locale,
         }
         with stripe_call("starting the card's checkout"):
             session = stripe_client().v1.checkout.sessions.create(
@@ -114,12 +109,13 @@ class StripeSavedCards:
             exp_year=card.get("exp_year"),
         )
 
-    def saved_card_charge(self, *, transaction, saved_card, capture: bool) -> tuple[str, ChargeFact]:
+    def saved_card_charge(self, *, transaction, saved_card, capture: bool, idempotency_key: str = "") -> tuple[str, ChargeFact]:
         """Charge (or, without ``capture``, only hold) a card on file while the patient is away.
 
         Returns the PaymentIntent's id and what became of it. A decline is an outcome, not an
-        error: it comes back as a failed fact. The idempotency key is the transaction's, so a
-        retried request never charges twice. A charge pays the platform's fee at once; a hold pays
+        error: it comes back as a failed fact. The idempotency key is the transaction's (or the
+        caller's ``idempotency_key``, e.g. a plan instalment's attempt), so a retried request never
+        charges twice. A charge pays the platform's fee at once; a hold pays
         it when captured, on the amount captured (``authorization_capture``).
         """
         organization = transaction.organization
@@ -142,7 +138,8 @@ class StripeSavedCards:
                     params,
                     {
                         "stripe_account": account,
-                        "idempotency_key": idempotency_key(row="transaction", pk=transaction.pk, action="charge"),
+                        "idempotency_key": idempotency_key
+                        or stripe_idempotency_key(row="transaction", pk=transaction.pk, action="charge"),
                     },
                 )
         except GatewayUnavailable:
@@ -206,6 +203,11 @@ class StripeSavedCards:
             if fact.status != "released":
                 raise
             return fact
+        return charge_fact_from_payment_intent(self.payment_intent_retrieve(transaction.gateway_checkout_id, account=account))
+
+    def authorization_outcome(self, *, transaction) -> ChargeFact:
+        """What became of the card-on-file PaymentIntent, as Stripe has it now."""
+        account = account_of(transaction.organization)
         return charge_fact_from_payment_intent(self.payment_intent_retrieve(transaction.gateway_checkout_id, account=account))
 
     def saved_card_detach(self, *, saved_card) -> None:
