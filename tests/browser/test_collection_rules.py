@@ -49,5 +49,5 @@ def test_a_manager_turns_the_copay_rule_on_and_sees_the_automation(page, checks,
     expect(page.get_by_text("Lucía Ramos")).to_be_visible()
     checks.check(page, "automation")
     page.get_by_role("link", name="Payment request sent").click()
-    expect(page.get_by_text("Rule: Copay request before the visit").first).to_be_visible()
+    expect(page.get_by_text("By the rule: Copay request before the visit").first).to_be_visible()
     checks.assert_clean()

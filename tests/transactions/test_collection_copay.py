@@ -21,7 +21,8 @@ from transactions.enums import (
     TransactionStatus,
 )
 from transactions.models import PaymentRequest, PaymentRequestDelivery, SavedCard, Transaction
-from transactions.selectors.collection_schedule import copay_requests_due
+from transactions.selectors.collection_schedule import copay_requests_due, without_those_left_to_hold_rule
+from transactions.services.saved_cards import card_on_file_consent_text
 from transactions.services.collection_schedule import (
     COPAY_BILLING_ITEM,
     _copay_request_make,
@@ -50,7 +51,9 @@ def run_pass(django_capture_on_commit_callbacks):
 
 
 def _due_ids(now=None):
-    return sorted(copay_requests_due(now=now or timezone.now()).values_list("pk", flat=True))
+    """The appointments the pass asks a copay for: the due ones, less those the hold rule takes."""
+    to_ask, _held = without_those_left_to_hold_rule(list(copay_requests_due(now=now or timezone.now())))
+    return sorted(appointment.pk for appointment in to_ask)
 
 
 def test_a_due_appointment_gets_one_request_by_every_channel(run_pass, organization, location):
@@ -144,7 +147,8 @@ def test_what_is_never_due(organization, location, other_organization):
 def _card_on_file(patient, vendor=PaymentGateway.SANDBOX, status=SavedCardStatus.ACTIVE):
     return SavedCard.objects.create(
         organization=patient.organization, patient=patient, vendor=vendor, status=status,
-        gateway_customer_id=f"cus_{patient.pk}", consent_text="I agree", consented_at=timezone.now(),
+        gateway_customer_id=f"cus_{patient.pk}", consent_text=card_on_file_consent_text(patient.organization),
+        consented_at=timezone.now(),
     )
 
 

@@ -141,7 +141,7 @@ def test_the_requests_history_says_lumapay_and_the_rule(client_for, manager, org
     page = client_for(manager).get(f"/payment-requests/{request.pk}/").content.decode()
 
     assert "LumaPay" in page
-    assert "Rule: Copay request before the visit" in page
+    assert "By the rule: Copay request before the visit" in page
 
 
 def _tomorrow(organization):
@@ -158,13 +158,14 @@ def test_tomorrow_lists_holds_by_the_hold_lead_and_reminders_by_the_cadence(orga
     from transactions.enums import PaymentRequestKind, SavedCardStatus
     from transactions.models import SavedCard
     from transactions.selectors.collection_schedule import TOMORROW_SOURCES, automation_planned
+    from transactions.services.saved_cards import card_on_file_consent_text
 
     rules_on(organization, copay_request_enabled=False, hold_enabled=True, hold_hours_before=24,
              balance_request_enabled=True, balance_reminder_days=[1, 5])
     start, end = _tomorrow(organization)
     carded = PatientFactory(organization=organization)
     SavedCard.objects.create(organization=organization, patient=carded, vendor=PaymentGateway.SANDBOX, status=SavedCardStatus.ACTIVE,
-                             gateway_customer_id="cus_1", consent_text="I agree", consented_at=timezone.now())
+                             gateway_customer_id="cus_1", consent_text=card_on_file_consent_text(organization), consented_at=timezone.now())
     AppointmentFactory(patient=carded, location=location, starts_at=start + datetime.timedelta(hours=24 + 10), copay_cents=4000)
     AppointmentFactory(patient=carded, location=location, starts_at=end + datetime.timedelta(hours=24 + 1))  # the day after
     owing = PatientFactory(organization=organization)

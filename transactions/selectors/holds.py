@@ -18,6 +18,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
 
 from ehr_sync.enums import AppointmentStatus
 from ehr_sync.models import Appointment
@@ -31,6 +32,7 @@ from .saved_cards import card_on_file_consent_texts, card_on_file_offered
 HOLD_RULES = (CollectionRule.HOLD_BEFORE_VISIT, CollectionRule.HOLD_RENEWAL)
 # A hold lasts 7 days at the processor: one older than this, for a visit still ahead, is renewed.
 HOLD_RENEW_AFTER = timedelta(days=6)
+HOLD_LIFE = timedelta(days=7)
 # Appointment statuses that mean the patient came: the held copay is captured.
 ARRIVED_STATUSES = (AppointmentStatus.ARRIVED, AppointmentStatus.FULFILLED)
 
@@ -47,10 +49,12 @@ def hold_cards(*, organization: Organization) -> QuerySet[SavedCard]:
 
 
 def holds_given_up(*, organization: Organization) -> QuerySet[Transaction]:
-    """The rules' holds that did not hold (declined, failed) or were let go uncaptured (released by
-    staff, for a missed visit, or lapsed), not counting one a renewal replaced."""
+    """The rules' holds that did not hold (declined, failed), were let go uncaptured (released by
+    staff, for a missed visit, or lapsed and recorded so), or are past the processor's 7 days though
+    no one has recorded the lapse yet; not counting one a renewal replaced."""
+    lapsed = Q(status=TransactionStatus.AUTHORIZED, hold_superseded_at__isnull=True, created_at__lte=timezone.now() - HOLD_LIFE)
     return Transaction.objects.filter(organization=organization, automation_rule__in=HOLD_RULES).filter(
-        Q(status=TransactionStatus.FAILED) | Q(status=TransactionStatus.RELEASED, hold_superseded_at__isnull=True)
+        Q(status=TransactionStatus.FAILED) | Q(status=TransactionStatus.RELEASED, hold_superseded_at__isnull=True) | lapsed
     )
 
 

@@ -410,25 +410,11 @@ def rule_label(rule: str) -> str:
 
 def _audit_detail(audit: AuditEvent, transaction: Transaction) -> str:
     """What the entry says beside its title; for something LumaPay did by itself, the rule first."""
-    detail = _audit_detail_text(audit, transaction)
-    changes = audit.changes if isinstance(audit.changes, dict) else {}
-    rule = changes.get("rule")
-    if not rule:
-        return detail
-    try:
-        label = str(CollectionRule(rule).label)
-    except ValueError:
-        label = str(rule)
-    return f"By the rule: {label}." + (f" {detail}" if detail else "")
-
-
-def _audit_detail_text(audit: AuditEvent, transaction: Transaction) -> str:
     changes = audit.changes if isinstance(audit.changes, dict) else {}
     detail = _audit_detail_text(audit, transaction, changes)
-    if changes.get("rule"):
-        rule = f"Rule: {rule_label(changes['rule'])}."
-        return f"{detail} · {rule}" if detail else rule
-    return detail
+    if not changes.get("rule"):
+        return detail
+    return f"By the rule: {rule_label(changes['rule'])}." + (f" {detail}" if detail else "")
 
 
 def _audit_detail_text(audit: AuditEvent, transaction: Transaction, changes: dict) -> str:

@@ -228,7 +228,7 @@ def _history(audit_events) -> list[HistoryEntry]:
         if changes.get("reminder"):
             details.append(f"Reminder {changes['reminder']}, {changes.get('days_after')} days after the request")
         if changes.get("rule"):
-            details.append(f"Rule: {rule_label(changes['rule'])}")
+            details.append(f"By the rule: {rule_label(changes['rule'])}")
         entries.append(
             HistoryEntry(
                 label=audit_action_label(event.action),
