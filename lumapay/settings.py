@@ -273,11 +273,12 @@ CELERY_TIMEZONE = TIME_ZONE
 PAYMENT_REQUESTS_EXPIRE_EVERY_MINUTES = env.int("PAYMENT_REQUESTS_EXPIRE_EVERY_MINUTES", default=15)
 STRIPE_EVENTS_RECOVER_EVERY_MINUTES = env.int("STRIPE_EVENTS_RECOVER_EVERY_MINUTES", default=10)
 TRANSACTION_EXPORTS_EXPIRE_EVERY_MINUTES = env.int("TRANSACTION_EXPORTS_EXPIRE_EVERY_MINUTES", default=60)
-AUTHORIZATIONS_RELEASE_EVERY_MINUTES = env.int("AUTHORIZATIONS_RELEASE_EVERY_MINUTES", default=15)
+AUTHORIZATIONS_RELEASE_EVERY_MINUTES = env.int("AUTHORIZATIONS_RELEASE_EVERY_MINUTES", default=1)
 # Holds by rule (transactions.services.holds): how often copays are held before visits (and holds
 # about to lapse renewed), and how often held copays of patients who checked in are captured.
-# Fixed, not tunables: the hold window is hours wide and check-in should feel immediate.
-HOLDS_PLACE_EVERY_SECONDS = 5 * 60
+# Fixed, not tunables: each pass is a few queries per organization holding copays, and a patient
+# checking in, or a visit cancelled, should show on the card within a minute.
+HOLDS_PLACE_EVERY_SECONDS = 60
 HOLDS_CAPTURE_EVERY_SECONDS = 60
 PATIENT_MESSAGES_RESEND_EVERY_MINUTES = env.float("PATIENT_MESSAGES_RESEND_EVERY_MINUTES", default=2)
 # How often the beat looks for EHR connections whose scheduled sync is due (each connection has
