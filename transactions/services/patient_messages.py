@@ -49,9 +49,9 @@ from django.utils.crypto import salted_hmac
 
 from lumapay.audit import audit_event_record
 from lumapay.enums import AuditAction
-from lumapay.models import ActorType, AuditEvent
+from lumapay.models import ActorType, AuditEvent, sms_opted_out
 from lumapay.money import format_cents
-from lumapay.sms import SmsDeliveryError, sms_send
+from lumapay.sms import SmsDeliveryError, SmsOptedOut, sms_send
 from lumapay.task_queue import task_enqueue_on_commit
 
 from ..enums import DeliveryChannel, DeliveryStatus, MessagePurpose, PaymentRequestStatus
@@ -282,6 +282,12 @@ def _claim(delivery_id: int) -> tuple[PaymentRequestDelivery | None, bool]:
                 delivery, DeliveryStatus.FAILED, error_message=f"Given up after {delivery.attempts} attempts. {reason}"
             )
             return delivery, False
+        if delivery.channel == DeliveryChannel.SMS:
+            refusal = _sms_opt_out_refusal(delivery)
+            if refusal:
+                # Final: an opted-out number is never retried (START lets later messages go).
+                _outcome_record(delivery, DeliveryStatus.FAILED, error_message=refusal)
+                return delivery, False
         if delivery.purpose == MessagePurpose.PAYMENT_LINK:
             refusal = _link_refusal(delivery.payment_request, now)
             if refusal:
@@ -420,6 +426,20 @@ def _outcome_record(
     return delivery
 
 
+def _sms_opt_out_refusal(delivery: PaymentRequestDelivery) -> str:
+    """Why no text may go to the delivery's number: it replied STOP (across all clinics, see
+    ``lumapay.models.SmsOptOut``); "" when it may."""
+    opt_out = sms_opted_out(delivery.destination)
+    if opt_out is None:
+        return ""
+    with timezone.override(delivery.organization.timezone):
+        when = timezone.localtime(opt_out.opted_out_at).strftime("%b %d, %Y") if opt_out.opted_out_at else "earlier"
+    return (
+        f"Not sent: the patient replied {opt_out.keyword or 'STOP'} to our text messages on {when} and gets no "
+        "texts until they reply START."
+    )
+
+
 def _link_refusal(payment_request: PaymentRequest, now: datetime.datetime) -> str:
     if payment_request.status != PaymentRequestStatus.OPEN:
         return (
@@ -514,6 +534,9 @@ def _link_sms_send(delivery: PaymentRequestDelivery) -> _Outcome:
     (body,) = _link_render(_link_request(delivery), ["sms.txt"])
     try:
         provider_message_id = sms_send(to=delivery.destination, body=" ".join(body.split()))
+    except SmsOptedOut as error:
+        # STOP arrived between the claim and the send.
+        raise _Refused(error.message) from error
     except SmsDeliveryError as error:
         if error.transient:
             raise
