@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.db import transaction as db_transaction
+from django.db import connection, transaction as db_transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -29,11 +29,11 @@ from ehr_sync.enums import AppointmentStatus
 from org_profile.access import AccessDenied, roles_in_words, staff_access
 from org_profile.enums import PaymentGateway
 
-from ..enums import SavedCardStatus, TransactionEventKind as Kind, TransactionStatus
+from ..enums import CollectionRule, SavedCardStatus, TransactionEventKind as Kind, TransactionStatus
 from ..gateways.base import ChargeFact, CheckoutStart, GatewayError, GatewayUnavailable
 from ..gateways.stripe import StripeGateway
 from ..locks import payment_request_lock, transaction_lock
-from ..models import SavedCard, Transaction
+from ..models import SavedCard, Transaction, TransactionEvent
 from .ledger import transaction_event_append
 from .ledger_facts import charge_fact_record
 from .transaction_open import transaction_open
@@ -80,17 +80,23 @@ def saved_card_refusal_text(organization) -> str:
     )
 
 
-def _refusal_record(*, organization, actor, action: str, reason: str, patient, transaction=None, amount_cents: int) -> None:
+def _refusal_record(
+    *, organization, actor, action: str, reason: str, patient, transaction=None, amount_cents: int, rule: str = ""
+) -> None:
     """A refused charge, hold, capture or release is kept in the audit trail (who tried what, and
-    why it was refused): committed on its own, as nothing else is written."""
+    why it was refused): committed on its own, as nothing else is written. ``actor`` None: LumaPay
+    itself, by ``rule``."""
+    changes = {"attempted": action, "reason": reason, "amount_cents": amount_cents}
+    if actor is None:
+        changes["rule"] = rule
     audit_event_record(
         organization=organization,
         action=AuditAction.SAVED_CARD_REFUSED,
-        actor_type=ActorType.STAFF,
+        actor_type=ActorType.STAFF if actor is not None else ActorType.SYSTEM,
         actor_user=actor,
         patient=patient,
         transaction=transaction,
-        changes={"attempted": action, "reason": reason, "amount_cents": amount_cents},
+        changes=changes,
     )
 
 
@@ -113,12 +119,16 @@ def _require_card_role(*, organization, actor, location, action: str, patient, t
         raise
 
 
-def _require_within_limit(*, organization, actor, action: str, patient, amount_cents: int) -> None:
-    """One charge or hold takes at most the organization's ``saved_card_charge_max_cents``."""
+def _require_within_limit(*, organization, actor, action: str, patient, amount_cents: int, rule: str = "") -> None:
+    """One charge or hold takes at most the organization's ``saved_card_charge_max_cents``, whoever
+    asks (staff, or LumaPay by a collection rule)."""
     limit = organization.saved_card_charge_max_cents
     if amount_cents <= limit:
         return
-    _refusal_record(organization=organization, actor=actor, action=action, reason="limit", patient=patient, amount_cents=amount_cents)
+    _refusal_record(
+        organization=organization, actor=actor, action=action, reason="limit", patient=patient,
+        amount_cents=amount_cents, rule=rule,
+    )  # fmt: skip
     raise ApplicationError(
         f"{format_cents(amount_cents, organization.currency)} is more than this organization allows for one "
         f"{'hold' if action == HOLD else 'charge'} of a card on file ({format_cents(limit, organization.currency)}). "
@@ -248,67 +258,103 @@ def saved_card_charge(
     location,
     appointment=None,
     hold_only: bool = False,
+    rule: str = "",
+    idempotency_key: str = "",
 ) -> Transaction:
     """Charge a patient's card on file, or with ``hold_only`` hold the amount before a visit (to be
     captured at check-in with ``authorization_capture`` or let go with ``authorization_release``).
 
-    Only a member whose role the organization lets use cards on file (``saved_card_roles``), at
-    ``location``, and for at most the organization's ``saved_card_charge_max_cents``. Returns the
-    transaction: succeeded (or authorized), failed when the card was declined (the bank's message is
-    on it), or pending when Stripe could not be reached (the PaymentIntent's events settle it).
-    Raises ``ApplicationError`` when the charge is not allowed: nothing is written but the refusal's
-    audit event.
+    ``actor`` is the staff member, or None for LumaPay itself acting by a collection rule: then
+    ``rule`` (a ``CollectionRule`` value) is required, no role is checked (the rule is the
+    organization's own), the events and audit are recorded as ``ActorType.SYSTEM`` with
+    ``changes["rule"]``, and the transaction carries ``automation_rule=rule``.
+
+    Staff must be a member whose role the organization lets use cards on file
+    (``saved_card_roles``), at ``location``. Staff or not, one charge or hold takes at most the
+    organization's ``saved_card_charge_max_cents``.
+
+    ``idempotency_key``, when given, is the key of this charge: the gateway call's (Stripe's
+    Idempotency-Key) and the "charge requested" event's. Called again with the same key (a retried
+    plan instalment), it opens no second transaction and charges nothing twice: it returns the
+    transaction the first call opened (asking the gateway again, with the same key, if that one
+    never heard the gateway's answer).
+
+    Returns the transaction: succeeded (or authorized), failed when the card was declined (the
+    bank's message is on it), or pending when the gateway could not be reached (its events settle
+    it). Raises ``ApplicationError`` when the charge is not allowed: nothing is written but the
+    refusal's audit event.
     """
     if saved_card.organization_id != organization.pk or location.organization_id != organization.pk:
         raise ApplicationError("This card does not exist.")
+    if actor is None and rule not in CollectionRule.values:
+        raise ApplicationError("LumaPay charges a card by itself only by a collection rule: name the rule.")
+    if actor is not None and rule:
+        raise ApplicationError("A collection rule is LumaPay's own: staff charge a card without one.")
     action = HOLD if hold_only else CHARGE
-    _require_card_role(
-        organization=organization, actor=actor, location=location, action=action,
-        patient=saved_card.patient, amount_cents=amount_cents,
-    )  # fmt: skip
+    if actor is not None:
+        _require_card_role(
+            organization=organization, actor=actor, location=location, action=action,
+            patient=saved_card.patient, amount_cents=amount_cents,
+        )  # fmt: skip
     if saved_card.status != SavedCardStatus.ACTIVE:
         raise ApplicationError("This card is not on file (it was removed, or the patient never finished saving it).")
     if not 0 < amount_cents <= settings.PAYMENT_REQUEST_MAX_CENTS:
         raise ApplicationError(f"The amount must be between $0.01 and {format_cents(settings.PAYMENT_REQUEST_MAX_CENTS, 'usd')}.")
-    _require_within_limit(organization=organization, actor=actor, action=action, patient=saved_card.patient, amount_cents=amount_cents)
+    _require_within_limit(
+        organization=organization, actor=actor, action=action, patient=saved_card.patient,
+        amount_cents=amount_cents, rule=rule,
+    )  # fmt: skip
     billing_item = (billing_item or "").strip()
     if not billing_item:
         raise ApplicationError("Say what the charge is for. It is kept in the transaction's history.")
     gateway = _stripe_for(organization)
+    actor_type = ActorType.STAFF if actor is not None else ActorType.SYSTEM
 
     with db_transaction.atomic():
-        transaction = transaction_open(
-            organization=organization,
-            patient=saved_card.patient,
-            location=location,
-            kind=kind,
-            billing_item=billing_item,
-            amount_cents=amount_cents,
-            vendor=saved_card.vendor,
-            saved_card=saved_card,
-            appointment=appointment,
-        )
-        transaction_event_append(
-            transaction=transaction,
-            kind=Kind.CHARGE_REQUESTED,
-            amount_cents=amount_cents,
-            idempotency_key=f"saved_card_charge:{transaction.pk}",
-            actor_type=ActorType.STAFF,
-            actor_user=actor,
-            message=f"Card on file {saved_card}" + (", held until check-in" if hold_only else ""),
-        )
-        audit_event_record(
-            organization=organization,
-            action=AuditAction.SAVED_CARD_HOLD_REQUESTED if hold_only else AuditAction.SAVED_CARD_CHARGE_REQUESTED,
-            actor_type=ActorType.STAFF,
-            actor_user=actor,
-            patient=saved_card.patient,
-            transaction=transaction,
-            changes={"saved_card": saved_card.pk, "amount_cents": amount_cents},
-        )
+        earlier = _charge_with_key(organization=organization, idempotency_key=idempotency_key)
+        if earlier is None:
+            transaction = transaction_open(
+                organization=organization,
+                patient=saved_card.patient,
+                location=location,
+                kind=kind,
+                billing_item=billing_item,
+                amount_cents=amount_cents,
+                vendor=saved_card.vendor,
+                saved_card=saved_card,
+                appointment=appointment,
+                automation_rule=rule,
+            )
+            transaction_event_append(
+                transaction=transaction,
+                kind=Kind.CHARGE_REQUESTED,
+                amount_cents=amount_cents,
+                idempotency_key=idempotency_key or f"saved_card_charge:{transaction.pk}",
+                actor_type=actor_type,
+                actor_user=actor,
+                message=f"Card on file {saved_card}" + (", held until check-in" if hold_only else ""),
+            )
+            changes = {"saved_card": saved_card.pk, "amount_cents": amount_cents}
+            if actor is None:
+                changes["rule"] = rule
+            audit_event_record(
+                organization=organization,
+                action=AuditAction.SAVED_CARD_HOLD_REQUESTED if hold_only else AuditAction.SAVED_CARD_CHARGE_REQUESTED,
+                actor_type=actor_type,
+                actor_user=actor,
+                patient=saved_card.patient,
+                transaction=transaction,
+                changes=changes,
+            )
+    if earlier is not None:
+        if earlier.status != TransactionStatus.PENDING or earlier.gateway_checkout_id:
+            return earlier  # the first call's answer is known: nothing is asked twice
+        transaction = earlier
 
     try:
-        payment_intent, fact = gateway.saved_card_charge(transaction=transaction, saved_card=saved_card, capture=not hold_only)
+        payment_intent, fact = gateway.saved_card_charge(
+            transaction=transaction, saved_card=saved_card, capture=not hold_only, idempotency_key=idempotency_key
+        )
     except GatewayUnavailable as error:
         logger.warning("transaction %s: Stripe unavailable, left pending: %s", transaction.pk, error)
         return transaction
@@ -320,6 +366,28 @@ def saved_card_charge(
     charge_fact_record(transaction=transaction, fact=fact)
     transaction.refresh_from_db()
     return transaction
+
+
+def _charge_with_key(*, organization, idempotency_key: str) -> Transaction | None:
+    """The transaction an earlier call with this ``idempotency_key`` opened, if any (None without a
+    key). Called inside the database transaction that would open a new one: a transaction-scoped
+    advisory lock on the key makes two calls with the same key at once take turns, so the second
+    sees the first's transaction instead of opening another."""
+    if not idempotency_key:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('lumapay.saved_card_charge'), hashtext(%s))",
+            [f"{organization.pk}:{idempotency_key}"],
+        )
+    event = (
+        TransactionEvent.objects.filter(
+            organization=organization, kind=Kind.CHARGE_REQUESTED, idempotency_key=idempotency_key
+        )
+        .select_related("transaction")
+        .first()
+    )
+    return event.transaction if event is not None else None
 
 
 def authorization_capture(*, organization, actor, transaction: Transaction) -> Transaction:

@@ -25,6 +25,7 @@ def transaction_build(
     amount_cents: int | None = None,
     saved_card=None,
     appointment=None,
+    automation_rule: str = "",
 ) -> Transaction:
     """The transaction, not yet saved (the seed saves many at once). With ``payment_request`` the
     patient, location, kind, billing item, amount and currency are the request's, unless given;
@@ -54,6 +55,7 @@ def transaction_build(
         vendor=vendor,
         saved_card=saved_card,
         appointment=appointment,
+        automation_rule=automation_rule,
     )
 
 

@@ -23,6 +23,7 @@ from .client import (
     as_dict,
     id_of,
     idempotency_key,
+    idempotency_key as stripe_idempotency_key,
     stripe_call,
     stripe_client,
     timestamp_of,
@@ -114,12 +115,13 @@ class StripeSavedCards:
             exp_year=card.get("exp_year"),
         )
 
-    def saved_card_charge(self, *, transaction, saved_card, capture: bool) -> tuple[str, ChargeFact]:
+    def saved_card_charge(self, *, transaction, saved_card, capture: bool, idempotency_key: str = "") -> tuple[str, ChargeFact]:
         """Charge (or, without ``capture``, only hold) a card on file while the patient is away.
 
         Returns the PaymentIntent's id and what became of it. A decline is an outcome, not an
-        error: it comes back as a failed fact. The idempotency key is the transaction's, so a
-        retried request never charges twice. A charge pays the platform's fee at once; a hold pays
+        error: it comes back as a failed fact. The idempotency key is the transaction's (or the
+        caller's ``idempotency_key``, e.g. a plan instalment's attempt), so a retried request never
+        charges twice. A charge pays the platform's fee at once; a hold pays
         it when captured, on the amount captured (``authorization_capture``).
         """
         organization = transaction.organization
@@ -142,7 +144,8 @@ class StripeSavedCards:
                     params,
                     {
                         "stripe_account": account,
-                        "idempotency_key": idempotency_key(row="transaction", pk=transaction.pk, action="charge"),
+                        "idempotency_key": idempotency_key
+                        or stripe_idempotency_key(row="transaction", pk=transaction.pk, action="charge"),
                     },
                 )
         except GatewayUnavailable:
