@@ -258,6 +258,10 @@ PAYMENT_REQUESTS_EXPIRE_EVERY_MINUTES = env.int("PAYMENT_REQUESTS_EXPIRE_EVERY_M
 STRIPE_EVENTS_RECOVER_EVERY_MINUTES = env.int("STRIPE_EVENTS_RECOVER_EVERY_MINUTES", default=10)
 TRANSACTION_EXPORTS_EXPIRE_EVERY_MINUTES = env.int("TRANSACTION_EXPORTS_EXPIRE_EVERY_MINUTES", default=60)
 AUTHORIZATIONS_RELEASE_EVERY_MINUTES = env.int("AUTHORIZATIONS_RELEASE_EVERY_MINUTES", default=15)
+# Payment plans: the beat task that charges the instalments due looks this often; a declined
+# instalment is tried again this many days after each decline (then staff are asked to step in).
+PAYMENT_PLANS_CHARGE_EVERY_MINUTES = env.int("PAYMENT_PLANS_CHARGE_EVERY_MINUTES", default=15)
+PAYMENT_PLAN_RETRY_DAYS = env.list("PAYMENT_PLAN_RETRY_DAYS", cast=int, default=[1, 3, 7])
 PATIENT_MESSAGES_RESEND_EVERY_MINUTES = env.float("PATIENT_MESSAGES_RESEND_EVERY_MINUTES", default=2)
 # How often the beat looks for EHR connections whose scheduled sync is due (each connection has
 # its own period, "every N minutes", set on its page).
@@ -295,6 +299,11 @@ CELERY_BEAT_SCHEDULE = {
     "authorizations-release-for-missed-visits": {
         "task": "transactions.tasks.authorizations_release_for_missed_visits",
         "schedule": AUTHORIZATIONS_RELEASE_EVERY_MINUTES * 60,
+    },
+    # Payment plans' instalments due (and declined ones due for a retry) are charged.
+    "payment-plan-instalments-charge": {
+        "task": "transactions.tasks.payment_plan_instalments_charge_due",
+        "schedule": PAYMENT_PLANS_CHARGE_EVERY_MINUTES * 60,
     },
     # E-mails and SMS a patient is owed whose task was lost (a broker down at commit, a killed
     # worker) or whose retry is overdue are queued again.

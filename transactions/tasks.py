@@ -16,7 +16,15 @@ from lumapay.tenant_rls import all_organizations, organization_scope_of
 
 from .gateways.base import GatewayUnavailable
 from .models import PaymentRequestDelivery, Transaction, TransactionExport
-from .services import exports, gateway_events, patient_messages, payment_requests, saved_cards, stripe_events
+from .services import (
+    exports,
+    gateway_events,
+    patient_messages,
+    payment_plans,
+    payment_requests,
+    saved_cards,
+    stripe_events,
+)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=20)
@@ -112,3 +120,10 @@ def authorizations_release_for_missed_visits() -> int:
     15 minutes)."""
     with all_organizations():
         return saved_cards.authorizations_release_for_missed_visits()
+
+
+@shared_task
+def payment_plan_instalments_charge_due() -> int:
+    """Charge the payment plans' instalments due, and the declined ones due for a retry (beat)."""
+    with all_organizations():
+        return payment_plans.payment_plan_instalments_charge_due()

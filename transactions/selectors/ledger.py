@@ -20,7 +20,7 @@ from lumapay.money import format_cents
 from org_profile.models import Membership, Organization
 from org_profile.selectors import scope_to_locations
 
-from ..enums import DeliveryChannel, RefundStatus, TransactionEventKind as Kind
+from ..enums import CollectionRule, DeliveryChannel, RefundStatus, TransactionEventKind as Kind
 from ..models import ExportedTransaction, Refund, Transaction, TransactionEvent
 from ..problems import FAILURE_KINDS, unresolved_failures
 
@@ -400,6 +400,16 @@ def channels_text(changes: dict) -> str:
 
 
 def _audit_detail(audit: AuditEvent, transaction: Transaction) -> str:
+    """The line's detail; for what LumaPay did by itself, led by the rule that made it act."""
+    detail = _audit_detail_text(audit, transaction)
+    rule = audit.changes.get("rule") if isinstance(audit.changes, dict) else None
+    if audit.actor_type == ActorType.SYSTEM and rule in CollectionRule.values:
+        said = f"Rule: {CollectionRule(rule).label}."
+        return f"{said} {detail}" if detail else said
+    return detail
+
+
+def _audit_detail_text(audit: AuditEvent, transaction: Transaction) -> str:
     changes = audit.changes if isinstance(audit.changes, dict) else {}
     if audit.action == AuditAction.PAY_LINK_VERIFICATION_FAILED:
         count = changes.get("failed_verification_count")
