@@ -15,7 +15,7 @@ from django.db import DatabaseError, OperationalError
 from lumapay.tenant_rls import all_organizations, organization_scope_of
 
 from .gateways.base import GatewayUnavailable
-from .models import PaymentRequestDelivery, Transaction, TransactionExport
+from .models import PaymentPlanInstalment, PaymentRequestDelivery, Transaction, TransactionExport
 from .services import (
     exports,
     gateway_events,
@@ -127,3 +127,10 @@ def payment_plan_instalments_charge_due() -> int:
     """Charge the payment plans' instalments due, and the declined ones due for a retry (beat)."""
     with all_organizations():
         return payment_plans.payment_plan_instalments_charge_due()
+
+
+@shared_task(acks_late=True)
+def payment_plan_instalment_charge(instalment_id: int) -> None:
+    """Charge one instalment now if it is due (a plan whose first instalment is due today)."""
+    with organization_scope_of(PaymentPlanInstalment, instalment_id):
+        payment_plans.payment_plan_instalment_charge(instalment_id=instalment_id)

@@ -429,3 +429,19 @@ def test_a_charger_killed_mid_charge_is_taken_over_with_the_same_key_and_charges
     keys = [request.idempotency_key for request in _intents(stripe_world)]
     assert set(keys) == {f"plan_instalment:{first.pk}:1"}
     assert Transaction.objects.get().charged_cents == 4000
+
+
+def test_the_decline_notice_is_in_the_patients_language(
+    stripe_world, stripe_organization, manager, location, mailoutbox, django_capture_on_commit_callbacks
+):
+    patient = PatientFactory(organization=stripe_organization, preferred_language="es")
+    card = _card(stripe_world, stripe_organization, patient, CARD_DECLINED_AT_CHARGE)
+    plan = _create(stripe_organization, manager, card, location)
+    first = plan.instalments.get(number=1)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        payment_plan_instalment_charge(instalment_id=first.pk, now=first.next_attempt_at)
+
+    assert mailoutbox[0].subject == "Riverside Family Medicine: su pago del plan de $40.00 no se completó"
+    assert "Intentaremos cobrar a la tarjeta de nuevo el" in mailoutbox[0].body
+    assert sms.outbox[0].body.startswith("Riverside Family Medicine: su pago del plan de $40.00 no se completó. Lo intentaremos de nuevo el")

@@ -56,6 +56,7 @@ from ..enums import (
     SavedCardStatus,
     TransactionStatus,
 )
+from ..selectors.saved_cards import card_on_file_offered
 from ..locks import payment_plan_lock, plan_instalment_lock, plan_instalments_lock
 from ..models import (
     PaymentPlan,
@@ -73,6 +74,7 @@ logger = logging.getLogger(__name__)
 
 RULE = CollectionRule.PLAN_INSTALMENT
 SEND_TASK = "transactions.tasks.patient_message_send"
+CHARGE_TASK = "transactions.tasks.payment_plan_instalment_charge"
 # What the patient may choose on their payment link: this many monthly instalments.
 PLAN_OFFERS = (3, 6)
 MIN_INSTALMENTS, MAX_INSTALMENTS = 2, 24
@@ -137,7 +139,8 @@ def payment_plan_consent_text(*, organization, saved_card: SavedCard, billing_it
     currency = organization.currency
     total = format_cents(sum(item.amount_cents for item in schedule), currency)
     payments = "; ".join(
-        f"{format_cents(item.amount_cents, currency)} {gettext('on')} {item.due_date.isoformat()}" for item in schedule
+        gettext("%(amount)s on %(date)s") % {"amount": format_cents(item.amount_cents, currency), "date": item.due_date.isoformat()}
+        for item in schedule
     )
     retries = len(settings.PAYMENT_PLAN_RETRY_DAYS)
     return gettext(
@@ -172,12 +175,15 @@ def payment_plan_create(
     consent_text: str,
     ip_address: str | None = None,
     source_payment_request: PaymentRequest | None = None,
+    charge_due_now: bool = False,
 ) -> PaymentPlan:
     """Set up a plan on a card on file. ``actor`` is the staff member who took the patient's
     consent (their role must be one of ``saved_card_roles``, at ``location``), or None for the
     patient on their payment link (``source_payment_request``, past the date-of-birth check; the
     request is then closed as replaced by the plan). ``consent_text`` must be the text shown
-    (``payment_plan_consent_text``) and ``consent_given`` true. Raises ``ApplicationError``."""
+    (``payment_plan_consent_text``) and ``consent_given`` true. With ``charge_due_now`` (the
+    pages), an instalment already due (the first, when it is due today) is charged right after
+    the commit rather than at the beat task's next pass. Raises ``ApplicationError``."""
     if saved_card.organization_id != organization.pk or location.organization_id != organization.pk:
         raise ApplicationError("This card does not exist.")
     if actor is None and source_payment_request is None:
@@ -279,6 +285,10 @@ def payment_plan_create(
                 changes={"status": ["open", "cancelled"], "reason": f"Replaced by payment plan #{plan.pk}."},
                 ip_address=ip_address,
             )
+        if charge_due_now:
+            for instalment in plan.instalments.filter(next_attempt_at__lte=now):
+                # robust: a broker that is down must not undo the plan; the beat task charges it.
+                task_enqueue_on_commit(CHARGE_TASK, instalment.pk, robust=True)
     return plan
 
 
@@ -340,6 +350,7 @@ def payment_plan_card_change(*, plan: PaymentPlan, saved_card: SavedCard, ip_add
                 instalment.status = InstalmentStatus.RETRYING
                 instalment.next_attempt_at = now
                 instalment.save(update_fields=["status", "next_attempt_at"])
+                task_enqueue_on_commit(CHARGE_TASK, instalment.pk, robust=True)
         audit_event_record(
             organization=locked.organization,
             action=AuditAction.PAYMENT_PLAN_CARD_CHANGED,
@@ -603,6 +614,24 @@ def _notice_owe(plan: PaymentPlan, request: PaymentRequest, transaction: Transac
             destination=destination,
         )
         task_enqueue_on_commit(SEND_TASK, delivery.pk, robust=True)
+
+
+def plan_link_purpose(payment_request: PaymentRequest) -> str | None:
+    """What a payment link offers about plans: "instalment" for the link sent after a plan's
+    instalment was declined (pay it, or put a new card on file for the plan), "offer" for an open
+    balance request of a clinic that keeps cards on file, payable in one of ``PLAN_OFFERS``;
+    None otherwise."""
+    if not card_on_file_offered(payment_request.organization) or payment_request.status != PaymentRequestStatus.OPEN:
+        return None
+    if payment_request.plan_instalments.exists():
+        return "instalment"
+    if (
+        payment_request.kind == PaymentRequestKind.BALANCE
+        and not payment_request.automation_rule
+        and plan_offers_for(organization=payment_request.organization, total_cents=payment_request.amount_cents)
+    ):
+        return "offer"
+    return None
 
 
 def plan_offers_for(*, organization, total_cents: int) -> list[list[PlannedInstalment]]:
