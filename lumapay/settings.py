@@ -258,10 +258,12 @@ PAYMENT_REQUESTS_EXPIRE_EVERY_MINUTES = env.int("PAYMENT_REQUESTS_EXPIRE_EVERY_M
 STRIPE_EVENTS_RECOVER_EVERY_MINUTES = env.int("STRIPE_EVENTS_RECOVER_EVERY_MINUTES", default=10)
 TRANSACTION_EXPORTS_EXPIRE_EVERY_MINUTES = env.int("TRANSACTION_EXPORTS_EXPIRE_EVERY_MINUTES", default=60)
 AUTHORIZATIONS_RELEASE_EVERY_MINUTES = env.int("AUTHORIZATIONS_RELEASE_EVERY_MINUTES", default=15)
-# Payment plans: the beat task that charges the instalments due looks this often; a declined
-# instalment is tried again this many days after each decline (then staff are asked to step in).
-PAYMENT_PLANS_CHARGE_EVERY_MINUTES = env.int("PAYMENT_PLANS_CHARGE_EVERY_MINUTES", default=15)
-PAYMENT_PLAN_RETRY_DAYS = env.list("PAYMENT_PLAN_RETRY_DAYS", cast=int, default=[1, 3, 7])
+# Payment plans: the beat task that charges the instalments due looks this often (an instalment is
+# due from the end of the quiet hours on its date, so it is charged within this of it); a declined
+# instalment is tried again this many days after each decline, then staff are asked to step in.
+# Fixed, not read from the environment: the retry schedule is what the patient agreed to.
+PAYMENT_PLANS_CHARGE_EVERY_MINUTES = 15
+PAYMENT_PLAN_RETRY_DAYS = [1, 3, 7]
 PATIENT_MESSAGES_RESEND_EVERY_MINUTES = env.float("PATIENT_MESSAGES_RESEND_EVERY_MINUTES", default=2)
 # How often the beat looks for EHR connections whose scheduled sync is due (each connection has
 # its own period, "every N minutes", set on its page).
