@@ -215,3 +215,32 @@ def test_after_a_decline_the_patient_puts_a_new_card_on_file_from_the_link_and_i
     assert (first.status, first.attempts, first.transaction.status) == ("paid", 2, "succeeded")
     assert AuditEvent.objects.get(action="payment_plan.card_changed").actor_type == "patient"
     assert Transaction.objects.filter(saved_card=new_card, charged_cents=4000).count() == 1
+
+
+def test_an_instalment_the_patient_pays_through_the_link_is_paid_and_not_charged_again(
+    client, stripe_world, stripe_organization, manager, location, patient
+):
+    declining = _card(stripe_world, stripe_organization, patient, CARD_DECLINED_AT_CHARGE)
+    plan = _create(stripe_organization, manager, declining, location)
+    first = plan.instalments.get(number=1)
+    payment_plan_instalment_charge(instalment_id=first.pk, now=first.next_attempt_at)
+    first.refresh_from_db()
+    link = first.payment_request
+
+    # the patient pays the instalment on the link, with another card, through Checkout
+    verified(client, link)
+    client.post(pay_url("checkout", link))
+    paid = Transaction.objects.get(payment_request=link)
+    stripe_world.checkout.pay(paid.gateway_checkout_id)
+    assert client.get(pay_url("done", link)).status_code == 200
+    intents_before = len(stripe_world.http.sent("POST", "/v1/payment_intents"))
+
+    # the next pass records it paid, before its retry date, and charges nothing
+    from transactions.services.payment_plans import payment_plan_instalments_charge_due
+
+    payment_plan_instalments_charge_due(now=first.next_attempt_at - datetime.timedelta(hours=12))
+    first.refresh_from_db()
+    assert (first.status, first.transaction, first.attempts) == ("paid", paid, 1)
+    assert len(stripe_world.http.sent("POST", "/v1/payment_intents")) == intents_before
+    audit = AuditEvent.objects.get(action="payment_plan.instalment_paid")
+    assert "paid by the patient through the link" in audit.changes["message"]

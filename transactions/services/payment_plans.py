@@ -378,10 +378,19 @@ def payment_plan_instalments_charge_due(*, now: datetime.datetime | None = None,
 
 
 def _due_instalments(now: datetime.datetime) -> QuerySet[PaymentPlanInstalment]:
+    """Due for a charge, or declined and since paid by the patient through the link they were sent
+    (then recorded as paid, with nothing charged)."""
     return PaymentPlanInstalment.objects.filter(
-        Q(status__in=[InstalmentStatus.SCHEDULED, InstalmentStatus.RETRYING], next_attempt_at__lte=now)
-        | Q(status=InstalmentStatus.CHARGING, claimed_until__lte=now),
-        plan__status=PaymentPlanStatus.ACTIVE,
+        (
+            Q(status__in=[InstalmentStatus.SCHEDULED, InstalmentStatus.RETRYING], next_attempt_at__lte=now)
+            | Q(status=InstalmentStatus.CHARGING, claimed_until__lte=now)
+        )
+        & Q(plan__status=PaymentPlanStatus.ACTIVE)
+        | Q(
+            status__in=[InstalmentStatus.RETRYING, InstalmentStatus.NEEDS_ATTENTION],
+            payment_request__status=PaymentRequestStatus.PAID,
+            plan__status__in=[PaymentPlanStatus.ACTIVE, PaymentPlanStatus.NEEDS_ATTENTION],
+        )
     )
 
 
@@ -420,6 +429,23 @@ def _claim(instalment_id: int, now: datetime.datetime) -> PaymentPlanAttempt | N
         if instalment is None:
             return None
         plan = PaymentPlan.objects.select_related("organization", "patient", "location", "saved_card").get(pk=instalment.plan_id)
+        # The patient paid this instalment through the link sent after a decline: nothing to charge.
+        if (
+            instalment.payment_request_id
+            and instalment.status in (InstalmentStatus.RETRYING, InstalmentStatus.NEEDS_ATTENTION)
+            and plan.status in (PaymentPlanStatus.ACTIVE, PaymentPlanStatus.NEEDS_ATTENTION)
+        ):
+            request = PaymentRequest.objects.get(pk=instalment.payment_request_id)
+            if request.status == PaymentRequestStatus.PAID:
+                paid_by = request.transactions.filter(charged_cents__gt=0).order_by("-paid_at", "-pk").first()
+                _instalment_paid(plan, instalment, paid_by, now=now, how="link")
+                if plan.status == PaymentPlanStatus.NEEDS_ATTENTION and not plan.instalments.filter(
+                    status=InstalmentStatus.NEEDS_ATTENTION
+                ).exists():
+                    PaymentPlan.objects.filter(pk=plan.pk, status=PaymentPlanStatus.NEEDS_ATTENTION).update(
+                        status=PaymentPlanStatus.ACTIVE
+                    )
+                return None
         if plan.status != PaymentPlanStatus.ACTIVE:
             return None
         due = (
@@ -429,13 +455,6 @@ def _claim(instalment_id: int, now: datetime.datetime) -> PaymentPlanAttempt | N
         ) or (instalment.status == InstalmentStatus.CHARGING and instalment.claimed_until and instalment.claimed_until <= now)
         if not due:
             return None
-        # The patient paid this instalment through the link sent after a decline: nothing to charge.
-        if instalment.payment_request_id:
-            request = PaymentRequest.objects.get(pk=instalment.payment_request_id)
-            if request.status == PaymentRequestStatus.PAID:
-                paid_by = request.transactions.filter(charged_cents__gt=0).order_by("-paid_at", "-pk").first()
-                _instalment_paid(plan, instalment, paid_by, now=now, how="link")
-                return None
         unfinished = instalment.charge_attempts.filter(outcome__in=["", "pending"]).order_by("-number").first()
         if unfinished is not None:
             attempt = unfinished  # a charger died mid-charge, or the gateway left it pending: same key
