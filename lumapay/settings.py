@@ -258,6 +258,11 @@ PAYMENT_REQUESTS_EXPIRE_EVERY_MINUTES = env.int("PAYMENT_REQUESTS_EXPIRE_EVERY_M
 STRIPE_EVENTS_RECOVER_EVERY_MINUTES = env.int("STRIPE_EVENTS_RECOVER_EVERY_MINUTES", default=10)
 TRANSACTION_EXPORTS_EXPIRE_EVERY_MINUTES = env.int("TRANSACTION_EXPORTS_EXPIRE_EVERY_MINUTES", default=60)
 AUTHORIZATIONS_RELEASE_EVERY_MINUTES = env.int("AUTHORIZATIONS_RELEASE_EVERY_MINUTES", default=15)
+# Holds by rule (transactions.services.holds): how often copays are held before visits (and holds
+# about to lapse renewed), and how often held copays of patients who checked in are captured.
+# Fixed, not tunables: the hold window is hours wide and check-in should feel immediate.
+HOLDS_PLACE_EVERY_SECONDS = 5 * 60
+HOLDS_CAPTURE_EVERY_SECONDS = 60
 # Payment plans: the beat task that charges the instalments due looks this often (an instalment is
 # due from the end of the quiet hours on its date, so it is charged within this of it); a declined
 # instalment is tried again this many days after each decline, then staff are asked to step in.
@@ -300,6 +305,25 @@ CELERY_BEAT_SCHEDULE = {
     # Copays held on a card for a visit the EHR now reports cancelled or a no-show are let go.
     "authorizations-release-for-missed-visits": {
         "task": "transactions.tasks.authorizations_release_for_missed_visits",
+        "schedule": AUTHORIZATIONS_RELEASE_EVERY_MINUTES * 60,
+    },
+    # Holds by rule: copays held on the card on file before visits, holds about to lapse renewed…
+    "holds-place-before-visits": {
+        "task": "transactions.tasks.holds_place_before_visits",
+        "schedule": HOLDS_PLACE_EVERY_SECONDS,
+    },
+    "holds-renew": {
+        "task": "transactions.tasks.holds_renew",
+        "schedule": HOLDS_PLACE_EVERY_SECONDS,
+    },
+    # …and captured when the EHR says the patient arrived.
+    "holds-capture-at-check-in": {
+        "task": "transactions.tasks.holds_capture_at_check_in",
+        "schedule": HOLDS_CAPTURE_EVERY_SECONDS,
+    },
+    # The Sandbox processor lets holds past 7 days lapse (as a card network does).
+    "sandbox-holds-lapse": {
+        "task": "transactions.tasks.sandbox_holds_lapse",
         "schedule": AUTHORIZATIONS_RELEASE_EVERY_MINUTES * 60,
     },
     # Payment plans' instalments due (and declined ones due for a retry) are charged.

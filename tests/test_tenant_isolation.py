@@ -35,6 +35,7 @@ OBJECT_FOR_URL = {
     "transactions:saved_card_charge": "saved_card",
     "transactions:saved_card_hold": "saved_card",
     "transactions:saved_card_remove": "saved_card",
+    "transactions:appointment_check_in": "appointment",
     "transactions:payment_plan_new": "patient",
     "transactions:payment_plan_cancel": "payment_plan",
     "transactions:export_detail": "export",
@@ -61,7 +62,7 @@ def organization_a_objects(db):
     organization = OrganizationFactory(name="Organization A")
     location = LocationFactory(organization=organization)
     patient = PatientFactory(organization=organization)
-    AppointmentFactory(patient=patient, organization=organization, location=location)
+    appointment = AppointmentFactory(patient=patient, organization=organization, location=location)
     payment_request = PaymentRequest.objects.create(
         organization=organization,
         patient=patient,
@@ -109,6 +110,7 @@ def organization_a_objects(db):
         "transaction": transaction,
         "export": export,
         "saved_card": saved_card,
+        "appointment": appointment,
         "payment_plan": payment_plan,
     }
 

@@ -30,7 +30,15 @@ from .enums import (
 
 # The Sandbox processor keeps its own books in its own module; importing them here registers them
 # under this app's label, where the migrations created them.
-from .sandbox.models import SandboxCharge, SandboxCheckoutSession, SandboxRefund  # noqa: F401
+from .sandbox.models import (  # noqa: F401
+    SandboxCharge,
+    SandboxCheckoutSession,
+    SandboxCustomer,
+    SandboxPaymentIntent,
+    SandboxPaymentMethod,
+    SandboxRefund,
+    SandboxSetupSession,
+)
 
 
 class PaymentRequest(models.Model):
@@ -217,6 +225,18 @@ class Transaction(models.Model):
     # The collection rule that made this transaction when LumaPay made it by itself (a hold before
     # the visit, a plan's instalment); "" when a patient or staff did.
     automation_rule = models.CharField(max_length=30, choices=CollectionRule.choices, blank=True)
+    hold_claimed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="when a capture or release of the held amount was claimed (services.saved_cards): one at a time; "
+        "a claim older than HOLD_CLAIM_LEASE is given up (its worker died)",
+    )
+    hold_superseded_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="when a renewal (a new hold) began to replace this hold before it lapsed; it is released once "
+        "the new one is held (services.holds)",
+    )
     has_unresolved_problems = models.BooleanField(
         default=False,
         help_text="a failed charge or refund that no later success resolved (transactions.problems): the "
@@ -245,6 +265,24 @@ class Transaction(models.Model):
                 fields=["vendor", "gateway_checkout_id"],
                 condition=~Q(gateway_checkout_id=""),
                 name="transaction_checkout_unique",
+            ),
+            # Holds by rule (services.holds). The hold rule holds an appointment's copay once: a
+            # declined or released hold leaves the copay to a payment request, never to a second hold…
+            models.UniqueConstraint(
+                fields=["appointment"],
+                condition=Q(automation_rule="hold_before_visit"),
+                name="transaction_one_automatic_hold_per_appointment",
+            ),
+            # …and an appointment has at most one current automatic hold (being made, or held): a
+            # renewal marks the hold it replaces superseded in the same step as it is opened.
+            models.UniqueConstraint(
+                fields=["appointment"],
+                condition=Q(
+                    automation_rule__in=["hold_before_visit", "hold_renewal"],
+                    status__in=["pending", "authorized"],
+                    hold_superseded_at__isnull=True,
+                ),
+                name="transaction_one_live_hold_per_appointment",
             ),
         ]
         indexes = [

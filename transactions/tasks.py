@@ -16,9 +16,11 @@ from lumapay.tenant_rls import all_organizations, organization_scope_of
 
 from .gateways.base import GatewayUnavailable
 from .models import PaymentPlanInstalment, PaymentRequestDelivery, Transaction, TransactionExport
+from .sandbox import processor as sandbox_processor
 from .services import (
     exports,
     gateway_events,
+    holds,
     patient_messages,
     payment_plans,
     payment_requests,
@@ -120,6 +122,35 @@ def authorizations_release_for_missed_visits() -> int:
     15 minutes)."""
     with all_organizations():
         return saved_cards.authorizations_release_for_missed_visits()
+
+
+@shared_task
+def holds_place_before_visits() -> int:
+    """Hold upcoming visits' copays on the patients' cards on file, by each clinic's hold rule (beat)."""
+    with all_organizations():
+        return holds.holds_place_before_visits()
+
+
+@shared_task
+def holds_capture_at_check_in() -> int:
+    """Capture the copays held for patients the EHR says arrived (beat, every minute)."""
+    with all_organizations():
+        return holds.holds_capture_at_check_in()
+
+
+@shared_task
+def holds_renew() -> int:
+    """Renew holds about to lapse whose visit is still ahead (beat)."""
+    with all_organizations():
+        return holds.holds_renew()
+
+
+@shared_task
+def sandbox_holds_lapse() -> int:
+    """The Sandbox processor lets holds older than 7 days lapse, as a card network does (beat); its
+    events tell LumaPay's ledger."""
+    with all_organizations():
+        return sandbox_processor.holds_lapse()
 
 
 @shared_task

@@ -14,6 +14,7 @@ urlpatterns = [
     path("transactions/<int:pk>/refund/", transaction_detail.transaction_refund, name="transaction_refund"),
     path("transactions/<int:pk>/capture/", saved_cards.transaction_capture, name="transaction_capture"),
     path("transactions/<int:pk>/release/", saved_cards.transaction_release, name="transaction_release"),
+    path("appointments/<int:pk>/check-in/", saved_cards.appointment_check_in_view, name="appointment_check_in"),
     path("cards/<int:pk>/charge/", saved_cards.saved_card_charge_view, name="saved_card_charge"),
     path("cards/<int:pk>/hold/", saved_cards.saved_card_hold, name="saved_card_hold"),
     path("cards/<int:pk>/remove/", saved_cards.saved_card_remove_view, name="saved_card_remove"),

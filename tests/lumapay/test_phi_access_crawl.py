@@ -168,6 +168,7 @@ SHOWS_NO_PATIENT = {
     "transactions:saved_card_charge": "redirects to the profile or the transaction",
     "transactions:saved_card_hold": "redirects to the profile or the transaction",
     "transactions:saved_card_remove": "redirects to the profile",
+    "transactions:appointment_check_in": "redirects to the profile or the transaction",
     "transactions:payment_plan_cancel": "redirects to the profile",
     "transactions:payment_request_resend": "redirects to the request",
     "transactions:payment_request_unlock": "redirects to the request",

@@ -205,7 +205,7 @@ def test_the_first_instalment_is_charged_on_its_date_and_not_before(stripe_world
     timeline = transaction_timeline(transaction=transaction)
     plan_lines = [entry for entry in timeline if entry.title == "Plan instalment paid"]
     assert [(entry.actor, entry.detail) for entry in plan_lines] == [
-        ("LumaPay", f"Rule: Payment plan instalment. Instalment 1 of 3 of payment plan #{plan.pk}.")
+        ("LumaPay", f"By the rule: Payment plan instalment. Instalment 1 of 3 of payment plan #{plan.pk}.")
     ]
 
     # run again at the same moment: nothing more

@@ -1,6 +1,7 @@
 """The pages for cards on file, through Django's test client against localstripe: the patient saves
 a card from the confirmation page (with consent) and removes it through the link; staff charge it,
-hold a copay and capture or release it, and remove it. Sandbox clinics have none of this."""
+hold a copay and capture or release it, and remove it. The same pages on a Sandbox clinic:
+tests/transactions/test_sandbox_saved_cards.py."""
 
 import datetime
 
@@ -15,7 +16,7 @@ from transactions.services.saved_cards import saved_card_charge
 
 from ..factories import AppointmentFactory, MembershipFactory, PatientFactory
 from ..stripe_support import stripe_clinic
-from .pay_support import SUCCEEDS, card_fields, checkout_path, pay_url, payment_request_make, text, verified
+from .pay_support import pay_url, payment_request_make, text, verified
 
 pytestmark = pytest.mark.django_db
 
@@ -355,49 +356,3 @@ def test_the_staff_pages_are_get_free(client, stripe_organization, manager, save
     for name in ("saved_card_charge", "saved_card_hold", "saved_card_remove"):
         assert client.get(reverse(f"transactions:{name}", args=[saved_card.pk])).status_code == 405
     assert _card_state(saved_card) == (SavedCardStatus.ACTIVE, None, None)
-
-
-# -- Sandbox clinics --------------------------------------------------------------------------------
-
-
-def test_a_sandbox_clinic_shows_no_card_actions_and_refuses_them(client, organization, manager, location, patient):
-    # A card row left from a time the clinic was on Stripe, and a held amount.
-    card = SavedCard.objects.create(
-        organization=organization, patient=patient, vendor="stripe", status=SavedCardStatus.ACTIVE,
-        gateway_customer_id="cus_old", gateway_payment_method_id="pm_old", card_brand="visa", card_last4="4242",
-        exp_month=12, exp_year=2034, consent_text=CONSENT, consented_at=timezone.now(),
-    )
-    held = Transaction.objects.create(
-        organization=organization, patient=patient, location=location, kind=PaymentRequestKind.COPAY,
-        billing_item="Office visit copay", amount_cents=3000, vendor="stripe", status=TransactionStatus.AUTHORIZED,
-        saved_card=card,
-    )
-    payment_request = payment_request_make(organization=organization, patient=patient, amount_cents=4500)
-    verified(client, payment_request)
-    sandbox_path = checkout_path(client, payment_request)
-    client.post(sandbox_path, card_fields(SUCCEEDS))
-
-    confirmation = text(client.get(pay_url("done", payment_request)))
-    assert "Payment received" in confirmation
-    assert "Save this card" not in confirmation and "Remove this card" not in confirmation
-    assert client.post(pay_url("card_save", payment_request), {"consent": "yes", "consent_text": CONSENT}).status_code == 404
-    assert client.post(pay_url("card_remove", payment_request), {"card": card.pk}).status_code == 404
-
-    client.force_login(manager)
-    profile = text(client.get(reverse("patients:profile", args=[patient.pk])))
-    detail = text(client.get(reverse("transactions:transaction_detail", args=[held.pk])))
-    assert "Cards on file" not in profile and "Charge this card" not in profile
-    assert "Capture at check-in" not in detail and "Release hold" not in detail
-    answers = [
-        client.post(reverse("transactions:saved_card_charge", args=[card.pk]), {"amount": "10", "billing_item": "x", "kind": "balance", "location": location.pk}).status_code,
-        client.post(reverse("transactions:saved_card_remove", args=[card.pk])).status_code,
-        client.post(reverse("transactions:transaction_capture", args=[held.pk])).status_code,
-        client.post(reverse("transactions:transaction_release", args=[held.pk]), {"reason": "x"}).status_code,
-    ]
-    assert answers == [404] * 4
-    assert _card_state(card) == (SavedCardStatus.ACTIVE, None, None)
-    held.refresh_from_db()
-    assert held.status == TransactionStatus.AUTHORIZED
-    assert SavedCard.objects.count() == 1
-    assert AuditEvent.objects.filter(action__startswith="saved_card.").count() == 0
-    assert AuditEvent.objects.filter(action__startswith="authorization.").count() == 0

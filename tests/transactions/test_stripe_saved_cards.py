@@ -245,7 +245,9 @@ def test_a_hold_is_released_when_the_visit_is_cancelled(stripe_world, stripe_org
     assert stripe_world.server.call("GET", f"/v1/payment_intents/{held.gateway_checkout_id}")["status"] == "canceled"
     assert _ledger(held) == [(Kind.CHARGE_REQUESTED, 3000), (Kind.CHARGE_AUTHORIZED, 3000), (Kind.AUTHORIZATION_RELEASED, 3000)]
     released = AuditEvent.objects.get(action="authorization.released")
-    assert (released.actor_type, released.transaction, released.changes["reason"]) == ("system", held, "Appointment cancelled")
+    assert (released.actor_type, released.transaction, released.changes["reason"], released.changes["rule"]) == (
+        "system", held, "Appointment cancelled", "release_missed_visit"
+    )
     with pytest.raises(ApplicationError):
         authorization_capture(organization=stripe_organization, actor=manager, transaction=held)
     # and a second run finds nothing left to release
@@ -272,7 +274,7 @@ def test_a_hold_is_released_when_the_patient_did_not_come(stripe_world, stripe_o
     held.refresh_from_db()
     assert (released_count, held.status) == (1, TransactionStatus.RELEASED)
     assert AuditEvent.objects.get(action="authorization.released").changes == {
-        "amount_cents": 2500, "reason": "Patient did not come (no-show)"
+        "amount_cents": 2500, "reason": "Patient did not come (no-show)", "rule": "release_missed_visit"
     }
 
 

@@ -2,7 +2,8 @@
 
 from org_profile.enums import PaymentGateway as GatewayName
 
-from .base import PaymentGateway
+from ..selectors.saved_cards import CARD_ON_FILE_GATEWAYS
+from .base import CardsOnFile, PaymentGateway
 
 
 def gateway_named(name: str) -> PaymentGateway:
@@ -18,4 +19,15 @@ def gateway_named(name: str) -> PaymentGateway:
 
 
 def gateway_for(organization) -> PaymentGateway:
+    return gateway_named(organization.payment_gateway)
+
+
+# The gateways that keep cards on file (every one LumaPay has, today): the selectors' list.
+CARDS_ON_FILE_GATEWAYS = CARD_ON_FILE_GATEWAYS
+
+
+def cards_on_file_for(organization) -> CardsOnFile:
+    """The organization's gateway, for its cards on file (``LookupError`` if it keeps none)."""
+    if organization.payment_gateway not in CARDS_ON_FILE_GATEWAYS:
+        raise LookupError(f"The payment gateway {organization.payment_gateway!r} keeps no cards on file.")
     return gateway_named(organization.payment_gateway)

@@ -53,6 +53,18 @@ class ChargeFact:
 
 
 @dataclass(frozen=True)
+class SavedCardFact:
+    """A card the gateway keeps for a patient (Stripe: a PaymentMethod attached to the patient's
+    Customer; the Sandbox: its own)."""
+
+    payment_method_id: str
+    card_brand: str = ""
+    card_last4: str = ""
+    exp_month: int | None = None
+    exp_year: int | None = None
+
+
+@dataclass(frozen=True)
 class RefundFact:
     status: str  # "succeeded" | "failed" | "pending"
     gateway_refund_id: str
@@ -163,3 +175,44 @@ class PaymentGateway(Protocol):
 
     def facts_from_payload(self, *, payload: dict) -> list[GatewayFact]:
         """The facts in an event already verified and stored (processing and replays)."""
+
+
+class CardsOnFile(Protocol):
+    """Cards on file, for a gateway that keeps them (``transactions.gateways.cards_on_file_for``):
+    saved on the gateway's own page with the patient's consent, charged or held while the patient
+    is away, the hold captured or released, and the card forgotten. Every method answers with
+    facts and writes nothing to our ledger; the saved-card service records them."""
+
+    name: str
+
+    def customer_create(self, *, organization, patient_id: int) -> str:
+        """A customer at the gateway to keep one patient's cards under; it carries nothing about them."""
+
+    def card_setup_start(
+        self, *, organization, customer_id: str, saved_card_id: int, success_url: str, cancel_url: str
+    ) -> CheckoutStart:
+        """The gateway's page where the patient enters the card (nothing is charged)."""
+
+    def card_setup_outcome(self, *, organization, setup_id: str) -> SavedCardFact | None:
+        """The card the patient saved through that page; None while it is not saved (yet)."""
+
+    def saved_card_charge(
+        self, *, transaction, saved_card, capture: bool, idempotency_key: str = ""
+    ) -> tuple[str, ChargeFact]:
+        """Charge (``capture``) or only hold ``transaction.amount_cents`` on the card. Returns the
+        gateway's id for the payment (kept as the transaction's checkout id) and its outcome; a
+        decline is a failed fact, not an error. Idempotent on the transaction (or on
+        ``idempotency_key`` when given)."""
+
+    def authorization_capture(self, *, transaction) -> ChargeFact:
+        """Charge the held amount; a payment captured already answers its success. Raises
+        ``GatewayError`` when nothing is held any more (released, lapsed)."""
+
+    def authorization_release(self, *, transaction) -> ChargeFact:
+        """Let the held amount go ("released"); a hold released already answers the same."""
+
+    def authorization_outcome(self, *, transaction) -> ChargeFact:
+        """What became of the transaction's card-on-file payment, as the gateway has it now."""
+
+    def saved_card_detach(self, *, saved_card) -> None:
+        """The gateway forgets the card (it can never be charged again)."""

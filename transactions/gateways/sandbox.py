@@ -15,7 +15,8 @@ import time
 from org_profile.fees import platform_fee_cents
 
 from ..sandbox import processor
-from ..sandbox.models import SandboxCharge, SandboxRefund
+from ..sandbox.enums import SandboxCancellation, SandboxIntentStatus
+from ..sandbox.models import SandboxCharge, SandboxPaymentIntent, SandboxRefund
 from .base import (
     ChargeFact,
     CheckoutStart,
@@ -23,6 +24,7 @@ from .base import (
     GatewayFact,
     LedgerFact,
     RefundFact,
+    SavedCardFact,
     VerifiedEvent,
     WebhookVerificationError,
 )
@@ -85,6 +87,86 @@ class SandboxGateway:
             return []
         return [_refund_fact(refund) for refund in processor.charge_refunds(transaction.gateway_charge_id)]
 
+    # -- cards on file (``base.CardsOnFile``) --
+
+    def customer_create(self, *, organization, patient_id: int) -> str:
+        return processor.customer_create(organization_id=organization.pk).id
+
+    def card_setup_start(
+        self, *, organization, customer_id: str, saved_card_id: int, success_url: str, cancel_url: str
+    ) -> CheckoutStart:
+        try:
+            session = processor.setup_session_create(
+                organization_id=organization.pk,
+                customer_id=customer_id,
+                client_reference=str(saved_card_id),
+                merchant_name=organization.display_name,
+                success_url=success_url,
+                cancel_url=cancel_url,
+            )
+        except processor.SandboxError as error:
+            raise GatewayError(error.message) from error
+        return CheckoutStart(checkout_id=session.id, redirect_url=processor.setup_url(session), expires_at=session.expires_at)
+
+    def card_setup_outcome(self, *, organization, setup_id: str) -> SavedCardFact | None:
+        session = processor.setup_session_get(setup_id)
+        if session is None or session.organization_id != organization.pk or session.payment_method is None:
+            return None
+        card = session.payment_method
+        return SavedCardFact(
+            payment_method_id=card.id,
+            card_brand=card.card_brand,
+            card_last4=card.card_last4,
+            exp_month=card.exp_month,
+            exp_year=card.exp_year,
+        )
+
+    def saved_card_charge(
+        self, *, transaction, saved_card, capture: bool, idempotency_key: str = ""
+    ) -> tuple[str, ChargeFact]:
+        """Charge or hold at the Sandbox; idempotent on the transaction (or ``idempotency_key``). A
+        charge pays the platform's fee at once, a hold when it is captured (as on Stripe)."""
+        try:
+            intent = processor.payment_intent_create(
+                organization_id=transaction.organization_id,
+                customer_id=saved_card.gateway_customer_id,
+                payment_method_id=saved_card.gateway_payment_method_id,
+                amount_cents=transaction.amount_cents,
+                currency=transaction.currency,
+                capture=capture,
+                client_reference=str(transaction.pk),
+                idempotency_key=idempotency_key or f"lumapay:transaction:{transaction.pk}:charge",
+                application_fee_cents=platform_fee_cents(transaction.organization, transaction.amount_cents),
+            )
+        except processor.SandboxError as error:
+            raise GatewayError(error.message) from error
+        return intent.id, _intent_fact(intent)
+
+    def authorization_capture(self, *, transaction) -> ChargeFact:
+        try:
+            intent = processor.payment_intent_capture(transaction.gateway_checkout_id)
+        except processor.SandboxError as error:
+            raise GatewayError(error.message) from error
+        return _intent_fact(intent)
+
+    def authorization_release(self, *, transaction) -> ChargeFact:
+        try:
+            intent = processor.payment_intent_cancel(transaction.gateway_checkout_id)
+        except processor.SandboxError as error:
+            raise GatewayError(error.message) from error
+        return _intent_fact(intent)
+
+    def authorization_outcome(self, *, transaction) -> ChargeFact:
+        intent = processor.payment_intent_get(transaction.gateway_checkout_id)
+        if intent is None:
+            return ChargeFact(status="pending")
+        return _intent_fact(intent)
+
+    def saved_card_detach(self, *, saved_card) -> None:
+        processor.payment_method_detach(saved_card.gateway_payment_method_id)
+
+    # -- events --
+
     def event_verify(self, *, body: bytes, headers) -> VerifiedEvent:
         header = headers.get(SIGNATURE_HEADER, "")
         try:
@@ -125,7 +207,7 @@ def _charge_fact(charge: SandboxCharge) -> ChargeFact:
         card_last4=charge.card_last4,
         authorization_code=charge.authorization_code,
         fee_cents=processor.sandbox_fee_cents(charge.amount_cents) if charge.is_paid else 0,
-        platform_fee_cents=charge.session.application_fee_cents if charge.is_paid else 0,
+        platform_fee_cents=charge.source.application_fee_cents if charge.is_paid else 0,
         failure_code=charge.failure_code,
         failure_message=charge.failure_message,
     )
@@ -141,7 +223,44 @@ def _refund_fact(refund: SandboxRefund) -> RefundFact:
     )
 
 
+HOLD_LAPSED = "The hold lapsed after 7 days at the payment processor: nothing was charged."
+
+
+def _intent_fact(intent: SandboxPaymentIntent) -> ChargeFact:
+    return _intent_fact_from_payload(processor.payment_intent_payload(intent))
+
+
+def _intent_fact_from_payload(obj: dict) -> ChargeFact:
+    """A card-on-file payment's outcome. Its id is the charge's id in every fact, as a Stripe
+    PaymentIntent's is: the hold, its capture or release, a decline."""
+    card = obj.get("card") or {}
+    common = {
+        "charge_id": obj["id"],
+        "amount_cents": obj["amount"],
+        "card_brand": card.get("brand", ""),
+        "card_last4": card.get("last4", ""),
+        "authorization_code": obj.get("authorization_code", ""),
+    }
+    status = obj["status"]
+    if status == SandboxIntentStatus.SUCCEEDED:
+        return ChargeFact(
+            status="succeeded", fee_cents=obj.get("fee", 0), platform_fee_cents=obj.get("application_fee_amount", 0), **common
+        )
+    if status == SandboxIntentStatus.REQUIRES_CAPTURE:
+        return ChargeFact(status="authorized", **common)
+    if status == SandboxIntentStatus.CANCELED:
+        lapsed = obj.get("cancellation_reason") == SandboxCancellation.EXPIRED
+        return ChargeFact(status="released", failure_code="expired" if lapsed else "", failure_message=HOLD_LAPSED if lapsed else "", **common)
+    return ChargeFact(
+        status="failed", failure_code=obj.get("failure_code", ""), failure_message=obj.get("failure_message", ""),
+        **{**common, "amount_cents": 0},
+    )  # fmt: skip
+
+
 def _facts(event_type: str, obj: dict) -> list[LedgerFact]:
+    if obj.get("object") == "payment_intent":
+        # charge.succeeded / .failed / .authorized / .captured / .released of a card on file
+        return [LedgerFact(checkout_id=obj["id"], charge_id=obj["id"], charge=_intent_fact_from_payload(obj))]
     if event_type in ("charge.succeeded", "charge.failed"):
         charge = ChargeFact(
             status="succeeded" if obj.get("paid") else "failed",

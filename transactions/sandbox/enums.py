@@ -7,3 +7,19 @@ class SandboxSessionStatus(models.TextChoices):
     AWAITING_AUTHENTICATION = "awaiting_authentication", _("Awaiting authentication")
     COMPLETE = "complete", _("Complete")
     EXPIRED = "expired", _("Expired")
+
+
+class SandboxIntentStatus(models.TextChoices):
+    """A card-on-file payment at the Sandbox (Stripe's PaymentIntent, simplified)."""
+
+    REQUIRES_CAPTURE = "requires_capture", _("Held, awaiting capture")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    CANCELED = "canceled", _("Canceled")
+
+
+class SandboxCancellation(models.TextChoices):
+    """Why a hold was let go: the merchant asked, or it lapsed (holds last ``HOLD_LIFETIME``)."""
+
+    REQUESTED = "requested", _("Released by the merchant")
+    EXPIRED = "expired", _("Lapsed")

@@ -9,7 +9,7 @@ from django.db.models import F, Q
 
 from org_profile.models import Organization
 
-from .enums import SandboxSessionStatus
+from .enums import SandboxCancellation, SandboxIntentStatus, SandboxSessionStatus
 
 
 class SandboxCheckoutSession(models.Model):
@@ -42,11 +42,89 @@ class SandboxCheckoutSession(models.Model):
     expires_at = models.DateTimeField()
 
 
-class SandboxCharge(models.Model):
-    """A card charge attempt at the Sandbox processor: succeeded or failed, with its refunds."""
+class SandboxCustomer(models.Model):
+    """A merchant's customer at the Sandbox, under which cards are kept (Stripe's Customer). It
+    carries no name or contact: the merchant knows whose it is."""
 
     id = models.CharField(primary_key=True, max_length=40)
-    session = models.ForeignKey(SandboxCheckoutSession, on_delete=models.PROTECT, related_name="charges")
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class SandboxPaymentMethod(models.Model):
+    """A test card kept under a customer (Stripe's PaymentMethod). ``test_outcome`` is what the
+    test card does when charged (``processor.TEST_CARDS``)."""
+
+    id = models.CharField(primary_key=True, max_length=40)
+    customer = models.ForeignKey(SandboxCustomer, on_delete=models.PROTECT, related_name="payment_methods")
+    card_brand = models.CharField(max_length=20)
+    card_last4 = models.CharField(max_length=4)
+    exp_month = models.PositiveSmallIntegerField()
+    exp_year = models.PositiveSmallIntegerField()
+    test_outcome = models.CharField(max_length=30)
+    detached_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class SandboxSetupSession(models.Model):
+    """The Sandbox's hosted "save your card" page (Stripe Checkout in setup mode): nothing is
+    charged; on success the card is kept under the customer."""
+
+    id = models.CharField(primary_key=True, max_length=40)
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey(SandboxCustomer, on_delete=models.PROTECT, related_name="+")
+    client_reference = models.CharField(max_length=100, help_text="the merchant's id for the card, opaque to the processor")
+    merchant_name = models.CharField(max_length=200)
+    locale = models.CharField(max_length=10, default="auto")
+    success_url = models.URLField(max_length=500)
+    cancel_url = models.URLField(max_length=500)
+    status = models.CharField(max_length=30, choices=SandboxSessionStatus.choices, default=SandboxSessionStatus.OPEN)
+    pending_card_last4 = models.CharField(max_length=4, blank=True)
+    pending_card_brand = models.CharField(max_length=20, blank=True)
+    pending_exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
+    pending_exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
+    payment_method = models.ForeignKey(SandboxPaymentMethod, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+
+class SandboxPaymentIntent(models.Model):
+    """A charge of a card on file while the customer is away (Stripe's off-session PaymentIntent):
+    charged at once, or only held (``capture_method`` "manual") until captured or released. A
+    hold lapses at ``capture_before`` (7 days, as card networks allow): it is then released by
+    the processor and can no longer be captured."""
+
+    id = models.CharField(primary_key=True, max_length=40)
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey(SandboxCustomer, on_delete=models.PROTECT, related_name="+")
+    payment_method = models.ForeignKey(SandboxPaymentMethod, on_delete=models.PROTECT, related_name="+")
+    amount_cents = models.BigIntegerField()
+    currency = models.CharField(max_length=3, default="usd")
+    capture_method = models.CharField(max_length=10, default="automatic")  # "automatic" | "manual"
+    status = models.CharField(max_length=30, choices=SandboxIntentStatus.choices)
+    cancellation_reason = models.CharField(max_length=20, choices=SandboxCancellation.choices, blank=True)
+    client_reference = models.CharField(max_length=100, help_text="our transaction id, opaque to the processor")
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    application_fee_cents = models.BigIntegerField(default=0)
+    failure_code = models.CharField(max_length=40, blank=True)
+    failure_message = models.CharField(max_length=300, blank=True)
+    authorization_code = models.CharField(max_length=20, blank=True)
+    authorized_at = models.DateTimeField(null=True, blank=True)
+    capture_before = models.DateTimeField(null=True, blank=True)
+    captured_at = models.DateTimeField(null=True, blank=True)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class SandboxCharge(models.Model):
+    """A card charge attempt at the Sandbox processor: succeeded or failed, with its refunds. Made
+    through a hosted checkout (``session``) or by charging a card on file (``payment_intent``)."""
+
+    id = models.CharField(primary_key=True, max_length=40)
+    session = models.ForeignKey(SandboxCheckoutSession, null=True, blank=True, on_delete=models.PROTECT, related_name="charges")
+    payment_intent = models.ForeignKey(
+        SandboxPaymentIntent, null=True, blank=True, on_delete=models.PROTECT, related_name="charges"
+    )
     amount_cents = models.BigIntegerField()
     currency = models.CharField(max_length=3, default="usd")
     is_paid = models.BooleanField()
@@ -65,7 +143,21 @@ class SandboxCharge(models.Model):
                 condition=Q(amount_refunded_cents__lte=F("amount_cents")), name="sandbox_charge_refund_within_amount"
             ),
             models.UniqueConstraint(fields=["session"], condition=Q(is_paid=True), name="sandbox_session_paid_once"),
+            models.UniqueConstraint(fields=["payment_intent"], condition=Q(is_paid=True), name="sandbox_intent_paid_once"),
+            models.CheckConstraint(
+                condition=Q(session__isnull=True, payment_intent__isnull=False) | Q(session__isnull=False, payment_intent__isnull=True),
+                name="sandbox_charge_one_source",
+            ),
         ]
+
+    @property
+    def source(self):
+        """The checkout or the card-on-file payment the charge was made through."""
+        return self.session if self.session_id else self.payment_intent
+
+    @property
+    def checkout_id(self) -> str:
+        return self.session_id or self.payment_intent_id
 
 
 class SandboxRefund(models.Model):

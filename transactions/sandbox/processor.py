@@ -17,7 +17,17 @@ Test cards (any future expiry, any 3-digit CVC):
 4000 0000 0000 9995    declined: insufficient funds
 4000 0025 0000 3155    asks the patient to authenticate; passes or fails as they choose
 4000 0000 0000 5126    succeeds, but any refund of it fails
+4000 0000 0000 0341    kept on file, then declined whenever it is charged
 =====================  =============================================
+
+Cards on file (as Stripe's Customers, SetupIntents and off-session PaymentIntents): a merchant
+makes a customer (``customer_create``), sends the patient to the Sandbox's own "save your card"
+page (``setup_session_create``; the same test cards: a declined card is not kept, the
+authentication card asks first), then charges the card while the patient is away
+(``payment_intent_create``), or only holds the amount (``capture=False``) and later captures or
+releases it. A hold lapses ``HOLD_LIFETIME`` (7 days) after it was made, as a card network lets
+it: the Sandbox then releases it (event ``charge.released`` with reason "expired") and a capture
+is refused with the reason. ``hold_age`` moves a hold back in time, for tests and the demo.
 """
 from __future__ import annotations
 
@@ -43,20 +53,33 @@ from django.utils.translation import gettext_noop
 from lumapay.errors import ApplicationError
 from lumapay.models import Installation
 
-from .enums import SandboxSessionStatus
-from .models import SandboxCharge, SandboxCheckoutSession, SandboxRefund
+from django.db.models import Q
+
+from .enums import SandboxCancellation, SandboxIntentStatus, SandboxSessionStatus
+from .models import (
+    SandboxCharge,
+    SandboxCheckoutSession,
+    SandboxCustomer,
+    SandboxPaymentIntent,
+    SandboxPaymentMethod,
+    SandboxRefund,
+    SandboxSetupSession,
+)
 
 logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "Sandbox-Signature"
 CHECKOUT_EXPIRED = gettext_noop("This checkout has expired. Go back to the payment link to start again.")
 SESSION_LIFETIME = timedelta(hours=1)
+HOLD_LIFETIME = timedelta(days=7)
 
 
 @dataclass(frozen=True)
 class TestCard:
     brand: str
-    outcome: str  # "succeeds" | "declined" | "insufficient_funds" | "authenticate" | "refund_fails"
+    # "succeeds" | "declined" | "insufficient_funds" | "authenticate" | "refund_fails" |
+    # "declined_when_charged" (kept on file, then declined whenever it is charged)
+    outcome: str
 
 
 TEST_CARDS = {
@@ -68,6 +91,7 @@ TEST_CARDS = {
     "4000000000009995": TestCard("visa", "insufficient_funds"),
     "4000002500003155": TestCard("visa", "authenticate"),
     "4000000000005126": TestCard("visa", "refund_fails"),
+    "4000000000000341": TestCard("visa", "declined_when_charged"),
 }
 
 # The processor's API speaks English (a charge's failure_message, as Stripe's): its checkout page
@@ -192,13 +216,18 @@ def session_expire(session_id: str) -> None:
 
 
 def refund_create(*, charge_id: str, amount_cents: int, idempotency_key: str) -> SandboxRefund:
-    """Refund part or all of a paid charge, once per idempotency key (a retry returns the same
-    refund). A refund of a card that refuses refunds (…5126) is made, and fails."""
+    """Refund part or all of a paid charge (``charge_id``: the charge's id, or the card-on-file
+    payment's), once per idempotency key (a retry returns the same refund). A refund of a card
+    that refuses refunds (…5126) is made, and fails."""
     with db_transaction.atomic():
         existing = SandboxRefund.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
             return existing
-        charge = SandboxCharge.objects.select_for_update().filter(id=charge_id, is_paid=True).first()
+        charge = (
+            SandboxCharge.objects.select_for_update(of=("self",))
+            .filter(Q(id=charge_id) | Q(payment_intent_id=charge_id), is_paid=True)
+            .first()
+        )
         if charge is None:
             raise SandboxError("The Sandbox has no paid charge for this transaction.")
         remaining = charge.amount_cents - charge.amount_refunded_cents
@@ -219,20 +248,25 @@ def refund_create(*, charge_id: str, amount_cents: int, idempotency_key: str) ->
             charge.amount_refunded_cents += amount_cents
             charge.save(update_fields=["amount_refunded_cents"])
         _event_send_on_commit(
-            "refund.failed" if fails else "refund.succeeded", _refund_payload(refund), charge.session
+            "refund.failed" if fails else "refund.succeeded", _refund_payload(refund), charge.source.organization_id
         )
     return refund
 
 
 def charge_refunds(charge_id: str) -> list[SandboxRefund]:
-    """A charge's refunds, oldest first, as the processor's API lists them."""
-    return list(SandboxRefund.objects.filter(charge_id=charge_id).order_by("created_at", "id"))
+    """A charge's refunds (by the charge's id or its card-on-file payment's), oldest first, as the
+    processor's API lists them."""
+    return list(
+        SandboxRefund.objects.filter(Q(charge_id=charge_id) | Q(charge__payment_intent_id=charge_id)).order_by("created_at", "id")
+    )
 
 
 # -- the processor's hosted checkout page: what the patient does -----------------------------------
 
 
-def card_submit(*, session_id: str, card_number: str, expiry_month: str, expiry_year: str, cvc: str) -> CardAttempt:
+def _card_read(*, card_number: str, expiry_month: str, expiry_year: str, cvc: str) -> tuple[str, TestCard, int, int]:
+    """The test card typed on one of the Sandbox's pages: (number, card, month, year), or
+    ``CardEntryError`` saying what is wrong with it."""
     number = "".join(ch for ch in card_number if ch.isdigit())
     if len(number) < 13 or not _luhn_valid(number):
         raise CardEntryError(gettext_noop("Your card number is incorrect."))
@@ -253,6 +287,11 @@ def card_submit(*, session_id: str, card_number: str, expiry_month: str, expiry_
     cvc_length = 4 if card.brand == "amex" else 3
     if not (cvc.isdigit() and len(cvc) == cvc_length):
         raise CardEntryError(gettext_noop("Your card's security code is incomplete."))
+    return number, card, month, year
+
+
+def card_submit(*, session_id: str, card_number: str, expiry_month: str, expiry_year: str, cvc: str) -> CardAttempt:
+    number, card, _month, _year = _card_read(card_number=card_number, expiry_month=expiry_month, expiry_year=expiry_year, cvc=cvc)
 
     with db_transaction.atomic():
         session = _open_session_for_update(session_id)
@@ -261,7 +300,7 @@ def card_submit(*, session_id: str, card_number: str, expiry_month: str, expiry_
             session.pending_card_brand, session.pending_card_last4 = card.brand, number[-4:]
             session.save(update_fields=["status", "pending_card_brand", "pending_card_last4"])
             return CardAttempt(outcome="authenticate")
-        decline = DECLINES.get(card.outcome)
+        decline = DECLINES.get("declined" if card.outcome == "declined_when_charged" else card.outcome)
         return _charge(session, brand=card.brand, last4=number[-4:], decline=decline)
 
 
@@ -275,6 +314,306 @@ def authentication_complete(*, session_id: str, passed: bool) -> CardAttempt:
         session.pending_card_brand = session.pending_card_last4 = ""
         session.save(update_fields=["status", "pending_card_brand", "pending_card_last4"])
         return _charge(session, brand=brand, last4=last4, decline=None if passed else DECLINES["authentication_failed"])
+
+
+# -- cards on file: the processor's API and its "save your card" page --------------------------------
+
+
+def customer_create(*, organization_id: int) -> SandboxCustomer:
+    """A customer to keep one patient's cards under (it carries nothing about them)."""
+    return SandboxCustomer.objects.create(id=_new_id("cus"), organization_id=organization_id)
+
+
+def setup_session_create(
+    *,
+    organization_id: int,
+    customer_id: str,
+    client_reference: str,
+    merchant_name: str,
+    success_url: str,
+    cancel_url: str,
+    locale: str = AUTO_LOCALE,
+) -> SandboxSetupSession:
+    """Open the hosted page where the patient enters a card to keep on file (nothing is charged)."""
+    if not SandboxCustomer.objects.filter(id=customer_id, organization_id=organization_id).exists():
+        raise SandboxError("The Sandbox has no such customer for this merchant.")
+    if locale != AUTO_LOCALE and locale not in session_locales():
+        raise SandboxError(f"The Sandbox has no page in the locale {locale!r}.")
+    return SandboxSetupSession.objects.create(
+        id=_new_id("seti"),
+        organization_id=organization_id,
+        customer_id=customer_id,
+        client_reference=client_reference,
+        merchant_name=merchant_name,
+        locale=locale,
+        success_url=success_url,
+        cancel_url=cancel_url,
+        expires_at=timezone.now() + SESSION_LIFETIME,
+    )
+
+
+def setup_url(session: SandboxSetupSession) -> str:
+    return settings.SITE_URL + reverse("sandbox:card_setup", kwargs={"session_id": session.id})
+
+
+def setup_session_get(session_id: str) -> SandboxSetupSession | None:
+    return SandboxSetupSession.objects.select_related("payment_method").filter(id=session_id).first()
+
+
+def setup_card_submit(*, session_id: str, card_number: str, expiry_month: str, expiry_year: str, cvc: str) -> CardAttempt:
+    """The patient typed a card on the "save your card" page: kept (succeeded), refused (failed:
+    the declining test cards are not kept), or asked to authenticate first."""
+    number, card, month, year = _card_read(card_number=card_number, expiry_month=expiry_month, expiry_year=expiry_year, cvc=cvc)
+    with db_transaction.atomic():
+        session = _open_setup_for_update(session_id)
+        session.pending_card_brand, session.pending_card_last4 = card.brand, number[-4:]
+        session.pending_exp_month, session.pending_exp_year = month, year
+        if card.outcome == "authenticate":
+            session.status = SandboxSessionStatus.AWAITING_AUTHENTICATION
+            session.save(update_fields=["status", "pending_card_brand", "pending_card_last4", "pending_exp_month", "pending_exp_year"])
+            return CardAttempt(outcome="authenticate")
+        decline = DECLINES.get(card.outcome)
+        if decline is not None:
+            return CardAttempt(outcome="failed", message=decline[1])
+        # Saved after authenticating, the authentication card is then charged off-session freely.
+        return _setup_complete(session, outcome=card.outcome)
+
+
+def setup_authentication_complete(*, session_id: str, passed: bool) -> CardAttempt:
+    with db_transaction.atomic():
+        session = _open_setup_for_update(session_id)
+        if session.status != SandboxSessionStatus.AWAITING_AUTHENTICATION:
+            raise CardEntryError(gettext_noop("There is no payment waiting for authentication."))
+        session.status = SandboxSessionStatus.OPEN
+        if not passed:
+            session.save(update_fields=["status"])
+            return CardAttempt(outcome="failed", message=DECLINES["authentication_failed"][1])
+        return _setup_complete(session, outcome="succeeds")
+
+
+def _open_setup_for_update(session_id: str) -> SandboxSetupSession:
+    session = SandboxSetupSession.objects.select_for_update(of=("self",)).filter(id=session_id).first()
+    if session is None:
+        raise CardEntryError(gettext_noop("This checkout does not exist."))
+    if session.status == SandboxSessionStatus.COMPLETE:
+        raise CardEntryError(gettext_noop("This card is already saved."))
+    if session.expires_at <= timezone.now() or session.status == SandboxSessionStatus.EXPIRED:
+        raise CardEntryError(CHECKOUT_EXPIRED)
+    return session
+
+
+def _setup_complete(session: SandboxSetupSession, *, outcome: str) -> CardAttempt:
+    session.payment_method = SandboxPaymentMethod.objects.create(
+        id=_new_id("pm"),
+        customer_id=session.customer_id,
+        card_brand=session.pending_card_brand,
+        card_last4=session.pending_card_last4,
+        exp_month=session.pending_exp_month,
+        exp_year=session.pending_exp_year,
+        test_outcome=outcome,
+    )
+    session.status = SandboxSessionStatus.COMPLETE
+    session.save(update_fields=["payment_method", "status"])
+    return CardAttempt(outcome="succeeded", redirect_url=session.success_url)
+
+
+def payment_method_detach(payment_method_id: str) -> None:
+    """Forget a card: it can never be charged again (detaching twice is harmless)."""
+    SandboxPaymentMethod.objects.filter(id=payment_method_id, detached_at__isnull=True).update(detached_at=timezone.now())
+
+
+def payment_intent_create(
+    *,
+    organization_id: int,
+    customer_id: str,
+    payment_method_id: str,
+    amount_cents: int,
+    currency: str,
+    capture: bool,
+    client_reference: str,
+    idempotency_key: str,
+    application_fee_cents: int = 0,
+) -> SandboxPaymentIntent:
+    """Charge a card on file while the customer is away, or with ``capture`` False only hold the
+    amount (until captured, released, or lapsed after ``HOLD_LIFETIME``). Once per idempotency
+    key: a retry returns the first payment, whatever it became. A decline is an outcome (status
+    "failed", with the bank's message), not an error."""
+    if not 0 <= application_fee_cents <= amount_cents:
+        raise SandboxError("The application fee must be between zero and the amount.")
+    with db_transaction.atomic():
+        existing = SandboxPaymentIntent.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing
+        payment_method = (
+            SandboxPaymentMethod.objects.filter(
+                id=payment_method_id, customer_id=customer_id, customer__organization_id=organization_id
+            )
+            .first()
+        )
+        if payment_method is None or payment_method.detached_at is not None:
+            raise SandboxError("The Sandbox has no such card for this customer (it was removed, or never saved).")
+        decline = DECLINES.get("declined" if payment_method.test_outcome == "declined_when_charged" else payment_method.test_outcome)
+        now = timezone.now()
+        intent = SandboxPaymentIntent(
+            id=_new_id("pi"),
+            organization_id=organization_id,
+            customer_id=customer_id,
+            payment_method=payment_method,
+            amount_cents=amount_cents,
+            currency=currency,
+            capture_method="automatic" if capture else "manual",
+            client_reference=client_reference,
+            idempotency_key=idempotency_key,
+            application_fee_cents=application_fee_cents,
+        )
+        if decline is not None:
+            intent.status = SandboxIntentStatus.FAILED
+            intent.failure_code, intent.failure_message = decline
+            intent.save()
+            _intent_charge(intent, paid=False)
+            event_type = "charge.failed"
+        else:
+            intent.authorization_code = "".join(secrets.choice(string.digits) for _ in range(6))
+            intent.authorized_at = now
+            if capture:
+                intent.status, intent.captured_at = SandboxIntentStatus.SUCCEEDED, now
+                intent.save()
+                _intent_charge(intent, paid=True)
+                event_type = "charge.succeeded"
+            else:
+                intent.status, intent.capture_before = SandboxIntentStatus.REQUIRES_CAPTURE, now + HOLD_LIFETIME
+                intent.save()
+                event_type = "charge.authorized"
+        _event_send_on_commit(event_type, payment_intent_payload(intent), organization_id)
+    return intent
+
+
+def payment_intent_get(payment_intent_id: str) -> SandboxPaymentIntent | None:
+    """A card-on-file payment as the processor has it now (a hold past its time has lapsed)."""
+    _lapse_if_due(payment_intent_id)
+    return SandboxPaymentIntent.objects.select_related("payment_method").filter(id=payment_intent_id).first()
+
+
+def payment_intent_capture(payment_intent_id: str) -> SandboxPaymentIntent:
+    """Charge the held amount. Capturing a payment already captured returns it (a retry); a hold
+    released or lapsed cannot be captured: ``SandboxError`` says why."""
+    _lapse_if_due(payment_intent_id)
+    with db_transaction.atomic():
+        intent = _intent_for_update(payment_intent_id)
+        if intent.status == SandboxIntentStatus.SUCCEEDED:
+            return intent
+        if intent.status == SandboxIntentStatus.CANCELED and intent.cancellation_reason == SandboxCancellation.EXPIRED:
+            raise SandboxError(
+                f"The hold lapsed on {intent.canceled_at:%Y-%m-%d %H:%M} UTC, {HOLD_LIFETIME.days} days after it was made, "
+                "and can no longer be captured: nothing was charged."
+            )
+        if intent.status != SandboxIntentStatus.REQUIRES_CAPTURE:
+            raise SandboxError(f"This payment is {intent.get_status_display().lower()}: there is no held amount to capture.")
+        intent.status, intent.captured_at = SandboxIntentStatus.SUCCEEDED, timezone.now()
+        intent.save(update_fields=["status", "captured_at"])
+        _intent_charge(intent, paid=True)
+        _event_send_on_commit("charge.captured", payment_intent_payload(intent), intent.organization_id)
+    return intent
+
+
+def payment_intent_cancel(payment_intent_id: str) -> SandboxPaymentIntent:
+    """Release the held amount without charging it (releasing twice returns the released hold)."""
+    _lapse_if_due(payment_intent_id)
+    with db_transaction.atomic():
+        intent = _intent_for_update(payment_intent_id)
+        if intent.status == SandboxIntentStatus.CANCELED:
+            return intent
+        if intent.status != SandboxIntentStatus.REQUIRES_CAPTURE:
+            raise SandboxError(f"This payment is {intent.get_status_display().lower()}: there is no held amount to release.")
+        _cancel(intent, reason=SandboxCancellation.REQUESTED)
+    return intent
+
+
+def holds_lapse(*, now=None) -> int:
+    """Release every hold past its ``capture_before`` (the Sandbox's own clock; beat runs it, and
+    every read, capture or release of a hold checks it first). Returns how many lapsed."""
+    now = now or timezone.now()
+    due = SandboxPaymentIntent.objects.filter(status=SandboxIntentStatus.REQUIRES_CAPTURE, capture_before__lte=now)
+    return sum(_lapse_if_due(intent_id, now=now) for intent_id in due.values_list("id", flat=True))
+
+
+def hold_age(payment_intent_id: str, *, by: timedelta) -> SandboxPaymentIntent:
+    """Move a hold back in time by ``by`` (tests and the demo: "this hold was made 6 days ago").
+    It lapses when next looked at if that takes it past ``HOLD_LIFETIME``."""
+    with db_transaction.atomic():
+        intent = _intent_for_update(payment_intent_id)
+        if intent.authorized_at is not None:
+            intent.authorized_at -= by
+        if intent.capture_before is not None:
+            intent.capture_before -= by
+        intent.save(update_fields=["authorized_at", "capture_before"])
+        SandboxPaymentIntent.objects.filter(pk=intent.pk).update(created_at=intent.created_at - by)
+    return intent
+
+
+def _intent_for_update(payment_intent_id: str) -> SandboxPaymentIntent:
+    intent = SandboxPaymentIntent.objects.select_for_update(of=("self",)).filter(id=payment_intent_id).first()
+    if intent is None:
+        raise SandboxError("The Sandbox has no such payment.")
+    return intent
+
+
+def _lapse_if_due(payment_intent_id: str, *, now=None) -> bool:
+    now = now or timezone.now()
+    with db_transaction.atomic():
+        intent = (
+            SandboxPaymentIntent.objects.select_for_update(of=("self",))
+            .filter(id=payment_intent_id, status=SandboxIntentStatus.REQUIRES_CAPTURE, capture_before__lte=now)
+            .first()
+        )
+        if intent is None:
+            return False
+        _cancel(intent, reason=SandboxCancellation.EXPIRED, at=intent.capture_before)
+    logger.info("sandbox hold %s lapsed", payment_intent_id)
+    return True
+
+
+def _cancel(intent: SandboxPaymentIntent, *, reason: str, at=None) -> None:
+    intent.status, intent.cancellation_reason = SandboxIntentStatus.CANCELED, reason
+    intent.canceled_at = at or timezone.now()
+    intent.save(update_fields=["status", "cancellation_reason", "canceled_at"])
+    _event_send_on_commit("charge.released", payment_intent_payload(intent), intent.organization_id)
+
+
+def _intent_charge(intent: SandboxPaymentIntent, *, paid: bool) -> SandboxCharge:
+    return SandboxCharge.objects.create(
+        id=_new_id("ch"),
+        payment_intent=intent,
+        amount_cents=intent.amount_cents,
+        currency=intent.currency,
+        is_paid=paid,
+        failure_code=intent.failure_code,
+        failure_message=intent.failure_message,
+        card_brand=intent.payment_method.card_brand,
+        card_last4=intent.payment_method.card_last4,
+        authorization_code=intent.authorization_code,
+    )
+
+
+def payment_intent_payload(intent: SandboxPaymentIntent) -> dict:
+    paid = intent.status == SandboxIntentStatus.SUCCEEDED
+    return {
+        "object": "payment_intent",
+        "id": intent.id,
+        "client_reference": intent.client_reference,
+        "amount": intent.amount_cents,
+        "currency": intent.currency,
+        "status": intent.status,
+        "capture_method": intent.capture_method,
+        "cancellation_reason": intent.cancellation_reason,
+        "canceled_at": int(intent.canceled_at.timestamp()) if intent.canceled_at else None,
+        "failure_code": intent.failure_code,
+        "failure_message": intent.failure_message,
+        "authorization_code": intent.authorization_code,
+        "fee": sandbox_fee_cents(intent.amount_cents) if paid else 0,
+        "application_fee_amount": intent.application_fee_cents if paid else 0,
+        "card": {"brand": intent.payment_method.card_brand, "last4": intent.payment_method.card_last4},
+    }
 
 
 # -- internals -------------------------------------------------------------------------------------
@@ -323,18 +662,18 @@ def _charge(session: SandboxCheckoutSession, *, brand: str, last4: str, decline)
     if decline is None:
         session.status = SandboxSessionStatus.COMPLETE
         session.save(update_fields=["status"])
-    _event_send_on_commit("charge.failed" if decline else "charge.succeeded", _charge_payload(charge), session)
+    _event_send_on_commit("charge.failed" if decline else "charge.succeeded", _charge_payload(charge), session.organization_id)
     if decline:
         return CardAttempt(outcome="failed", message=decline[1])
     return CardAttempt(outcome="succeeded", redirect_url=session.success_url)
 
 
-def _event_send_on_commit(event_type: str, obj: dict, session: SandboxCheckoutSession) -> None:
+def _event_send_on_commit(event_type: str, obj: dict, organization_id: int) -> None:
     event = {
         "id": _new_id("evt"),
         "type": event_type,
         "created": int(time.time()),
-        "account": session.organization_id,
+        "account": organization_id,
         "data": {"object": obj},
     }
     # robust: the merchant's webhook failing must not fail the processor's side (a real
@@ -385,8 +724,8 @@ def _charge_payload(charge: SandboxCharge) -> dict:
     return {
         "object": "charge",
         "id": charge.id,
-        "checkout_session": charge.session_id,
-        "client_reference": charge.session.client_reference,
+        "checkout_session": charge.checkout_id,
+        "client_reference": charge.source.client_reference,
         "amount": charge.amount_cents,
         "currency": charge.currency,
         "paid": charge.is_paid,
@@ -394,7 +733,7 @@ def _charge_payload(charge: SandboxCharge) -> dict:
         "failure_message": charge.failure_message,
         "authorization_code": charge.authorization_code,
         "fee": sandbox_fee_cents(charge.amount_cents) if charge.is_paid else 0,
-        "application_fee_amount": charge.session.application_fee_cents if charge.is_paid else 0,
+        "application_fee_amount": charge.source.application_fee_cents if charge.is_paid else 0,
         "card": {"brand": charge.card_brand, "last4": charge.card_last4},
     }
 
@@ -404,7 +743,7 @@ def _refund_payload(refund: SandboxRefund) -> dict:
         "object": "refund",
         "id": refund.id,
         "charge": refund.charge_id,
-        "checkout_session": refund.charge.session_id,
+        "checkout_session": refund.charge.checkout_id,
         "amount": refund.amount_cents,
         "status": refund.status,
         "idempotency_key": refund.idempotency_key,

@@ -9,4 +9,6 @@ app_name = "sandbox"
 urlpatterns = [
     path("checkout/<str:session_id>/", views.checkout, name="checkout"),
     path("checkout/<str:session_id>/authenticate/", views.authenticate, name="authenticate"),
+    path("card/<str:session_id>/", views.card_setup, name="card_setup"),
+    path("card/<str:session_id>/authenticate/", views.card_setup_authenticate, name="card_setup_authenticate"),
 ]

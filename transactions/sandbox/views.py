@@ -33,6 +33,7 @@ OUTCOME_LABELS = {
     "insufficient_funds": gettext_lazy("Declined: insufficient funds"),
     "authenticate": gettext_lazy("Asks for authentication: you choose to pass or fail it"),
     "refund_fails": gettext_lazy("Succeeds; any refund of it fails"),
+    "declined_when_charged": gettext_lazy("Kept on file, then declined whenever it is charged"),
 }
 
 
@@ -155,3 +156,93 @@ def authenticate(request, session):
         session.refresh_from_db()
         return _render_checkout(request, session, decline=attempt.message, status=402)
     return render(request, "sandbox/authenticate.html", {"session": session})
+
+
+# -- the "save your card" page (cards on file) --------------------------------------------------------
+
+
+def _setup_page(view):
+    """Find the card page (or 404) and run it in its language, as ``_checkout_page`` does."""
+
+    @never_cache
+    @wraps(view)
+    def wrapper(request, session_id: str):
+        with all_organizations():
+            session = processor.setup_session_get(session_id)
+        if session is None:
+            raise Http404("No such Sandbox card page.")
+        language = _language(request, session)
+        with organization_scope(session.organization_id), translation.override(language):
+            response = view(request, session)
+        response.headers["Content-Language"] = language
+        return response
+
+    return wrapper
+
+
+def _render_card_setup(request, session, *, form=None, error: str = "", decline: str = "", status: int = 200):
+    return render(
+        request,
+        "sandbox/card_setup.html",
+        {
+            "session": session,
+            "form": form or SandboxCardForm(),
+            "error": _(error) if error else "",
+            "decline": _(decline) if decline else "",
+            "closed_message": _closed_message(session),
+            "test_cards": _test_cards(),
+        },
+        status=status,
+    )
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@_setup_page
+def card_setup(request, session):
+    """The Sandbox's page where the patient enters a card to keep on file: nothing is charged."""
+    if session.status == SandboxSessionStatus.COMPLETE:
+        return redirect(session.success_url)
+    if session.status == SandboxSessionStatus.AWAITING_AUTHENTICATION:
+        return redirect("sandbox:card_setup_authenticate", session_id=session.id)
+    if request.method != "POST" or _closed_message(session):
+        return _render_card_setup(request, session)
+    form = SandboxCardForm(request.POST)
+    if not form.is_valid():
+        return _render_card_setup(request, session, form=form, status=400)
+    data = form.cleaned_data
+    try:
+        attempt = processor.setup_card_submit(
+            session_id=session.id,
+            card_number=data["number"],
+            expiry_month=data["expiry_month"],
+            expiry_year=data["expiry_year"],
+            cvc=data["cvc"],
+        )
+    except CardEntryError as error:
+        session.refresh_from_db()
+        if session.status == SandboxSessionStatus.COMPLETE:
+            return redirect(session.success_url)
+        return _render_card_setup(request, session, form=form, error=error.message, status=400)
+    if attempt.outcome == "succeeded":
+        return redirect(attempt.redirect_url)
+    if attempt.outcome == "authenticate":
+        return redirect("sandbox:card_setup_authenticate", session_id=session.id)
+    return _render_card_setup(request, session, decline=attempt.message, status=402)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@_setup_page
+def card_setup_authenticate(request, session):
+    if session.status != SandboxSessionStatus.AWAITING_AUTHENTICATION:
+        return redirect("sandbox:card_setup", session_id=session.id)
+    if request.method == "POST":
+        try:
+            attempt = processor.setup_authentication_complete(session_id=session.id, passed=request.POST.get("result") == "pass")
+        except CardEntryError as error:
+            session.refresh_from_db()
+            return _render_card_setup(request, session, error=error.message, status=400)
+        if attempt.outcome == "succeeded":
+            return redirect(attempt.redirect_url)
+        session.refresh_from_db()
+        return _render_card_setup(request, session, decline=attempt.message, status=402)
+    return render(request, "sandbox/card_setup_authenticate.html", {"session": session})

@@ -42,6 +42,7 @@ WARNING_ACTIONS = frozenset(
         AuditAction.PAY_LINK_VERIFICATION_REFUSED,
         AuditAction.PAY_LINK_LOCKED,
         AuditAction.SAVED_CARD_REFUSED,
+        AuditAction.AUTHORIZATION_RENEWAL_FAILED,
     }
 )
 
@@ -400,13 +401,17 @@ def channels_text(changes: dict) -> str:
 
 
 def _audit_detail(audit: AuditEvent, transaction: Transaction) -> str:
-    """The line's detail; for what LumaPay did by itself, led by the rule that made it act."""
+    """What the entry says beside its title; for something LumaPay did by itself, the rule first."""
     detail = _audit_detail_text(audit, transaction)
-    rule = audit.changes.get("rule") if isinstance(audit.changes, dict) else None
-    if audit.actor_type == ActorType.SYSTEM and rule in CollectionRule.values:
-        said = f"Rule: {CollectionRule(rule).label}."
-        return f"{said} {detail}" if detail else said
-    return detail
+    changes = audit.changes if isinstance(audit.changes, dict) else {}
+    rule = changes.get("rule")
+    if not rule:
+        return detail
+    try:
+        label = str(CollectionRule(rule).label)
+    except ValueError:
+        label = str(rule)
+    return f"By the rule: {label}." + (f" {detail}" if detail else "")
 
 
 def _audit_detail_text(audit: AuditEvent, transaction: Transaction) -> str:

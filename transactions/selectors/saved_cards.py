@@ -3,8 +3,10 @@ one card looked up within the right scope (another organization's or patient's c
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db.models import QuerySet
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from ehr_sync.enums import AppointmentStatus
 from ehr_sync.models import Appointment, Patient
@@ -16,9 +18,34 @@ from ..enums import SavedCardStatus
 from ..models import SavedCard
 
 
+# Shown to the patient next to the box they tick; recorded word for word with the card.
+def card_on_file_consent_text(organization) -> str:
+    """The consent, in the active language: the pay page shows it in the patient's language, and
+    the text shown is the text recorded."""
+    return gettext(
+        "I authorize %(clinic)s to keep this card on file with its payment processor and to charge it for my "
+        "copays and balances, including holding a copay before a visit and charging it at check-in. I can "
+        "remove the card at any time from a payment link or by asking the clinic."
+    ) % {"clinic": organization.display_name}
+
+
+def card_on_file_consent_texts(organization) -> list[str]:
+    """The consent as recorded when given in each of LumaPay's languages today: a card whose
+    recorded consent is one of these agreed to holding a copay before a visit."""
+    texts = []
+    for code, _name in settings.LANGUAGES:
+        with translation.override(code):
+            texts.append(card_on_file_consent_text(organization))
+    return texts
+
+
+# The gateways that keep cards on file (``transactions.gateways.CARDS_ON_FILE_GATEWAYS``).
+CARD_ON_FILE_GATEWAYS = frozenset({PaymentGateway.SANDBOX, PaymentGateway.STRIPE})
+
+
 def card_on_file_offered(organization: Organization | None) -> bool:
-    """Cards are kept on file only by clinics that take payments through Stripe (never the Sandbox)."""
-    return organization is not None and organization.payment_gateway == PaymentGateway.STRIPE
+    """Cards are kept on file by clinics whose payment processor keeps them: Stripe, and the Sandbox."""
+    return organization is not None and organization.payment_gateway in CARD_ON_FILE_GATEWAYS
 
 
 def saved_cards_active(*, organization: Organization, patient: Patient) -> QuerySet[SavedCard]:

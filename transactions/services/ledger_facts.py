@@ -121,6 +121,8 @@ def authorization_fact_record(
             actor_type=actor_type,
             gateway_reference=fact.charge_id,
             gateway_event_id=gateway_event_id,
+            # Why the gateway let it go by itself (the Sandbox: the hold lapsed), when it says.
+            message="" if held else fact.failure_message,
         )
         if created and held and locked.charged_cents == 0 and fact.card_last4:
             locked.card_brand, locked.card_last4 = fact.card_brand, fact.card_last4

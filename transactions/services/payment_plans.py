@@ -68,7 +68,7 @@ from ..models import (
     Transaction,
     collection_rules_for,
 )
-from .saved_cards import CHARGE, _require_card_role, saved_card_charge
+from .saved_cards import CHARGE, card_role_require, saved_card_charge
 
 logger = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def payment_plan_create(
     if actor is None and source_payment_request is None:
         raise ApplicationError("A plan is set up by staff or by the patient on their payment link.")
     if actor is not None:
-        _require_card_role(
+        card_role_require(
             organization=organization, actor=actor, location=location, action=CHARGE,
             patient=saved_card.patient, amount_cents=total_cents,
         )  # fmt: skip
@@ -297,7 +297,7 @@ def payment_plan_cancel(*, organization, actor, plan: PaymentPlan) -> PaymentPla
     An instalment being charged this instant finishes (its money is the patient's payment)."""
     if plan.organization_id != organization.pk:
         raise ApplicationError("This plan does not exist.")
-    _require_card_role(
+    card_role_require(
         organization=organization, actor=actor, location=plan.location, action=CHARGE,
         patient=plan.patient, amount_cents=0,
     )  # fmt: skip

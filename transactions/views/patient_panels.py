@@ -14,6 +14,7 @@ from ehr_sync.patient_panels import PatientPanels
 
 from ..enums import PaymentRequestStatus
 from ..forms.saved_cards import SavedCardChargeForm, SavedCardHoldForm
+from ..selectors.holds import appointments_held
 from ..selectors.patients import patient_requestable_appointments, patient_transactions
 from ..selectors.payment_requests import payment_requests_of_patient
 from ..selectors.saved_cards import card_on_file_offered, saved_cards_active
@@ -41,6 +42,8 @@ def patient_payment_context(request: HttpRequest, patient: Patient) -> dict:
         "saved_card_currency": organization.currency,
         "card_charge_form": SavedCardChargeForm(membership=membership) if may_use_cards else None,
         "card_hold_form": SavedCardHoldForm(membership=membership, patient=patient) if may_use_cards else None,
+        # Booked appointments with a copay held: "Check in" marks them arrived and captures it.
+        "held_appointment_ids": appointments_held(organization=organization, patient=patient) if may_use_cards else set(),
         "requestable_appointment_ids": set(
             patient_requestable_appointments(membership=membership, patient=patient).values_list("id", flat=True)
         ),

@@ -17,8 +17,10 @@ from org_profile.access import found_or_404, membership_required
 
 from ..enums import PaymentRequestKind, TransactionStatus
 from ..forms.saved_cards import AuthorizationReleaseForm, SavedCardChargeForm, SavedCardHoldForm
+from ..selectors.holds import appointment_for_check_in
 from ..selectors.ledger import transaction_get
 from ..selectors.saved_cards import card_on_file_offered, saved_card_get
+from ..services.holds import appointment_check_in
 from ..services.saved_cards import (
     authorization_capture,
     authorization_release,
@@ -162,3 +164,24 @@ def transaction_release(request, pk):
     else:
         messages.success(request, f"Released the hold of {format_cents(transaction.amount_cents, transaction.currency)}. Nothing was charged.")
     return redirect("transactions:transaction_detail", pk=transaction.pk)
+
+
+@require_POST
+@membership_required()
+def appointment_check_in_view(request, pk):
+    """The patient is here: mark the appointment arrived and capture the copay held for it."""
+    _require_card_role(request)
+    if not card_on_file_offered(request.organization):
+        raise Http404("This clinic does not hold amounts on cards.")
+    appointment = found_or_404(appointment_for_check_in(membership=request.membership, pk=pk))
+    try:
+        captured = appointment_check_in(organization=request.organization, actor=request.user, appointment=appointment)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+        return redirect("patients:profile", pk=appointment.patient_id)
+    if captured:
+        total = sum(transaction.charged_cents for transaction in captured)
+        messages.success(request, f"Checked in. Captured {format_cents(total, captured[0].currency)} held on the card.")
+        return redirect("transactions:transaction_detail", pk=captured[0].pk)
+    messages.success(request, "Checked in. Nothing was held on the card to capture (or it was captured already).")
+    return redirect("patients:profile", pk=appointment.patient_id)

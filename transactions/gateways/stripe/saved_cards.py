@@ -5,14 +5,12 @@ before a visit (manual capture) and then captured or released.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-
 import stripe
 from django.utils import timezone
 
 from org_profile.models import Organization
 
-from ..base import ChargeFact, CheckoutStart, GatewayError, GatewayUnavailable
+from ..base import ChargeFact, CheckoutStart, GatewayError, GatewayUnavailable, SavedCardFact
 from .client import (
     CHECKOUT_LIFETIME,
     METADATA_ORGANIZATION,
@@ -31,18 +29,6 @@ from .client import (
 from .facts import charge_fact_from_payment_intent
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SavedCardFact:
-    """A card Stripe keeps for a patient (a PaymentMethod attached to the patient's Customer)."""
-
-    payment_method_id: str
-    card_brand: str = ""
-    card_last4: str = ""
-    exp_month: int | None = None
-    exp_year: int | None = None
-
 
 
 class StripeSavedCards:
@@ -209,6 +195,11 @@ class StripeSavedCards:
             if fact.status != "released":
                 raise
             return fact
+        return charge_fact_from_payment_intent(self.payment_intent_retrieve(transaction.gateway_checkout_id, account=account))
+
+    def authorization_outcome(self, *, transaction) -> ChargeFact:
+        """What became of the card-on-file PaymentIntent, as Stripe has it now."""
+        account = account_of(transaction.organization)
         return charge_fact_from_payment_intent(self.payment_intent_retrieve(transaction.gateway_checkout_id, account=account))
 
     def saved_card_detach(self, *, saved_card) -> None:
