@@ -69,6 +69,7 @@ def payment_plan_new(request, patient_pk):
                     billing_item=data["billing_item"],
                     consent_given=request.POST.get("consent") == "yes",
                     consent_text=request.POST.get("consent_text", ""),
+                    charge_due_now=True,
                 )
             except ApplicationError as error:
                 form.add_error(None, error.message)
