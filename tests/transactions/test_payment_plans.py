@@ -445,3 +445,30 @@ def test_the_decline_notice_is_in_the_patients_language(
     assert mailoutbox[0].subject == "Riverside Family Medicine: su pago del plan de $40.00 no se completó"
     assert "Intentaremos cobrar a la tarjeta de nuevo el" in mailoutbox[0].body
     assert sms.outbox[0].body.startswith("Riverside Family Medicine: su pago del plan de $40.00 no se completó. Lo intentaremos de nuevo el")
+
+
+def test_a_charge_declined_while_the_plan_was_being_cancelled_is_not_retried_or_told(
+    stripe_world, stripe_organization, manager, location, declining_card, mailoutbox, django_capture_on_commit_callbacks
+):
+    from transactions.services.payment_plans import _outcome_record
+    from transactions.services.saved_cards import saved_card_charge
+    from transactions.enums import CollectionRule
+
+    plan = _create(stripe_organization, manager, declining_card, location)
+    first = plan.instalments.get(number=1)
+    # given a charger that claimed the first instalment and is charging it
+    attempt = _claim(first.pk, first.next_attempt_at)
+    # when staff cancel the plan meanwhile, and the card is then declined
+    payment_plan_cancel(organization=stripe_organization, actor=manager, plan=plan)
+    declined = saved_card_charge(
+        organization=stripe_organization, actor=None, saved_card=declining_card, amount_cents=4000, kind="balance",
+        billing_item="x", location=location, rule=CollectionRule.PLAN_INSTALMENT, idempotency_key=attempt.idempotency_key,
+    )  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        _outcome_record(attempt.pk, transaction=declined, failure=declined.last_error, now=first.next_attempt_at)
+
+    # then it is cancelled with the others, with no retry, no link and no message
+    first.refresh_from_db()
+    assert (first.status, first.next_attempt_at, first.payment_request) == ("cancelled", first.next_attempt_at, None)
+    assert mailoutbox == [] and not PaymentRequestDelivery.objects.exists()
+    assert payment_plan_instalments_charge_due(now=first.next_attempt_at + datetime.timedelta(days=30)) == 0

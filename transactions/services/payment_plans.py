@@ -499,6 +499,13 @@ def _outcome_record(attempt_id: int, *, transaction: Transaction | None, failure
         else:
             attempt.outcome, attempt.finished_at = "failed", now
             attempt.save(update_fields=["transaction", "outcome", "finished_at"])
+            if plan.status == PaymentPlanStatus.CANCELLED:
+                # Cancelled by staff while this charge was under way: nothing more is tried or sent.
+                instalment.status, instalment.claimed_until, instalment.last_error = (
+                    InstalmentStatus.CANCELLED, None, (failure or "")[:500]
+                )
+                instalment.save(update_fields=["status", "claimed_until", "last_error", "transaction"])
+                return attempt
             _instalment_declined(plan, instalment, transaction, failure or "The charge was declined.", now=now)
     return attempt
 
@@ -646,7 +653,6 @@ def plan_link_purpose(payment_request: PaymentRequest) -> str | None:
         return "instalment"
     if (
         payment_request.kind == PaymentRequestKind.BALANCE
-        and not payment_request.automation_rule
         and plan_offers_for(organization=payment_request.organization, total_cents=payment_request.amount_cents)
     ):
         return "offer"
