@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from lumapay.audit import client_ip
 from lumapay.errors import ApplicationError
+from lumapay.models import SmsOptOut
 from lumapay.phi_access import phi_access_record
 from org_profile.access import ADMINISTRATORS, found_or_404, membership_required
 from org_profile.enums import Role
@@ -132,6 +133,10 @@ def patient_profile(request, pk):
             "patient": patient,
             "appointments": patient_appointments(patient=patient),
             "balance": patient_balance(patient=patient),
+            # A STOP from this number (to any clinic's texts: they share LumaPay's sender).
+            "sms_opt_out": SmsOptOut.objects.filter(phone_number=patient.mobile_phone).first()
+            if patient.mobile_phone
+            else None,
             "patient_panels": patient_panel_templates(),
             # Administrators see who looked at the record (this look included).
             "recent_accesses": list(

@@ -147,3 +147,42 @@ class PhiAccessPatient(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["access"], name="phi_access_patient_access")]
+
+
+class SmsOptOut(models.Model):
+    """Whether a mobile number told LumaPay to stop texting it (STOP), and since when; one row per
+    number, ever (START sets it back, the row stays as the record of both).
+
+    Across all clinics, not per organization: LumaPay sends every clinic's texts from one sender
+    (``TWILIO_FROM_NUMBER`` or ``TWILIO_MESSAGING_SERVICE_SID``), and carriers and Twilio honour a
+    STOP per sender and recipient: after it Twilio refuses every message from that sender to that
+    number (error 21610), whichever clinic wrote it. A per-clinic opt-out would promise texts that
+    cannot arrive, and would keep texting someone who asked us to stop. So no ``organization``
+    column and no row-level security policy: the row names a number, not a patient.
+
+    ``lumapay.sms.sms_send`` refuses an opted-out number; the patient outbox
+    (``transactions.services.patient_messages``) checks it first so the delivery is recorded as not
+    sent, with the reason, and never retried.
+    """
+
+    phone_number = models.CharField(max_length=20, unique=True, help_text="E.164")
+    is_opted_out = models.BooleanField(default=True)
+    # The last keyword received ("STOP", "START", …) and the number or messaging service it reached.
+    keyword = models.CharField(max_length=20)
+    received_on = models.CharField(max_length=40, blank=True)
+    opted_out_at = models.DateTimeField(null=True, blank=True)
+    opted_in_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "SMS opt-out"
+
+    def __str__(self) -> str:
+        return f"SMS opt-out #{self.pk} ({'opted out' if self.is_opted_out else 'opted back in'})"
+
+
+def sms_opted_out(phone_number: str) -> "SmsOptOut | None":
+    """The opt-out in force for ``phone_number`` (E.164), or None when texts may go to it."""
+    if not phone_number:
+        return None
+    return SmsOptOut.objects.filter(phone_number=phone_number, is_opted_out=True).first()

@@ -280,6 +280,12 @@ AUTHORIZATIONS_RELEASE_EVERY_MINUTES = env.int("AUTHORIZATIONS_RELEASE_EVERY_MIN
 # checking in, or a visit cancelled, should show on the card within a minute.
 HOLDS_PLACE_EVERY_SECONDS = 60
 HOLDS_CAPTURE_EVERY_SECONDS = 60
+# Payment plans: the beat task that charges the instalments due looks this often (an instalment is
+# due from the end of the quiet hours on its date, so it is charged within this of it); a declined
+# instalment is tried again this many days after each decline, then staff are asked to step in.
+# Fixed, not read from the environment: the retry schedule is what the patient agreed to.
+PAYMENT_PLANS_CHARGE_EVERY_MINUTES = 15
+PAYMENT_PLAN_RETRY_DAYS = [1, 3, 7]
 PATIENT_MESSAGES_RESEND_EVERY_MINUTES = env.float("PATIENT_MESSAGES_RESEND_EVERY_MINUTES", default=2)
 # How often the beat looks for EHR connections whose scheduled sync is due (each connection has
 # its own period, "every N minutes", set on its page).
@@ -354,6 +360,11 @@ CELERY_BEAT_SCHEDULE = {
     "sandbox-holds-lapse": {
         "task": "transactions.tasks.sandbox_holds_lapse",
         "schedule": AUTHORIZATIONS_RELEASE_EVERY_MINUTES * 60,
+    },
+    # Payment plans' instalments due (and declined ones due for a retry) are charged.
+    "payment-plan-instalments-charge": {
+        "task": "transactions.tasks.payment_plan_instalments_charge_due",
+        "schedule": PAYMENT_PLANS_CHARGE_EVERY_MINUTES * 60,
     },
     # E-mails and SMS a patient is owed whose task was lost (a broker down at commit, a killed
     # worker) or whose retry is overdue are queued again.

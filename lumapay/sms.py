@@ -112,5 +112,18 @@ def sms_backend() -> SmsBackend:
         ) from None
 
 
+class SmsOptedOut(SmsDeliveryError):
+    """The number replied STOP (``lumapay.models.SmsOptOut``): nothing goes to it until START."""
+
+    def __init__(self) -> None:
+        super().__init__("Not sent: this number replied STOP to our text messages.")
+
+
 def sms_send(*, to: str, body: str) -> str:
+    """Send one text. Every sender goes through here, so an opted-out number is refused here, for
+    every backend (the outbox checks first, to record the reason on the request or transaction)."""
+    from .models import sms_opted_out
+
+    if sms_opted_out(to) is not None:
+        raise SmsOptedOut()
     return sms_backend().send(SmsMessage(to=to, body=body))

@@ -50,5 +50,8 @@ def test_transactions_supplies_the_payment_panels_of_the_patient_pages():
         "balance_actions": ["transactions/patient_panels/_balance_actions.html"],
         "before_appointments": ["transactions/patient_panels/_saved_cards.html"],
         "appointment_actions": ["transactions/patient_panels/_appointment_actions.html"],
-        "after_appointments": ["transactions/patient_panels/_requests_and_transactions.html"],
+        "after_appointments": [
+            "transactions/patient_panels/_requests_and_transactions.html",
+            "transactions/patient_panels/_payment_plans.html",
+        ],
     }

@@ -9,7 +9,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from org_profile.enums import Role
 from transactions.enums import ExportStatus, PaymentRequestKind
-from transactions.models import PaymentRequest, SavedCard, TransactionExport
+from transactions.models import PaymentPlan, PaymentRequest, SavedCard, TransactionExport
 from transactions.services.transaction_open import transaction_open
 
 from .factories import AppointmentFactory, LocationFactory, MembershipFactory, OrganizationFactory, PatientFactory
@@ -41,6 +41,8 @@ OBJECT_FOR_URL = {
     "transactions:saved_card_hold": "saved_card",
     "transactions:saved_card_remove": "saved_card",
     "transactions:appointment_check_in": "appointment",
+    "transactions:payment_plan_new": "patient",
+    "transactions:payment_plan_cancel": "payment_plan",
     "transactions:export_detail": "export",
     "transactions:export_download": "export",
 }
@@ -95,6 +97,18 @@ def organization_a_objects(db):
         consent_text="I agree.",
         consented_at="2026-01-01T00:00:00Z",
     )
+    payment_plan = PaymentPlan.objects.create(
+        organization=organization,
+        patient=patient,
+        location=location,
+        saved_card=saved_card,
+        billing_item="Balance after insurance",
+        total_cents=12000,
+        instalment_count=3,
+        consent_text="I agree.",
+        consented_at="2026-01-01T00:00:00Z",
+        consent_source="staff",
+    )
     return {
         "patient": patient,
         "payment_request": payment_request,
@@ -102,6 +116,7 @@ def organization_a_objects(db):
         "export": export,
         "saved_card": saved_card,
         "appointment": appointment,
+        "payment_plan": payment_plan,
     }
 
 

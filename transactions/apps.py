@@ -11,5 +11,7 @@ class TransactionsConfig(AppConfig):
         # Registers the tasks that services queue by name (``lumapay.task_queue.task_enqueue_on_commit``).
         from . import tasks  # noqa: F401
         from .views.patient_panels import PAYMENT_PANELS
+        from .views.plan_panels import PLAN_PANELS
 
         patient_panels_register(PAYMENT_PANELS)
+        patient_panels_register(PLAN_PANELS)

@@ -25,6 +25,9 @@ class MessagePurpose(models.TextChoices):
 
     PAYMENT_LINK = "payment_link", _("Payment link")
     RECEIPT = "receipt", _("Receipt")
+    # A plan's instalment was declined: what happened, when it is tried again, and the link to
+    # pay it or put a new card on file (the instalment's payment request).
+    PLAN_CHARGE_FAILED = "plan_charge_failed", _("Plan instalment declined")
 
 
 class DeliveryStatus(models.TextChoices):
@@ -145,3 +148,26 @@ class CollectionRule(models.TextChoices):
     BALANCE_REMINDER = "balance_reminder", _("Balance reminder")
     PLAN_INSTALMENT = "plan_instalment", _("Payment plan instalment")
     EHR_POSTING = "ehr_posting", _("Payment posted to the EHR")
+
+
+class PaymentPlanStatus(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    NEEDS_ATTENTION = "needs_attention", _("Needs attention")
+    COMPLETED = "completed", _("Paid in full")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class InstalmentStatus(models.TextChoices):
+    SCHEDULED = "scheduled", _("Scheduled")
+    # Being charged: a sender holds it until ``claimed_until`` (a killed worker's claim runs out).
+    CHARGING = "charging", _("Being charged")
+    RETRYING = "retrying", _("Declined; will be tried again")
+    PAID = "paid", _("Paid")
+    # Declined on the last retry: staff decide (call the patient, change the card, cancel).
+    NEEDS_ATTENTION = "needs_attention", _("Declined; needs attention")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class PlanConsentSource(models.TextChoices):
+    STAFF = "staff", _("Given to staff (in person or by phone)")
+    PAY_LINK = "pay_link", _("Given by the patient on their payment link")

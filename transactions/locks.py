@@ -9,6 +9,9 @@ opposite order are a deadlock. Joined rows are read, not locked.
 The order. A database transaction that takes more than one lock takes them in this order, and
 never goes back to an earlier kind once it holds a later one:
 
+0. a payment plan, then its instalments by number (``payment_plan_lock``, ``plan_instalment_lock``):
+   charging an instalment records its outcome, owes the patient a message and may open a request
+   for it, all after these;
 1. the payment request (``payment_request_lock``);
 2. the transaction (``transaction_lock``); a transaction's sibling checkouts of the same request
    are only written while the request's lock is held;
@@ -30,7 +33,7 @@ checkout. Only work on that same request waits for it, and it takes locks in the
 that wait cannot become a deadlock.
 """
 
-from .models import EhrPosting, PaymentRequest, PaymentRequestDelivery, Refund, Transaction
+from .models import EhrPosting, PaymentPlan, PaymentPlanInstalment, PaymentRequest, PaymentRequestDelivery, Refund, Transaction
 
 
 def payment_request_lock(*, payment_request_id: int) -> PaymentRequest:
@@ -70,3 +73,22 @@ def ehr_posting_lock(*, posting_id: int, skip_locked: bool = False) -> EhrPostin
         .filter(pk=posting_id)
         .first()
     )
+
+
+def payment_plan_lock(*, plan_id: int) -> PaymentPlan:
+    return PaymentPlan.objects.select_for_update(of=("self",)).select_related("organization").get(pk=plan_id)
+
+
+def plan_instalment_lock(*, instalment_id: int, skip_locked: bool = False) -> PaymentPlanInstalment | None:
+    """An instalment, locked alone (None: no such row, or, with ``skip_locked``, another charger
+    holds it right now)."""
+    return (
+        PaymentPlanInstalment.objects.select_for_update(of=("self",), skip_locked=skip_locked)
+        .filter(pk=instalment_id)
+        .first()
+    )
+
+
+def plan_instalments_lock(*, plan_id: int) -> list[PaymentPlanInstalment]:
+    """All of a plan's instalments, in number order (after the plan's own lock)."""
+    return list(PaymentPlanInstalment.objects.select_for_update(of=("self",)).filter(plan_id=plan_id).order_by("number"))

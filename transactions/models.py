@@ -18,9 +18,12 @@ from .enums import (
     EhrPostingStatus,
     ExportStatus,
     GatewayEventStatus,
+    InstalmentStatus,
     MessagePurpose,
+    PaymentPlanStatus,
     PaymentRequestKind,
     PaymentRequestStatus,
+    PlanConsentSource,
     RefundStatus,
     SavedCardStatus,
     TransactionEventKind,
@@ -144,6 +147,7 @@ class PaymentRequestDelivery(models.Model):
                 condition=(
                     Q(purpose=MessagePurpose.PAYMENT_LINK, payment_request__isnull=False, transaction__isnull=True)
                     | Q(purpose=MessagePurpose.RECEIPT, transaction__isnull=False, payment_request__isnull=True)
+                    | Q(purpose=MessagePurpose.PLAN_CHARGE_FAILED, payment_request__isnull=False)
                 ),
                 name="delivery_purpose_names_its_cause",
             ),
@@ -862,3 +866,115 @@ class PaymentReminder(models.Model):
 
     def __str__(self) -> str:
         return f"Reminder {self.number} of request {self.payment_request_id}"
+class PaymentPlan(models.Model):
+    """A patient's balance (or a chosen amount) split into instalments charged to a card on file,
+    with the patient's consent as given: the text, when, to whom or where.
+
+    The instalments' amounts add up to ``total_cents`` exactly (``payment_plan_create``). Cancelled
+    plans stop charging; a plan whose instalment was declined after every retry needs staff.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey("ehr_sync.Patient", on_delete=models.PROTECT, related_name="payment_plans")
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="+")
+    saved_card = models.ForeignKey(SavedCard, on_delete=models.PROTECT, related_name="payment_plans")
+    billing_item = models.CharField(max_length=120)
+    total_cents = models.BigIntegerField()
+    currency = models.CharField(max_length=3, default="usd")
+    instalment_count = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=20, choices=PaymentPlanStatus.choices, default=PaymentPlanStatus.ACTIVE)
+    # The consent, exactly as given.
+    consent_text = models.TextField()
+    consented_at = models.DateTimeField()
+    consent_source = models.CharField(max_length=20, choices=PlanConsentSource.choices)
+    consent_ip_address = models.GenericIPAddressField(null=True, blank=True)
+    # The request whose link the patient set the plan up from (``consent_source`` pay_link).
+    source_payment_request = models.ForeignKey(
+        PaymentRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    needs_attention_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(total_cents__gt=0) & Q(total_cents__lte=100_000_00), name="payment_plan_total_in_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(instalment_count__gte=2) & Q(instalment_count__lte=24), name="payment_plan_instalments_2_to_24"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Payment plan #{self.pk}"
+
+
+class PaymentPlanInstalment(models.Model):
+    """One instalment of a plan: charged on ``due_date`` (the clinic's date) by the beat task,
+    retried after a decline, ``transaction`` being its latest attempt's. Due for an attempt when
+    ``next_attempt_at`` has passed (scheduled or retrying), or when a charging sender's claim
+    (``claimed_until``) ran out: it died mid-charge, and the same attempt's idempotency key is used
+    again, so nothing is charged twice."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    plan = models.ForeignKey(PaymentPlan, on_delete=models.PROTECT, related_name="instalments")
+    number = models.PositiveSmallIntegerField()
+    due_date = models.DateField(help_text="in the clinic's time zone")
+    amount_cents = models.BigIntegerField()
+    status = models.CharField(max_length=20, choices=InstalmentStatus.choices, default=InstalmentStatus.SCHEDULED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    transaction = models.ForeignKey(Transaction, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # After a decline: the link the patient is sent to pay this instalment or put a new card on file.
+    payment_request = models.ForeignKey(
+        PaymentRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="plan_instalments"
+    )
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["plan_id", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "number"], name="payment_plan_instalment_number_once"),
+            models.CheckConstraint(condition=Q(amount_cents__gt=0), name="payment_plan_instalment_amount_positive"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status__in=["scheduled", "retrying", "charging"]),
+                name="plan_instalment_due",
+            ),
+            models.Index(fields=["organization", "due_date"], name="plan_instalment_org_due_date"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Instalment {self.number} of plan #{self.plan_id}"
+
+
+class PaymentPlanAttempt(models.Model):
+    """One attempt at charging an instalment, written (with its idempotency key) before the gateway
+    is called; a rerun after a crash reuses the unfinished attempt and its key. Append-only but for
+    its outcome."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    instalment = models.ForeignKey(PaymentPlanInstalment, on_delete=models.PROTECT, related_name="charge_attempts")
+    number = models.PositiveSmallIntegerField()
+    idempotency_key = models.CharField(max_length=100, unique=True)
+    transaction = models.ForeignKey(Transaction, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    outcome = models.CharField(max_length=20, blank=True, help_text="'' until known: succeeded, failed or pending")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["instalment_id", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["instalment", "number"], name="payment_plan_attempt_number_once"),
+        ]

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import pay_page
+from .views import pay_page, pay_plans
 
 app_name = "pay"
 
@@ -16,4 +16,5 @@ urlpatterns = [
     path("<str:token>/save-card/", pay_page.card_save, name="card_save"),
     path("<str:token>/card-saved/", pay_page.card_saved, name="card_saved"),
     path("<str:token>/remove-card/", pay_page.card_remove, name="card_remove"),
+    path("<str:token>/plan/", pay_plans.plan, name="plan"),
 ]

@@ -17,7 +17,8 @@ from lumapay.tenant_rls import all_organizations, organization_scope_of
 
 from .gateways.base import GatewayUnavailable
 from .enums import EhrPostingStatus
-from .models import EhrPosting, PaymentRequestDelivery, Transaction, TransactionExport
+from .models import EhrPosting, PaymentPlanInstalment, PaymentRequestDelivery, Transaction, TransactionExport
+from .sandbox import processor as sandbox_processor
 from .services import (
     collection_schedule,
     ehr_postings,
@@ -25,12 +26,11 @@ from .services import (
     gateway_events,
     holds,
     patient_messages,
+    payment_plans,
     payment_requests,
     saved_cards,
     stripe_events,
 )
-from .sandbox import processor as sandbox_processor
-
 
 @shared_task(bind=True, acks_late=True, max_retries=20)
 def patient_message_send(self, delivery_id: int, sent_as: str = "", claimed_attempt: int = 0) -> None:
@@ -192,3 +192,17 @@ def sandbox_holds_lapse() -> int:
     events tell LumaPay's ledger."""
     with all_organizations():
         return sandbox_processor.holds_lapse()
+
+
+@shared_task
+def payment_plan_instalments_charge_due() -> int:
+    """Charge the payment plans' instalments due, and the declined ones due for a retry (beat)."""
+    with all_organizations():
+        return payment_plans.payment_plan_instalments_charge_due()
+
+
+@shared_task(acks_late=True)
+def payment_plan_instalment_charge(instalment_id: int) -> None:
+    """Charge one instalment now if it is due (a plan whose first instalment is due today)."""
+    with organization_scope_of(PaymentPlanInstalment, instalment_id):
+        payment_plans.payment_plan_instalment_charge(instalment_id=instalment_id)

@@ -1,6 +1,16 @@
 from django.urls import path
 
-from .views import automation, dashboard, ehr_postings, exports, payment_requests, saved_cards, stripe_connect, transaction_detail
+from .views import (
+    automation,
+    dashboard,
+    ehr_postings,
+    exports,
+    payment_plans,
+    payment_requests,
+    saved_cards,
+    stripe_connect,
+    transaction_detail,
+)
 
 app_name = "transactions"
 
@@ -35,6 +45,8 @@ urlpatterns = [
         payment_requests.payment_request_new,
         name="payment_request_new",
     ),
+    path("patients/<int:patient_pk>/payment-plan/", payment_plans.payment_plan_new, name="payment_plan_new"),
+    path("payment-plans/<int:pk>/cancel/", payment_plans.payment_plan_cancel_view, name="payment_plan_cancel"),
     path("payment-requests/<int:pk>/", payment_requests.payment_request_detail, name="payment_request_detail"),
     path("payment-requests/<int:pk>/resend/", payment_requests.payment_request_resend, name="payment_request_resend"),
     path("payment-requests/<int:pk>/cancel/", payment_requests.payment_request_cancel, name="payment_request_cancel"),

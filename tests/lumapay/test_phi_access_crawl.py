@@ -74,6 +74,12 @@ def _post(url, data):
     return lambda client, w: client.post(url(w), data(w) if callable(data) else data)
 
 
+def _payment_plan_new(client, w):
+    # Plans are offered by clinics that keep cards on file (Stripe).
+    type(w.organization).objects.filter(pk=w.organization.pk).update(payment_gateway="stripe")
+    return client.get(reverse("transactions:payment_plan_new", args=[w.patient.pk]))
+
+
 def _kept_export_download(client, w):
     from django.conf import settings
 
@@ -157,6 +163,7 @@ SHOWS_PATIENTS = {
     "transactions:transaction_receipt": _get(lambda w: reverse("transactions:transaction_receipt", args=[w.transaction.pk])),
     "transactions:export_create": _post(lambda w: reverse("transactions:export_create"), {}),
     "transactions:export_download": _kept_export_download,
+    "transactions:payment_plan_new": _payment_plan_new,
     "transactions:payment_request_new": _get(lambda w: reverse("transactions:payment_request_new", args=[w.patient.pk])),
     "transactions:payment_request_detail": _get(
         lambda w: reverse("transactions:payment_request_detail", args=[w.payment_request.pk])
@@ -190,6 +197,7 @@ SHOWS_NO_PATIENT = {
     "transactions:saved_card_hold": "redirects to the profile or the transaction",
     "transactions:saved_card_remove": "redirects to the profile",
     "transactions:appointment_check_in": "redirects to the profile or the transaction",
+    "transactions:payment_plan_cancel": "redirects to the profile",
     "transactions:payment_request_resend": "redirects to the request",
     "transactions:payment_request_unlock": "redirects to the request",
     "transactions:payment_request_replace_link": "redirects to the request",

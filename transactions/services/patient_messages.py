@@ -49,9 +49,9 @@ from django.utils.crypto import salted_hmac
 
 from lumapay.audit import audit_event_record
 from lumapay.enums import AuditAction
-from lumapay.models import ActorType, AuditEvent
+from lumapay.models import ActorType, AuditEvent, sms_opted_out
 from lumapay.money import format_cents
-from lumapay.sms import SmsDeliveryError, sms_send
+from lumapay.sms import SmsDeliveryError, SmsOptedOut, sms_send
 from lumapay.task_queue import task_enqueue_on_commit
 
 from ..enums import DeliveryChannel, DeliveryStatus, MessagePurpose, PaymentRequestStatus
@@ -282,6 +282,12 @@ def _claim(delivery_id: int) -> tuple[PaymentRequestDelivery | None, bool]:
                 delivery, DeliveryStatus.FAILED, error_message=f"Given up after {delivery.attempts} attempts. {reason}"
             )
             return delivery, False
+        if delivery.channel == DeliveryChannel.SMS:
+            refusal = _sms_opt_out_refusal(delivery)
+            if refusal:
+                # Final: an opted-out number is never retried (START lets later messages go).
+                _outcome_record(delivery, DeliveryStatus.FAILED, error_message=refusal)
+                return delivery, False
         if delivery.purpose == MessagePurpose.PAYMENT_LINK:
             refusal = _link_refusal(delivery.payment_request, now)
             if refusal:
@@ -307,6 +313,8 @@ def _render_and_send(delivery: PaymentRequestDelivery) -> _Outcome:
     """Step 2, with no database transaction open: it renders (reading rows) and calls the provider."""
     if delivery.purpose == MessagePurpose.RECEIPT:
         return _receipt_send(delivery)
+    if delivery.purpose == MessagePurpose.PLAN_CHARGE_FAILED:
+        return _plan_notice_send(delivery)
     if delivery.channel == DeliveryChannel.EMAIL:
         return _link_email_send(delivery)
     return _link_sms_send(delivery)
@@ -420,6 +428,20 @@ def _outcome_record(
     return delivery
 
 
+def _sms_opt_out_refusal(delivery: PaymentRequestDelivery) -> str:
+    """Why no text may go to the delivery's number: it replied STOP (across all clinics, see
+    ``lumapay.models.SmsOptOut``); "" when it may."""
+    opt_out = sms_opted_out(delivery.destination)
+    if opt_out is None:
+        return ""
+    with timezone.override(delivery.organization.timezone):
+        when = timezone.localtime(opt_out.opted_out_at).strftime("%b %d, %Y") if opt_out.opted_out_at else "earlier"
+    return (
+        f"Not sent: the patient replied {opt_out.keyword or 'STOP'} to our text messages on {when} and gets no "
+        "texts until they reply START."
+    )
+
+
 def _link_refusal(payment_request: PaymentRequest, now: datetime.datetime) -> str:
     if payment_request.status != PaymentRequestStatus.OPEN:
         return (
@@ -477,13 +499,15 @@ def _link_context(payment_request: PaymentRequest) -> dict:
     }
 
 
-def _link_render(payment_request: PaymentRequest, template_names: list[str]) -> list[str]:
+def _link_render(
+    payment_request: PaymentRequest, template_names: list[str], *, folder: str = _LINK_TEMPLATES, extra: dict | None = None
+) -> list[str]:
     """The link's message in the patient's preferred language, with dates in the clinic's time zone."""
-    context = _link_context(payment_request)
+    context = {**_link_context(payment_request), **(extra or {})}
     with translation.override(payment_request.patient.preferred_language), timezone.override(
         payment_request.organization.timezone
     ):
-        return [render_to_string(f"{_LINK_TEMPLATES}/{name}", context) for name in template_names]
+        return [render_to_string(f"{folder}/{name}", context) for name in template_names]
 
 
 def _link_request(delivery: PaymentRequestDelivery) -> PaymentRequest:
@@ -514,10 +538,51 @@ def _link_sms_send(delivery: PaymentRequestDelivery) -> _Outcome:
     (body,) = _link_render(_link_request(delivery), ["sms.txt"])
     try:
         provider_message_id = sms_send(to=delivery.destination, body=" ".join(body.split()))
+    except SmsOptedOut as error:
+        # STOP arrived between the claim and the send.
+        raise _Refused(error.message) from error
     except SmsDeliveryError as error:
         if error.transient:
             raise
         raise _Refused(error.message) from error
+    return _Outcome(provider_message_id, {"provider_message_id": provider_message_id[:100]})
+
+
+def _plan_notice_send(delivery: PaymentRequestDelivery) -> _Outcome:
+    """A plan's instalment was declined: what happened, when it is tried again (or that the clinic
+    will be in touch), and the link to pay it or put a new card on file."""
+    payment_request = _link_request(delivery)
+    instalment = payment_request.plan_instalments.select_related("plan", "plan__saved_card").first()
+    extra = {
+        "card": str(instalment.plan.saved_card) if instalment else "",
+        "instalment_number": instalment.number if instalment else "",
+        "instalment_count": instalment.plan.instalment_count if instalment else "",
+        "retry_at": instalment.next_attempt_at if instalment and instalment.status == "retrying" else None,
+    }
+    folder = "transactions/payment_plans/messages"
+    if delivery.channel == DeliveryChannel.SMS:
+        (body,) = _link_render(payment_request, ["sms.txt"], folder=folder, extra=extra)
+        try:
+            provider_message_id = sms_send(to=delivery.destination, body=" ".join(body.split()))
+        except SmsOptedOut as error:
+            raise _Refused(error.message) from error
+        except SmsDeliveryError as error:
+            if error.transient:
+                raise
+            raise _Refused(error.message) from error
+        return _Outcome(provider_message_id, {"provider_message_id": provider_message_id[:100]})
+    subject, text_body = _link_render(payment_request, ["email_subject.txt", "email_body.txt"], folder=folder, extra=extra)
+    organization = payment_request.organization
+    _, from_address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+    message = EmailMultiAlternatives(
+        subject=" ".join(subject.split()),
+        body=text_body,
+        from_email=formataddr((organization.display_name, from_address)),
+        to=[delivery.destination],
+        reply_to=[organization.support_email] if organization.support_email else None,
+        headers={"Message-ID": _message_id(delivery)},
+    )
+    provider_message_id = _email_send(message)
     return _Outcome(provider_message_id, {"provider_message_id": provider_message_id[:100]})
 
 

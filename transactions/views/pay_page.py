@@ -29,7 +29,7 @@ from lumapay.tenant_rls import all_organizations, organization_scope
 from org_profile.access import found_or_404
 from org_profile.models import Organization
 
-from ..enums import PaymentRequestStatus as State
+from ..enums import PaymentRequestStatus as State, SavedCardStatus
 from ..forms.pay_page import DateOfBirthForm
 from ..gateways.base import GatewayError
 from ..links import payment_request_from_token
@@ -46,6 +46,7 @@ from ..services.payments import (
     payment_request_lock_remaining,
     payment_request_state,
 )
+from ..services.payment_plans import payment_plan_card_change, plan_link_purpose
 from ..services.receipts import receipt_context
 from ..services.saved_cards import (
     card_on_file_consent_text,
@@ -276,7 +277,17 @@ def details(request, payment_request, token):
     last_attempt = payment_request.transactions.order_by("-created_at", "-id").first()
     last_failure = last_attempt.last_error if last_attempt and last_attempt.charged_cents == 0 else ""
     return _render(
-        request, payment_request, token, "details.html", {"last_failure": last_failure, **_cards_context(payment_request)}
+        request,
+        payment_request,
+        token,
+        "details.html",
+        {
+            "last_failure": last_failure,
+            "plan_purpose": plan_link_purpose(payment_request),
+            "plan_instalment": payment_request.plan_instalments.select_related("plan", "plan__saved_card").first(),
+            "card_consent_text": card_on_file_consent_text(payment_request.organization),
+            **_cards_context(payment_request),
+        },
     )
 
 
@@ -371,7 +382,11 @@ def card_save(request, payment_request, token):
         raise Http404("This clinic does not keep cards on file.")
     if not _is_verified(request, payment_request):
         return redirect("pay:verify", token=token)
-    if payment_request_state(payment_request) != State.PAID:
+    # After paying, for future visits; or before paying, for a payment plan (a new card for a plan
+    # whose instalment was declined, or the card a plan set up from this link is charged to).
+    for_plan = request.POST.get("for") == "plan" and plan_link_purpose(payment_request) is not None
+    state = payment_request_state(payment_request)
+    if state != State.PAID and not (for_plan and state == State.OPEN):
         return redirect("pay:verify", token=token)
     try:
         start = saved_card_setup_begin(
@@ -388,8 +403,10 @@ def card_save(request, payment_request, token):
     except ApplicationError:
         error, status = _("Tick the box to agree before your card is kept on file."), 400
     else:
-        _link_state_update(request, payment_request, card_setup=start.checkout_id)
+        _link_state_update(request, payment_request, card_setup=start.checkout_id, card_for="plan" if for_plan else "")
         return redirect(start.redirect_url)
+    if for_plan:
+        return redirect("pay:plan", token=token)
     transaction = payment_request.transactions.filter(charged_cents__gt=0).first()
     return _paid_page(request, payment_request, token, transaction, card_error=error, status=status)
 
@@ -409,7 +426,17 @@ def card_saved(request, payment_request, token):
         saved_card = saved_card_setup_complete(saved_card=saved_card)
     except GatewayError:
         pass  # shown as "still confirming"; the next visit asks again
-    return _render(request, payment_request, token, "card_saved.html", {"saved_card": saved_card})
+    for_plan = _link_state(request, payment_request).get("card_for") == "plan"
+    plan = None
+    if for_plan and saved_card.status == SavedCardStatus.ACTIVE:
+        purpose = plan_link_purpose(payment_request)
+        if purpose == "instalment":
+            plan = payment_plan_card_change(
+                plan=payment_request.plan_instalments.first().plan, saved_card=saved_card, ip_address=_ip(request)
+            )
+        elif purpose == "offer":
+            return redirect("pay:plan", token=token)
+    return _render(request, payment_request, token, "card_saved.html", {"saved_card": saved_card, "plan": plan})
 
 
 @require_POST
