@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
+from django.utils import translation
 
 from ehr_sync.demo import COPAYS, DAYS
 from ehr_sync.models import Patient
@@ -42,13 +43,16 @@ from .models import (
     SandboxCharge,
     SandboxCheckoutSession,
     SandboxRefund,
+    SavedCard,
     Transaction,
     TransactionEvent,
 )
 from .sandbox.enums import SandboxSessionStatus
+from .sandbox import processor as sandbox_processor
 from .sandbox.processor import DECLINES, SESSION_LIFETIME, TEST_CARDS
 from .services.ledger import transaction_recalculate
 from .services.ledger_facts import charge_event_key, refund_event_key
+from .services.saved_cards import card_on_file_consent_text, saved_card_setup_complete
 from .services.transaction_open import transaction_build
 
 TRANSACTION_COUNT = 300
@@ -422,3 +426,47 @@ class _DemoPayments:
 
     def _id(self, prefix: str) -> str:
         return f"{prefix}_sbx_{self.rng.getrandbits(96):024x}"
+
+
+# -- a card on file (holds and payment plans in `make dev`) ---------------------------------------------
+
+# The demo EHR's patient whose card is kept on file: the README's walk of automatic collection
+# holds her copays and sets up her payment plan (her balance is $310.50 on the demo EHR).
+DEMO_CARD_PATIENT_EHR_ID = "demo-p-000003"
+DEMO_CARD_NUMBER = "4242424242424242"
+
+
+def demo_card_on_file_build(*, organization: Organization, now: datetime) -> list[str]:
+    """Keep a Sandbox card on file for the demo EHR's patient ``DEMO_CARD_PATIENT_EHR_ID``, saved the
+    way a patient saves one from a payment link (the Sandbox's "save your card" page, the consent in
+    her language recorded word for word), once. Returns the lines the seed command prints."""
+    patient = Patient.objects.filter(organization=organization, external_ehr_id=DEMO_CARD_PATIENT_EHR_ID).first()
+    if patient is None or organization.payment_gateway != PaymentGateway.SANDBOX:
+        return []
+    card = SavedCard.objects.filter(organization=organization, patient=patient).order_by("pk").first()
+    if card is None:
+        customer = sandbox_processor.customer_create(organization_id=organization.pk)
+        session = sandbox_processor.setup_session_create(
+            organization_id=organization.pk,
+            customer_id=customer.id,
+            client_reference="demo",
+            merchant_name=organization.display_name,
+            success_url=settings.SITE_URL,
+            cancel_url=settings.SITE_URL,
+        )
+        sandbox_processor.setup_card_submit(
+            session_id=session.id, card_number=DEMO_CARD_NUMBER, expiry_month="12", expiry_year=str(now.year + 3), cvc="123"
+        )
+        with translation.override(patient.preferred_language or settings.LANGUAGE_CODE):
+            consent = card_on_file_consent_text(organization)
+        card = SavedCard.objects.create(
+            organization=organization,
+            patient=patient,
+            vendor=PaymentGateway.SANDBOX,
+            gateway_customer_id=customer.id,
+            gateway_setup_id=session.id,
+            consent_text=consent,
+            consented_at=now,
+        )
+        card = saved_card_setup_complete(saved_card=card)
+    return [f"  Card on file: {card} for {patient.full_name} ({DEMO_CARD_PATIENT_EHR_ID}), for holds and payment plans"]

@@ -16,8 +16,8 @@ def test_every_beat_entry_names_a_registered_task():
     assert missing == []
 
 
-def test_holds_for_missed_visits_are_released_every_15_minutes():
+def test_holds_for_missed_visits_are_released_every_minute():
     assert settings.CELERY_BEAT_SCHEDULE["authorizations-release-for-missed-visits"] == {
         "task": "transactions.tasks.authorizations_release_for_missed_visits",
-        "schedule": 15 * 60,
+        "schedule": 60,
     }

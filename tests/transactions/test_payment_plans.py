@@ -472,3 +472,21 @@ def test_a_charge_declined_while_the_plan_was_being_cancelled_is_not_retried_or_
     assert (first.status, first.next_attempt_at, first.payment_request) == ("cancelled", first.next_attempt_at, None)
     assert mailoutbox == [] and not PaymentRequestDelivery.objects.exists()
     assert payment_plan_instalments_charge_due(now=first.next_attempt_at + datetime.timedelta(days=30)) == 0
+
+
+def test_the_automation_page_lists_tomorrows_instalment_among_what_lumapay_will_do(stripe_world, stripe_organization, manager, location, card):
+    from transactions.selectors.collection_schedule import automation_planned, clinic_day
+
+    tomorrow = clinic_today(stripe_organization) + datetime.timedelta(days=1)
+    plan = _create(stripe_organization, manager, card, location, first_due=tomorrow)
+    first = plan.instalments.get(number=1)
+    start, end = clinic_day(stripe_organization, tomorrow)
+
+    planned = [action for action in automation_planned(organization=stripe_organization, start=start, end=end) if action.rule == "plan_instalment"]
+
+    assert [(action.at, action.patient_id, action.amount_cents, action.what) for action in planned] == [
+        (first.next_attempt_at, plan.patient_id, 4000, "Instalment 1 of 3")
+    ]
+    # The day after tomorrow holds none of it (the second instalment is a month on).
+    later_start, later_end = clinic_day(stripe_organization, tomorrow + datetime.timedelta(days=1))
+    assert not [a for a in automation_planned(organization=stripe_organization, start=later_start, end=later_end) if a.rule == "plan_instalment"]

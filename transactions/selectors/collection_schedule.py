@@ -44,6 +44,7 @@ from org_profile.models import Organization
 from ..enums import CollectionRule, PaymentRequestKind, PaymentRequestStatus, TransactionStatus
 from ..models import BalanceAsked, CollectionRules, PaymentRequest, Transaction
 from .holds import HOLD_RULES, appointments_left_to_hold_rule
+from .payment_plans import plan_instalments_due_on
 
 RULES = "organization__collection_rules__"
 # A hold lives 7 days at the processor: an automatic hold still "authorized" after that has lapsed.
@@ -467,7 +468,35 @@ def balance_reminders_planned(organization, rules, start, end) -> Iterable[Plann
 
 # What the automation will do tomorrow: each source lists its own actions. The payment-plan
 # instalments (branch ``plans``) and the hold rule's own selector are added here at merge.
-TOMORROW_SOURCES: list[TomorrowSource] = [copay_requests_planned, holds_planned, balance_reminders_planned]
+def plan_instalments_planned(organization, rules, start, end) -> Iterable[PlannedAction]:
+    """Plan instalments LumaPay will charge (or try again) between ``start`` and ``end``: those due
+    on the clinic's dates the window covers, by when each is charged."""
+    zone = ZoneInfo(organization.timezone)
+    first, last = start.astimezone(zone).date(), (end - datetime.timedelta(microseconds=1)).astimezone(zone).date()
+    planned = []
+    day = first
+    while day <= last:
+        for instalment in plan_instalments_due_on(organization=organization, day=day):
+            if start <= instalment.next_attempt_at < end:
+                plan = instalment.plan
+                planned.append(
+                    PlannedAction(
+                        rule=CollectionRule.PLAN_INSTALMENT,
+                        at=instalment.next_attempt_at,
+                        patient_id=plan.patient_id,
+                        patient_name=plan.patient.full_name,
+                        amount_cents=instalment.amount_cents,
+                        currency=plan.currency,
+                        what=f"Instalment {instalment.number} of {plan.instalment_count}"
+                        + (" (tried again after a decline)" if instalment.attempts else ""),
+                        transaction_id=instalment.transaction_id,
+                    )
+                )
+        day += datetime.timedelta(days=1)
+    return planned
+
+
+TOMORROW_SOURCES: list[TomorrowSource] = [copay_requests_planned, holds_planned, balance_reminders_planned, plan_instalments_planned]
 
 
 def automation_planned(

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from ehr_sync.demo import demo_ehr_build, demo_patients_build, demo_patients_summary
 from org_profile.demo import demo_tenancy_build, demo_tenancy_summary
-from transactions.demo import demo_payments_build, demo_payments_summary
+from transactions.demo import demo_card_on_file_build, demo_payments_build, demo_payments_summary
 
 SEED = 2026
 
@@ -60,5 +60,8 @@ class Command(BaseCommand):
         # `make dev` runs the demo clinic's EHR (ehr_sync/demo_fhir_server.py) and says where.
         if os.environ.get("DEMO_FHIR_URL"):
             lines += demo_ehr_build(organization=organization, base_url=os.environ["DEMO_FHIR_URL"])
+            # A card on file for one of the EHR's patients: holds and payment plans to try at once.
+            with db_transaction.atomic():
+                lines += demo_card_on_file_build(organization=organization, now=now)
         for line in lines:
             self.stdout.write(line)
