@@ -18,6 +18,8 @@ $(VENV)/.installed: requirements.lock
 	touch $@
 
 # The server listens where SITE_URL says (or on PORT): lumapay/dev_server.py; the banner agrees.
+# SITE_URL is then exported as that address, so every process honcho starts writes the same links
+# (honcho gives each process its own PORT, which must not move the links the worker writes).
 # The demo clinic's EHR, a local FHIR server (ehr_sync/demo_fhir_server.py), runs beside it, and
 # so does the HL7 v2 listener (port HL7_LISTENER_PORT, 2575), and a Celery worker with beat that runs
 # the schedule: through Redis (or CELERY_BROKER_URL) when set (Procfile.dev), else through files
@@ -27,6 +29,7 @@ dev: install
 	  $(BIN)/python manage.py migrate --noinput && \
 	  $(BIN)/python manage.py seed_demo_clinic && \
 	  LUMAPAY_DEV_SERVER=$$($(BIN)/python -m lumapay.dev_server) && export LUMAPAY_DEV_SERVER && \
+	  SITE_URL="$${SITE_URL:-http://$$LUMAPAY_DEV_SERVER}" && export SITE_URL && \
 	  $(BIN)/python manage.py dev_banner && \
 	  if [ -n "$$REDIS_URL$$CELERY_BROKER_URL" ]; then exec $(BIN)/honcho -f Procfile.dev start; \
 	  else exec $(BIN)/honcho -f Procfile.dev-without-redis start; fi'

@@ -541,7 +541,7 @@ class SavedCard(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.card_brand or 'Card'} ···· {self.card_last4 or '????'}"
+        return f"{(self.card_brand or 'card').title()} ···· {self.card_last4 or '????'}"
 
 
 class Dispute(models.Model):

@@ -169,7 +169,7 @@ def test_the_patient_removes_their_card_through_the_link_once_verified(client, s
     assert (status, removed_at is not None, removed_by) == (SavedCardStatus.REMOVED, True, None)
     audit = AuditEvent.objects.get(action="saved_card.removed")
     assert (audit.actor_type, audit.ip_address, audit.changes) == (
-        "patient", PATIENT_ADDRESS, {"saved_card": saved_card.pk, "card": "visa ···· 4242"}
+        "patient", PATIENT_ADDRESS, {"saved_card": saved_card.pk, "card": "Visa ···· 4242"}
     )
     assert stripe_world.server.call("GET", f"/v1/payment_methods/{saved_card.gateway_payment_method_id}")["customer"] is None
     assert "Visa •••• 4242" not in text(client.get(pay_url("details", payment_request)))
@@ -315,7 +315,7 @@ def test_staff_remove_a_card_from_the_profile(client, stripe_world, stripe_organ
     status, removed_at, removed_by = _card_state(saved_card)
     assert (status, removed_at is not None, removed_by) == (SavedCardStatus.REMOVED, True, manager.pk)
     page = text(response)
-    assert "Removed visa ···· 4242: it will not be charged again." in page
+    assert "Removed Visa ···· 4242: it will not be charged again." in page
     assert "No card on file." in page
     audit = AuditEvent.objects.get(action="saved_card.removed")
     assert (audit.actor_type, audit.actor_user) == ("staff", manager)

@@ -220,6 +220,7 @@ def _audit(posting: EhrPosting, action: str, attempt: int) -> None:
         action=action,
         actor_type=ActorType.SYSTEM,
         transaction=posting.transaction,
+        patient=posting.transaction.patient,
         changes={
             "rule": CollectionRule.EHR_POSTING,
             "posting_id": str(posting.public_id),

@@ -138,6 +138,9 @@ class Command(BaseCommand):
             out.write(f"Demo EHR: a FHIR R4 server at {os.environ['DEMO_FHIR_URL']} (EHR connections page).")
             out.write("  Change a patient there: .venv/bin/python -m ehr_sync.demo_fhir_server change-patient "
                       "demo-p-000001 --email new@example.org, then press Sync now.")
-            out.write(f"  HL7 v2 listener on 127.0.0.1:{os.environ.get('HL7_LISTENER_PORT', '2575')}: "
-                      "DEBUG=true .venv/bin/python manage.py hl7_send --port 2575 ehr_sync/hl7_examples/book-appointment.hl7")
+            out.write("  Book a visit (automatic collection, README): .venv/bin/python -m ehr_sync.demo_fhir_server "
+                      "book-appointment demo-p-000004 --hours-from-now 30, then press Sync now.")
+            port = os.environ.get("HL7_LISTENER_PORT", "2575")
+            out.write(f"  HL7 v2 listener on 127.0.0.1:{port}: "
+                      f"DEBUG=true .venv/bin/python manage.py hl7_send --port {port} ehr_sync/hl7_examples/book-appointment.hl7")
         out.write(rule)
