@@ -168,8 +168,8 @@ def copay_requests_due(*, now: datetime.datetime) -> QuerySet[Appointment]:
     """The appointments whose copay request is due now, across organizations, in one query: the
     visit starts within the organization's ``copay_request_hours_before`` and has not started, and
     the clinic is outside its quiet hours (a request due inside them waits for their end: it is
-    simply not due yet). Soonest visit first, with the patient and location read alongside (only
-    the fields a request needs)."""
+    simply not due yet). Soonest visit first. The pass locks these and reads what each request
+    needs a batch at a time (``copay_request_appointments``)."""
     return (
         _copay_candidates(now)
         .alias(
@@ -178,11 +178,16 @@ def copay_requests_due(*, now: datetime.datetime) -> QuerySet[Appointment]:
         )
         .filter(starts_at__lte=F("due_from"))
         .filter(_outside_quiet_hours())
-        # What the request needs, and no more: building a thousand rows' models is most of the
-        # selection's cost. The organizations (a handful) are read once per batch by the caller.
-        .select_related("patient", "location")
-        .only(*_DUE_FIELDS)
         .order_by("starts_at", "pk")
+    )
+
+
+def copay_request_appointments(ids) -> list[Appointment]:
+    """The appointments ``ids``, with the patient and location read alongside (only the fields a
+    request needs: building a thousand rows' full models is most of a pass's reading), soonest
+    first. The organizations (a handful) are read once per batch by the caller."""
+    return list(
+        Appointment.objects.filter(pk__in=list(ids)).select_related("patient", "location").only(*_DUE_FIELDS).order_by("starts_at", "pk")
     )
 
 

@@ -62,6 +62,7 @@ from ..selectors.collection_schedule import (
     balance_requests_due,
     balance_requests_to_cancel,
     copay_request_expires_at,
+    copay_request_appointments,
     copay_requests_due,
     without_those_left_to_hold_rule,
     copay_requests_to_cancel,
@@ -180,10 +181,12 @@ def copay_requests_send_due(
     skipped: set[int] = set()
     while True:
         with transaction.atomic():
-            due = list(
+            # The due appointments of this batch, locked (another pass skips them), then read.
+            due = copay_request_appointments(
                 copay_requests_due(now=now)
                 .exclude(pk__in=skipped)
-                .select_for_update(of=("self",), skip_locked=True)[:batch_size]
+                .select_for_update(of=("self",), skip_locked=True)
+                .values_list("pk", flat=True)[:batch_size]
             )
             # The hold rule's share of the batch is its to take (one query per organization).
             to_ask, held = without_those_left_to_hold_rule(due)
