@@ -84,12 +84,12 @@ def _closed_message(session) -> str:
     return ""
 
 
-def _render_checkout(request, session, *, form=None, error: str = "", decline: str = "", status: int = 200):
-    """The checkout page. ``error`` and ``decline`` are the processor's English messages: shown in
-    the page's language."""
+def _render_card_page(request, template: str, session, *, form=None, error: str = "", decline: str = "", status: int = 200):
+    """A page where the patient types a card (the checkout, or saving a card). ``error`` and
+    ``decline`` are the processor's English messages: shown in the page's language."""
     return render(
         request,
-        "sandbox/checkout.html",
+        template,
         {
             "session": session,
             "form": form or SandboxCardForm(),
@@ -100,6 +100,10 @@ def _render_checkout(request, session, *, form=None, error: str = "", decline: s
         },
         status=status,
     )
+
+
+def _render_checkout(request, session, **kwargs):
+    return _render_card_page(request, "sandbox/checkout.html", session, **kwargs)
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -180,20 +184,8 @@ def _setup_page(view):
     return wrapper
 
 
-def _render_card_setup(request, session, *, form=None, error: str = "", decline: str = "", status: int = 200):
-    return render(
-        request,
-        "sandbox/card_setup.html",
-        {
-            "session": session,
-            "form": form or SandboxCardForm(),
-            "error": _(error) if error else "",
-            "decline": _(decline) if decline else "",
-            "closed_message": _closed_message(session),
-            "test_cards": _test_cards(),
-        },
-        status=status,
-    )
+def _render_card_setup(request, session, **kwargs):
+    return _render_card_page(request, "sandbox/card_setup.html", session, **kwargs)
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
