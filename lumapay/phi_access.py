@@ -44,6 +44,8 @@ PAGE_LABELS = {
     "transactions:payment_request_cancel": _("Payment request cancellation"),
     "transactions:export_build": _("Excel export (background)"),
     "transactions:automation": _("Automation: what LumaPay did today and will do tomorrow"),
+    "transactions:payment_plan_new": _("Payment plan form"),
+    "transactions:ehr_posting_file_download": _("Daily EHR posting file download"),
     "ehr_connections:run_detail": _("EHR sync run: rejected records"),
     "uploads:detail": _("Upload Center: a file's problems"),
 }

@@ -373,3 +373,31 @@ def test_on_stripe_capturing_a_hold_stripe_let_go_records_the_release_and_says_s
     held.refresh_from_db()
     assert (held.status, held.hold_claimed_at) == (TransactionStatus.RELEASED, None)
     assert not appointment_left_to_hold_rule(appointment)
+
+
+def test_a_hold_being_captured_is_not_renewed_and_a_hold_being_renewed_is_not_captured(organization, location, card):
+    """The patient checks in while a renewal pass reaches their hold: one of the two wins, never
+    both (two holds captured for one visit)."""
+    appointment, old = _held_then_rescheduled(organization, card, location)
+    # A capture has claimed the hold (the sweep or Check in, this instant): the renewal leaves it.
+    Transaction.objects.filter(pk=old.pk).update(hold_claimed_at=timezone.now())
+    assert holds_renew(now=timezone.now() + timedelta(days=6, hours=1)) == 0
+    assert _holds(appointment) == [old]
+
+    # A renewal has begun to replace it: a capture of the old hold is refused (the renewal's is captured).
+    Transaction.objects.filter(pk=old.pk).update(hold_claimed_at=None, hold_superseded_at=timezone.now())
+    from lumapay.errors import ApplicationError
+    from transactions.services.saved_cards import authorization_capture
+
+    with pytest.raises(ApplicationError, match="replaced by a renewed one"):
+        authorization_capture(organization=organization, actor=None, transaction=old, rule=CollectionRule.CAPTURE_AT_CHECK_IN)
+    old.refresh_from_db()
+    assert old.status == TransactionStatus.AUTHORIZED and old.charged_cents == 0
+
+
+def test_a_visit_no_longer_ahead_gets_no_renewal(organization, location, card):
+    appointment, old = _held_then_rescheduled(organization, card, location)
+    Appointment.objects.filter(pk=appointment.pk).update(status=AppointmentStatus.ARRIVED)
+
+    assert holds_renew(now=timezone.now() + timedelta(days=6, hours=1)) == 0
+    assert _holds(appointment) == [old]

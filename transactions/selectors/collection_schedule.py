@@ -41,8 +41,8 @@ from ehr_sync.models import Appointment, Balance
 from lumapay.models import ActorType, AuditEvent
 from org_profile.models import Organization
 
-from ..enums import CollectionRule, PaymentRequestKind, PaymentRequestStatus, TransactionStatus
-from ..models import BalanceAsked, CollectionRules, PaymentRequest, Transaction
+from ..enums import CollectionRule, PaymentPlanStatus, PaymentRequestKind, PaymentRequestStatus, TransactionStatus
+from ..models import BalanceAsked, CollectionRules, PaymentPlan, PaymentRequest, Transaction
 from .holds import HOLD_RULES, appointments_left_to_hold_rule
 from .payment_plans import plan_instalments_due_on
 
@@ -236,7 +236,11 @@ def balance_requests_due(*, now: datetime.datetime) -> QuerySet[Balance]:
     """Balances above the organization's threshold and above what LumaPay already asked the
     patient for (``BalanceAsked``), of reachable patients, outside the clinic's quiet hours,
     across organizations, in one query. A balance whose open automatic request has a checkout
-    under way waits for it to end (the patient may be paying it right now)."""
+    under way waits for it to end (the patient may be paying it right now). A patient paying their
+    balance through a payment plan (active, or waiting for staff) is not asked for it again."""
+    on_a_plan = PaymentPlan.objects.filter(
+        patient_id=OuterRef("patient_id"), status__in=[PaymentPlanStatus.ACTIVE, PaymentPlanStatus.NEEDS_ATTENTION]
+    )
     asked = BalanceAsked.objects.filter(patient_id=OuterRef("patient_id"), asked_cents__gte=OuterRef("amount_due_cents"))
     paying = Transaction.objects.filter(
         payment_request__patient_id=OuterRef("patient_id"),
@@ -246,7 +250,7 @@ def balance_requests_due(*, now: datetime.datetime) -> QuerySet[Balance]:
     return (
         Balance.objects.filter(**{f"{RULES}balance_request_enabled": True})
         .filter(amount_due_cents__gt=F(f"{RULES}balance_threshold_cents"))
-        .filter(_reachable(), ~Exists(asked), ~Exists(paying))
+        .filter(_reachable(), ~Exists(asked), ~Exists(paying), ~Exists(on_a_plan))
         .alias(local_time=_clinic_local_time(now))
         .filter(_outside_quiet_hours())
         .select_related("patient", "organization", "organization__collection_rules")

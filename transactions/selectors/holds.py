@@ -153,15 +153,14 @@ def appointment_for_check_in(*, membership: Membership, pk: int) -> Appointment 
     return scope_to_locations(appointments, membership=membership).first()
 
 
-def appointments_held(*, organization: Organization, patient) -> set[int]:
-    """The patient's booked appointments with an amount held for them: staff may check them in
-    (and capture) from the profile."""
-    return set(
-        Transaction.objects.filter(
-            organization=organization,
-            patient=patient,
-            status=TransactionStatus.AUTHORIZED,
-            hold_superseded_at__isnull=True,
-            appointment__status=AppointmentStatus.BOOKED,
-        ).values_list("appointment_id", flat=True)
+def appointments_held(*, membership: Membership, patient) -> set[int]:
+    """The patient's booked appointments at the member's locations with an amount held for them:
+    staff may check them in (and capture) from the profile."""
+    held = Transaction.objects.filter(
+        organization=membership.organization,
+        patient=patient,
+        status=TransactionStatus.AUTHORIZED,
+        hold_superseded_at__isnull=True,
+        appointment__status=AppointmentStatus.BOOKED,
     )
+    return set(scope_to_locations(held, membership=membership, field="appointment__location").values_list("appointment_id", flat=True))

@@ -8,16 +8,19 @@ import datetime
 from django.db.models import Prefetch, QuerySet
 
 from org_profile.models import Membership, Organization
+from org_profile.selectors import scope_to_locations
 
 from ..enums import InstalmentStatus
 from ..models import PaymentPlan, PaymentPlanAttempt, PaymentPlanInstalment
 
 
-def payment_plans_of_patient(*, organization: Organization, patient) -> QuerySet[PaymentPlan]:
-    """The patient's plans, newest first, each with its instalments (and each instalment's
-    attempts and their transactions) prefetched: three queries whatever the count."""
+def payment_plans_of_patient(*, membership: Membership, patient) -> QuerySet[PaymentPlan]:
+    """The patient's plans the member may see (a sub-account user: those of their locations), newest
+    first, each with its instalments (and each instalment's attempts and their transactions)
+    prefetched: three queries whatever the count."""
+    plans = scope_to_locations(PaymentPlan.objects.filter(organization=membership.organization, patient=patient), membership=membership)
     return (
-        PaymentPlan.objects.filter(organization=organization, patient=patient)
+        plans
         .select_related("saved_card", "created_by", "cancelled_by", "location")
         .prefetch_related(
             Prefetch(
@@ -35,9 +38,9 @@ def payment_plans_of_patient(*, organization: Organization, patient) -> QuerySet
 
 
 def payment_plan_get(*, membership: Membership, pk: int) -> PaymentPlan | None:
-    """A plan of the member's organization (None for another organization's: a 404)."""
+    """A plan of the member's organization, at one of their locations (None otherwise: a 404)."""
     return (
-        PaymentPlan.objects.filter(organization=membership.organization, pk=pk)
+        scope_to_locations(PaymentPlan.objects.filter(organization=membership.organization, pk=pk), membership=membership)
         .select_related("organization", "patient", "location", "saved_card")
         .first()
     )

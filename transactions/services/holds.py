@@ -256,10 +256,25 @@ def _hold_renew(*, transaction_id: int) -> bool:
             logger.warning("transaction %s: hold not renewed: %s", transaction_id, error.message)
             return False
     else:
-        # No card the rule may use any more (removed, …): the old hold is let go and the visit is
-        # left to a payment request.
-        with db_transaction.atomic():
-            Transaction.objects.filter(pk=old.pk, hold_superseded_at__isnull=True).update(hold_superseded_at=timezone.now())
+        # No card the rule may use any more (removed, …): the old hold is let go as given up (not
+        # as replaced), so the visit is left to a payment request.
+        try:
+            authorization_release(
+                organization=organization, actor=None, transaction=old, rule=CollectionRule.HOLD_RENEWAL,
+                reason="The hold could not be renewed: no card on file any more. The copay is asked for instead.",
+            )  # fmt: skip
+        except ApplicationError as error:
+            logger.warning("transaction %s: hold not released: %s", transaction_id, error.message)
+            return False
+        audit_event_record(
+            organization=organization,
+            action=AuditAction.AUTHORIZATION_RENEWAL_FAILED,
+            actor_type=ActorType.SYSTEM,
+            patient=old.patient,
+            transaction=old,
+            changes={"rule": CollectionRule.HOLD_RENEWAL, "error": "No card on file any more."},
+        )
+        return False
     if new is not None and new.status == TransactionStatus.PENDING:
         return True  # the gateway did not answer: the next pass resumes it, then releases the old
     old.refresh_from_db()

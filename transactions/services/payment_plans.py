@@ -68,6 +68,7 @@ from ..models import (
     Transaction,
     collection_rules_for,
 )
+from .payments import PaymentLinkUnavailable, payment_request_checkout_close, payment_request_checkout_open
 from .saved_cards import CHARGE, card_role_require, saved_card_charge
 
 logger = logging.getLogger(__name__)
@@ -220,6 +221,26 @@ def payment_plan_create(
             else gettext("Tick the box to agree to the plan.")
         )
 
+    # The balance requests LumaPay sent the patient by itself give way to the plan (their reminders
+    # stop): their checkouts are closed first, like the link's the plan is set up from.
+    balance_asks = list(
+        PaymentRequest.objects.filter(
+            organization=organization, patient=saved_card.patient, automation_rule=CollectionRule.BALANCE_REQUEST,
+            status=PaymentRequestStatus.OPEN,
+        ).exclude(pk=getattr(source_payment_request, "pk", None))
+    )  # fmt: skip
+    for ask in balance_asks:
+        try:
+            payment_request_checkout_close(payment_request=ask)
+        except PaymentLinkUnavailable:
+            raise ApplicationError(gettext("This payment link was just paid in full: no plan is needed.")) from None
+    if source_payment_request is not None:
+        # A checkout the patient began on the link is closed first, so they can never pay the
+        # whole amount there and the plan too (paid meanwhile: no plan).
+        try:
+            payment_request_checkout_close(payment_request=source_payment_request)
+        except PaymentLinkUnavailable:
+            raise ApplicationError(gettext("This payment link was just paid in full: no plan is needed.")) from None
     now = timezone.now()
     with db_transaction.atomic():
         if source_payment_request is not None:
@@ -228,6 +249,10 @@ def payment_plan_create(
             request = payment_request_lock(payment_request_id=source_payment_request.pk)
             if request.status != PaymentRequestStatus.OPEN or request.patient_id != saved_card.patient_id:
                 raise ApplicationError(gettext("This payment link can no longer be paid in instalments."))
+            if payment_request_checkout_open(request):
+                raise ApplicationError(
+                    gettext("A payment of this link is under way in another window: finish or close it, then try again.")
+                )
         plan = PaymentPlan.objects.create(
             organization=organization,
             patient=saved_card.patient,
@@ -285,6 +310,21 @@ def payment_plan_create(
                 changes={"status": ["open", "cancelled"], "reason": f"Replaced by payment plan #{plan.pk}."},
                 ip_address=ip_address,
             )
+        for ask in balance_asks:
+            if PaymentRequest.objects.filter(pk=ask.pk, status=PaymentRequestStatus.OPEN).update(
+                status=PaymentRequestStatus.CANCELLED, cancelled_at=now
+            ):
+                audit_event_record(
+                    organization=organization,
+                    action=AuditAction.PAYMENT_REQUEST_CANCELLED,
+                    actor_type=ActorType.SYSTEM,
+                    patient=saved_card.patient,
+                    payment_request=ask,
+                    changes={
+                        "status": ["open", "cancelled"], "rule": CollectionRule.BALANCE_REQUEST,
+                        "reason": f"Replaced by payment plan #{plan.pk}.",
+                    },
+                )  # fmt: skip
         if charge_due_now:
             for instalment in plan.instalments.filter(next_attempt_at__lte=now):
                 # robust: a broker that is down must not undo the plan; the beat task charges it.
@@ -336,6 +376,14 @@ def payment_plan_card_change(*, plan: PaymentPlan, saved_card: SavedCard, ip_add
     attempts charge it, and an instalment that needed staff is tried again on it now."""
     if saved_card.patient_id != plan.patient_id or saved_card.status != SavedCardStatus.ACTIVE:
         raise ApplicationError("This card cannot be used for this plan.")
+    # An instalment whose link's checkout the patient paid meanwhile is not charged again: its
+    # checkout is closed first, and one found paid is recorded (the next pass marks it paid).
+    paid_by_link = set()
+    for instalment in plan.instalments.filter(payment_request__isnull=False).select_related("payment_request"):
+        try:
+            payment_request_checkout_close(payment_request=instalment.payment_request)
+        except PaymentLinkUnavailable:
+            paid_by_link.add(instalment.pk)
     now = timezone.now()
     with db_transaction.atomic():
         locked = payment_plan_lock(plan_id=plan.pk)
@@ -346,7 +394,7 @@ def payment_plan_card_change(*, plan: PaymentPlan, saved_card: SavedCard, ip_add
         locked.status = PaymentPlanStatus.ACTIVE
         locked.save(update_fields=["saved_card", "status"])
         for instalment in plan_instalments_lock(plan_id=plan.pk):
-            if instalment.status in (InstalmentStatus.RETRYING, InstalmentStatus.NEEDS_ATTENTION):
+            if instalment.status in (InstalmentStatus.RETRYING, InstalmentStatus.NEEDS_ATTENTION) and instalment.pk not in paid_by_link:
                 instalment.status = InstalmentStatus.RETRYING
                 instalment.next_attempt_at = now
                 instalment.save(update_fields=["status", "next_attempt_at"])
@@ -398,6 +446,15 @@ def payment_plan_instalment_charge(*, instalment_id: int, now: datetime.datetime
     """Charge one instalment if it is due and no other charger holds it; the attempt, or None when
     nothing was due. Safe to run twice at once, and again after a charger died mid-charge."""
     now = now or timezone.now()
+    # A declined instalment's link (sent to the patient to pay it) may have a checkout open right
+    # now: it is closed before the card is charged again, so the two can never both be paid; one
+    # found paid is recorded, and the claim below then sees the instalment paid.
+    link = PaymentRequest.objects.filter(plan_instalments__pk=instalment_id, status=PaymentRequestStatus.OPEN).first()
+    if link is not None:
+        try:
+            payment_request_checkout_close(payment_request=link)
+        except PaymentLinkUnavailable:
+            pass
     attempt = _claim(instalment_id, now)
     if attempt is None:
         return None

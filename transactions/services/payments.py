@@ -250,6 +250,33 @@ def _is_resumable(transaction: Transaction) -> bool:
     )
 
 
+def payment_request_checkout_close(*, payment_request: PaymentRequest) -> None:
+    """Close the link's checkout still open at the gateway before something else settles the
+    request (a payment plan takes its place), so the patient can never pay both. Committed on its
+    own. Raises ``PaymentLinkUnavailable`` when the gateway says that checkout was paid (now
+    recorded): then nothing else should settle it."""
+    with db_transaction.atomic():
+        locked = payment_request_lock(payment_request_id=payment_request.pk)
+        previous = _latest_unpaid_checkout(locked, vendor=locked.organization.payment_gateway)
+        now = timezone.now()
+        if previous is None or (previous.gateway_checkout_expires_at is not None and previous.gateway_checkout_expires_at <= now):
+            return
+        fact = gateway_for(locked.organization).checkout_expire(transaction=previous)
+        charge_fact_record(transaction=previous, fact=fact)
+        # Not resumable any more: the next "Pay" on the link (if it is still open) starts afresh.
+        Transaction.objects.filter(pk=previous.pk).update(gateway_checkout_expires_at=now, updated_at=now)
+    if fact.status == "succeeded":
+        raise _unavailable(PaymentRequestStatus.PAID)
+
+
+def payment_request_checkout_open(payment_request: PaymentRequest) -> bool:
+    """Whether a checkout of the request is open at the gateway now (the caller holds its lock)."""
+    previous = _latest_unpaid_checkout(payment_request, vendor=payment_request.organization.payment_gateway)
+    return previous is not None and (
+        previous.gateway_checkout_expires_at is None or previous.gateway_checkout_expires_at > timezone.now()
+    )
+
+
 def checkout_begin(*, payment_request: PaymentRequest, ip_address: str | None, locale: str = "auto") -> CheckoutStart:
     """Start the gateway's hosted checkout for an open request, or resume the one already started.
 

@@ -28,6 +28,7 @@ from lumapay.errors import ApplicationError
 from lumapay.models import ActorType
 from lumapay.money import format_cents
 from ehr_sync.enums import AppointmentStatus
+from ehr_sync.models import Appointment
 from org_profile.access import AccessDenied, roles_in_words, staff_access
 
 from ..enums import CollectionRule, SavedCardStatus, TransactionEventKind as Kind, TransactionStatus
@@ -415,9 +416,18 @@ def _hold_supersede(*, hold: Transaction) -> None:
     """Mark a hold superseded by the renewal being opened (locked; refused unless it is still held
     and not already being renewed)."""
     locked = transaction_lock(transaction_id=hold.pk)
+    now = timezone.now()
     if locked.status != TransactionStatus.AUTHORIZED or locked.hold_superseded_at is not None:
         raise ApplicationError("This hold is no longer held, or is being renewed already.")
-    Transaction.objects.filter(pk=locked.pk).update(hold_superseded_at=timezone.now())
+    # Being captured or released right now (the patient checked in meanwhile): not renewed, or
+    # the visit would end with two holds captured.
+    if locked.hold_claimed_at is not None and locked.hold_claimed_at > now - HOLD_CLAIM_LEASE:
+        raise ApplicationError("This hold is being captured or released right now: it is not renewed.")
+    if locked.appointment_id and not Appointment.objects.filter(
+        pk=locked.appointment_id, status=AppointmentStatus.BOOKED, starts_at__gt=now
+    ).exists():
+        raise ApplicationError("The visit of this hold is no longer ahead: it is not renewed.")
+    Transaction.objects.filter(pk=locked.pk).update(hold_superseded_at=now)
 
 
 def _charge_with_key(*, organization, idempotency_key: str) -> Transaction | None:
@@ -466,7 +476,7 @@ def authorization_capture(*, organization, actor, transaction: Transaction, rule
             organization=organization, actor=actor, location=transaction.location, action=CAPTURE,
             patient=transaction.patient, transaction=transaction, amount_cents=transaction.amount_cents,
         )  # fmt: skip
-    _hold_claim(transaction=transaction)
+    _hold_claim(transaction=transaction, capture=True)
     gateway = _gateway_of_transaction(transaction)
     try:
         fact = gateway.authorization_capture(transaction=transaction)
@@ -538,7 +548,7 @@ def authorization_release(*, organization, actor, transaction: Transaction, reas
 HOLD_CLAIM_LEASE = timedelta(minutes=5)
 
 
-def _hold_claim(*, transaction: Transaction) -> None:
+def _hold_claim(*, transaction: Transaction, capture: bool = False) -> None:
     """Claim the held amount for one capture or release, in a short locked transaction before the
     gateway is called (the lock is not held across the call). Refused while it is still held by
     another's claim, or when nothing is held any more."""
@@ -551,6 +561,9 @@ def _hold_claim(*, transaction: Transaction) -> None:
             )
         if locked.hold_claimed_at is not None and locked.hold_claimed_at > now - HOLD_CLAIM_LEASE:
             raise ApplicationError("This held amount is being captured or released right now. Look again in a moment.")
+        if capture and locked.hold_superseded_at is not None:
+            # A renewal is replacing it: the new hold is the one captured (then this one released).
+            raise ApplicationError("This hold is being replaced by a renewed one, which is captured instead.")
         Transaction.objects.filter(pk=locked.pk).update(hold_claimed_at=now)
 
 

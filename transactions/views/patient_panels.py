@@ -43,7 +43,7 @@ def patient_payment_context(request: HttpRequest, patient: Patient) -> dict:
         "card_charge_form": SavedCardChargeForm(membership=membership) if may_use_cards else None,
         "card_hold_form": SavedCardHoldForm(membership=membership, patient=patient) if may_use_cards else None,
         # Booked appointments with a copay held: "Check in" marks them arrived and captures it.
-        "held_appointment_ids": appointments_held(organization=organization, patient=patient) if may_use_cards else set(),
+        "held_appointment_ids": appointments_held(membership=membership, patient=patient) if may_use_cards else set(),
         "requestable_appointment_ids": set(
             patient_requestable_appointments(membership=membership, patient=patient).values_list("id", flat=True)
         ),

@@ -23,11 +23,13 @@ _PLAN_ACTIONS = [action for action in AuditAction.values if action.startswith("p
 def patient_plans_context(request: HttpRequest, patient: Patient) -> dict:
     organization = request.organization
     offered = card_on_file_offered(organization)
-    plans = list(payment_plans_of_patient(organization=organization, patient=patient))
+    plans = list(payment_plans_of_patient(membership=request.membership, patient=patient))
     history: dict[int, list[dict]] = {}
     if plans:
         events = (
-            AuditEvent.objects.filter(organization=organization, patient=patient, action__in=_PLAN_ACTIONS)
+            AuditEvent.objects.filter(
+                organization=organization, patient=patient, action__in=_PLAN_ACTIONS, changes__plan__in=[plan.pk for plan in plans]
+            )
             .select_related("actor_user")
             .order_by("created_at", "pk")
         )
