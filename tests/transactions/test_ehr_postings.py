@@ -419,3 +419,22 @@ def test_a_posting_owed_before_posting_was_turned_off_is_not_sent(organization, 
     assert (posting.status, posting.next_attempt_at) == (EhrPostingStatus.FAILED, None)
     assert posting.error_message == "Posting is off on the connection “Clinic HL7”: turn it on, then press Post again."
     assert len(ehr.received) == 1  # the refused send before it was turned off, nothing since
+
+
+def test_a_payment_late_in_the_clinics_evening_is_filed_on_the_clinics_day(organization, ehr):
+    """A payment at 23:30 in New York is 04:30 the next day in UTC: the EHR files it (FT1-4, FHIR
+    paymentDate) on the clinic's day, as the daily posting file does."""
+    from transactions.services.ehr_postings import posting_record
+
+    organization.timezone = "America/New_York"
+    organization.save(update_fields=["timezone"])
+    hl7_posting_connection(organization, ehr)
+    transaction = paid(organization)
+    posting = EhrPosting.objects.get(transaction=transaction)
+    evening = datetime.datetime(2026, 11, 30, 4, 30, tzinfo=datetime.UTC)  # 23:30 on the 29th in New York
+    posting.event.created_at = evening
+
+    record = posting_record(posting)
+
+    assert record.occurred_at == evening
+    assert record.occurred_at.date() == datetime.date(2026, 11, 29)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import zoneinfo
 import io
 import logging
 import random
@@ -148,7 +149,9 @@ def posting_record(posting: EhrPosting) -> PostingRecord:
         kind=posting.kind,
         amount_cents=posting.amount_cents,
         currency=posting.currency,
-        occurred_at=posting.event.created_at,
+        # In the clinic's time zone: the day the EHR files it on (FHIR paymentDate, HL7 FT1-4) is
+        # the clinic's day, as in the daily posting file.
+        occurred_at=posting.event.created_at.astimezone(zoneinfo.ZoneInfo(transaction.organization.timezone)),
         patient_ehr_id=transaction.patient.external_ehr_id,
         appointment_ehr_id=appointment.external_ehr_id if appointment is not None else "",
         location_ehr_id=transaction.location.ehr_location_id,
