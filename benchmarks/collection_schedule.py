@@ -153,7 +153,7 @@ def _organization_fill(number: int, size: int, now: datetime.datetime):
     requests = [
         PaymentRequest(
             organization=organization, patient=a.patient, location=a.location, appointment=a, kind=PaymentRequestKind.COPAY,
-            billing_item="Copay for your upcoming visit", amount_cents=a.copay_cents,
+            billing_item="Your upcoming visit", amount_cents=a.copay_cents,
             expires_at=copay_request_expires_at(a.starts_at), automation_rule=CollectionRule.COPAY_BEFORE_VISIT,
         )
         for i, a in enumerate(appointments)

@@ -102,8 +102,8 @@ def test_the_message_is_in_the_patients_language(run_pass, organization, locatio
     assert spanish_subject != english_subject
     assert "pago" in (spanish_subject + mail.outbox[0].body).lower()
     # The billing item is written in the patient's language, as staff would type it for them.
-    assert PaymentRequest.objects.get(patient=patient).billing_item == "Copago de su próxima cita"
-    assert "Copago de su próxima cita" in mail.outbox[0].body
+    assert PaymentRequest.objects.get(patient=patient).billing_item == "Su próxima cita"
+    assert "Su próxima cita" in mail.outbox[0].body
     assert PaymentRequest.objects.get(patient=english).billing_item == COPAY_BILLING_ITEM
 
 

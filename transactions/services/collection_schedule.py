@@ -75,7 +75,7 @@ logger = logging.getLogger(__name__)
 
 # What the patient reads on the message and the pay page (no visit reason, no provider), stored in
 # the patient's language (``_in_language_of``) as staff would type it for them.
-COPAY_BILLING_ITEM = gettext_noop("Copay for your upcoming visit")
+COPAY_BILLING_ITEM = gettext_noop("Your upcoming visit")
 BALANCE_BILLING_ITEM = gettext_noop("Account balance")
 BATCH_SIZE = 200
 
