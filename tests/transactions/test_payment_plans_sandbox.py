@@ -110,6 +110,8 @@ def test_a_checkout_begun_on_the_link_is_closed_when_the_patient_takes_a_plan_in
 
 
 def test_a_link_paid_in_full_meanwhile_gets_no_plan(client, organization, location, patient):
+    """Paid on the Sandbox's checkout before the plan is chosen: no plan, whichever check sees it
+    first (the Sandbox's event, delivered in process, usually has the request paid already)."""
     from transactions.models import PaymentPlan
     from transactions.sandbox import processor
     from transactions.services.payments import checkout_begin

@@ -11,6 +11,8 @@ are; ``"auto"`` follows the browser.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 
 from django.http import Http404
@@ -102,28 +104,35 @@ def _render_card_page(request, template: str, session, *, form=None, error: str 
     )
 
 
-def _render_checkout(request, session, **kwargs):
-    return _render_card_page(request, "sandbox/checkout.html", session, **kwargs)
+@dataclass(frozen=True)
+class _CardFlow:
+    """One of the Sandbox's pages where a card is typed (the checkout, or saving a card), with
+    its authentication step: the same steps, other templates and processor calls."""
+
+    template: str
+    authenticate_template: str
+    page: str  # the URL name of the card page…
+    authenticate_page: str  # …and of its authentication step
+    submit: Callable[..., processor.CardAttempt]
+    authentication_complete: Callable[..., processor.CardAttempt]
 
 
-@require_http_methods(["GET", "HEAD", "POST"])
-@_checkout_page
-def checkout(request, session):
+def _card_entry(request, session, flow: _CardFlow):
     if session.status == SandboxSessionStatus.COMPLETE:
-        # A second tap on Pay (or Back to this page) after paying: back to the clinic's
+        # A second tap (or Back to this page) after it went through: back to the clinic's
         # confirmation, as a processor's hosted page does, never a charge or an error.
         return redirect(session.success_url)
     if session.status == SandboxSessionStatus.AWAITING_AUTHENTICATION:
-        return redirect("sandbox:authenticate", session_id=session.id)
+        return redirect(flow.authenticate_page, session_id=session.id)
     if request.method != "POST" or _closed_message(session):
-        return _render_checkout(request, session)
+        return _render_card_page(request, flow.template, session)
 
     form = SandboxCardForm(request.POST)
     if not form.is_valid():
-        return _render_checkout(request, session, form=form, status=400)
+        return _render_card_page(request, flow.template, session, form=form, status=400)
     data = form.cleaned_data
     try:
-        attempt = processor.card_submit(
+        attempt = flow.submit(
             session_id=session.id,
             card_number=data["number"],
             expiry_month=data["expiry_month"],
@@ -132,34 +141,62 @@ def checkout(request, session):
         )
     except CardEntryError as error:
         session.refresh_from_db()
-        if session.status == SandboxSessionStatus.COMPLETE:  # the other tap paid it meanwhile
+        if session.status == SandboxSessionStatus.COMPLETE:  # the other tap went through meanwhile
             return redirect(session.success_url)
-        return _render_checkout(request, session, form=form, error=error.message, status=400)
+        return _render_card_page(request, flow.template, session, form=form, error=error.message, status=400)
     if attempt.outcome == "succeeded":
         return redirect(attempt.redirect_url)
     if attempt.outcome == "authenticate":
-        return redirect("sandbox:authenticate", session_id=session.id)
-    # Declined: the checkout stays open for another card; the form starts empty.
-    return _render_checkout(request, session, decline=attempt.message, status=402)
+        return redirect(flow.authenticate_page, session_id=session.id)
+    # Declined: the page stays open for another card; the form starts empty.
+    return _render_card_page(request, flow.template, session, decline=attempt.message, status=402)
+
+
+def _card_authenticate(request, session, flow: _CardFlow):
+    if session.status != SandboxSessionStatus.AWAITING_AUTHENTICATION:
+        return redirect(flow.page, session_id=session.id)
+    if request.method == "POST":
+        passed = request.POST.get("result") == "pass"
+        try:
+            attempt = flow.authentication_complete(session_id=session.id, passed=passed)
+        except CardEntryError as error:
+            session.refresh_from_db()
+            return _render_card_page(request, flow.template, session, error=error.message, status=400)
+        if attempt.outcome == "succeeded":
+            return redirect(attempt.redirect_url)
+        session.refresh_from_db()
+        return _render_card_page(request, flow.template, session, decline=attempt.message, status=402)
+    return render(request, flow.authenticate_template, {"session": session})
+
+
+_CHECKOUT = _CardFlow(
+    template="sandbox/checkout.html",
+    authenticate_template="sandbox/authenticate.html",
+    page="sandbox:checkout",
+    authenticate_page="sandbox:authenticate",
+    submit=processor.card_submit,
+    authentication_complete=processor.authentication_complete,
+)
+_CARD_SETUP = _CardFlow(
+    template="sandbox/card_setup.html",
+    authenticate_template="sandbox/card_setup_authenticate.html",
+    page="sandbox:card_setup",
+    authenticate_page="sandbox:card_setup_authenticate",
+    submit=processor.setup_card_submit,
+    authentication_complete=processor.setup_authentication_complete,
+)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@_checkout_page
+def checkout(request, session):
+    return _card_entry(request, session, _CHECKOUT)
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
 @_checkout_page
 def authenticate(request, session):
-    if session.status != SandboxSessionStatus.AWAITING_AUTHENTICATION:
-        return redirect("sandbox:checkout", session_id=session.id)
-    if request.method == "POST":
-        passed = request.POST.get("result") == "pass"
-        try:
-            attempt = processor.authentication_complete(session_id=session.id, passed=passed)
-        except CardEntryError as error:
-            session.refresh_from_db()
-            return _render_checkout(request, session, error=error.message, status=400)
-        if attempt.outcome == "succeeded":
-            return redirect(attempt.redirect_url)
-        session.refresh_from_db()
-        return _render_checkout(request, session, decline=attempt.message, status=402)
-    return render(request, "sandbox/authenticate.html", {"session": session})
+    return _card_authenticate(request, session, _CHECKOUT)
 
 
 # -- the "save your card" page (cards on file) --------------------------------------------------------
@@ -184,57 +221,14 @@ def _setup_page(view):
     return wrapper
 
 
-def _render_card_setup(request, session, **kwargs):
-    return _render_card_page(request, "sandbox/card_setup.html", session, **kwargs)
-
-
 @require_http_methods(["GET", "HEAD", "POST"])
 @_setup_page
 def card_setup(request, session):
     """The Sandbox's page where the patient enters a card to keep on file: nothing is charged."""
-    if session.status == SandboxSessionStatus.COMPLETE:
-        return redirect(session.success_url)
-    if session.status == SandboxSessionStatus.AWAITING_AUTHENTICATION:
-        return redirect("sandbox:card_setup_authenticate", session_id=session.id)
-    if request.method != "POST" or _closed_message(session):
-        return _render_card_setup(request, session)
-    form = SandboxCardForm(request.POST)
-    if not form.is_valid():
-        return _render_card_setup(request, session, form=form, status=400)
-    data = form.cleaned_data
-    try:
-        attempt = processor.setup_card_submit(
-            session_id=session.id,
-            card_number=data["number"],
-            expiry_month=data["expiry_month"],
-            expiry_year=data["expiry_year"],
-            cvc=data["cvc"],
-        )
-    except CardEntryError as error:
-        session.refresh_from_db()
-        if session.status == SandboxSessionStatus.COMPLETE:
-            return redirect(session.success_url)
-        return _render_card_setup(request, session, form=form, error=error.message, status=400)
-    if attempt.outcome == "succeeded":
-        return redirect(attempt.redirect_url)
-    if attempt.outcome == "authenticate":
-        return redirect("sandbox:card_setup_authenticate", session_id=session.id)
-    return _render_card_setup(request, session, decline=attempt.message, status=402)
+    return _card_entry(request, session, _CARD_SETUP)
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
 @_setup_page
 def card_setup_authenticate(request, session):
-    if session.status != SandboxSessionStatus.AWAITING_AUTHENTICATION:
-        return redirect("sandbox:card_setup", session_id=session.id)
-    if request.method == "POST":
-        try:
-            attempt = processor.setup_authentication_complete(session_id=session.id, passed=request.POST.get("result") == "pass")
-        except CardEntryError as error:
-            session.refresh_from_db()
-            return _render_card_setup(request, session, error=error.message, status=400)
-        if attempt.outcome == "succeeded":
-            return redirect(attempt.redirect_url)
-        session.refresh_from_db()
-        return _render_card_setup(request, session, decline=attempt.message, status=402)
-    return render(request, "sandbox/card_setup_authenticate.html", {"session": session})
+    return _card_authenticate(request, session, _CARD_SETUP)

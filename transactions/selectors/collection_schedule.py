@@ -43,12 +43,10 @@ from org_profile.models import Organization
 
 from ..enums import CollectionRule, PaymentPlanStatus, PaymentRequestKind, PaymentRequestStatus, TransactionStatus
 from ..models import BalanceAsked, CollectionRules, PaymentPlan, PaymentRequest, Transaction
-from .holds import HOLD_RULES, appointments_left_to_hold_rule
+from .holds import HOLD_LIFE, HOLD_RULES, appointments_left_to_hold_rule
 from .payment_plans import plan_instalments_due_on
 
 RULES = "organization__collection_rules__"
-# A hold lives 7 days at the processor: an automatic hold still "authorized" after that has lapsed.
-HOLD_LIFE = datetime.timedelta(days=7)
 
 
 def copay_request_expires_at(starts_at: datetime.datetime) -> datetime.datetime:
