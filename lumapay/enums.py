@@ -75,6 +75,17 @@ class AuditAction(models.TextChoices):
     ORGANIZATION_PAYMENT_GATEWAY_CHANGED = "organization.payment_gateway_changed", _("Payment processor changed")
     ORGANIZATION_UPDATED = "organization.updated", _("Organization settings changed")
     COLLECTION_RULES_CHANGED = "collection_rules.changed", _("Collection rules changed")
+    # The organization's profile (org_profile): legal, public, management and ownership
+    ORGANIZATION_LEGAL_CHANGED = "organization.legal_changed", _("Legal information changed")
+    ORGANIZATION_PUBLIC_CHANGED = "organization.public_changed", _("Public information changed")
+    ORGANIZATION_PERSON_ADDED = "organization.person_added", _("Owner or controller added")
+    ORGANIZATION_PERSON_CHANGED = "organization.person_changed", _("Owner or controller changed")
+    ORGANIZATION_PERSON_REMOVED = "organization.person_removed", _("Owner or controller removed")
+    STRIPE_ACCOUNT_PROFILE_PUSHED = "stripe.account_profile_pushed", _("Profile sent to Stripe")
+    STRIPE_ACCOUNT_DISCONNECTED = "stripe.account_disconnected", _("Stripe account disconnected")
+    # Payouts (payouts)
+    PAYOUTS_EXPORTED = "payouts.exported", _("Payouts exported to CSV")
+    PAYOUT_RECONCILED = "payout.reconciled", _("Payout reconciled")
     # Staff sign-in
     SIGN_IN_LOCKED = "sign_in.locked", _("Sign-in locked after too many wrong passwords")
     SIGN_IN_UNLOCKED = "sign_in.unlocked", _("Sign-in unlocked")

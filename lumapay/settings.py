@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "ehr_sync",
     "transactions",
     "uploads",
+    "payouts",
 ]
 
 MIDDLEWARE = [

@@ -3,7 +3,7 @@
 from org_profile.enums import PaymentGateway as GatewayName
 
 from ..selectors.saved_cards import CARD_ON_FILE_GATEWAYS
-from .base import CardsOnFile, PaymentGateway
+from .base import CardsOnFile, PaymentGateway, Payouts
 
 
 def gateway_named(name: str) -> PaymentGateway:
@@ -30,4 +30,9 @@ def cards_on_file_for(organization) -> CardsOnFile:
     """The organization's gateway, for its cards on file (``LookupError`` if it keeps none)."""
     if organization.payment_gateway not in CARDS_ON_FILE_GATEWAYS:
         raise LookupError(f"The payment gateway {organization.payment_gateway!r} keeps no cards on file.")
+    return gateway_named(organization.payment_gateway)
+
+
+def payouts_for(organization) -> Payouts:
+    """The organization's gateway, for its balance and payouts (every gateway LumaPay has pays out)."""
     return gateway_named(organization.payment_gateway)

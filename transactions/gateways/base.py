@@ -7,8 +7,9 @@ and no gateway imports a service: the services in ``transactions.services`` appl
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 from lumapay.errors import ApplicationError
@@ -127,10 +128,89 @@ class LedgerFact:
     dispute: DisputeFact | None = None
 
 
+@dataclass(frozen=True)
+class PayoutFact:
+    """What the gateway says about one payout: money sent from a clinic's balance at the gateway to
+    its bank account (Stripe: a Payout on the connected account; the Sandbox: its daily payouts).
+
+    ``status`` is "pending", "in_transit", "paid", "failed" or "canceled"; ``method`` "standard" or
+    "instant". ``amount_cents`` is what reaches the bank (positive), in ``currency``. The bank
+    account is named by its bank and last four digits only."""
+
+    organization_id: int
+    gateway_payout_id: str
+    amount_cents: int
+    currency: str
+    status: str
+    method: str
+    created: datetime
+    arrival_date: date
+    automatic: bool = True
+    bank_name: str = ""
+    bank_last4: str = ""
+    trace_id: str = ""
+    failure_code: str = ""
+    failure_message: str = ""
+    description: str = ""
+    as_of: int = 0  # the event's creation time (Unix seconds): older news never overwrites newer
+
+
+@dataclass(frozen=True)
+class BalanceAmount:
+    currency: str
+    available_cents: int
+    pending_cents: int
+
+
+@dataclass(frozen=True)
+class BalanceFact:
+    """A clinic's balance at the gateway, per currency: available (can be paid out now) and
+    pending (charges not settled yet). Stripe: the Balance object of ``balance.available``."""
+
+    organization_id: int
+    amounts: tuple[BalanceAmount, ...]
+    as_of: int = 0
+
+
+@dataclass(frozen=True)
+class PayoutLineFact:
+    """One movement of money a payout carries (Stripe: one BalanceTransaction listed with
+    ``payout=``): a charge, a refund, a fee, a dispute's withdrawal or reinstatement, an adjustment.
+
+    ``kind`` is one of ``payouts.enums.PayoutLineKind``; ``amount_cents`` is the gross movement
+    (negative for money out of the balance), ``fee_cents`` what the gateway took on it, and
+    ``net_cents`` = amount - fee is what it adds to the payout. ``source_id`` is the gateway's id
+    of what caused it (a charge, refund or dispute id), ``charge_id`` the charge it concerns when
+    known (a refund's or a dispute's charge), so the line can be linked to our transaction."""
+
+    gateway_line_id: str
+    kind: str
+    amount_cents: int
+    fee_cents: int
+    net_cents: int
+    currency: str
+    created: datetime
+    available_on: date | None = None
+    source_id: str = ""
+    charge_id: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class NextPayout:
+    """When the gateway will next pay the clinic out on its schedule, and about how much."""
+
+    currency: str
+    arrival_date: date
+    estimated_cents: int
+
+
 # What a gateway event can tell us, one kind of fact a class: about a transaction's money
-# (``LedgerFact``) or about a clinic's account (``AccountFact``). Each kind has one entry in
-# ``transactions.services.gateway_events.FACT_KINDS``, which applies it.
-GatewayFact = LedgerFact | AccountFact
+# (``LedgerFact``), about a clinic's account (``AccountFact``), its payouts (``PayoutFact``) and
+# its balance (``BalanceFact``). Each kind has one entry in
+# ``transactions.services.gateway_events.FACT_KINDS``, which applies it; payouts' kinds are
+# registered there by the payouts app (it sits above transactions).
+GatewayFact = LedgerFact | AccountFact | PayoutFact | BalanceFact
 
 
 @dataclass(frozen=True)
@@ -217,3 +297,27 @@ class CardsOnFile(Protocol):
 
     def saved_card_detach(self, *, saved_card) -> None:
         """The gateway forgets the card (it can never be charged again)."""
+
+
+class Payouts(Protocol):
+    """A clinic's balance and payouts at the gateway (``transactions.gateways.payouts_for``): read,
+    never moved by LumaPay. Every method answers with facts and writes nothing of ours."""
+
+    name: str
+
+    def payout_lines(self, *, organization, gateway_payout_id: str) -> Iterator[PayoutLineFact]:
+        """Every balance transaction the payout carries, all pages followed, the payout's own
+        withdrawal excluded (so the lines' ``net_cents`` add up to the payout's amount)."""
+
+    def payouts_list(self, *, organization, created_after: datetime) -> Iterator[PayoutFact]:
+        """The organization's payouts created after ``created_after`` as the gateway has them now
+        (for the beat that catches what an event missed), all pages followed."""
+
+    def payout_get(self, *, organization, gateway_payout_id: str) -> PayoutFact:
+        """One payout as the gateway has it now."""
+
+    def balance(self, *, organization) -> BalanceFact:
+        """The organization's balance now."""
+
+    def next_payouts(self, *, organization) -> list[NextPayout]:
+        """The next scheduled payout per currency (none when payouts are paused or nothing is due)."""

@@ -60,11 +60,21 @@ class FactKind:
 
 
 # One entry per kind of fact a gateway event can carry (``transactions.gateways.base.GatewayFact``).
-# A new kind (payouts next) is its fact class, the service that applies it, and one entry here.
+# A new kind is its fact class, the service that applies it, and one entry here; an app above
+# transactions (payouts) adds its kinds with ``fact_kind_register`` from its ``AppConfig.ready``.
 FACT_KINDS: dict[type, FactKind] = {
     LedgerFact: FactKind(apply=ledger_fact_apply, organization_id=ledger_fact_organization_id),
     AccountFact: FactKind(apply=account_fact_apply, organization_id=account_fact_organization_id),
 }
+
+
+def fact_kind_register(fact_class: type, kind: FactKind) -> None:
+    """Let an app above transactions apply one kind of fact (call from ``AppConfig.ready``). Until
+    one is registered, an event carrying that kind fails with the reason and waits for a replay."""
+    registered = FACT_KINDS.get(fact_class)
+    if registered is not None and registered != kind:
+        raise ValueError(f"{fact_class.__name__} is applied already by {registered.apply.__qualname__}.")
+    FACT_KINDS[fact_class] = kind
 
 
 def _organization_id_for(gateway: str, facts: list[GatewayFact], payload: dict) -> int | None:
