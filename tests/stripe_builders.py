@@ -1,6 +1,7 @@
 """Stripe API objects built by the project itself, for what the test Stripe server (localstripe)
-does not serve: Checkout Sessions, Connect accounts and account links, disputes, events, and the
-full shape of a PaymentIntent, its Charge and the Charge's balance transaction.
+does not serve: Checkout Sessions, Connect accounts and account links, disputes, events, payouts,
+their bank accounts and the balance, and the full shape of a PaymentIntent, its Charge and the
+Charge's balance transaction.
 
 Each ``<object>_build(**fields)`` returns a fresh dict shaped as Stripe's API reference describes
 the object at the pinned API version (``STRIPE_API_VERSION``): every field Stripe sends, nullable
@@ -21,12 +22,15 @@ from typing import Any
 __all__ = [
     "account_build",
     "account_link_build",
+    "balance_build",
     "balance_transaction_build",
+    "bank_account_build",
     "charge_build",
     "checkout_session_build",
     "dispute_build",
     "event_build",
     "payment_intent_build",
+    "payout_build",
     "refund_build",
     "stripe_id",
 ]
@@ -500,6 +504,85 @@ def dispute_build(**fields) -> dict:
         "status": "needs_response",
     }
     return _with(dispute, fields)
+
+
+# -- payouts and the balance ------------------------------------------------------------------------
+
+
+def _midnight_utc(days_from_now: int) -> int:
+    """A Stripe date (``arrival_date``, ``available_on``): Unix seconds at midnight UTC."""
+    now = _now()
+    return now - now % 86400 + days_from_now * 86400
+
+
+def bank_account_build(**fields) -> dict:
+    """The clinic's bank account that payouts go to (Stripe's test bank, ending 6789). No holder
+    name: a company's account carries the company's, never a patient's, and tests need none."""
+    bank_account = {
+        "id": stripe_id("ba"),
+        "object": "bank_account",
+        "account_holder_name": None,
+        "account_holder_type": "company",
+        "account_type": None,
+        "bank_name": "STRIPE TEST BANK",
+        "country": "US",
+        "currency": "usd",
+        "customer": None,
+        "fingerprint": secrets.token_urlsafe(12)[:16],
+        "last4": "6789",
+        "metadata": {},
+        "routing_number": "110000000",
+        "status": "new",
+    }
+    return _with(bank_account, fields)
+
+
+def payout_build(**fields) -> dict:
+    """A $500.00 standard automatic payout on the clinic's account, in transit to its bank account
+    (named by id), arriving tomorrow; its own balance transaction by id, its trace id not known yet."""
+    payout = {
+        "id": stripe_id("po"),
+        "object": "payout",
+        "amount": 50000,
+        "application_fee": None,
+        "application_fee_amount": None,
+        "arrival_date": _midnight_utc(1),
+        "automatic": True,
+        "balance_transaction": stripe_id("txn"),
+        "created": _now(),
+        "currency": "usd",
+        "description": "STRIPE PAYOUT",
+        "destination": stripe_id("ba"),
+        "failure_balance_transaction": None,
+        "failure_code": None,
+        "failure_message": None,
+        "livemode": False,
+        "metadata": {},
+        "method": "standard",
+        "original_payout": None,
+        "payout_method": None,
+        "reconciliation_status": "not_applicable",
+        "reversed_by": None,
+        "source_type": "card",
+        "statement_descriptor": None,
+        "status": "in_transit",
+        "trace_id": {"status": "pending", "value": None},
+        "type": "bank_account",
+    }
+    return _with(payout, fields)
+
+
+def balance_build(**fields) -> dict:
+    """A connected account's balance: nothing available or pending, in US dollars from cards.
+    ``available`` and ``pending`` are lists of ``{"amount", "currency", "source_types"}``."""
+    balance = {
+        "object": "balance",
+        "available": [{"amount": 0, "currency": "usd", "source_types": {"card": 0}}],
+        "connect_reserved": [{"amount": 0, "currency": "usd"}],
+        "livemode": False,
+        "pending": [{"amount": 0, "currency": "usd", "source_types": {"card": 0}}],
+    }
+    return _with(balance, fields)
 
 
 # -- events ---------------------------------------------------------------------------------------

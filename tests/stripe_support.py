@@ -6,8 +6,9 @@ HTTP client. Nothing here reads a file from outside the checkout: a fresh clone 
   thread with its own event loop, once per test session. Its data is flushed between tests
   (``DELETE /_config/data``). Its store is kept in memory only: localstripe would otherwise pickle
   it to /tmp/localstripe.pickle after every write, a file other test runs on this machine share.
-- localstripe has no Checkout and no Connect, so ``RecordingStripeClient`` answers those routes
-  itself (``FakeCheckout``, ``FakeConnect``) with objects from the builders (their shapes are
+- localstripe has no Checkout, no Connect and no payouts or balance, so ``RecordingStripeClient``
+  answers those routes itself (``FakeCheckout``, ``FakeConnect``, ``FakePayouts``) with objects
+  from the builders (their shapes are
   checked against Stripe's published examples by test_stripe_builders_contract.py). A Checkout
   "payment" is made for real at localstripe: a PaymentIntent with the session's metadata,
   confirmed with a test card.
@@ -44,10 +45,15 @@ from requests.structures import CaseInsensitiveDict
 from .stripe_builders import (
     account_build,
     account_link_build,
+    balance_build,
     balance_transaction_build,
+    bank_account_build,
+    charge_build,
     checkout_session_build,
     dispute_build,
     event_build,
+    payout_build,
+    refund_build,
 )
 
 SECRET_KEY = "sk_test_lumapay_localstripe"
@@ -566,9 +572,11 @@ class RecordingStripeClient(stripe.RequestsClient):
         self.application_fees: dict[str, int] = {}
         self.checkout = FakeCheckout(server, self.application_fees)
         self.connect = FakeConnect()
+        self.payouts = FakePayouts(self.connect)
         self.recorded: list[RecordedRequest] = []
         self.leaks: list[PhiLeak] = []
         self._fail_after: list[_FailAfter] = []
+        self._unreachable: list[_FailAfter] = []
         self._answers: list[_Answer] = []
         self._lock = threading.Lock()
 
@@ -578,6 +586,11 @@ class RecordingStripeClient(stripe.RequestsClient):
         """The next ``times`` requests to ``path`` reach Stripe, which acts on them, and then time
         out on our side (as ``requests`` reports a read timeout)."""
         self._fail_after.append(_FailAfter(method.upper(), path, times))
+
+    def unreachable(self, method: str, path: str, *, times: int = 1) -> None:
+        """The next ``times`` requests to ``path`` never reach Stripe (the connection is refused,
+        as ``requests`` reports it), whether localstripe or a fake would have answered."""
+        self._unreachable.append(_FailAfter(method.upper(), path, times))
 
     def answer_once(self, method: str, path: str, *, status: int, body: dict) -> None:
         """Stripe answers the next request to ``path`` with this (for answers localstripe never
@@ -603,6 +616,10 @@ class RecordingStripeClient(stripe.RequestsClient):
         self._check_for_phi(recorded)
         with self._lock:
             self.recorded.append(recorded)
+        if self._consume(self._unreachable, recorded):
+            import requests as requests_library
+
+            self._handle_request_error(requests_library.exceptions.ConnectionError("Connection refused"))
         fake = self._fake(recorded)
         if fake is not None:
             body, status = fake
@@ -658,8 +675,11 @@ class RecordingStripeClient(stripe.RequestsClient):
         return json.dumps(body).encode(), status, response_headers
 
     def _should_fail(self, recorded: RecordedRequest) -> bool:
+        return self._consume(self._fail_after, recorded)
+
+    def _consume(self, rules: list[_FailAfter], recorded: RecordedRequest) -> bool:
         with self._lock:
-            for rule in self._fail_after:
+            for rule in rules:
                 if rule.times > 0 and rule.method == recorded.method and recorded.path.startswith(rule.path):
                     rule.times -= 1
                     return True
@@ -709,7 +729,184 @@ class RecordingStripeClient(stripe.RequestsClient):
             # localstripe ignores Stripe-Account: it would show the connected accounts' events to
             # the platform too. At Stripe, the platform's own list has none of them.
             return json.dumps({"object": "list", "data": [], "has_more": False, "url": "/v1/events"}).encode(), 200
-        return None
+        return self.payouts.route(recorded)
+
+
+# -- payouts, their balance transactions and the balance: not in localstripe ----------------------
+
+
+class FakePayouts:
+    """Stripe's payouts, the balance transactions each carries, and the balance, on connected
+    accounts (localstripe has none of them), from the builders. Served to LumaPay's client:
+
+    - ``GET /v1/payouts`` (``created[gt|gte|lt|lte]``), ``GET /v1/payouts/{id}``
+    - ``GET /v1/balance_transactions?payout=po_…``
+    - ``GET /v1/balance``, and ``GET /v1/account`` (the connected account, from ``FakeConnect``)
+
+    each on the account named by the Stripe-Account header only (another account's payout does
+    not exist; no header at all is refused, as LumaPay never reads payouts as the platform), lists
+    newest first with Stripe's cursor paging (``limit`` 1–100, default 10; ``starting_after``;
+    ``has_more``), and ``expand[]=data.source`` / ``data.destination`` / ``destination`` honoured.
+
+    A test sets up a payout with ``payout_add(account, lines)``, the lines made by the
+    ``*_line`` functions below (their sources expanded: the fake keeps each source and names it
+    by id unless asked to expand it)."""
+
+    def __init__(self, connect: FakeConnect) -> None:
+        self.connect = connect
+        self.payouts: dict[str, dict] = {}  # id → payout (destination by id)
+        self.bank_accounts: dict[str, dict] = {}  # id → bank account
+        self.balances: dict[str, dict] = {}  # account → balance
+        self.lines: dict[str, list[dict]] = {}  # payout id → its balance transactions, newest first
+        self.sources: dict[str, dict] = {}  # a balance transaction's source by id, for expand
+        self._accounts: dict[str, str] = {}  # payout id → its account
+
+    # -- what tests use --
+
+    def bank_account(self, account: str) -> dict:
+        """The account's bank account (one, made on first use)."""
+        for bank_account in self.bank_accounts.values():
+            if bank_account.get("_account") == account:
+                return {key: value for key, value in bank_account.items() if key != "_account"}
+        bank_account = bank_account_build(id=f"ba_{_token(24)}")
+        self.bank_accounts[bank_account["id"]] = {**bank_account, "_account": account}
+        return bank_account
+
+    def payout_add(self, account: str, lines: list[dict] = (), **fields) -> dict:
+        """A payout on ``account`` carrying ``lines`` (balance transactions, oldest first; see the
+        ``*_line`` functions), its amount their net added up unless ``amount`` is given, with its
+        own withdrawal (type ``payout``) listed among them as Stripe lists it. ``fields`` are the
+        payout's (``payout_build``): status, method, arrival_date, failure_code …"""
+        lines = [copy.deepcopy(line) for line in lines]
+        payout_id = fields.pop("id", None) or f"po_{_token(24)}"
+        created = fields.pop("created", None) or int(time.time())
+        amount = fields.pop("amount", None)
+        if amount is None:
+            amount = sum(line["net"] for line in lines)
+        own = balance_transaction_build(
+            amount=-amount, fee=0, fee_details=[], net=-amount, description="STRIPE PAYOUT",
+            reporting_category="payout", source=payout_id, type="payout", created=created,
+            available_on=created, status="available",
+        )
+        payout = payout_build(
+            id=payout_id,
+            amount=amount,
+            created=created,
+            destination=self.bank_account(account)["id"],
+            balance_transaction=own["id"],
+            **fields,
+        )
+        stored = []
+        for line in lines:
+            source = line.get("source")
+            if isinstance(source, dict):
+                self.sources[source["id"]] = source
+                line["source"] = source["id"]
+            stored.append(line)
+        self.sources[payout_id] = payout
+        self.payouts[payout_id] = payout
+        self._accounts[payout_id] = account
+        self.lines[payout_id] = [own, *reversed(stored)]
+        return copy.deepcopy(payout)
+
+    def payout_update(self, payout_id: str, **fields) -> dict:
+        """Stripe's side of a payout changes (paid, failed with a code, a trace id known): the
+        payout as an event would then carry it."""
+        payout = self.payouts[payout_id]
+        unknown = sorted(set(fields) - set(payout))
+        if unknown:
+            raise KeyError(f"a Stripe payout has no field {', '.join(unknown)}")
+        payout.update(fields)
+        return copy.deepcopy(payout)
+
+    def balance_set(self, account: str, *, available: dict[str, int], pending: dict[str, int]) -> dict:
+        """The account's balance: cents per currency (``{"usd": 12345}``), available and pending."""
+        balance = balance_build(
+            available=[{"amount": cents, "currency": currency, "source_types": {"card": cents}} for currency, cents in available.items()],
+            pending=[{"amount": cents, "currency": currency, "source_types": {"card": cents}} for currency, cents in pending.items()],
+            connect_reserved=[{"amount": 0, "currency": currency} for currency in available],
+        )
+        self.balances[account] = balance
+        return copy.deepcopy(balance)
+
+    def schedule_set(self, account: str, **schedule) -> dict:
+        """The account's payout schedule (``settings.payouts.schedule``: interval, delay_days,
+        weekly_anchor, monthly_anchor …)."""
+        payouts = self.connect.accounts[account]["settings"]["payouts"]
+        payouts["schedule"] = schedule
+        return copy.deepcopy(payouts)
+
+    # -- what the recording client routes here --
+
+    def route(self, recorded: RecordedRequest) -> tuple[bytes, int] | None:
+        path = recorded.path
+        if recorded.method != "GET" or not (
+            path in ("/v1/payouts", "/v1/balance", "/v1/balance_transactions", "/v1/account") or path.startswith("/v1/payouts/")
+        ):
+            return None
+        account = recorded.account
+        if not account:
+            return _error_body(400, "FakePayouts: no Stripe-Account header (LumaPay reads payouts on the clinic's account only).")
+        params = recorded.params
+        expand = set(params.get("expand") or [])
+        if path == "/v1/account":
+            if account not in self.connect.accounts:
+                return _error_body(403, f"The account '{account}' does not exist or you do not have access to it.")
+            return json.dumps(self.connect.accounts[account]).encode(), 200
+        if path == "/v1/balance":
+            return json.dumps(self.balances.get(account) or balance_build()).encode(), 200
+        if path == "/v1/balance_transactions":
+            payout_id = params.get("payout") or ""
+            if self._accounts.get(payout_id) != account:
+                return _error_body(404, f"No such payout: '{payout_id}'", "resource_missing")
+            items = [self._expanded(line, "source", "data.source" in expand) for line in self.lines[payout_id]]
+            return self._page(items, params, f"/v1/balance_transactions")
+        if path == "/v1/payouts":
+            created = params.get("created") or {}
+            items = [
+                self._expanded(self._payout_out(payout), "destination", "data.destination" in expand)
+                for payout_id, payout in sorted(self.payouts.items(), key=lambda item: -item[1]["created"])
+                if self._accounts[payout_id] == account and _created_matches(payout["created"], created)
+            ]
+            return self._page(items, params, "/v1/payouts")
+        payout_id = path.removeprefix("/v1/payouts/")
+        if self._accounts.get(payout_id) != account:
+            return _error_body(404, f"No such payout: '{payout_id}'", "resource_missing")
+        payout = self._expanded(self._payout_out(self.payouts[payout_id]), "destination", "destination" in expand)
+        return json.dumps(payout).encode(), 200
+
+    def _payout_out(self, payout: dict) -> dict:
+        return copy.deepcopy(payout)
+
+    def _expanded(self, obj: dict, field_name: str, expand: bool) -> dict:
+        obj = copy.deepcopy(obj)
+        if expand and isinstance(obj.get(field_name), str):
+            found = self.sources.get(obj[field_name]) or self.bank_accounts.get(obj[field_name])
+            if found is not None:
+                obj[field_name] = {key: value for key, value in copy.deepcopy(found).items() if key != "_account"}
+        return obj
+
+    @staticmethod
+    def _page(items: list[dict], params: dict, url: str) -> tuple[bytes, int]:
+        limit = int(params.get("limit") or 10)
+        if not 1 <= limit <= 100:
+            return _error_body(400, "Invalid integer: limit must be between 1 and 100.")
+        start = 0
+        if params.get("starting_after"):
+            ids = [item["id"] for item in items]
+            if params["starting_after"] not in ids:
+                return _error_body(400, f"No such object: '{params['starting_after']}'", "resource_missing")
+            start = ids.index(params["starting_after"]) + 1
+        page = items[start : start + limit]
+        body = {"object": "list", "data": page, "has_more": start + limit < len(items), "url": url}
+        return json.dumps(body).encode(), 200
+
+
+def _created_matches(created: int, condition) -> bool:
+    if not isinstance(condition, dict):
+        return not condition or created == int(condition)
+    checks = {"gt": created.__gt__, "gte": created.__ge__, "lt": created.__lt__, "lte": created.__le__}
+    return all(checks[name](int(value)) for name, value in condition.items() if name in checks)
 
 
 # -- events, signed as Stripe signs them ----------------------------------------------------------
@@ -813,6 +1010,105 @@ def dispute_funds_reinstated(*, dispute_id: str, charge: str, amount_cents: int,
     )
 
 
+# -- the lines of a payout (``FakePayouts.payout_add``) ------------------------------------------
+
+# Balance transactions a payout carries (``FakePayouts.payout_add``), each with its source expanded
+# (Stripe's objects from the builders) so the charge a refund or dispute concerns can be found.
+STRIPE_FEE_PERCENT_BP = 290  # 2.9% + 30¢, Stripe's US card pricing
+STRIPE_FEE_FIXED_CENTS = 30
+
+
+def _line(**fields) -> dict:
+    fields.setdefault("status", "available")
+    fields.setdefault("available_on", int(time.time()) - 86400)
+    return balance_transaction_build(**fields)
+
+
+def charge_line(amount_cents: int, *, payment_intent: str | None = None, application_fee_cents: int = 0) -> dict:
+    """A card payment: Stripe's fee (2.9% + 30¢) and the platform's application fee taken from it."""
+    stripe_fee = (amount_cents * STRIPE_FEE_PERCENT_BP + 5000) // 10000 + STRIPE_FEE_FIXED_CENTS
+    fee_details = [{"amount": stripe_fee, "application": None, "currency": "usd", "description": "Stripe processing fees", "type": "stripe_fee"}]
+    if application_fee_cents:
+        fee_details.append(
+            {"amount": application_fee_cents, "application": f"ca_{_token(24)}", "currency": "usd", "description": "LumaPay application fee", "type": "application_fee"}
+        )
+    charge = charge_build(amount=amount_cents, payment_intent=payment_intent or f"pi_{_token(24)}")
+    return _line(
+        amount=amount_cents, fee=stripe_fee + application_fee_cents, fee_details=fee_details,
+        reporting_category="charge", type="charge", source=charge,
+    )
+
+
+def refund_line(amount_cents: int, *, payment_intent: str | None = None) -> dict:
+    """A refund of ``amount_cents`` (given positive) of the payment ``payment_intent``."""
+    refund = refund_build(amount=amount_cents, payment_intent=payment_intent or f"pi_{_token(24)}")
+    return _line(amount=-amount_cents, fee=0, fee_details=[], reporting_category="refund", type="refund", source=refund)
+
+
+def refund_failure_line(amount_cents: int, *, payment_intent: str | None = None) -> dict:
+    """A refund that failed at the card's bank: its amount back in the balance."""
+    refund = refund_build(amount=amount_cents, payment_intent=payment_intent or f"pi_{_token(24)}", status="failed", failure_reason="expired_or_canceled_card")
+    return _line(amount=amount_cents, fee=0, fee_details=[], reporting_category="refund_failure", type="refund_failure", source=refund)
+
+
+def dispute_withdrawal_line(amount_cents: int, *, payment_intent: str | None = None, fee_cents: int = DISPUTE_FEE_CENTS) -> dict:
+    """A chargeback: the disputed amount and Stripe's dispute fee taken (``dispute_funds_withdrawn``)."""
+    dispute = dispute_object(charge=f"ch_{_token(24)}", payment_intent=payment_intent or f"pi_{_token(24)}", amount_cents=amount_cents, status="needs_response")
+    line = dispute_funds_withdrawn(dispute_id=dispute["id"], charge=dispute["charge"], amount_cents=amount_cents, fee_cents=fee_cents)
+    line.update(source=dispute, status="available")
+    return line
+
+
+def dispute_reinstatement_line(amount_cents: int, *, payment_intent: str | None = None, fee_returned_cents: int = 0) -> dict:
+    """A dispute won: the amount back (``dispute_funds_reinstated``)."""
+    dispute = dispute_object(charge=f"ch_{_token(24)}", payment_intent=payment_intent or f"pi_{_token(24)}", amount_cents=amount_cents, status="won")
+    line = dispute_funds_reinstated(dispute_id=dispute["id"], charge=dispute["charge"], amount_cents=amount_cents, fee_returned_cents=fee_returned_cents)
+    line.update(source=dispute, status="available")
+    return line
+
+
+def stripe_fee_line(amount_cents: int, *, description: str = "Radar for Fraud Teams") -> dict:
+    """A fee Stripe charges the account apart from a payment (given positive; taken from the balance)."""
+    return _line(amount=-amount_cents, fee=0, fee_details=[], reporting_category="fee", type="stripe_fee", source=None, description=description)
+
+
+def application_fee_line(amount_cents: int) -> dict:
+    """The platform's fee taken from the account as a balance transaction of its own."""
+    return _line(amount=-amount_cents, fee=0, fee_details=[], reporting_category="fee", type="application_fee", source=f"fee_{_token(24)}", description="Application fee")
+
+
+def adjustment_line(amount_cents: int, *, description: str = "Balance adjustment") -> dict:
+    """An adjustment Stripe made to the balance (positive: credited; negative: debited)."""
+    return _line(amount=amount_cents, fee=0, fee_details=[], reporting_category="other_adjustment", type="adjustment", source=None, description=description)
+
+
+def payout_failure_line(amount_cents: int, *, failed_payout_id: str | None = None) -> dict:
+    """An earlier payout that failed at the bank: its amount back in the balance, paid out again."""
+    failed = payout_build(id=failed_payout_id or f"po_{_token(24)}", amount=amount_cents, status="failed", failure_code="account_closed", failure_message="The bank account has been closed.")
+    return _line(amount=amount_cents, fee=0, fee_details=[], reporting_category="payout_reversal", type="payout_failure", source=failed, description="Payout failure")
+
+
+def every_kind_lines(*, payment_intents: list[str] | None = None) -> list[dict]:
+    """One line of every kind a payout carries, on these payments (made up when not given): a
+    charge with an application fee, a refund, a failed refund, a dispute withdrawn and reinstated,
+    a Stripe fee, an application fee, an adjustment each way and an earlier payout returned."""
+    pi = list(payment_intents or []) or [f"pi_{_token(24)}" for _ in range(4)]
+    pick = lambda index: pi[index % len(pi)]  # noqa: E731
+    return [
+        charge_line(12000, payment_intent=pick(0), application_fee_cents=120),
+        charge_line(8000, payment_intent=pick(1)),
+        refund_line(2500, payment_intent=pick(0)),
+        refund_failure_line(1000, payment_intent=pick(2)),
+        dispute_withdrawal_line(4000, payment_intent=pick(3)),
+        dispute_reinstatement_line(4000, payment_intent=pick(3)),
+        stripe_fee_line(500),
+        application_fee_line(75),
+        adjustment_line(-325),
+        adjustment_line(1000, description="Fee credit"),
+        payout_failure_line(6000),
+    ]
+
+
 @dataclass
 class StripeWorld:
     """What a Stripe test has: the server, the recording client, and the fakes."""
@@ -828,6 +1124,10 @@ class StripeWorld:
     @property
     def connect(self) -> FakeConnect:
         return self.http.connect
+
+    @property
+    def payouts(self) -> FakePayouts:
+        return self.http.payouts
 
 
 # -- a clinic on Stripe, and its patients' payments -------------------------------------------------

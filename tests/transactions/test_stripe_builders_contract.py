@@ -17,15 +17,19 @@ from pathlib import Path
 
 import pytest
 
+from ..stripe_support import every_kind_lines
 from ..stripe_builders import (
     account_build,
     account_link_build,
+    balance_build,
     balance_transaction_build,
+    bank_account_build,
     charge_build,
     checkout_session_build,
     dispute_build,
     event_build,
     payment_intent_build,
+    payout_build,
     refund_build,
 )
 
@@ -37,12 +41,15 @@ FIXTURES_PATH = Path(
 BUILDERS = {
     "account": account_build,
     "account_link": account_link_build,
+    "balance": balance_build,
     "balance_transaction": balance_transaction_build,
+    "bank_account": bank_account_build,
     "charge": charge_build,
     "checkout.session": checkout_session_build,
     "dispute": dispute_build,
     "event": event_build,
     "payment_intent": payment_intent_build,
+    "payout": payout_build,
     "refund": refund_build,
 }
 
@@ -89,6 +96,28 @@ def test_every_builder_has_the_shape_of_stripes_own_example():
 
     assert {name: build()["object"] for name, build in BUILDERS.items()} == {name: name for name in BUILDERS}
     assert found == {name: [] for name in BUILDERS}
+
+
+REFUND_ONLY_WHEN_SET = {"failure_reason", "pending_reason"}
+
+
+def test_a_payouts_lines_and_their_expanded_sources_have_the_shape_of_stripes_own():
+    """The balance transactions ``FakePayouts`` lists for a payout (tests/stripe_support.py), one
+    of every kind, and the charge, refund, dispute or payout each one's source expands to."""
+    examples = stripes_examples()
+
+    found = {}
+    for index, line in enumerate(every_kind_lines()):
+        source = line["source"]
+        collapsed = {**line, "source": source["id"] if isinstance(source, dict) else source}
+        found[f"{index}:{line['type']}"] = differences(collapsed, examples["balance_transaction"])
+        if isinstance(source, dict):
+            # A failed refund's failure_reason: Stripe sends it only on the refunds it concerns
+            # (refund_build), and its example is a refund that succeeded.
+            source = {key: value for key, value in source.items() if key not in REFUND_ONLY_WHEN_SET}
+            found[f"{index}:{line['type']}.source"] = differences(source, examples[source["object"]])
+
+    assert found == {name: [] for name in found}
 
 
 def test_the_comparison_catches_a_missing_field_an_invented_one_and_a_wrong_type():
