@@ -245,7 +245,7 @@ def test_a_refund_event_that_arrives_before_its_payment_brings_the_payment_with_
 
 
 def test_event_types_we_do_not_handle_are_stored_as_ignored(client, stripe_world, stripe_organization, django_capture_on_commit_callbacks):
-    event = stripe_event("payout.paid", {"id": "po_1", "object": "payout"}, account=stripe_organization.stripe_account_id)
+    event = stripe_event("invoice.paid", {"id": "in_1", "object": "invoice"}, account=stripe_organization.stripe_account_id)
 
     with django_capture_on_commit_callbacks(execute=True):
         response = event_post(client, event)
@@ -293,7 +293,7 @@ def test_events_about_objects_we_never_made_are_processed_and_change_nothing(
 def test_a_stripe_event_is_refused_when_no_webhook_secret_is_configured(client, stripe_world, stripe_organization, settings):
     settings.STRIPE_WEBHOOK_SECRET = []
 
-    response = event_post(client, stripe_event("payout.paid", {"id": "po_1"}, account=stripe_organization.stripe_account_id))
+    response = event_post(client, stripe_event("invoice.paid", {"id": "in_1"}, account=stripe_organization.stripe_account_id))
 
     assert response.status_code == 400
     assert "STRIPE_WEBHOOK_SECRET is not set" in response.json()["error"]
@@ -304,7 +304,7 @@ def test_a_second_signing_secret_is_accepted_during_a_secret_roll(client, stripe
     settings.STRIPE_WEBHOOK_SECRET = ["whsec_new_one", WEBHOOK_SECRET]
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = event_post(client, stripe_event("payout.paid", {"id": "po_1"}, account=stripe_organization.stripe_account_id))
+        response = event_post(client, stripe_event("invoice.paid", {"id": "in_1"}, account=stripe_organization.stripe_account_id))
 
     assert response.status_code == 200
 

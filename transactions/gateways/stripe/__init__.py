@@ -16,7 +16,8 @@ fact under the same ledger key (``charge:pi_…:succeeded``).
 One job a module: ``client`` (the configured client and Stripe's errors turned into ours),
 ``facts`` (Stripe's objects read into facts), ``gateway`` (the interface every gateway
 implements: checkout and refunds), ``connect`` (the clinic's account), ``saved_cards`` (cards on
-file) and ``events`` (webhook events, and listing the ones that never arrived).
+file), ``payouts`` (the clinic's payouts, what each carries, and its balance) and ``events``
+(webhook events, and listing the ones that never arrived).
 """
 
 from .client import stripe_client, stripe_configured

@@ -23,11 +23,13 @@ from org_profile.models import Organization
 from ...selectors.gateway_events import gateway_transaction
 from ..base import (
     AccountFact,
+    BalanceFact,
     ChargeFact,
     GatewayError,
     GatewayFact,
     GatewayUnavailable,
     LedgerFact,
+    PayoutFact,
     VerifiedEvent,
     WebhookVerificationError,
 )
@@ -40,7 +42,14 @@ from .client import (
     stripe_call,
     stripe_client,
 )
-from .facts import account_fact_from_account, charge_fact_from_payment_intent, dispute_fact_from_dispute, refund_fact_from_refund
+from .facts import (
+    account_fact_from_account,
+    balance_fact_from_balance,
+    charge_fact_from_payment_intent,
+    dispute_fact_from_dispute,
+    payout_fact_from_payout,
+    refund_fact_from_refund,
+)
 
 if TYPE_CHECKING:
     from ...models import Transaction
@@ -266,6 +275,15 @@ class StripeEvents:
     def _on_account_updated(self, organization, account: dict, as_of: int) -> list[AccountFact]:
         return [account_fact_from_account(account, as_of=as_of)]
 
+    def _on_payout(self, organization, payout: dict, as_of: int) -> list[PayoutFact]:
+        # The event is the payout as it was then (its status, failure); only the bank account,
+        # which the event names by id, is read from Stripe (``StripePayouts._payout_bank``).
+        bank = self._payout_bank(organization, payout)
+        return [payout_fact_from_payout(payout, organization_id=organization.pk, as_of=as_of, bank=bank)]
+
+    def _on_balance_available(self, organization, balance: dict, as_of: int) -> list[BalanceFact]:
+        return [balance_fact_from_balance(balance, organization_id=organization.pk, as_of=as_of)]
+
 
 _EVENT_HANDLERS = {
     "checkout.session.completed": StripeEvents._on_checkout_session,
@@ -286,4 +304,11 @@ _EVENT_HANDLERS = {
     "charge.dispute.funds_withdrawn": StripeEvents._on_dispute,
     "charge.dispute.funds_reinstated": StripeEvents._on_dispute,
     "account.updated": StripeEvents._on_account_updated,
+    "payout.created": StripeEvents._on_payout,
+    "payout.updated": StripeEvents._on_payout,
+    "payout.paid": StripeEvents._on_payout,
+    "payout.failed": StripeEvents._on_payout,
+    "payout.canceled": StripeEvents._on_payout,
+    "payout.reconciliation_completed": StripeEvents._on_payout,
+    "balance.available": StripeEvents._on_balance_available,
 }

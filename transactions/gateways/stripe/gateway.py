@@ -2,7 +2,7 @@
 
 One class callers know (``StripeGateway``), assembled from the modules that each do one job:
 ``events`` (webhook events into facts, and listing missed ones), ``connect`` (the clinic's
-account), ``saved_cards`` (cards on file). Here: the hosted checkout and refunds.
+account), ``saved_cards`` (cards on file), ``payouts`` (the clinic's payouts and balance). Here: the hosted checkout and refunds.
 """
 
 from __future__ import annotations
@@ -32,13 +32,14 @@ from .client import (
 )
 from .connect import StripeConnect
 from .events import StripeEvents
+from .payouts import StripePayouts
 from .facts import charge_fact_from_payment_intent, refund_fact_from_refund
 from .saved_cards import StripeSavedCards
 
 logger = logging.getLogger(__name__)
 
 
-class StripeGateway(StripeEvents, StripeConnect, StripeSavedCards):
+class StripeGateway(StripeEvents, StripeConnect, StripeSavedCards, StripePayouts):
     name = GatewayName.STRIPE.value
 
     # -- the interface -------------------------------------------------------------------------
