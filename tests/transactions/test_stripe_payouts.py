@@ -530,3 +530,12 @@ def test_a_clinic_without_a_connected_account_is_told_so(gateway, stripe_world, 
     with pytest.raises(GatewayError, match="has not connected a Stripe account"):
         gateway.balance(organization=organization)
     assert stripe_world.http.recorded == []
+
+
+def test_a_stripe_clinics_payouts_are_read_through_the_stripe_gateway(stripe_world, stripe_organization):
+    from transactions.gateways import payouts_for
+
+    found = payouts_for(stripe_organization)
+
+    assert isinstance(found, StripeGateway)
+    assert all(callable(getattr(found, name, None)) for name in ("payout_lines", "payouts_list", "payout_get", "balance", "next_payouts"))
