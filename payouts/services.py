@@ -122,9 +122,13 @@ def payout_fact_apply(*, gateway: str, fact: PayoutFact, gateway_event_id: str =
             raise ValueError(f"Payout {fact.gateway_payout_id} belongs to another organization.")
         if not _is_newer(fact, payout):
             return False
-        changed = [name for name, value in fields.items() if getattr(payout, name) != value]
+        changed = [name for name, value in fields.items() if name != "as_of" and getattr(payout, name) != value]
         if not changed:
+            # The same news again (a listing, a replay): only when it was said moves on.
+            if fact.as_of > payout.as_of:
+                Payout.objects.filter(pk=payout.pk).update(as_of=fact.as_of)
             return False
+        changed.append("as_of")
         for name in changed:
             setattr(payout, name, fields[name])
         payout.save(update_fields=[*changed, "updated_at"])
@@ -372,14 +376,16 @@ def payouts_reconcile_organization(*, organization: Organization, now: datetime 
     now = now or timezone.now()
     since = now - timedelta(days=settings.PAYOUTS_RECONCILE_LOOKBACK_DAYS)
     gateway = payouts_for(organization)
-    applied = 0
+    applied = []
     for fact in gateway.payouts_list(organization=organization, created_after=since):
         if fact.organization_id != organization.pk:
             raise ValueError(f"The gateway listed payout {fact.gateway_payout_id} of another organization.")
-        applied += payout_fact_apply(gateway=gateway.name, fact=fact)
+        if payout_fact_apply(gateway=gateway.name, fact=fact):
+            applied.append(fact.gateway_payout_id)  # its reconciliation is queued already
     due = list(
         Payout.objects.filter(organization=organization)
         .exclude(reconciliation=Reconciliation.MATCHED)
+        .exclude(gateway=gateway.name, gateway_payout_id__in=applied)
         .order_by("updated_at")
         .values_list("pk", flat=True)[: settings.PAYOUTS_RECONCILE_BATCH]
     )
@@ -387,7 +393,7 @@ def payouts_reconcile_organization(*, organization: Organization, now: datetime 
         _reconcile_on_commit(payout_id)
     linked = payout_lines_link_pending(organization_id=organization.pk, since=since)
     payouts_balance_refresh(organization=organization)
-    return {"applied": applied, "reconcile_queued": len(due), "linked": linked}
+    return {"applied": len(applied), "reconcile_queued": len(due), "linked": linked}
 
 
 def payouts_reconcile_sweep(*, now: datetime | None = None) -> dict:
