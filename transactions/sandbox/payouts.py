@@ -247,10 +247,21 @@ def payouts_advance(organization_id: int, *, now: datetime | None = None, notify
             .values_list("currency")
             .annotate(last=Max("payout_date"))
         )
-        starts = [day + timedelta(days=1) for day in last.values()]
+        # The first day something can happen: money becomes available to pay out, or an open payout
+        # comes back from the bank (its money then goes out in a later payout).
+        starts = []
         first_unpaid = _unpaid(organization_id).order_by("available_on").values_list("available_on", flat=True).first()
         if first_unpaid is not None:
-            starts.append(first_unpaid)
+            # No payout is made again for a day that has one already.
+            starts.append(max(first_unpaid, min(last.values()) + timedelta(days=1)) if last else first_unpaid)
+        first_open = (
+            SandboxPayout.objects.filter(organization_id=organization_id, status__in=_OPEN)
+            .order_by("payout_date")
+            .values_list("payout_date", flat=True)
+            .first()
+        )
+        if first_open is not None:
+            starts.append(first_open + timedelta(days=1))
         day = max(min(starts, default=today + timedelta(days=1)), today - timedelta(days=CATCH_UP_DAYS))
         while day <= today:
             if is_business_day(day):
