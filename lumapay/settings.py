@@ -311,6 +311,15 @@ EHR_POSTINGS_SWEEP_EVERY_SECONDS = env.int("EHR_POSTINGS_SWEEP_EVERY_SECONDS", d
 # visit an automatic copay request's link keeps working.
 COLLECTION_SCHEDULE_EVERY_SECONDS = env.int("COLLECTION_SCHEDULE_EVERY_SECONDS", default=60)
 COPAY_REQUEST_EXPIRES_AFTER_VISIT_HOURS = env.int("COPAY_REQUEST_EXPIRES_AFTER_VISIT_HOURS", default=72)
+# Payouts (payouts/): how often the beat catches what payout events missed (recent payouts listed
+# from the gateway, payouts whose lines are not fetched or do not add up reconciled again, lines
+# whose transaction arrived late linked, balances refreshed), how far back it lists, and how many
+# payouts one run reconciles again per clinic at most.
+PAYOUTS_RECONCILE_EVERY_MINUTES = env.int("PAYOUTS_RECONCILE_EVERY_MINUTES", default=30)
+PAYOUTS_RECONCILE_LOOKBACK_DAYS = env.int("PAYOUTS_RECONCILE_LOOKBACK_DAYS", default=14)
+PAYOUTS_RECONCILE_BATCH = env.int("PAYOUTS_RECONCILE_BATCH", default=200)
+# How often the Sandbox processor runs its payout schedule (makes the day's payouts, moves them on).
+SANDBOX_PAYOUTS_EVERY_MINUTES = env.int("SANDBOX_PAYOUTS_EVERY_MINUTES", default=10)
 CELERY_BEAT_SCHEDULE = {
     # Copay requests before visits, balance requests and their reminders, as each clinic's
     # collection rules say (nothing while every rule is off).
@@ -361,6 +370,17 @@ CELERY_BEAT_SCHEDULE = {
     "sandbox-holds-lapse": {
         "task": "transactions.tasks.sandbox_holds_lapse",
         "schedule": AUTHORIZATIONS_RELEASE_EVERY_MINUTES * 60,
+    },
+    # The Sandbox processor makes its daily payouts and moves them along (pending, in transit, paid
+    # or returned by the bank), posting their events to the webhook path.
+    "sandbox-payouts-advance": {
+        "task": "transactions.tasks.sandbox_payouts_advance",
+        "schedule": SANDBOX_PAYOUTS_EVERY_MINUTES * 60,
+    },
+    # Payouts: what their events missed is listed from the gateway and reconciled.
+    "payouts-reconcile-sweep": {
+        "task": "payouts.tasks.payouts_reconcile_sweep",
+        "schedule": PAYOUTS_RECONCILE_EVERY_MINUTES * 60,
     },
     # Payment plans' instalments due (and declined ones due for a retry) are charged.
     "payment-plan-instalments-charge": {

@@ -324,7 +324,11 @@ class _DemoPayments:
                 actor_type=ActorType.GATEWAY, gateway_reference=charge.id,
             )
             for amount, succeeded in self._refund_amounts(transaction.amount_cents, plan):
-                refund_at = min(paid_at + timedelta(days=rng.randrange(1, 12), minutes=rng.randrange(0, 480)), self.now)
+                refund_at = paid_at + timedelta(days=rng.randrange(1, 12), minutes=rng.randrange(0, 480))
+                if refund_at > self.now:
+                    # Too recent a payment for that: refunded since, some time before now (not
+                    # all at this very moment, which would leave the Sandbox's balance negative).
+                    refund_at = paid_at + (self.now - paid_at) * rng.random()
                 refund_plans.append((transaction, charge, amount, succeeded, refund_at))
                 if succeeded:
                     charge.amount_refunded_cents += amount

@@ -33,11 +33,13 @@ from .enums import (
 # The Sandbox processor keeps its own books in its own module; importing them here registers them
 # under this app's label, where the migrations created them.
 from .sandbox.models import (  # noqa: F401
+    SandboxBalanceTransaction,
     SandboxCharge,
     SandboxCheckoutSession,
     SandboxCustomer,
     SandboxPaymentIntent,
     SandboxPaymentMethod,
+    SandboxPayout,
     SandboxRefund,
     SandboxSetupSession,
 )

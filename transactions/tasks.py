@@ -18,7 +18,7 @@ from lumapay.tenant_rls import all_organizations, organization_scope_of
 from .gateways.base import GatewayUnavailable
 from .enums import EhrPostingStatus
 from .models import EhrPosting, PaymentPlanInstalment, PaymentRequestDelivery, Transaction, TransactionExport
-from .sandbox import processor as sandbox_processor
+from .sandbox import payouts as sandbox_payouts, processor as sandbox_processor
 from .services import (
     collection_schedule,
     ehr_postings,
@@ -192,6 +192,14 @@ def sandbox_holds_lapse() -> int:
     events tell LumaPay's ledger."""
     with all_organizations():
         return sandbox_processor.holds_lapse()
+
+
+@shared_task
+def sandbox_payouts_advance() -> int:
+    """The Sandbox processor pays its merchants out (beat): today's payouts made, each moved along
+    its schedule (pending, in transit, paid or returned by the bank); its events tell LumaPay."""
+    with all_organizations():
+        return sandbox_payouts.payouts_advance_all()
 
 
 @shared_task

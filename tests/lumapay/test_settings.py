@@ -48,7 +48,7 @@ print(json.dumps({
         "PATIENT_MESSAGE_MAX_ATTEMPTS",
         "GATEWAY_EVENTS_SWEEP_AFTER_SECONDS", "GATEWAY_EVENT_MAX_ATTEMPTS", "CELERY_VISIBILITY_TIMEOUT_SECONDS",
         "EHR_POSTING_CLAIM_LEASE_SECONDS", "EHR_POSTING_MAX_ATTEMPTS",
-        "COPAY_REQUEST_EXPIRES_AFTER_VISIT_HOURS",
+        "COPAY_REQUEST_EXPIRES_AFTER_VISIT_HOURS", "PAYOUTS_RECONCILE_LOOKBACK_DAYS", "PAYOUTS_RECONCILE_BATCH",
     )},
     "EMAIL_TIMEOUT": settings.EMAIL_TIMEOUT,
     "visibility_timeout": app.conf.broker_transport_options["visibility_timeout"],
@@ -268,6 +268,8 @@ TUNABLE_DEFAULTS = {
     "EHR_POSTING_CLAIM_LEASE_SECONDS": 120,
     "EHR_POSTING_MAX_ATTEMPTS": 10,
     "COPAY_REQUEST_EXPIRES_AFTER_VISIT_HOURS": 72,
+    "PAYOUTS_RECONCILE_LOOKBACK_DAYS": 14,
+    "PAYOUTS_RECONCILE_BATCH": 200,
 }
 
 
@@ -291,6 +293,8 @@ def test_tunables_keep_their_defaults():
         "ehr-connections-sync-due": 60,
         "ehr-postings-sweep": 60,
         "collection-schedule-run": 60,
+        "sandbox-payouts-advance": 10 * 60,
+        "payouts-reconcile-sweep": 30 * 60,
     }
     assert out["EMAIL_TIMEOUT"] == 30
 
@@ -311,6 +315,8 @@ def test_every_tunable_is_read_from_the_environment():
             EHR_SYNC_SWEEP_EVERY_SECONDS="45",
             EHR_POSTINGS_SWEEP_EVERY_SECONDS="40",
             COLLECTION_SCHEDULE_EVERY_SECONDS="90",
+            SANDBOX_PAYOUTS_EVERY_MINUTES="4",
+            PAYOUTS_RECONCILE_EVERY_MINUTES="11",
         )
     )
 
@@ -332,6 +338,8 @@ def test_every_tunable_is_read_from_the_environment():
         "ehr-connections-sync-due": 45,
         "ehr-postings-sweep": 40,
         "collection-schedule-run": 90,
+        "sandbox-payouts-advance": 4 * 60,
+        "payouts-reconcile-sweep": 11 * 60,
     }
     assert out["EMAIL_TIMEOUT"] == 12
 

@@ -11,18 +11,25 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Iterator
+from datetime import date, datetime, timezone as dt_timezone
 
 from org_profile.fees import platform_fee_cents
 
-from ..sandbox import processor
-from ..sandbox.enums import SandboxCancellation, SandboxIntentStatus
-from ..sandbox.models import SandboxCharge, SandboxPaymentIntent, SandboxRefund
+from ..sandbox import payouts as sandbox_payouts, processor
+from ..sandbox.enums import SandboxBalanceType, SandboxCancellation, SandboxIntentStatus
+from ..sandbox.models import SandboxBalanceTransaction, SandboxCharge, SandboxPaymentIntent, SandboxRefund
 from .base import (
+    BalanceAmount,
+    BalanceFact,
     ChargeFact,
     CheckoutStart,
     GatewayError,
     GatewayFact,
     LedgerFact,
+    NextPayout,
+    PayoutFact,
+    PayoutLineFact,
     RefundFact,
     SavedCardFact,
     VerifiedEvent,
@@ -166,6 +173,38 @@ class SandboxGateway:
     def saved_card_detach(self, *, saved_card) -> None:
         processor.payment_method_detach(saved_card.gateway_payment_method_id)
 
+    # -- balance and payouts (``base.Payouts``) --
+
+    def payout_lines(self, *, organization, gateway_payout_id: str) -> Iterator[PayoutLineFact]:
+        if sandbox_payouts.payout_get(organization.pk, gateway_payout_id) is None:
+            raise GatewayError("The Sandbox has no such payout for this organization.")
+        for row in sandbox_payouts.payout_balance_transactions(organization.pk, gateway_payout_id):
+            yield _payout_line_fact(row)
+
+    def payouts_list(self, *, organization, created_after: datetime) -> Iterator[PayoutFact]:
+        as_of = int(time.time())
+        for payout in sandbox_payouts.payouts_list(organization.pk, created_after=created_after):
+            yield _payout_fact(sandbox_payouts.payout_payload(payout), as_of=as_of)
+
+    def payout_get(self, *, organization, gateway_payout_id: str) -> PayoutFact:
+        payout = sandbox_payouts.payout_get(organization.pk, gateway_payout_id)
+        if payout is None:
+            raise GatewayError("The Sandbox has no such payout for this organization.")
+        return _payout_fact(sandbox_payouts.payout_payload(payout), as_of=int(time.time()))
+
+    def balance(self, *, organization) -> BalanceFact:
+        return _balance_fact(sandbox_payouts.balance_payload(organization.pk), as_of=int(time.time()))
+
+    def next_payouts(self, *, organization) -> list[NextPayout]:
+        return [
+            NextPayout(
+                currency=upcoming["currency"],
+                arrival_date=date.fromisoformat(upcoming["arrival_date"]),
+                estimated_cents=upcoming["amount"],
+            )
+            for upcoming in sandbox_payouts.next_payouts(organization.pk)
+        ]
+
     # -- events --
 
     def event_verify(self, *, body: bytes, headers) -> VerifiedEvent:
@@ -189,14 +228,83 @@ class SandboxGateway:
             event_id, event_type, obj = event["id"], event["type"], event["data"]["object"]
         except (ValueError, KeyError, TypeError):
             raise WebhookVerificationError("The Sandbox event body is not a valid event.")
-        return VerifiedEvent(event_id=event_id, event_type=event_type, payload=event, facts=_facts(event_type, obj))
+        return VerifiedEvent(event_id=event_id, event_type=event_type, payload=event, facts=_event_facts(event))
 
     def organization_id_for_event(self, payload: dict) -> int | None:
         """The Sandbox's events name no clinic we trust: their facts' transaction decides."""
         return None
 
     def facts_from_payload(self, *, payload: dict) -> list[GatewayFact]:
-        return _facts(payload["type"], payload["data"]["object"])
+        return _event_facts(payload)
+
+
+def _event_facts(event: dict) -> list[GatewayFact]:
+    obj = event["data"]["object"]
+    if obj.get("object") == "payout" and event["type"].startswith("payout."):
+        return [_payout_fact(obj, as_of=int(event.get("created") or 0))]
+    if obj.get("object") == "balance" and event["type"] == "balance.available":
+        return [_balance_fact(obj, as_of=int(event.get("created") or 0))]
+    return _facts(event["type"], obj)
+
+
+def _payout_fact(obj: dict, *, as_of: int) -> PayoutFact:
+    bank = obj.get("bank_account") or {}
+    return PayoutFact(
+        organization_id=int(obj["account"]),
+        gateway_payout_id=obj["id"],
+        amount_cents=int(obj["amount"]),
+        currency=obj["currency"],
+        status=obj["status"],
+        method=obj.get("method", "standard"),
+        created=datetime.fromtimestamp(int(obj["created"]), tz=dt_timezone.utc),
+        arrival_date=date.fromisoformat(obj["arrival_date"]),
+        automatic=bool(obj.get("automatic", True)),
+        bank_name=bank.get("bank_name", ""),
+        bank_last4=bank.get("last4", ""),
+        trace_id=obj.get("trace_id") or "",
+        failure_code=obj.get("failure_code") or "",
+        failure_message=obj.get("failure_message") or "",
+        description=obj.get("description") or "",
+        as_of=as_of,
+    )
+
+
+def _balance_fact(obj: dict, *, as_of: int) -> BalanceFact:
+    pending = {row["currency"]: int(row["amount"]) for row in obj.get("pending", [])}
+    amounts = tuple(
+        BalanceAmount(currency=row["currency"], available_cents=int(row["amount"]), pending_cents=pending.pop(row["currency"], 0))
+        for row in obj.get("available", [])
+    ) + tuple(BalanceAmount(currency=currency, available_cents=0, pending_cents=cents) for currency, cents in pending.items())
+    return BalanceFact(organization_id=int(obj["account"]), amounts=amounts, as_of=as_of)
+
+
+# A balance transaction's type, as the payout's line kind (``payouts.enums.PayoutLineKind``'s values).
+_LINE_KINDS = {
+    SandboxBalanceType.CHARGE: "charge",
+    SandboxBalanceType.REFUND: "refund",
+    SandboxBalanceType.PAYOUT_FAILURE: "payout_failure",
+}
+_LINE_DESCRIPTIONS = {
+    SandboxBalanceType.CHARGE: "Card payment",
+    SandboxBalanceType.REFUND: "Refund",
+    SandboxBalanceType.PAYOUT_FAILURE: "Returned by the bank: payout {source}",
+}
+
+
+def _payout_line_fact(row: SandboxBalanceTransaction) -> PayoutLineFact:
+    return PayoutLineFact(
+        gateway_line_id=row.id,
+        kind=_LINE_KINDS.get(row.type, "other"),
+        amount_cents=row.amount_cents,
+        fee_cents=row.fee_cents,
+        net_cents=row.net_cents,
+        currency=row.currency,
+        created=row.created_at,
+        available_on=row.available_on,
+        source_id=row.source_id,
+        charge_id=row.charge_id,
+        description=_LINE_DESCRIPTIONS.get(row.type, "").format(source=row.source_id),
+    )
 
 
 def _charge_fact(charge: SandboxCharge) -> ChargeFact:

@@ -23,3 +23,20 @@ class SandboxCancellation(models.TextChoices):
 
     REQUESTED = "requested", _("Released by the merchant")
     EXPIRED = "expired", _("Lapsed")
+
+
+class SandboxBalanceType(models.TextChoices):
+    """What moved money in a merchant's balance at the Sandbox (Stripe's BalanceTransaction.type)."""
+
+    CHARGE = "charge", _("Charge")
+    REFUND = "refund", _("Refund")
+    PAYOUT_FAILURE = "payout_failure", _("Failed payout returned")
+
+
+class SandboxPayoutStatus(models.TextChoices):
+    """A Sandbox payout's status (Stripe's Payout.status)."""
+
+    PENDING = "pending", _("Pending")
+    IN_TRANSIT = "in_transit", _("In transit")
+    PAID = "paid", _("Paid")
+    FAILED = "failed", _("Failed")

@@ -1,4 +1,5 @@
-"""The Sandbox processor's own books: its checkouts, charges and refunds, not our ledger.
+"""The Sandbox processor's own books: its checkouts, charges and refunds, its merchants' balance
+transactions and payouts; not our ledger.
 
 The classes live here with the processor; ``transactions.models`` imports them, so they keep the
 ``transactions`` app label and the migrations that created them.
@@ -9,7 +10,13 @@ from django.db.models import F, Q
 
 from org_profile.models import Organization
 
-from .enums import SandboxCancellation, SandboxIntentStatus, SandboxSessionStatus
+from .enums import (
+    SandboxBalanceType,
+    SandboxCancellation,
+    SandboxIntentStatus,
+    SandboxPayoutStatus,
+    SandboxSessionStatus,
+)
 
 
 class SandboxCheckoutSession(models.Model):
@@ -171,3 +178,80 @@ class SandboxRefund(models.Model):
     status = models.CharField(max_length=20)
     failure_message = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+
+class SandboxPayout(models.Model):
+    """One payout the Sandbox made from a merchant's available balance to its bank account (Stripe's
+    Payout): one per business day and currency when there is money to send, made at midnight UTC
+    of ``payout_date``. Its id is drawn from the merchant, currency and day, so a second run of the
+    schedule finds the payout the first one made."""
+
+    id = models.CharField(primary_key=True, max_length=40)
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    currency = models.CharField(max_length=3, default="usd")
+    amount_cents = models.BigIntegerField()
+    payout_date = models.DateField(help_text="the business day the payout was made for")
+    status = models.CharField(max_length=20, choices=SandboxPayoutStatus.choices, default=SandboxPayoutStatus.PENDING)
+    method = models.CharField(max_length=20, default="standard")
+    arrival_date = models.DateField()
+    bank_name = models.CharField(max_length=100)
+    bank_last4 = models.CharField(max_length=4)
+    trace_id = models.CharField(max_length=40, blank=True)
+    failure_code = models.CharField(max_length=60, blank=True)
+    failure_message = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField()
+    in_transit_at = models.DateTimeField(null=True, blank=True)
+    settled_at = models.DateTimeField(null=True, blank=True, help_text="when it was paid, or failed")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "currency", "payout_date"], name="sandbox_payout_one_per_day"
+            ),
+            models.CheckConstraint(condition=Q(amount_cents__gt=0), name="sandbox_payout_positive"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["organization", "status"],
+                name="sandbox_payout_open",
+                condition=Q(status__in=["pending", "in_transit"]),
+            ),
+            models.Index(fields=["organization", "created_at"], name="sandbox_payout_org_created"),
+        ]
+
+
+class SandboxBalanceTransaction(models.Model):
+    """One movement of money in a merchant's balance at the Sandbox (Stripe's BalanceTransaction):
+    a charge (its fees taken: the Sandbox's and the platform's application fee), a refund, or a
+    failed payout's money coming back. It becomes available on ``available_on`` and is carried by
+    one payout (``payout``) once paid out. Booked by the processor from its charges and refunds
+    (``processor.books_update``), once each: its id is drawn from what caused it."""
+
+    id = models.CharField(primary_key=True, max_length=40)
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    type = models.CharField(max_length=20, choices=SandboxBalanceType.choices)
+    source_id = models.CharField(max_length=40, help_text="the charge, refund or payout that moved the money")
+    charge_id = models.CharField(max_length=40, blank=True, help_text="the charge it concerns (a refund's charge)")
+    amount_cents = models.BigIntegerField()
+    fee_cents = models.BigIntegerField(default=0)
+    net_cents = models.BigIntegerField()
+    currency = models.CharField(max_length=3, default="usd")
+    created_at = models.DateTimeField()
+    available_on = models.DateField()
+    payout = models.ForeignKey(
+        SandboxPayout, null=True, blank=True, on_delete=models.PROTECT, related_name="balance_transactions"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["type", "source_id"], name="sandbox_balance_transaction_once"),
+            models.CheckConstraint(condition=Q(net_cents=F("amount_cents") - F("fee_cents")), name="sandbox_balance_net"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["organization", "currency", "available_on"],
+                name="sandbox_balance_unpaid",
+                condition=Q(payout__isnull=True),
+            ),
+            models.Index(fields=["payout", "created_at"], name="sandbox_balance_by_payout"),
+        ]

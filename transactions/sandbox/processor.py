@@ -28,6 +28,11 @@ authentication card asks first), then charges the card while the patient is away
 releases it. A hold lapses ``HOLD_LIFETIME`` (7 days) after it was made, as a card network lets
 it: the Sandbox then releases it (event ``charge.released`` with reason "expired") and a capture
 is refused with the reason. ``hold_age`` moves a hold back in time, for tests and the demo.
+
+Payouts (``transactions.sandbox.payouts``): the Sandbox keeps each merchant's balance (a balance
+transaction per paid charge, less its fees, and per refund) and pays what became available out
+every business day; payouts go pending, in transit, paid, or (one in twenty) come back from the
+bank, and post ``payout.*`` and ``balance.available`` events like the charges' ones.
 """
 from __future__ import annotations
 

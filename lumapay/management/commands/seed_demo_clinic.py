@@ -2,8 +2,8 @@
 patients with appointments and balances, payment requests in every status and a few hundred
 transactions over the last 90 days, each with its ledger events and the Sandbox's matching books.
 
-Each app builds its own part (org_profile/demo.py, ehr_sync/demo.py, transactions/demo.py), lower
-apps first; this command only composes them, in one database transaction.
+Each app builds its own part (org_profile/demo.py, ehr_sync/demo.py, transactions/demo.py,
+payouts/demo.py), lower apps first; this command only composes them, in one database transaction.
 Idempotent: everything hangs off the organization slug ``demo-clinic`` and what exists is skipped.
 Deterministic: one ``random.Random(2026)`` draws every name, amount and date offset.
 """
@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from ehr_sync.demo import demo_ehr_build, demo_patients_build, demo_patients_summary
 from org_profile.demo import demo_tenancy_build, demo_tenancy_summary
+from payouts.demo import demo_payouts_build, demo_payouts_summary
 from transactions.demo import demo_card_on_file_build, demo_payments_build, demo_payments_summary
 
 SEED = 2026
@@ -50,11 +51,14 @@ class Command(BaseCommand):
             demo_payments_build(
                 organization=organization, locations=tenancy.locations, users=tenancy.users, rng=rng, now=now
             )
+            # The Sandbox pays the payments out, and the payouts are reconciled (payouts/demo.py).
+            demo_payouts_build(organization=organization, now=now)
         verb = "Created" if tenancy.created else "Already seeded:"
         lines = [
             f"{verb} {organization.name} (slug {organization.slug}), sandbox payments.",
             *demo_patients_summary(organization),
             *demo_payments_summary(organization),
+            *demo_payouts_summary(organization),
             *demo_tenancy_summary(organization),
         ]
         # `make dev` runs the demo clinic's EHR (ehr_sync/demo_fhir_server.py) and says where.
