@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 
 from org_profile.models import Organization
 from transactions.models import Transaction
@@ -95,6 +95,11 @@ class KindTotal:
     fee_cents: int
     net_cents: int
 
+    @property
+    def fee_taken_cents(self) -> int:
+        """The fees as what they take off (a refunded fee adds back)."""
+        return -self.fee_cents
+
 
 @dataclass(frozen=True)
 class LineTotals:
@@ -105,6 +110,10 @@ class LineTotals:
     gross_cents: int
     fee_cents: int
     net_cents: int
+
+    @property
+    def fee_taken_cents(self) -> int:
+        return -self.fee_cents
 
 
 def payout_line_totals(*, payout: Payout) -> LineTotals:
@@ -148,7 +157,8 @@ def payout_lines_page(*, payout: Payout, after: Cursor | None = None, size: int 
             Q(created_at__gt=after.created_at) | Q(id__gt=after.pk)
         )
     rows = list(
-        lines.order_by("created_at", "id").only(
+        # fee_taken_cents: the fee as what it takes off the line (negative; a refunded fee positive).
+        lines.annotate(fee_taken_cents=-F("fee_cents")).order_by("created_at", "id").only(
             "id", "kind", "amount_cents", "fee_cents", "net_cents", "currency", "created_at", "available_on",
             "source_id", "description", "transaction_id",
         )[: size + 1]

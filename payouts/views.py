@@ -134,7 +134,8 @@ def _reconciliation(payout, totals) -> dict:
         return {"state": "waiting", "text": text}
     difference = payout.amount_cents - totals.net_cents
     if difference == 0:
-        return {"state": "matched", "text": f"The {totals.count:,} lines add up to the payout to the cent."}
+        lines = "Its one line adds" if totals.count == 1 else f"The {totals.count:,} lines add"
+        return {"state": "matched", "text": f"{lines} up to the payout to the cent."}
     amount = format_cents(payout.amount_cents, payout.currency)
     net = format_cents(totals.net_cents, payout.currency)
     gap = format_cents(abs(difference), payout.currency)

@@ -83,7 +83,7 @@ def test_the_totals_by_kind_and_in_all_add_up_to_the_payout_to_the_cent(signed_i
     assert response.context["reconciliation"]["state"] == "matched"
     html = response.content.decode()
     assert "The 7 lines add up to the payout to the cent." in html
-    assert "$1,049.22" in html and "$48.95" in html and "$1,000.27" in html
+    assert "$1,049.22" in html and "−$48.95" in html and "$1,000.27" in html
 
 
 def test_every_line_links_its_transaction_and_names_no_patient(signed_in, carried):
@@ -180,3 +180,14 @@ def test_another_organizations_payout_is_not_found(signed_in, other_organization
 
     assert signed_in.get(reverse("payouts:detail", args=[theirs.pk])).status_code == 404
     assert signed_in.get(reverse("payouts:detail", args=[987654321])).status_code == 404
+
+
+def test_a_refunded_fee_adds_back(signed_in, organization):
+    payout = PayoutFactory(organization=organization, amount_cents=-9_870)
+    PayoutLineFactory(payout=payout, kind=PayoutLineKind.REFUND, amount_cents=-10_000, fee_cents=-130)
+
+    html = detail(signed_in, payout).content.decode()
+
+    # The refund took $100.00 off and gave back its $1.30 fee: −$98.70, and the fee column says +$1.30.
+    assert html.count("$1.30") >= 2 and "−$1.30" not in html
+    assert "Its one line adds up to the payout to the cent." in html
