@@ -35,6 +35,7 @@ from dataclasses import dataclass
 SLUG = "payouts-bench"
 YEARS_DAYS = 5 * 365 + 1
 BUSY_PAYOUTS = 100_000  # bench clinic 0: 100,000 payouts in 5 years (instant payouts on demand)
+BUSY_LINES_DAYS = 365  # the busy clinic's lines: its last year of payouts (older ones keep their counts only)
 LINES_PER_DAILY_PAYOUT = 24
 BIG_PAYOUT_LINES = 10_000
 DETAIL_TARGET_MS = 200.0
@@ -56,7 +57,7 @@ class Clinic:
 
 
 CLINICS = (
-    Clinic(0, "Payouts bench group (100,000 payouts)", "America/Los_Angeles", YEARS_DAYS, 0, 2, 20_000),
+    Clinic(0, "Payouts bench group (100,000 payouts)", "America/Los_Angeles", YEARS_DAYS, 0, 1, 20_000),
     Clinic(1, "Payouts bench clinic (5 years daily)", "America/New_York", YEARS_DAYS, 1, LINES_PER_DAILY_PAYOUT, 12_000),
     Clinic(2, "Payouts bench clinic (2 years daily)", "America/Chicago", 730, 1, 12, 4_000),
     Clinic(3, "Payouts bench clinic (6 months)", "America/New_York", 182, 1, 6, 800),
@@ -78,10 +79,20 @@ def _world(log):
         raise SystemExit(f"benchmarks: a partial payouts data set ({SLUG}-*) is in the bench database; drop it first.")
     started = time.monotonic()
     now = datetime.datetime.now(datetime.timezone.utc)
-    organizations = [_clinic_fill(clinic, now, log) for clinic in CLINICS]
     from django.db import connection
 
     with connection.cursor() as cursor:
+        # Triggers off while loading rows consistent by construction (as generate.py does): the
+        # daily totals' per-row trigger would make 100,000 transactions take many minutes.
+        cursor.execute("SET session_replication_role = replica")
+    try:
+        organizations = [_clinic_fill(clinic, now, log) for clinic in CLINICS]
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET session_replication_role = DEFAULT")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT transactions_daily_total_rebuild(id) FROM org_profile_organization WHERE slug LIKE %s",
+                       [f"{SLUG}-%"])
         cursor.execute("VACUUM (ANALYZE) payouts_payout")
         cursor.execute("VACUUM (ANALYZE) payouts_payoutline")
         cursor.execute("ANALYZE transactions_transaction")
@@ -175,8 +186,13 @@ def _clinic_fill(clinic: Clinic, now: datetime.datetime, log):
     # The transactions the lines carry: one paid transaction per payment line.
     per_payout = clinic.lines_per_payout
     big_payout = payouts[-30] if clinic.number == 1 else None  # a payout a month back carrying 10,000 lines
+    lines_from = now - datetime.timedelta(days=BUSY_LINES_DAYS) if not clinic.per_day else None
+
+    def carries_lines(payout) -> bool:
+        return payout[3] != "pending" and (lines_from is None or payout[1] >= lines_from)
+
     payment_lines = sum((BIG_PAYOUT_LINES if big_payout and p[0] == big_payout[0] else per_payout)
-                        for p in payouts if p[3] != "pending")
+                        for p in payouts if carries_lines(p))
     transactions = []
     for batch_start in range(0, payment_lines, 5000):
         batch = [
@@ -203,7 +219,7 @@ def _clinic_fill(clinic: Clinic, now: datetime.datetime, log):
     with connection.cursor() as cursor:
         updates = []
         for payout_id, created, amount, status in payouts:
-            if status == "pending":
+            if not carries_lines((payout_id, created, amount, status)):
                 continue
             count = BIG_PAYOUT_LINES if big_payout and payout_id == big_payout[0] else per_payout
             net_total = 0
@@ -290,6 +306,7 @@ def bench_payouts(*, runs: int, export_runs: int, timed, result, log=print) -> l
 def _bench_detail(organization, client, *, runs, timed, result, log) -> list[dict]:
     from django.db import connection
 
+    from lumapay.money import format_cents
     from lumapay.tenant_rls import organization_scope
     from payouts.models import Payout, PayoutLine
     from transactions.selectors.dashboard import Cursor
@@ -301,8 +318,9 @@ def _bench_detail(organization, client, *, runs, timed, result, log) -> list[dic
         url = f"/payouts/{payout.pk}/" + (f"?after={after.encode()}" if after else "")
         response = client.get(url)
         assert response.status_code == 200, (url, response.status_code)
-        assert response.context["totals"].net_cents == payout.lines_net_cents
-        assert len(response.context["lines"].lines) == 100
+        html = response.content.decode()
+        assert format_cents(payout.lines_net_cents, payout.currency) in html
+        assert html.count('data-label="Kind">') >= 100, html.count('data-label="Kind">')
 
         def baseline(after=after):
             # The same reads and a page of the same facts, done minimally: hand-written SQL in the
@@ -408,7 +426,8 @@ def _bench_list(organization, client, now, *, runs, timed, result, log) -> list[
             url = f"/payouts/?{page_query}" if page_query else "/payouts/"
             response = client.get(url)
             assert response.status_code == 200, (url, response.status_code)
-            assert response.context["totals"].count == count, (case_name, response.context["totals"].count, count)
+            said = f"{count:,} payout{'' if count == 1 else 's'}"
+            assert said in response.content.decode(), (case_name, said)
             with CaptureQueriesContext(connection) as captured:
                 client.get(url)
             replay, statements = _replayer([q["sql"] for q in captured.captured_queries], organization.pk)
