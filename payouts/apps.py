@@ -21,3 +21,10 @@ class PayoutsConfig(AppConfig):
         # Payout facts enter through the gateway-event dispatch, as ledger facts do.
         fact_kind_register(PayoutFact, FactKind(apply=payout_fact_apply, organization_id=payout_fact_organization_id))
         fact_kind_register(BalanceFact, FactKind(apply=balance_fact_apply, organization_id=balance_fact_organization_id))
+
+        # The transaction page's "To the bank" panel (payouts/panels.py).
+        from transactions.transaction_panels import transaction_panels_register
+
+        from .panels import PAYOUT_PANELS
+
+        transaction_panels_register(PAYOUT_PANELS)

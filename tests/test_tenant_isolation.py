@@ -11,10 +11,11 @@ from org_profile.enums import Role
 from transactions.enums import ExportStatus, PaymentRequestKind
 from transactions.models import PaymentPlan, PaymentRequest, SavedCard, TransactionExport
 from transactions.services.transaction_open import transaction_open
+from payouts.models import Payout
 
 from .factories import AppointmentFactory, LocationFactory, MembershipFactory, OrganizationFactory, PatientFactory
 
-STAFF_NAMESPACES = ("transactions", "patients")
+STAFF_NAMESPACES = ("transactions", "patients", "payouts")
 
 # url name -> which of organization A's objects its id names.
 OBJECT_FOR_URL = {
@@ -45,6 +46,7 @@ OBJECT_FOR_URL = {
     "transactions:payment_plan_cancel": "payment_plan",
     "transactions:export_detail": "export",
     "transactions:export_download": "export",
+    "payouts:detail": "payout",
 }
 
 
@@ -109,7 +111,12 @@ def organization_a_objects(db):
         consented_at="2026-01-01T00:00:00Z",
         consent_source="staff",
     )
+    payout = Payout.objects.create(
+        organization=organization, gateway="sandbox", gateway_payout_id="po_organization_a", amount_cents=10_000,
+        currency="usd", status="paid", created_at="2026-01-01T00:00:00Z", arrival_date="2026-01-03",
+    )
     return {
+        "payout": payout,
         "patient": patient,
         "payment_request": payment_request,
         "transaction": transaction,

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 import ehr_sync.connection_urls
 import ehr_sync.urls
+import payouts.urls
 import transactions.urls
 import uploads.urls
 from ehr_sync.models import Hl7Message
@@ -211,6 +212,11 @@ SHOWS_NO_PATIENT = {
     "uploads:send": "redirects to the upload's preview",
     "uploads:import": "redirects to the upload's page",
     "uploads:discard": "redirects to the Upload Center",
+    # Payouts are bookkeeping: amounts, dates, bank digits and links to transactions, never a patient
+    # (payouts/views.py says why); the transaction page a line links to records its own look.
+    "payouts:list": "the balance and the payouts: amounts, dates, statuses",
+    "payouts:export": "the payouts as CSV: amounts, dates, bank digits, trace ids",
+    "payouts:detail": "a payout's lines: kinds, amounts and transaction numbers, no patient names",
 }
 
 
@@ -220,6 +226,7 @@ def test_every_staff_url_is_either_crawled_or_said_to_show_no_patient():
         | {f"transactions:{p.name}" for p in transactions.urls.urlpatterns}
         | {f"ehr_connections:{p.name}" for p in ehr_sync.connection_urls.urlpatterns}
         | {f"uploads:{p.name}" for p in uploads.urls.urlpatterns}
+        | {f"payouts:{p.name}" for p in payouts.urls.urlpatterns}
     )
 
     assert set(SHOWS_PATIENTS) | set(SHOWS_NO_PATIENT) == names

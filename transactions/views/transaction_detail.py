@@ -32,6 +32,7 @@ from ..selectors.saved_cards import card_on_file_offered
 from ..services.receipt_documents import ReceiptUnavailable, receipt_download
 from ..services.refunds import refund_create, refund_retry, refund_roles_text
 from ..services.saved_cards import saved_card_roles_text
+from ..transaction_panels import transaction_panel_context, transaction_panel_templates
 
 
 @membership_required()
@@ -191,5 +192,8 @@ def _detail(request, transaction, *, form=None, status=200):
         "ehr_posting": transaction_ehr_postings(transaction=transaction),
         "may_post_again": request.membership.role in MANAGERS,
         "nav": "dashboard",
+        # What apps above transactions show about it (payouts: which payout carried its money).
+        "transaction_panels": transaction_panel_templates(),
     }
+    context.update(transaction_panel_context(request, transaction))
     return render(request, "transactions/dashboard/detail.html", context, status=status)
