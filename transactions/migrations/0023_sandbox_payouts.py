@@ -65,7 +65,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='sandboxpayout',
-            constraint=models.UniqueConstraint(fields=('organization', 'currency', 'payout_date'), name='sandbox_payout_one_per_day'),
+            constraint=models.UniqueConstraint(condition=models.Q(('method', 'standard')), fields=('organization', 'currency', 'payout_date'), name='sandbox_payout_one_per_day'),
         ),
         migrations.AddConstraint(
             model_name='sandboxpayout',

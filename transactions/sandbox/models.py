@@ -205,8 +205,11 @@ class SandboxPayout(models.Model):
 
     class Meta:
         constraints = [
+            # One scheduled payout a day; instant payouts (``payouts.payout_instant``) come on top.
             models.UniqueConstraint(
-                fields=["organization", "currency", "payout_date"], name="sandbox_payout_one_per_day"
+                fields=["organization", "currency", "payout_date"],
+                condition=Q(method="standard"),
+                name="sandbox_payout_one_per_day",
             ),
             models.CheckConstraint(condition=Q(amount_cents__gt=0), name="sandbox_payout_positive"),
         ]

@@ -243,7 +243,7 @@ def payouts_advance(organization_id: int, *, now: datetime | None = None, notify
         result.booked = books_update(organization_id)
         today = _utc_date(now)
         last = dict(
-            SandboxPayout.objects.filter(organization_id=organization_id)
+            SandboxPayout.objects.filter(organization_id=organization_id, method=METHOD)
             .values_list("currency")
             .annotate(last=Max("payout_date"))
         )
@@ -357,6 +357,58 @@ def _statuses_advance(organization_id: int, *, at: datetime, result: AdvanceResu
             )
             result.failed += 1
             events.append(("payout.failed", payout_payload(payout)))
+
+
+def payout_instant(organization_id: int, *, now: datetime | None = None) -> SandboxPayout | None:
+    """Pay the merchant out at once everything it has at the Sandbox, as if its charges had
+    settled: an instant payout (Stripe's ``method=instant``) made, sent and paid now, one per
+    currency, posting ``payout.created``, ``payout.updated``, ``payout.paid`` and
+    ``balance.available``. For trying payouts in development without waiting the two business days
+    a charge takes to settle (``manage.py sandbox_pay_out_now``); the Sandbox moves no real money.
+    Returns the (last) payout made, or None when there was nothing to pay out."""
+    now = now or timezone.now()
+    today = _utc_date(now)
+    made = None
+    with db_transaction.atomic():
+        with connection.cursor() as cursor:
+            # The same lock as the schedule: never both at once for one merchant.
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_CLASS, organization_id])
+        books_update(organization_id)
+        unpaid = _unpaid(organization_id).filter(created_at__lte=now)
+        for currency in sorted(set(unpaid.values_list("currency", flat=True).distinct())):
+            carried = unpaid.filter(currency=currency)
+            total = carried.aggregate(total=Sum("net_cents"))["total"] or 0
+            if total <= 0:
+                continue
+            payout_id = "po_sbx_i" + hashlib.sha256(f"sandbox-instant:{organization_id}:{currency}:{now.isoformat()}".encode()).hexdigest()[:23]
+            bank_name, bank_last4 = bank_account_for(organization_id)
+            payout = SandboxPayout.objects.create(
+                id=payout_id,
+                organization_id=organization_id,
+                currency=currency,
+                amount_cents=total,
+                payout_date=today,
+                method="instant",
+                arrival_date=today,
+                bank_name=bank_name,
+                bank_last4=bank_last4,
+                created_at=now,
+            )
+            carried.update(payout=payout, available_on=today)
+            _event_send_on_commit("payout.created", payout_payload(payout), organization_id)
+            payout.status = SandboxPayoutStatus.IN_TRANSIT
+            payout.in_transit_at = now
+            payout.trace_id = trace_id_for(payout.id)
+            payout.save(update_fields=["status", "in_transit_at", "trace_id"])
+            _event_send_on_commit("payout.updated", payout_payload(payout), organization_id)
+            payout.status = SandboxPayoutStatus.PAID
+            payout.settled_at = now
+            payout.save(update_fields=["status", "settled_at"])
+            _event_send_on_commit("payout.paid", payout_payload(payout), organization_id)
+            made = payout
+        if made is not None:
+            _event_send_on_commit("balance.available", balance_payload(organization_id, now=now), organization_id)
+    return made
 
 
 def payouts_advance_all(*, now: datetime | None = None) -> int:
