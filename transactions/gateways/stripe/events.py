@@ -266,6 +266,19 @@ class StripeEvents:
     def _on_account_updated(self, organization, account: dict, as_of: int) -> list[AccountFact]:
         return [account_fact_from_account(account, as_of=as_of)]
 
+    def _on_account_deauthorized(self, organization, application: dict, as_of: int) -> list[AccountFact]:
+        # The event's object is our platform's application; the account is the event's own.
+        return [
+            AccountFact(
+                account_id=organization.stripe_account_id,
+                charges_enabled=False,
+                payouts_enabled=False,
+                details_submitted=organization.stripe_details_submitted,
+                as_of=as_of,
+                disconnected=True,
+            )
+        ]
+
 
 _EVENT_HANDLERS = {
     "checkout.session.completed": StripeEvents._on_checkout_session,
@@ -286,4 +299,5 @@ _EVENT_HANDLERS = {
     "charge.dispute.funds_withdrawn": StripeEvents._on_dispute,
     "charge.dispute.funds_reinstated": StripeEvents._on_dispute,
     "account.updated": StripeEvents._on_account_updated,
+    "account.application.deauthorized": StripeEvents._on_account_deauthorized,
 }
