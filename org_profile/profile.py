@@ -407,7 +407,8 @@ def _person_clean(data: dict, *, person: OrganizationPerson | None) -> dict:
             except ValidationError:
                 errors[field] = ["Enter an e-mail address, such as name@clinic.example."]
                 continue
-        values[field] = _model_clean(OrganizationPerson, field, value, instance, errors)
+        # Empty required values get their own message below.
+        values[field] = _model_clean(OrganizationPerson, field, value, instance, errors) if value else ""
 
     merged = {field: values.get(field, getattr(person, field, None) if person else None) for field in PERSON_FIELDS if field not in PERSON_SECRET_FIELDS}
     for field, label in (("first_name", "the first name"), ("last_name", "the last name"), ("email", "the e-mail address"), ("phone", "the phone number")):

@@ -6,6 +6,14 @@ from django import forms
 from .enums import BusinessType, IndustryCode
 from .profile import PUBLIC_FIELDS, US_STATES
 
+class NeverShownInput(forms.TextInput):
+    """A text box that never puts a value back on the page (an EIN, a date of birth, SSN digits):
+    not after saving, not after a refused form."""
+
+    def format_value(self, value):
+        return None
+
+
 STATE_CHOICES = [("", "Choose a state")] + sorted(US_STATES.items(), key=lambda item: item[1])
 
 
@@ -27,7 +35,7 @@ class LegalForm(ProfileForm):
         required=False,
         label="Employer Identification Number (EIN)",
         help_text="9 digits, such as 12-3456789. Stored encrypted; only its last 4 digits are shown again.",
-        widget=forms.TextInput(attrs={"autocomplete": "off", "inputmode": "numeric", "spellcheck": "false"}),
+        widget=NeverShownInput(attrs={"autocomplete": "off", "inputmode": "numeric", "spellcheck": "false"}),
     )
     address_line1 = forms.CharField(required=False, label="Registered address")
     address_line2 = forms.CharField(required=False, label="Address line 2")
@@ -74,7 +82,12 @@ class PublicForm(ProfileForm):
 
 
 class LogoForm(forms.Form):
-    logo = forms.FileField(required=False, label="Logo", help_text="A PNG, JPEG or WebP image. It is shown at most 512 pixels wide.")
+    logo = forms.FileField(
+        required=False,
+        label="Logo",
+        help_text="A PNG, JPEG or WebP image. It is shown at most 512 pixels wide.",
+        error_messages={"empty": "Choose an image file for the logo.", "invalid": "Choose an image file for the logo."},
+    )
 
 
 class PersonForm(ProfileForm):
@@ -87,13 +100,13 @@ class PersonForm(ProfileForm):
         required=False,
         label="Date of birth",
         help_text="YYYY-MM-DD. Stored encrypted and never shown again.",
-        widget=forms.TextInput(attrs={"autocomplete": "off", "placeholder": "YYYY-MM-DD"}),
+        widget=NeverShownInput(attrs={"autocomplete": "off", "placeholder": "YYYY-MM-DD"}),
     )
     ssn_last4 = forms.CharField(
         required=False,
         label="Last 4 digits of the SSN",
         help_text="Stored encrypted and never shown again.",
-        widget=forms.TextInput(attrs={"autocomplete": "off", "inputmode": "numeric", "maxlength": "4"}),
+        widget=NeverShownInput(attrs={"autocomplete": "off", "inputmode": "numeric", "maxlength": "4"}),
     )
     address_line1 = forms.CharField(required=False, label="Home address")
     address_line2 = forms.CharField(required=False, label="Address line 2")

@@ -3,6 +3,7 @@ information and the people Stripe asks about ask for the password again before t
 for editing, and again on saving when it has been too long; the forms never carry back a tax ID,
 a date of birth or SSN digits (they are "on file")."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -81,28 +82,28 @@ def organization_public(request):
 @membership_required(roles=ADMINISTRATORS)
 @require_POST
 def organization_logo(request):
+    """Upload the logo (checked by its content, stored resized as a PNG), or remove it."""
+    if "remove" in request.POST:
+        organization_logo_remove(organization=request.organization, actor=request.user)
+        messages.success(request, "Removed the logo.")
+        return redirect("organization_profile")
     form = LogoForm(request.POST, request.FILES)
-    try:
-        if "remove" in request.POST:
-            organization_logo_remove(organization=request.organization, actor=request.user)
-            messages.success(request, "Removed the logo.")
+    if form.is_valid():
+        upload = form.cleaned_data["logo"]
+        limit = settings.ORGANIZATION_LOGO_MAX_BYTES
+        try:
+            if upload is None:
+                raise LogoRefused("Choose an image file for the logo.")
+            if upload.size > limit:
+                # Refused by its size before it is read into memory.
+                raise LogoRefused(f"The logo is too large: use a file of at most {limit // (1024 * 1024) or 1} MB.")
+            organization_logo_set(organization=request.organization, actor=request.user, data=upload.read())
+        except ApplicationError as error:
+            form.add_error("logo", error.message)
+        else:
+            messages.success(request, "Saved the logo: patients see it on pay pages and receipts.")
             return redirect("organization_profile")
-        upload = request.FILES.get("logo")
-        if upload is None:
-            raise LogoRefused("Choose an image file for the logo.")
-        from django.conf import settings
-
-        if upload.size > settings.ORGANIZATION_LOGO_MAX_BYTES:
-            raise LogoRefused(
-                f"The logo is too large: use a file of at most {settings.ORGANIZATION_LOGO_MAX_BYTES // (1024 * 1024) or 1} MB."
-            )
-        organization_logo_set(organization=request.organization, actor=request.user, data=upload.read())
-    except ApplicationError as error:
-        form.is_valid()
-        form.add_error("logo", error.message)
-        return _page(request, logo_form=form, status=400)
-    messages.success(request, "Saved the logo: patients see it on pay pages and receipts.")
-    return redirect("organization_profile")
+    return _page(request, logo_form=form, status=400)
 
 
 @never_cache
