@@ -2,7 +2,9 @@
 account's own header, never a patient's data), the profile shows what Stripe still needs with
 its deadline from account.updated, and account.application.deauthorized disconnects the account,
 tells the administrators and stops Stripe actions until it is connected again. localstripe has
-no Connect: accounts and persons are FakeConnect's (tests/stripe_support.py)."""
+no Connect: accounts and persons are FakeConnect's (tests/stripe_support.py). Here, beside the
+Stripe fixtures (tests/transactions/conftest.py: localstripe runs once per test session); the
+rest of the profile's tests are in tests/org_profile/."""
 
 import datetime
 
@@ -26,8 +28,7 @@ from transactions.gateways.stripe.client import account_of, idempotency_key
 from transactions.services.stripe_connect import stripe_onboarding_start
 
 from ..stripe_support import event_receive, stripe_event
-from ..transactions.conftest import localstripe_server, stripe_organization, stripe_world  # noqa: F401 (fixtures)
-from .profile_support import EIN, PERSON
+from ..org_profile.profile_support import EIN, PERSON
 
 pytestmark = pytest.mark.django_db
 
