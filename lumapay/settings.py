@@ -561,6 +561,9 @@ LOGGING = {
         "django": {"handlers": [], "propagate": True},
         "django.db.backends": {"level": "WARNING"},
         "weasyprint": {"level": "WARNING"},
+        # The Stripe library logs request bodies at DEBUG ("Post details"): they carry the clinic's
+        # EIN and its owners' dates of birth and SSN digits (the profile's push). Never below INFO.
+        "stripe": {"level": "INFO"},
         "axes": {"level": "WARNING"},
         "django.server": {"handlers": [], "propagate": True},
     },

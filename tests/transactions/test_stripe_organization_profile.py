@@ -7,6 +7,7 @@ Stripe fixtures (tests/transactions/conftest.py: localstripe runs once per test 
 rest of the profile's tests are in tests/org_profile/."""
 
 import datetime
+import logging
 
 import pytest
 from django.core import mail
@@ -228,3 +229,17 @@ def test_connecting_again_after_a_disconnection_makes_a_new_account(stripe_world
     assert row.stripe_account_id != old and row.stripe_connected
     created = AuditEvent.objects.get(action=AuditAction.STRIPE_ACCOUNT_CREATED)
     assert created.changes == {"stripe_account_id": [old, row.stripe_account_id]}
+
+
+def test_the_push_logs_no_secret_even_with_debug_logging(stripe_world, stripe_organization, administrator, on_commit, caplog):
+    # LOG_LEVEL=DEBUG sets the root logger to DEBUG; the Stripe library's "Post details" (request
+    # bodies) stay out because lumapay/settings.py keeps its logger at INFO.
+    caplog.set_level(logging.DEBUG)
+
+    on_commit(lambda: organization_legal_update(organization=stripe_organization, actor=administrator, data={"tax_id": EIN}))
+    on_commit(lambda: organization_person_add(organization=stripe_organization, actor=administrator, data=PERSON))
+
+    assert len(stripe_world.http.sent("POST")) == 2
+    assert "Request to Stripe api" in caplog.text  # the library did log, at INFO
+    for secret in ("4815162", "274815162", "1974", "0418"):
+        assert secret not in caplog.text
