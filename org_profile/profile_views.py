@@ -3,6 +3,8 @@ information and the people Stripe asks about ask for the password again before t
 for editing, and again on saving when it has been too long; the forms never carry back a tax ID,
 a date of birth or SSN digits (they are "on file")."""
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.contrib import messages
 from django.http import Http404
@@ -44,7 +46,8 @@ def _page(request, *, public_form=None, logo_form=None, status=200):
         "logo_form": logo_form or LogoForm(),
         "people": people,
         "has_controller": any(person.is_controller for person in people),
-        "ownership_total": sum((person.ownership_percent or 0 for person in people if person.is_owner), 0),
+        "has_owners": any(person.is_owner for person in people),
+        "ownership_total": sum((person.ownership_percent or Decimal(0) for person in people if person.is_owner), Decimal(0)),
         "stripe": stripe_requirements_view(organization=organization),
         "nav": "organization_profile",
     }

@@ -230,7 +230,7 @@ def test_an_owner_is_added_with_the_secrets_encrypted_and_never_shown_again(clie
     _no_secret_in(raw_row("org_profile_organizationperson", person.pk))
     profile = response.content.decode()
     assert "Date of birth on file · SSN last 4 on file" in profile
-    assert "Owner, 60%" in profile
+    assert "Owner, 60%" in profile and "The owners listed hold 60% of the business." in profile
     _no_secret_in(profile)
     edit = client.get(reverse("organization_person", args=[person.pk])).content.decode()
     assert "Date of birth: on file." in edit and "Last 4 digits of the SSN: on file." in edit
