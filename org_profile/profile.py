@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator, URLValidator
 from django.db import transaction as db_transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from lumapay.audit import audit_event_record
 from lumapay.enums import AuditAction
@@ -182,6 +183,7 @@ def _tax_id_masked(last4: str) -> str | None:
 # -- legal information ----------------------------------------------------------------------------
 
 
+@sensitive_variables()
 def organization_legal_update(*, organization: Organization, actor, data: dict) -> Organization:
     """Change the legal information: legal name, business type, tax ID (EIN), registered address and
     industry code. ``data`` holds any of ``LEGAL_FIELDS``; keys left out keep their value, and an
@@ -344,6 +346,7 @@ def organization_logo_remove(*, organization: Organization, actor) -> Organizati
 # -- management and ownership ----------------------------------------------------------------------
 
 
+@sensitive_variables()
 def _person_clean(data: dict, *, person: OrganizationPerson | None) -> dict:
     """Normalized values for a person, or ``ProfileInvalid`` with every problem at once."""
     errors: dict[str, list[str]] = {}
@@ -470,6 +473,7 @@ def _person_changes(person: OrganizationPerson | None, values: dict) -> tuple[di
     return changes, fields
 
 
+@sensitive_variables()
 def _person_apply(person: OrganizationPerson, values: dict) -> None:
     for field, value in values.items():
         if field == "date_of_birth":
@@ -480,6 +484,7 @@ def _person_apply(person: OrganizationPerson, values: dict) -> None:
             setattr(person, field, value)
 
 
+@sensitive_variables()
 def organization_person_add(*, organization: Organization, actor, data: dict) -> OrganizationPerson:
     """Add an owner (25% or more) or the controller, with what Stripe asks about them. The date of
     birth and SSN's last 4 digits are stored encrypted. Raises ``ProfileInvalid``. Audited as
@@ -504,6 +509,7 @@ def organization_person_add(*, organization: Organization, actor, data: dict) ->
     return person
 
 
+@sensitive_variables()
 def organization_person_change(*, organization: Organization, actor, person_id: int, data: dict) -> OrganizationPerson:
     """Change an owner or the controller; an empty date of birth or SSN keeps the one on file.
     Audited as ORGANIZATION_PERSON_CHANGED with what changed; pushed to Stripe after commit."""

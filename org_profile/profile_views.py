@@ -11,6 +11,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from lumapay.errors import ApplicationError
@@ -109,6 +110,8 @@ def organization_logo(request):
     return _page(request, logo_form=form, status=400)
 
 
+# Django's error reports (the DEBUG page, any error e-mail) leave these out of the request they show.
+@sensitive_post_parameters("tax_id")
 @never_cache
 @membership_required(roles=ADMINISTRATORS)
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -140,6 +143,7 @@ def organization_legal(request):
     )
 
 
+@sensitive_post_parameters("date_of_birth", "ssn_last4")
 @never_cache
 @membership_required(roles=ADMINISTRATORS)
 @require_http_methods(["GET", "HEAD", "POST"])

@@ -301,3 +301,32 @@ def test_an_administrator_elsewhere_cannot_reach_this_organizations_people(clien
     assert client.post(reverse("organization_person_remove", args=[person.pk])).status_code == 404
     assert "Priya" not in client.get(PROFILE).content.decode()
     assert OrganizationPerson.objects.get().first_name == "Priya"
+
+
+def test_error_reports_leave_the_ein_out_of_the_request(client_for, organization, administrator, monkeypatch):
+    from django.core.signals import got_request_exception
+    from django.views.debug import ExceptionReporter
+
+    from org_profile import profile_views
+
+    def broken(**kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(profile_views, "organization_legal_update", broken)
+    client = client_for(administrator)
+    client.raise_request_exception = False
+    requests = []
+
+    def keep(sender, request, **kwargs):
+        requests.append(request)
+
+    got_request_exception.connect(keep)
+    try:
+        assert client.post(LEGAL, LEGAL_FORM).status_code == 500
+    finally:
+        got_request_exception.disconnect(keep)
+
+    error = RuntimeError("the database went away")
+    report = ExceptionReporter(requests[0], RuntimeError, error, None).get_traceback_text()
+    assert "tax_id" in report and "Riverside Family Medicine, PLLC" in report
+    _no_secret_in(report)

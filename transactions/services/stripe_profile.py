@@ -14,6 +14,8 @@ from __future__ import annotations
 import datetime
 import logging
 
+from django.views.decorators.debug import sensitive_variables
+
 from lumapay.audit import audit_event_record
 from lumapay.enums import AuditAction
 from lumapay.models import ActorType
@@ -41,6 +43,8 @@ def _pushable(organization: Organization | None) -> bool:
     return True
 
 
+# Error reports never show its locals (the EIN, a date of birth, SSN digits).
+@sensitive_variables()
 def account_params(organization: Organization, fields: list[str]) -> dict:
     """The Account update parameters for the changed ``fields`` of the profile, and nothing else."""
     params: dict = {}
@@ -77,6 +81,7 @@ def account_params(organization: Organization, fields: list[str]) -> dict:
     return params
 
 
+@sensitive_variables()
 def person_params(person: OrganizationPerson, fields: list[str]) -> dict:
     """The Persons API parameters for the changed ``fields`` of an owner or the controller."""
     params: dict = {}
@@ -116,6 +121,7 @@ def _pushed_record(organization: Organization, what: dict) -> None:
     )
 
 
+@sensitive_variables()
 def stripe_account_profile_push(*, organization_id: int, fields: list[str], audit_event_id: int) -> bool:
     """Send the changed legal and public fields to the clinic's Stripe account. Returns whether
     anything was sent (nothing for a clinic not, or no longer, on a connected account)."""
@@ -134,6 +140,7 @@ def stripe_account_profile_push(*, organization_id: int, fields: list[str], audi
     return True
 
 
+@sensitive_variables()
 def stripe_person_push(*, person_id: int, fields: list[str], audit_event_id: int) -> bool:
     """Create or update an owner or the controller as a person on the clinic's Stripe account."""
     person = OrganizationPerson.objects.filter(pk=person_id).select_related("organization").first()
