@@ -243,3 +243,17 @@ def test_the_push_logs_no_secret_even_with_debug_logging(stripe_world, stripe_or
     assert "Request to Stripe api" in caplog.text  # the library did log, at INFO
     for secret in ("4815162", "274815162", "1974", "0418"):
         assert secret not in caplog.text
+
+
+def test_a_new_connected_account_starts_with_the_profile(stripe_world, organization, administrator):
+    organization.business_type = "non_profit"
+    organization.industry_code = "8099"
+    organization.statement_descriptor = "RIVERSIDE CARE"
+    organization.save()
+
+    stripe_onboarding_start(organization=organization, actor=administrator, return_url="https://x.example/r", refresh_url="https://x.example/f")
+
+    (create,) = stripe_world.http.sent("POST", "/v1/accounts")
+    assert create.params["business_type"] == "non_profit"
+    assert create.params["business_profile"]["mcc"] == "8099"
+    assert create.params["settings"] == {"payments": {"statement_descriptor": "RIVERSIDE CARE"}}
