@@ -13,35 +13,20 @@ Make a key with ``python -c "from cryptography.fernet import Fernet; print(Ferne
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+from cryptography.fernet import InvalidToken, MultiFernet
 
+from lumapay.encryption import fernet_for
 from lumapay.errors import ApplicationError
 
 from .models import EhrConnection
 
 
 def _fernet() -> MultiFernet:
-    keys = [key.strip() for key in getattr(settings, "EHR_CREDENTIALS_KEYS", []) if key.strip()]
-    if not keys:
-        if not settings.DEBUG:
-            raise ImproperlyConfigured(
-                "EHR_CREDENTIALS_KEYS is not set: EHR connection credentials cannot be encrypted. "
-                "Set it to a Fernet key (see the README)."
-            )
-        digest = hashlib.sha256(f"lumapay-ehr-credentials:{settings.SECRET_KEY}".encode()).digest()
-        keys = [base64.urlsafe_b64encode(digest).decode()]
-    try:
-        return MultiFernet([Fernet(key.encode()) for key in keys])
-    except ValueError:
-        raise ImproperlyConfigured(
-            "EHR_CREDENTIALS_KEYS holds a value that is not a Fernet key (32 url-safe base64-encoded bytes)."
-        ) from None
+    return fernet_for(
+        setting="EHR_CREDENTIALS_KEYS", purpose="lumapay-ehr-credentials", what="EHR connection credentials"
+    )
 
 
 def credentials_encrypt(values: dict[str, str]) -> str:

@@ -476,6 +476,11 @@ EXPORT_TTL_HOURS = env.int("EXPORT_TTL_HOURS", default=24)
 # whose development value is public.
 # EHR connection credentials are encrypted with these Fernet keys, newest first (ehr_sync/credentials.py).
 EHR_CREDENTIALS_KEYS = env.list("EHR_CREDENTIALS_KEYS", default=[])
+# The organization profile's tax ID (EIN) and its owners' dates of birth and SSN digits are
+# encrypted with these Fernet keys, newest first (org_profile/profile_secrets.py).
+ORGANIZATION_PROFILE_KEYS = env.list("ORGANIZATION_PROFILE_KEYS", default=[])
+# The largest logo an administrator may upload, in bytes; it is stored resized (org_profile/logo.py).
+ORGANIZATION_LOGO_MAX_BYTES = env.int("ORGANIZATION_LOGO_MAX_BYTES", default=2 * 1024 * 1024)
 
 # The Upload Center's limits (uploads/file_reading.py): a file's size, its rows, and what a workbook
 # (a zip) may unpack to, in all and per part, before it is opened.
@@ -576,6 +581,9 @@ LOGGING = {
         "django": {"handlers": [], "propagate": True},
         "django.db.backends": {"level": "WARNING"},
         "weasyprint": {"level": "WARNING"},
+        # The Stripe library logs request bodies at DEBUG ("Post details"): they carry the clinic's
+        # EIN and its owners' dates of birth and SSN digits (the profile's push). Never below INFO.
+        "stripe": {"level": "INFO"},
         "axes": {"level": "WARNING"},
         "django.server": {"handlers": [], "propagate": True},
     },

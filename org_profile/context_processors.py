@@ -1,6 +1,7 @@
 from django.conf import settings
 
 from .access import MANAGERS
+from .enums import Role
 from .selectors import memberships_of
 from .sessions import idle_timeout_seconds
 
@@ -17,4 +18,8 @@ def current_organization(request):
         # static/js/session.js warns this long before the idle timeout signs the member out.
         "session_idle_seconds": idle_timeout_seconds(request),
         "session_warning_seconds": settings.SESSION_IDLE_WARNING_SECONDS,
+        # Administrators see a banner on every staff page while the clinic's Stripe account is
+        # disconnected (account.application.deauthorized), until they connect it again.
+        "stripe_disconnected_notice": membership.role == Role.ADMINISTRATOR
+        and membership.organization.stripe_disconnected_at is not None,
     }

@@ -15,8 +15,9 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from .enums import PaymentGateway, Role
-from .models import Location, Membership, Organization, User
+from .enums import BusinessType, IndustryCode, PaymentGateway, Role
+from .models import Location, Membership, Organization, OrganizationPerson, User
+from .profile_secrets import secret_encrypt
 from .services import AUTHENTICATOR_NAME, BACKUP_CODES_NAME, backup_code_hash
 
 SLUG = "demo-clinic"
@@ -71,6 +72,7 @@ def demo_tenancy_build() -> DemoTenancy:
             platform_fee_fixed_cents=25,
         ),
     )
+    _demo_profile_complete(organization)
     locations = [
         Location.objects.get_or_create(
             organization=organization, name=name, defaults={"address": address, "phone": phone}
@@ -91,6 +93,64 @@ def demo_tenancy_build() -> DemoTenancy:
             _demo_two_step_set_up(user)
         users[role] = user
     return DemoTenancy(organization=organization, created=created, locations=locations, users=users)
+
+
+# The demo clinic's profile: a made-up EIN and people (the SSN digits are not real; 555 numbers).
+DEMO_EIN = "54-1234821"
+DEMO_PEOPLE = [
+    dict(first_name="Priya", last_name="Natarajan", title="Medical Director and CEO", email=f"priya.natarajan@{EMAIL_DOMAIN}",
+         phone="+18045550131", dob="1974-03-18", ssn_last4="0418", is_owner=True, ownership_percent=Decimal("60"), is_controller=True,
+         address_line1="2101 Monument Avenue", city="Richmond", state="VA", postal_code="23220"),
+    dict(first_name="Daniel", last_name="Whitaker", title="Partner physician", email=f"daniel.whitaker@{EMAIL_DOMAIN}",
+         phone="+18045550132", dob="1979-11-02", ssn_last4="7730", is_owner=True, ownership_percent=Decimal("40"), is_controller=False,
+         address_line1="14 Cary Street Road", city="Richmond", state="VA", postal_code="23221-3012"),
+]
+
+
+def demo_logo_png() -> bytes:
+    """A simple logo for the demo clinic, drawn here (a teal circle with a white cross)."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGBA", (256, 256), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((8, 8, 248, 248), fill=(11, 122, 117, 255))
+    draw.rectangle((104, 56, 152, 200), fill=(255, 255, 255, 255))
+    draw.rectangle((56, 104, 200, 152), fill=(255, 255, 255, 255))
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def _demo_profile_complete(organization: Organization) -> None:
+    """The demo clinic's legal, public and ownership details, where they are missing (a clinic
+    seeded by an earlier release gets them too; what someone changed since is kept)."""
+    from django.utils import timezone
+
+    changed = []
+    for field, value in (("business_type", BusinessType.COMPANY), ("industry_code", IndustryCode.DOCTORS)):
+        if not getattr(organization, field):
+            setattr(organization, field, value)
+            changed.append(field)
+    if not organization.tax_id_encrypted:
+        organization.tax_id_encrypted = secret_encrypt(DEMO_EIN)
+        organization.tax_id_last4 = DEMO_EIN[-4:]
+        changed += ["tax_id_encrypted", "tax_id_last4"]
+    if not organization.logo_png:
+        organization.logo_png = demo_logo_png()
+        organization.logo_updated_at = timezone.now()
+        changed += ["logo_png", "logo_updated_at"]
+    if changed:
+        organization.save(update_fields=changed)
+    if OrganizationPerson.objects.filter(organization=organization).exists():
+        return
+    for person in DEMO_PEOPLE:
+        values = dict(person)
+        dob, ssn_last4 = values.pop("dob"), values.pop("ssn_last4")
+        OrganizationPerson.objects.create(
+            organization=organization, dob_encrypted=secret_encrypt(dob), ssn_last4_encrypted=secret_encrypt(ssn_last4), **values
+        )
 
 
 def demo_totp_key() -> str:

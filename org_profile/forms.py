@@ -5,7 +5,7 @@ from lumapay.money import AmountError, cents_from_text, format_cents
 
 from .enums import Role
 from .models import Organization
-from .services import EDITABLE_FIELDS, ROLE_FIELDS, STATEMENT_DESCRIPTOR_MAX_LENGTH
+from .services import EDITABLE_FIELDS, ROLE_FIELDS
 
 # Administrators may always refund and use cards on file: the page shows them as a fixed, checked box.
 REFUND_ROLE_CHOICES = [(Role.MANAGER, "Managers"), (Role.STAFF, "Sub-account users")]
@@ -16,36 +16,10 @@ ROLES_SHOWN_FIELD = "role_groups_shown"
 
 
 class OrganizationSettingsForm(forms.Form):
-    """The organization settings page's input. It only parses what was typed; the rules (the
-    statement descriptor, the tax ID, phone numbers, e-mail and web addresses) are
-    ``organization_update``'s, whose messages the view shows beside each field."""
+    """The organization settings page's input. It only parses what was typed; the rules are
+    ``organization_update``'s, whose messages the view shows beside each field. The legal and
+    public information is the profile's (org_profile.profile_forms)."""
 
-    legal_name = forms.CharField(required=False, label="Legal business name")
-    tax_id_last4 = forms.CharField(
-        required=False, label="Tax ID (last 4 digits)", help_text="Only the last 4 digits of the EIN."
-    )
-    address_line1 = forms.CharField(required=False, label="Address")
-    address_line2 = forms.CharField(required=False, label="Address line 2")
-    city = forms.CharField(required=False, label="City")
-    state = forms.CharField(required=False, label="State")
-    postal_code = forms.CharField(required=False, label="ZIP code")
-
-    public_name = forms.CharField(
-        required=False,
-        label="Public name",
-        help_text="What patients see on payment pages, e-mails and receipts. Leave it empty to use the organization's name.",
-    )
-    support_phone = forms.CharField(required=False, label="Support phone")
-    support_email = forms.CharField(required=False, label="Support e-mail address")
-    website = forms.CharField(required=False, label="Website")
-    statement_descriptor = forms.CharField(
-        required=False,
-        label="Statement descriptor",
-        help_text=(
-            f"What patients see on their card statement: 5 to {STATEMENT_DESCRIPTOR_MAX_LENGTH} letters, "
-            "digits and spaces, with at least one letter."
-        ),
-    )
     refund_roles = forms.MultipleChoiceField(
         required=False,
         choices=REFUND_ROLE_CHOICES,
@@ -115,10 +89,6 @@ class OrganizationSettingsForm(forms.Form):
         }
         if self.cleaned_data.get("saved_card_charge_max") is not None:
             data["saved_card_charge_max_cents"] = self.cleaned_data["saved_card_charge_max"]
-        website = data.get("website", "").strip()
-        if website and "://" not in website:
-            # People type "riverside.example"; the address patients follow needs a scheme.
-            data["website"] = f"https://{website}"
         return data
 
 

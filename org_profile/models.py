@@ -1,3 +1,4 @@
+import base64
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractUser, UserManager
@@ -6,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 
-from .enums import PaymentGateway, Role
+from .enums import BusinessType, IndustryCode, PaymentGateway, Role
 
 
 class StaffUserManager(UserManager):
@@ -104,9 +105,13 @@ class Organization(models.Model):
         help_text="every member signs in with a code from an authenticator app, not only administrators and managers",
     )
 
-    # Legal information (what a processor needs to know about the business).
+    # Legal information (what a processor needs to know about the business). The full EIN is kept
+    # encrypted (org_profile.profile_secrets); pages and the audit trail show its last 4 only.
     legal_name = models.CharField(max_length=200, blank=True)
+    business_type = models.CharField(max_length=20, choices=BusinessType.choices, blank=True)
+    tax_id_encrypted = models.TextField("tax ID (encrypted)", blank=True, editable=False)
     tax_id_last4 = models.CharField("tax ID (last 4)", max_length=4, blank=True)
+    industry_code = models.CharField("industry code (MCC)", max_length=4, choices=IndustryCode.choices, blank=True)
     address_line1 = models.CharField(max_length=200, blank=True)
     address_line2 = models.CharField(max_length=200, blank=True)
     city = models.CharField(max_length=100, blank=True)
@@ -119,6 +124,10 @@ class Organization(models.Model):
     support_email = models.EmailField(blank=True)
     website = models.URLField(blank=True)
     statement_descriptor = models.CharField(max_length=22, blank=True)
+    # The logo, as the PNG LumaPay made of the upload (at most LOGO_MAX_SIDE pixels a side): pay
+    # pages and PDF receipts show it inline (a data: URI), with no media server.
+    logo_png = models.BinaryField(null=True, blank=True, editable=False)
+    logo_updated_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     # Stripe Connect: the clinic's connected account and what Stripe last said about it. Written
     # by transactions.services.stripe_connect only (onboarding, and account.updated events).
@@ -130,6 +139,17 @@ class Organization(models.Model):
         default=list, blank=True, help_text="what Stripe still needs (currently due and past due)"
     )
     stripe_disabled_reason = models.CharField(max_length=100, blank=True)
+    stripe_requirements = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Stripe's requirements by urgency: currently_due, past_due and eventually_due",
+    )
+    stripe_current_deadline = models.DateTimeField(
+        null=True, blank=True, help_text="when what is currently due must be given to Stripe"
+    )
+    stripe_disconnected_at = models.DateTimeField(
+        null=True, blank=True, help_text="when the clinic disconnected LumaPay from its Stripe account"
+    )
     stripe_account_updated_at = models.DateTimeField(
         null=True, blank=True, help_text="when Stripe reported the account state above"
     )
@@ -188,6 +208,18 @@ class Organization(models.Model):
         return self.public_name or self.name
 
     @property
+    def logo_data_uri(self) -> str:
+        """The logo for an <img> on a pay page or in a PDF receipt ("" without one)."""
+        if not self.logo_png:
+            return ""
+        return "data:image/png;base64," + base64.b64encode(bytes(self.logo_png)).decode()
+
+    @property
+    def stripe_connected(self) -> bool:
+        """Has a Stripe account LumaPay may act on (not disconnected by the clinic)."""
+        return bool(self.stripe_account_id) and self.stripe_disconnected_at is None
+
+    @property
     def address_lines(self) -> list[str]:
         city_line = " ".join(p for p in [f"{self.city}," if self.city else "", self.state, self.postal_code] if p)
         return [line for line in [self.address_line1, self.address_line2, city_line] if line]
@@ -239,3 +271,51 @@ class Membership(models.Model):
     @property
     def sees_all_locations(self) -> bool:
         return self.role != Role.STAFF
+
+
+class OrganizationPerson(models.Model):
+    """Someone Stripe (and the card networks' know-your-customer rules) asks about: an owner of 25%
+    or more of the business, or its controller (the representative who manages it).
+
+    The date of birth and the last 4 digits of the SSN are kept encrypted
+    (org_profile.profile_secrets) and never shown again once entered: pages say "on file".
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="people")
+    first_name = models.CharField(max_length=100)
+    last_name = models.CharField(max_length=100)
+    title = models.CharField(max_length=100, blank=True)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=30, blank=True)
+    dob_encrypted = models.TextField(blank=True, editable=False)
+    ssn_last4_encrypted = models.TextField(blank=True, editable=False)
+    address_line1 = models.CharField(max_length=200, blank=True)
+    address_line2 = models.CharField(max_length=200, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    state = models.CharField(max_length=2, blank=True)
+    postal_code = models.CharField(max_length=10, blank=True)
+    is_owner = models.BooleanField(default=False)
+    ownership_percent = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    is_controller = models.BooleanField("controller (representative)", default=False)
+    stripe_person_id = models.CharField(max_length=100, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["last_name", "first_name", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(is_owner=False) | (Q(ownership_percent__gte=25) & Q(ownership_percent__lte=100)),
+                name="organization_person_owner_percent_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_owner=True) | Q(is_controller=True), name="organization_person_owner_or_controller"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()

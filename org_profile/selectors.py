@@ -113,3 +113,77 @@ def mfa_authenticator_of(*, user) -> TOTPDevice | None:
 
 def mfa_backup_codes_left(*, user) -> int:
     return StaticToken.objects.filter(device__user=user, device__confirmed=True).count()
+
+
+def organization_people(*, organization: Organization) -> list:
+    """The owners and controller of the organization's profile (secrets stay encrypted)."""
+    from .models import OrganizationPerson
+
+    return list(OrganizationPerson.objects.filter(organization=organization).order_by("last_name", "first_name", "pk"))
+
+
+# What Stripe's requirement names mean, for the administrator; others are shown as Stripe names them.
+STRIPE_REQUIREMENT_LABELS = {
+    "business_profile.mcc": "The clinic's business category (industry code)",
+    "business_profile.product_description": "A description of what the clinic sells",
+    "business_profile.support_phone": "A support phone number",
+    "business_profile.url": "The clinic's website",
+    "business_type": "The kind of business",
+    "external_account": "A bank account for payouts",
+    "tos_acceptance.date": "Acceptance of Stripe's terms of service",
+    "tos_acceptance.ip": "Acceptance of Stripe's terms of service",
+    "company.tax_id": "The clinic's tax ID (EIN)",
+    "company.name": "The clinic's legal name",
+    "company.address.line1": "The clinic's address",
+    "company.address.city": "The clinic's address",
+    "company.address.postal_code": "The clinic's address",
+    "company.address.state": "The clinic's address",
+    "company.owners_provided": "Confirmation that every owner of 25% or more is listed",
+    "representative.first_name": "A representative's name",
+    "representative.last_name": "A representative's name",
+    "representative.dob.day": "A representative's date of birth",
+    "representative.dob.month": "A representative's date of birth",
+    "representative.dob.year": "A representative's date of birth",
+    "representative.ssn_last_4": "The last 4 digits of a representative's SSN",
+    "representative.email": "A representative's e-mail address",
+    "representative.phone": "A representative's phone number",
+    "representative.address.line1": "A representative's home address",
+    "representative.relationship.title": "A representative's title",
+}
+
+
+def stripe_requirement_labels(names) -> list[str]:
+    """Stripe's requirement names as the administrator reads them, each label once."""
+    labels: list[str] = []
+    for name in names or []:
+        if name.startswith("person_"):
+            # person_1Abc.dob.day: what Stripe needs about one of the owners
+            _person, _, rest = name.partition(".")
+            label = STRIPE_REQUIREMENT_LABELS.get(f"representative.{rest}", f"An owner's {rest.replace('_', ' ')}")
+            label = label.replace("A representative's", "An owner's")
+        else:
+            label = STRIPE_REQUIREMENT_LABELS.get(name, name)
+        if label not in labels:
+            labels.append(label)
+    return labels
+
+
+def stripe_requirements_view(*, organization: Organization) -> dict:
+    """What the profile page says about the clinic's Stripe account: whether it is connected or
+    was disconnected, and what Stripe still needs, past due first, with the deadline."""
+    requirements = organization.stripe_requirements or {}
+    return {
+        "has_account": bool(organization.stripe_account_id),
+        "connected": organization.stripe_connected,
+        "disconnected_at": organization.stripe_disconnected_at,
+        "past_due": stripe_requirement_labels(requirements.get("past_due")),
+        "currently_due": stripe_requirement_labels(
+            [name for name in requirements.get("currently_due") or [] if name not in (requirements.get("past_due") or [])]
+        ),
+        "eventually_due": stripe_requirement_labels(
+            [name for name in requirements.get("eventually_due") or [] if name not in (requirements.get("currently_due") or [])]
+        ),
+        "deadline": organization.stripe_current_deadline,
+        "disabled_reason": organization.stripe_disabled_reason,
+        "as_of": organization.stripe_account_updated_at,
+    }

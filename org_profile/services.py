@@ -1,5 +1,4 @@
-"""Writes to an organization's own settings: its legal and public-facing information, which roles
-may refund, which may use cards on file and how much one charge of a card on file may take.
+"""Writes to an organization's own settings: which roles may refund, which may use cards on file and how much one charge of a card on file may take.
 Administrators only; every change is audited with its old and new values."""
 
 from __future__ import annotations
@@ -7,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
-import re
 import secrets
 
 from django.conf import settings
@@ -32,20 +30,11 @@ from .enums import Role
 from .models import IDLE_TIMEOUT_MINUTES_RANGE, Location, Membership, Organization, User
 
 
-LEGAL_FIELDS = ("legal_name", "tax_id_last4", "address_line1", "address_line2", "city", "state", "postal_code")
-PUBLIC_FIELDS = ("public_name", "support_phone", "support_email", "website", "statement_descriptor")
+# The legal and public information and the owners are the profile's (org_profile.profile).
 ROLE_FIELDS = ("refund_roles", "saved_card_roles")
 SESSION_FIELDS = ("idle_timeout_minutes",)
 MFA_FIELDS = ("mfa_required_for_everyone",)
-EDITABLE_FIELDS = (
-    LEGAL_FIELDS + PUBLIC_FIELDS + ROLE_FIELDS + ("saved_card_charge_max_cents",) + SESSION_FIELDS + MFA_FIELDS
-)
-
-STATEMENT_DESCRIPTOR_MAX_LENGTH = 22
-# Card networks print it on the patient's statement; processors (Stripe among them) accept 5 to 22
-# Latin letters, digits and spaces with at least one letter. It never carries patient data.
-_DESCRIPTOR_CHARACTERS = re.compile(r"[A-Za-z0-9 ]*")
-_PHONE_CHARACTERS = re.compile(r"\+?[0-9 ().\-]*")
+EDITABLE_FIELDS = ROLE_FIELDS + ("saved_card_charge_max_cents",) + SESSION_FIELDS + MFA_FIELDS
 
 
 class OrganizationSettingsInvalid(ApplicationError):
@@ -54,21 +43,6 @@ class OrganizationSettingsInvalid(ApplicationError):
     def __init__(self, errors: dict[str, list[str]]) -> None:
         super().__init__("Some settings need fixing: nothing was saved.", extra={"errors": errors})
         self.errors = errors
-
-
-def statement_descriptor_problem(value: str) -> str | None:
-    """What is wrong with a statement descriptor, or None (an empty one is allowed)."""
-    if not value:
-        return None
-    if len(value) > STATEMENT_DESCRIPTOR_MAX_LENGTH:
-        return f"Use at most {STATEMENT_DESCRIPTOR_MAX_LENGTH} characters (this has {len(value)})."
-    if not _DESCRIPTOR_CHARACTERS.fullmatch(value):
-        return "Use only letters (A–Z), digits and spaces."
-    if len(value) < 5:
-        return "Use at least 5 characters."
-    if not any(character.isalpha() for character in value):
-        return "Include at least one letter."
-    return None
 
 
 def refund_roles_normalize(roles, *, field: str = "refund_roles") -> list[str]:
@@ -91,8 +65,7 @@ def saved_card_charge_max_problem(cents) -> str | None:
 
 
 def organization_update(*, organization: Organization, actor, data: dict) -> Organization:
-    """Change the organization's legal and public-facing information, who may refund, who may use
-    cards on file, the most one charge of a card on file may take, the idle timeout, and whether
+    """Change who may refund, who may use cards on file, the most one charge of a card on file may take, the idle timeout, and whether
     everyone signs in in two steps.
 
     ``data`` holds any of ``EDITABLE_FIELDS``; keys left out keep their value. Only an active
@@ -182,7 +155,7 @@ def _clean(organization: Organization, data: dict) -> dict:
             else:
                 values[field] = raw
             continue
-        value = " ".join(str(raw or "").split()) if field != "website" else str(raw or "").strip()
+        value = " ".join(str(raw or "").split())
         problem = _field_problem(field, value)
         if problem:
             errors[field] = [problem]
@@ -198,17 +171,10 @@ def _clean(organization: Organization, data: dict) -> dict:
 
 
 def _field_problem(field: str, value: str) -> str | None:
-    if field == "statement_descriptor":
-        return statement_descriptor_problem(value)
-    if field == "tax_id_last4" and value and not (len(value) == 4 and value.isdigit()):
-        return "Enter exactly the last 4 digits of the tax ID."
     if field == "idle_timeout_minutes":
         low, high = IDLE_TIMEOUT_MINUTES_RANGE
         if not (value.isdigit() and low <= int(value) <= high):
             return f"Enter a whole number of minutes from {low} to {high}."
-    if field == "support_phone" and value:
-        if not _PHONE_CHARACTERS.fullmatch(value) or sum(c.isdigit() for c in value) < 7:
-            return "Enter a phone number, such as +1 217 555 0100."
     return None
 
 

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import profile_views, views
 
 urlpatterns = [
     path("login/", views.SignInView.as_view(), name="login"),
@@ -20,6 +20,17 @@ urlpatterns = [
     path("password-reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("organization/switch/", views.organization_switch, name="organization_switch"),
     path("organization/", views.organization_settings, name="organization_settings"),
+    path("organization/profile/", profile_views.organization_profile, name="organization_profile"),
+    path("organization/profile/public/", profile_views.organization_public, name="organization_public"),
+    path("organization/profile/logo/", profile_views.organization_logo, name="organization_logo"),
+    path("organization/profile/legal/", profile_views.organization_legal, name="organization_legal"),
+    path("organization/profile/people/add/", profile_views.organization_person, name="organization_person_add"),
+    path("organization/profile/people/<int:pk>/", profile_views.organization_person, name="organization_person"),
+    path(
+        "organization/profile/people/<int:pk>/remove/",
+        profile_views.organization_person_remove_view,
+        name="organization_person_remove",
+    ),
     path("members/", views.members, name="members"),
     path("locations/", views.locations, name="locations"),
     path("members/<int:pk>/unlock/", views.member_unlock, name="member_unlock"),

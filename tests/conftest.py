@@ -6,6 +6,8 @@ from org_profile.enums import Role
 from .factories import LocationFactory, MembershipFactory, OrganizationFactory, PatientFactory
 from .two_step import VerifiedClient
 
+TEST_PROFILE_KEY = "dGVzdC1vbmx5LW9yZ2FuaXphdGlvbi1wcm9maWxlLWs="
+
 
 @pytest.fixture(autouse=True)
 def _test_settings(settings):
@@ -16,6 +18,8 @@ def _test_settings(settings):
     settings.SITE_URL = "http://testserver"
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # The organization profile's secrets (org_profile/profile_secrets.py): a key made for the tests.
+    settings.ORGANIZATION_PROFILE_KEYS = [TEST_PROFILE_KEY]
     sms.outbox.clear()
     from django.core.cache import cache
 

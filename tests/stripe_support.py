@@ -349,6 +349,7 @@ class FakeConnect:
     def __init__(self) -> None:
         self.accounts: dict[str, dict] = {}
         self.links: list[dict] = []
+        self.persons: dict[str, dict[str, dict]] = {}  # by account, by person id
 
     def create(self, params: dict) -> dict:
         account_id = f"acct_{_token(16)}"
@@ -380,6 +381,38 @@ class FakeConnect:
         )
         account["requirements"].update(currently_due=[], past_due=[], eventually_due=[], disabled_reason=None)
         return account
+
+    def update(self, account_id: str, params: dict) -> dict | None:
+        """Account update: Stripe merges the nested hashes it is sent into the account."""
+        account = self.accounts.get(account_id)
+        if account is None:
+            return None
+
+        def merge(into: dict, new: dict) -> None:
+            for key, value in new.items():
+                if isinstance(value, dict) and isinstance(into.get(key), dict):
+                    merge(into[key], value)
+                else:
+                    into[key] = value
+
+        merge(account, params)
+        return account
+
+    def person_save(self, account_id: str, person_id: str, params: dict) -> tuple[dict | None, str]:
+        """The Persons API (create without ``person_id``, update with it)."""
+        if account_id not in self.accounts:
+            return None, f"No such account: '{account_id}'"
+        people = self.persons.setdefault(account_id, {})
+        if person_id and person_id not in people:
+            return None, f"No such person: '{person_id}'"
+        person_id = person_id or f"person_{_token(14)}"
+        person = people.setdefault(person_id, {"id": person_id, "object": "person", "account": account_id})
+        for key, value in params.items():
+            if isinstance(value, dict) and isinstance(person.get(key), dict):
+                person[key].update(value)
+            else:
+                person[key] = value
+        return person, ""
 
     def link(self, params: dict) -> tuple[dict | None, str]:
         if params.get("account") not in self.accounts:
@@ -720,6 +753,22 @@ class RecordingStripeClient(stripe.RequestsClient):
             if account_obj is None:
                 return _error_body(404, f"No such account: '{match.group(1)}'", "resource_missing")
             return json.dumps(account_obj).encode(), 200
+        if match and method == "POST":
+            updated = self.connect.update(match.group(1), recorded.params)
+            if updated is None:
+                return _error_body(404, f"No such account: '{match.group(1)}'", "resource_missing")
+            return json.dumps(updated).encode(), 200
+        match = re.fullmatch(r"/v1/accounts/([^/]+)/persons(?:/([^/]+))?", path)
+        if match and method == "POST":
+            person, problem = self.connect.person_save(match.group(1), match.group(2) or "", recorded.params)
+            if person is None:
+                return _error_body(404, problem, "resource_missing")
+            return json.dumps(person).encode(), 200
+        if match and method == "DELETE" and match.group(2):
+            removed = self.connect.persons.get(match.group(1), {}).pop(match.group(2), None)
+            if removed is None:
+                return _error_body(404, f"No such person: '{match.group(2)}'", "resource_missing")
+            return json.dumps({"id": match.group(2), "object": "person", "deleted": True}).encode(), 200
         if path == "/v1/account_links" and method == "POST":
             link, problem = self.connect.link(recorded.params)
             if link is None:

@@ -13,7 +13,8 @@ from celery import shared_task
 from django.db import DatabaseError, OperationalError
 from django.utils import timezone
 
-from lumapay.tenant_rls import all_organizations, organization_scope_of
+from lumapay.tenant_rls import all_organizations, organization_scope, organization_scope_of
+from org_profile.models import OrganizationPerson
 
 from .gateways.base import GatewayUnavailable
 from .enums import EhrPostingStatus
@@ -29,7 +30,9 @@ from .services import (
     payment_plans,
     payment_requests,
     saved_cards,
+    stripe_connect,
     stripe_events,
+    stripe_profile,
 )
 
 @shared_task(bind=True, acks_late=True, max_retries=20)
@@ -214,3 +217,41 @@ def payment_plan_instalment_charge(instalment_id: int) -> None:
     """Charge one instalment now if it is due (a plan whose first instalment is due today)."""
     with organization_scope_of(PaymentPlanInstalment, instalment_id):
         payment_plans.payment_plan_instalment_charge(instalment_id=instalment_id)
+
+
+# -- the organization's profile, pushed to its Stripe account (queued by org_profile.profile) ------
+
+
+@shared_task(
+    acks_late=True, autoretry_for=(GatewayUnavailable, OperationalError), retry_backoff=5, retry_jitter=True, max_retries=8
+)
+def stripe_account_profile_push(organization_id: int, fields: list[str], audit_event_id: int) -> bool:
+    with organization_scope(organization_id):
+        return stripe_profile.stripe_account_profile_push(
+            organization_id=organization_id, fields=fields, audit_event_id=audit_event_id
+        )
+
+
+@shared_task(
+    acks_late=True, autoretry_for=(GatewayUnavailable, OperationalError), retry_backoff=5, retry_jitter=True, max_retries=8
+)
+def stripe_person_push(person_id: int, fields: list[str], audit_event_id: int) -> bool:
+    with organization_scope_of(OrganizationPerson, person_id):
+        return stripe_profile.stripe_person_push(person_id=person_id, fields=fields, audit_event_id=audit_event_id)
+
+
+@shared_task(
+    acks_late=True, autoretry_for=(GatewayUnavailable, OperationalError), retry_backoff=5, retry_jitter=True, max_retries=8
+)
+def stripe_person_remove(organization_id: int, stripe_person_id: str, audit_event_id: int) -> bool:
+    with organization_scope(organization_id):
+        return stripe_profile.stripe_person_remove(
+            organization_id=organization_id, stripe_person_id=stripe_person_id, audit_event_id=audit_event_id
+        )
+
+
+@shared_task(acks_late=True)
+def stripe_account_disconnected_notify(organization_id: int) -> int:
+    """E-mail the administrators that the clinic's Stripe account was disconnected."""
+    with organization_scope(organization_id):
+        return stripe_connect.stripe_account_disconnected_notify(organization_id=organization_id)

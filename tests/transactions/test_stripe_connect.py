@@ -197,4 +197,5 @@ def test_account_updated_events_keep_the_clinic_current_and_an_older_one_changes
         "stripe_payouts_enabled": [True, False],
         "stripe_requirements_due": [[], ["external_account"]],
         "stripe_disabled_reason": ["", "requirements.past_due"],
+        "stripe_requirements": [{}, {"currently_due": ["external_account"], "past_due": [], "eventually_due": []}],
     }

@@ -114,6 +114,14 @@ class AccountFact:
     requirements_due: list[str] = field(default_factory=list)
     disabled_reason: str = ""
     as_of: int = 0  # the event's creation time (Unix seconds): older news never overwrites newer
+    # What the gateway still needs, by urgency (Stripe's requirements hash), and by when what is
+    # currently due must be given (Unix seconds; None: no deadline).
+    currently_due: tuple[str, ...] = ()
+    past_due: tuple[str, ...] = ()
+    eventually_due: tuple[str, ...] = ()
+    current_deadline: int | None = None
+    # The clinic disconnected the platform from its account (Stripe: account.application.deauthorized).
+    disconnected: bool = False
 
 
 @dataclass(frozen=True)

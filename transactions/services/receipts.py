@@ -28,6 +28,8 @@ def receipt_context(*, transaction) -> dict:
         "clinic_phone": organization.support_phone or transaction.location.phone,
         "clinic_email": organization.support_email,
         "clinic_website": organization.website,
+        # The logo as a data: URI: WeasyPrint and the confirmation page show it without fetching anything.
+        "clinic_logo": organization.logo_data_uri,
         # Templates show it with {% timezone clinic_timezone %}: the clinic's time, not the server's.
         "paid_at": paid_at,
         "clinic_timezone": organization_zone(organization),

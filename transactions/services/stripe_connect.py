@@ -19,6 +19,7 @@ from lumapay.audit import audit_event_record
 from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType, AuditEvent
+from lumapay.task_queue import task_enqueue_on_commit
 from org_profile.access import ADMINISTRATORS, AccessDenied, staff_access
 from org_profile.enums import PaymentGateway
 from org_profile.models import Organization
@@ -34,6 +35,8 @@ _STATE_FIELDS = (
     "stripe_details_submitted",
     "stripe_requirements_due",
     "stripe_disabled_reason",
+    "stripe_requirements",
+    "stripe_current_deadline",
 )
 
 
@@ -54,7 +57,19 @@ def _state_of(fact: AccountFact) -> dict:
         "stripe_details_submitted": fact.details_submitted,
         "stripe_requirements_due": list(fact.requirements_due),
         "stripe_disabled_reason": fact.disabled_reason[:100],
+        "stripe_requirements": {
+            "currently_due": list(fact.currently_due),
+            "past_due": list(fact.past_due),
+            "eventually_due": list(fact.eventually_due),
+        },
+        "stripe_current_deadline": (
+            datetime.fromtimestamp(fact.current_deadline, tz=dt_timezone.utc) if fact.current_deadline else None
+        ),
     }
+
+
+def _recorded(value):
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def stripe_account_state_record(*, fact: AccountFact, actor_type: str = ActorType.GATEWAY) -> bool:
@@ -67,6 +82,11 @@ def stripe_account_state_record(*, fact: AccountFact, actor_type: str = ActorTyp
     if organization is None:
         logger.info("stripe account %s is no clinic of ours; its update is skipped", fact.account_id)
         return False
+    if fact.disconnected:
+        return stripe_account_disconnected_record(organization=organization, fact=fact)
+    if organization.stripe_disconnected_at is not None:
+        logger.info("stripe account %s was disconnected; its update is skipped", fact.account_id)
+        return False
     as_of = datetime.fromtimestamp(fact.as_of, tz=dt_timezone.utc)
     before = {field: getattr(organization, field) for field in _STATE_FIELDS}
     state = _state_of(fact)
@@ -78,12 +98,43 @@ def stripe_account_state_record(*, fact: AccountFact, actor_type: str = ActorTyp
     if not updated:
         logger.info("stripe account %s: a newer report is already stored; this one is skipped", fact.account_id)
         return False
-    changes = {field: [before[field], state[field]] for field in _STATE_FIELDS if before[field] != state[field]}
+    changes = {
+        field: [_recorded(before[field]), _recorded(state[field])] for field in _STATE_FIELDS if before[field] != state[field]
+    }
     if changes:
         audit_event_record(
             organization=organization, action=AuditAction.STRIPE_ACCOUNT_UPDATED, actor_type=actor_type, changes=changes
         )
     return bool(changes)
+
+
+# The task that tells the clinic's administrators their Stripe account was disconnected.
+DISCONNECTED_NOTICE_TASK = "transactions.tasks.stripe_account_disconnected_notify"
+
+
+def stripe_account_disconnected_record(*, organization: Organization, fact: AccountFact) -> bool:
+    """The clinic disconnected LumaPay from its Stripe account (account.application.deauthorized):
+    mark it disconnected (no charges, no pushes, no event listing until it is connected again),
+    audit STRIPE_ACCOUNT_DISCONNECTED and e-mail the administrators; the staff pages show them a
+    banner. A second delivery changes nothing."""
+    now = datetime.fromtimestamp(fact.as_of, tz=dt_timezone.utc) if fact.as_of else datetime.now(tz=dt_timezone.utc)
+    updated = Organization.objects.filter(
+        pk=organization.pk, stripe_account_id=fact.account_id, stripe_disconnected_at__isnull=True
+    ).update(stripe_disconnected_at=now, stripe_charges_enabled=False, stripe_payouts_enabled=False)
+    if not updated:
+        return False
+    audit_event_record(
+        organization=organization,
+        action=AuditAction.STRIPE_ACCOUNT_DISCONNECTED,
+        actor_type=ActorType.GATEWAY,
+        changes={
+            "stripe_account_id": fact.account_id,
+            "stripe_charges_enabled": [organization.stripe_charges_enabled, False],
+            "stripe_payouts_enabled": [organization.stripe_payouts_enabled, False],
+        },
+    )
+    task_enqueue_on_commit(DISCONNECTED_NOTICE_TASK, organization.pk, robust=True)
+    return True
 
 
 def account_fact_apply(*, gateway: str, fact: AccountFact, gateway_event_id: str = "") -> bool:
@@ -103,14 +154,19 @@ def stripe_onboarding_start(*, organization: Organization, actor, return_url: st
     if not stripe_configured():
         raise ApplicationError("Stripe is not configured on this server: set STRIPE_SECRET_KEY.")
     gateway = StripeGateway()
-    if not organization.stripe_account_id:
+    if not organization.stripe_connected:
+        previous_account = organization.stripe_account_id
         fact = gateway.account_create(
             organization=organization, attempt=_attempt(organization, AuditAction.STRIPE_ACCOUNT_CREATED)
         )
         # A second administrator's click at the same moment gets the same account from Stripe
         # (same idempotency key); whichever request stores it first wins, the other reads it.
-        stored = Organization.objects.filter(pk=organization.pk, stripe_account_id__isnull=True).update(
+        # A clinic that disconnected its account connects a new one (the old one stays in the audit trail).
+        stored = Organization.objects.filter(
+            Q(stripe_account_id__isnull=True) | Q(stripe_disconnected_at__isnull=False), pk=organization.pk
+        ).update(
             stripe_account_id=fact.account_id,
+            stripe_disconnected_at=None,
             **_state_of(fact),
             stripe_account_updated_at=datetime.fromtimestamp(fact.as_of, tz=dt_timezone.utc),
         )
@@ -121,7 +177,7 @@ def stripe_onboarding_start(*, organization: Organization, actor, return_url: st
                 action=AuditAction.STRIPE_ACCOUNT_CREATED,
                 actor_type=ActorType.STAFF,
                 actor_user=actor,
-                changes={"stripe_account_id": [None, fact.account_id]},
+                changes={"stripe_account_id": [previous_account, fact.account_id]},
             )
     url = gateway.account_link_create(
         organization=organization,
@@ -150,7 +206,7 @@ def _attempt(organization: Organization, done: AuditAction) -> int:
 def stripe_account_refresh(*, organization: Organization, actor) -> Organization:
     """Ask Stripe for the account's state now (the administrator is back from onboarding)."""
     _require_administrator(organization=organization, actor=actor)
-    if not organization.stripe_account_id:
+    if not organization.stripe_connected:
         return organization
     fact = StripeGateway().account_retrieve(account_id=organization.stripe_account_id)
     stripe_account_state_record(fact=fact, actor_type=ActorType.STAFF)
@@ -167,7 +223,7 @@ def stripe_payments_enable(*, organization: Organization, actor) -> Organization
     organization.refresh_from_db()
     if organization.payment_gateway == PaymentGateway.STRIPE:
         return organization
-    if not (organization.stripe_account_id and organization.stripe_charges_enabled):
+    if not (organization.stripe_connected and organization.stripe_charges_enabled):
         raise ApplicationError("Stripe does not accept payments on this clinic's account yet: finish onboarding first.")
     old = organization.payment_gateway
     organization.payment_gateway = PaymentGateway.STRIPE
@@ -180,3 +236,38 @@ def stripe_payments_enable(*, organization: Organization, actor) -> Organization
         changes={"payment_gateway": [old, PaymentGateway.STRIPE]},
     )
     return organization
+
+
+def stripe_account_disconnected_notify(*, organization_id: int) -> int:
+    """E-mail the clinic's active administrators that its Stripe account was disconnected (once
+    per disconnection: the task is queued by the one update that marked it). Returns how many
+    were told."""
+    from django.conf import settings
+    from django.core.mail import send_mail
+    from django.urls import reverse
+
+    from org_profile.enums import Role
+    from org_profile.models import Membership
+
+    organization = Organization.objects.filter(pk=organization_id).first()
+    if organization is None or organization.stripe_disconnected_at is None:
+        return 0
+    emails = sorted(
+        Membership.objects.filter(organization=organization, role=Role.ADMINISTRATOR, is_active=True, user__is_active=True)
+        .values_list("user__email", flat=True)
+    )
+    if not emails:
+        return 0
+    url = settings.SITE_URL + reverse("organization_profile")
+    send_mail(
+        subject=f"{organization.name}: your Stripe account was disconnected from LumaPay",
+        message=(
+            f"Someone with access to {organization.name}'s Stripe account disconnected it from LumaPay.\n\n"
+            "Until it is connected again, LumaPay cannot take card payments through Stripe, refund them, "
+            "or keep the account's details up to date. If this was not intended, connect the account again "
+            f"from the organization profile:\n\n{url}\n"
+        ),
+        from_email=None,
+        recipient_list=emails,
+    )
+    return len(emails)

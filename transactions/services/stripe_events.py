@@ -43,6 +43,7 @@ def stripe_events_recover(*, now: int | None = None) -> int:
     accounts += list(
         Organization.objects.exclude(stripe_account_id__isnull=True)
         .exclude(stripe_account_id="")
+        .filter(stripe_disconnected_at__isnull=True)  # the platform can no longer read a disconnected one
         .order_by("pk")
         .values_list("stripe_account_id", "pk")
     )

@@ -153,6 +153,8 @@ def _clinic_context(organization, location=None) -> dict:
         "clinic_name": organization.display_name if organization else "",
         "clinic_phone": (organization.support_phone if organization else "") or (location.phone if location else ""),
         "clinic_email": organization.support_email if organization else "",
+        "clinic_website": organization.website if organization else "",
+        "clinic_logo": organization.logo_data_uri if organization else "",
     }
 
 

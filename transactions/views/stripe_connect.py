@@ -84,7 +84,8 @@ def stripe_connect(request):
         "stripe_configured": stripe_configured(),
         "requirements": requirements,
         "uses_stripe": organization.payment_gateway == PaymentGateway.STRIPE,
-        "can_use_stripe": bool(organization.stripe_account_id and organization.stripe_charges_enabled),
+        "can_use_stripe": bool(organization.stripe_connected and organization.stripe_charges_enabled),
+        "disconnected": organization.stripe_disconnected_at is not None,
         "nav": "settings",
     }
     return render(request, "transactions/stripe/connect.html", context)

@@ -127,6 +127,11 @@ def account_of(organization: Organization) -> str:
             "This clinic has not connected a Stripe account yet. An administrator can connect one "
             "under Settings → Stripe."
         )
+    if organization.stripe_disconnected_at is not None:
+        raise GatewayError(
+            "This clinic disconnected LumaPay from its Stripe account. An administrator can connect it "
+            "again from the organization profile (Stripe settings)."
+        )
     return organization.stripe_account_id
 
 

@@ -30,11 +30,13 @@ class StripeConnect:
             business_profile["support_email"] = organization.support_email
         if organization.support_phone:
             business_profile["support_phone"] = organization.support_phone
+        if organization.industry_code:
+            business_profile["mcc"] = organization.industry_code
         params = {
             "type": CONNECT_ACCOUNT_TYPE,
             "country": "US",
             "default_currency": organization.currency,
-            "business_type": "company",
+            "business_type": organization.business_type or "company",
             "business_profile": business_profile,
             "metadata": {METADATA_ORGANIZATION: str(organization.pk)},
         }
@@ -52,6 +54,8 @@ class StripeConnect:
         if address:
             company["address"] = {**address, "country": "US"}
         params["company"] = company
+        if organization.statement_descriptor:
+            params["settings"] = {"payments": {"statement_descriptor": organization.statement_descriptor}}
         with stripe_call("creating the clinic's Stripe account"):
             # The key makes a double submit return the same account instead of a second one.
             account = stripe_client().v1.accounts.create(
@@ -82,3 +86,26 @@ class StripeConnect:
             )
         return link.url
 
+
+    # -- the clinic's profile, kept in step with LumaPay's (transactions.services.stripe_profile) --
+
+    def account_profile_update(self, *, account_id: str, params: dict, idempotency_key: str) -> None:
+        """Change the connected account's business details (Account update), on the account."""
+        with stripe_call("updating the clinic's Stripe account"):
+            stripe_client().v1.accounts.update(
+                account_id, params, {"stripe_account": account_id, "idempotency_key": idempotency_key}
+            )
+
+    def account_person_save(self, *, account_id: str, person_id: str, params: dict, idempotency_key: str) -> str:
+        """Create (``person_id`` "") or update one of the account's persons; returns its id."""
+        options = {"stripe_account": account_id, "idempotency_key": idempotency_key}
+        with stripe_call("updating an owner on the clinic's Stripe account"):
+            if person_id:
+                person = stripe_client().v1.accounts.persons.update(account_id, person_id, params, options)
+            else:
+                person = stripe_client().v1.accounts.persons.create(account_id, params, options)
+        return as_dict(person)["id"]
+
+    def account_person_delete(self, *, account_id: str, person_id: str) -> None:
+        with stripe_call("removing an owner from the clinic's Stripe account"):
+            stripe_client().v1.accounts.persons.delete(account_id, person_id, options={"stripe_account": account_id})

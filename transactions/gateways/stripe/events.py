@@ -284,6 +284,19 @@ class StripeEvents:
     def _on_balance_available(self, organization, balance: dict, as_of: int) -> list[BalanceFact]:
         return [balance_fact_from_balance(balance, organization_id=organization.pk, as_of=as_of)]
 
+    def _on_account_deauthorized(self, organization, application: dict, as_of: int) -> list[AccountFact]:
+        # The event's object is our platform's application; the account is the event's own.
+        return [
+            AccountFact(
+                account_id=organization.stripe_account_id,
+                charges_enabled=False,
+                payouts_enabled=False,
+                details_submitted=organization.stripe_details_submitted,
+                as_of=as_of,
+                disconnected=True,
+            )
+        ]
+
 
 _EVENT_HANDLERS = {
     "checkout.session.completed": StripeEvents._on_checkout_session,
@@ -311,4 +324,5 @@ _EVENT_HANDLERS = {
     "payout.canceled": StripeEvents._on_payout,
     "payout.reconciliation_completed": StripeEvents._on_payout,
     "balance.available": StripeEvents._on_balance_available,
+    "account.application.deauthorized": StripeEvents._on_account_deauthorized,
 }

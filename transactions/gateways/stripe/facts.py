@@ -156,6 +156,10 @@ def account_fact_from_account(obj: dict, *, as_of: int = 0) -> AccountFact:
         requirements_due=sorted(due),
         disabled_reason=requirements.get("disabled_reason") or "",
         as_of=as_of,
+        currently_due=tuple(sorted(requirements.get("currently_due") or [])),
+        past_due=tuple(sorted(requirements.get("past_due") or [])),
+        eventually_due=tuple(sorted(requirements.get("eventually_due") or [])),
+        current_deadline=requirements.get("current_deadline") or None,
     )
 
 
