@@ -359,11 +359,11 @@ def payout_lines_link_pending(*, organization_id: int, since: datetime | None = 
 
 def payouts_organizations() -> list[Organization]:
     """The clinics whose gateway pays them out now: every Sandbox clinic, every Stripe clinic with a
-    connected account."""
+    connected account it has not disconnected LumaPay from (Stripe would refuse every read)."""
     return list(
         Organization.objects.filter(
             Q(payment_gateway=PaymentGateway.SANDBOX)
-            | Q(payment_gateway=PaymentGateway.STRIPE, stripe_account_id__isnull=False)
+            | Q(payment_gateway=PaymentGateway.STRIPE, stripe_account_id__isnull=False, stripe_disconnected_at__isnull=True)
         ).order_by("pk")
     )
 

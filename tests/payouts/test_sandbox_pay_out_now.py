@@ -37,6 +37,7 @@ def test_a_payment_refunded_a_minute_ago_is_paid_out_now_and_reconciled_to_the_c
     assert (payout.status, payout.method, payout.amount_cents, payout.arrival_date) == (
         "paid", "instant", expected, sandbox.payout_date
     )
+    assert payout.automatic is False  # asked for, not made by the schedule
     assert (payout.reconciliation, payout.difference_cents) == ("matched", 0)
     lines = {(line.kind, line.net_cents, line.transaction_id) for line in payout.lines.all()}
     assert lines == {("charge", 4500 - sandbox_fee_cents(4500) - payment.platform_fee_cents, payment.pk), ("refund", -2250, payment.pk)}

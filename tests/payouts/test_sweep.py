@@ -134,3 +134,17 @@ def test_one_clinics_failing_gateway_does_not_stop_the_others(organization, monk
 
     assert totals["failed"] == 1
     assert Payout.objects.get().organization == organization
+
+
+def test_the_sweep_leaves_out_a_stripe_clinic_that_disconnected_lumapay(organization):
+    connected = OrganizationFactory(payment_gateway=PaymentGateway.STRIPE, stripe_account_id="acct_connected0001")
+    disconnected = OrganizationFactory(
+        payment_gateway=PaymentGateway.STRIPE, stripe_account_id="acct_gone00000001", stripe_disconnected_at=timezone.now()
+    )
+    never = OrganizationFactory(payment_gateway=PaymentGateway.STRIPE)
+
+    with all_organizations():
+        clinics = {clinic.pk for clinic in services.payouts_organizations()}
+
+    assert {organization.pk, connected.pk} <= clinics
+    assert disconnected.pk not in clinics and never.pk not in clinics

@@ -437,7 +437,7 @@ def payout_payload(payout: SandboxPayout) -> dict:
         "currency": payout.currency,
         "status": payout.status,
         "method": payout.method,
-        "automatic": True,
+        "automatic": payout.method == METHOD,  # an instant payout is asked for, not scheduled
         "created": int(payout.created_at.timestamp()),
         "arrival_date": payout.arrival_date.isoformat(),
         "bank_account": {"bank_name": payout.bank_name, "last4": payout.bank_last4},
