@@ -12,13 +12,12 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import django_filters
-from django import forms
 from django.http import QueryDict
 
 from lumapay.dates import format_date
-from lumapay.money import AmountError, cents_from_text, format_cents
+from lumapay.money import format_cents
 from org_profile.models import Organization
-from transactions.filters import AnyOfFilter, Chip, LocalDateFilter
+from transactions.filters import AnyOfFilter, Chip, DollarsField, LocalDateFilter, RangesFilterForm
 
 from .enums import PayoutMethod, PayoutStatus
 from .models import Payout
@@ -33,36 +32,23 @@ RANGE_FILTERS = (
 )
 
 
-class PayoutDollarsField(forms.CharField):
+class PayoutDollarsField(DollarsField):
     """Dollars as a person types them ("500", "1,200.50", "$3000") → integer cents."""
 
-    def to_python(self, value):
-        text = super().to_python(value)
-        if not text:
-            return None
-        try:
-            return cents_from_text(text, max_cents=PAYOUT_AMOUNT_MAX_CENTS)
-        except AmountError as error:
-            raise forms.ValidationError(error.message, code="amount")
+    def max_cents(self) -> int:
+        return PAYOUT_AMOUNT_MAX_CENTS
 
 
 class PayoutCentsFilter(django_filters.Filter):
     field_class = PayoutDollarsField
 
 
-class PayoutFilterForm(forms.Form):
+class PayoutFilterForm(RangesFilterForm):
     RANGES = (
         ("created_from", "created_to", "The end date is before the start date."),
         ("arrival_from", "arrival_to", "The end date is before the start date."),
         ("amount_min", "amount_max", "The largest amount is less than the smallest."),
     )
-
-    def clean(self):
-        data = super().clean()
-        for low, high, message in self.RANGES:
-            if data.get(low) is not None and data.get(high) is not None and data[low] > data[high]:
-                self.add_error(high, message)
-        return data
 
 
 class PayoutFilter(django_filters.FilterSet):

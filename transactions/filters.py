@@ -105,14 +105,18 @@ class Chip:
 
 
 class DollarsField(forms.CharField):
-    """Dollars as a person types them ("50", "49.99", "$1,200") → integer cents."""
+    """Dollars as a person types them ("50", "49.99", "$1,200") → integer cents, at most
+    ``max_cents`` (a payment's limit unless a subclass sets its own)."""
+
+    def max_cents(self) -> int:
+        return settings.PAYMENT_REQUEST_MAX_CENTS
 
     def to_python(self, value):
         text = super().to_python(value)
         if not text:
             return None
         try:
-            return cents_from_text(text, max_cents=settings.PAYMENT_REQUEST_MAX_CENTS)
+            return cents_from_text(text, max_cents=self.max_cents())
         except AmountError as error:
             raise forms.ValidationError(error.message, code="amount")
 
@@ -154,12 +158,10 @@ class AnyOfFilter(django_filters.MultipleChoiceFilter):
         return queryset.filter(**{f"{self.field_name}__in": list(value)})
 
 
-class TransactionFilterForm(forms.Form):
-    RANGES = (
-        ("created_from", "created_to", "The end date is before the start date."),
-        ("paid_from", "paid_to", "The end date is before the start date."),
-        ("amount_min", "amount_max", "The largest amount is less than the smallest."),
-    )
+class RangesFilterForm(forms.Form):
+    """A filter form whose ``RANGES`` (low field, high field, message) must not run backwards."""
+
+    RANGES: tuple[tuple[str, str, str], ...] = ()
 
     def clean(self):
         data = super().clean()
@@ -167,6 +169,14 @@ class TransactionFilterForm(forms.Form):
             if data.get(low) is not None and data.get(high) is not None and data[low] > data[high]:
                 self.add_error(high, message)
         return data
+
+
+class TransactionFilterForm(RangesFilterForm):
+    RANGES = (
+        ("created_from", "created_to", "The end date is before the start date."),
+        ("paid_from", "paid_to", "The end date is before the start date."),
+        ("amount_min", "amount_max", "The largest amount is less than the smallest."),
+    )
 
 
 class TransactionFilter(django_filters.FilterSet):

@@ -28,8 +28,8 @@ def short_idle(settings):
 
 def test_stay_signed_in_keeps_the_work_and_idling_on_signs_out(page, checks, short_idle, organization, administrator):
     sign_in(page, administrator, checks)
-    page.goto("/accounts/organization/")
-    page.get_by_label("Legal business name").fill("Riverside Family Care PLLC")
+    page.goto("/accounts/organization/profile/")
+    page.get_by_label("Public name").fill("Riverside Family Care")
 
     # The warning opens by itself, counting down.
     dialog = page.get_by_role("dialog")
@@ -40,11 +40,11 @@ def test_stay_signed_in_keeps_the_work_and_idling_on_signs_out(page, checks, sho
     # Stay signed in: the dialog closes, the page and what was typed stay.
     dialog.get_by_role("button", name="Stay signed in").click()
     expect(dialog).to_be_hidden()
-    expect(page.get_by_label("Legal business name")).to_have_value("Riverside Family Care PLLC")
+    expect(page.get_by_label("Public name")).to_have_value("Riverside Family Care")
 
     # Left alone again: the warning comes back and, at zero, the sign-in page says why.
     expect(dialog).to_be_visible(timeout=COUNTDOWN_MS)
-    expect(page).to_have_url(re.compile(r"/accounts/login/\?next=%2Faccounts%2Forganization%2F$"), timeout=COUNTDOWN_MS)
+    expect(page).to_have_url(re.compile(r"/accounts/login/\?next=%2Faccounts%2Forganization%2Fprofile%2F$"), timeout=COUNTDOWN_MS)
     expect(page.get_by_role("status")).to_have_text("You were signed out after 1 minute without activity.")
     checks.check(page, "sign-in after the idle sign-out")
 
@@ -55,7 +55,7 @@ def test_stay_signed_in_keeps_the_work_and_idling_on_signs_out(page, checks, sho
     expect(page.get_by_role("heading", name="Enter your sign-in code", level=1)).to_be_visible()
     page.get_by_label("Sign-in code").fill(fresh_totp_code(authenticator_for(administrator)))
     page.get_by_role("button", name="Verify").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Organization settings")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Organization profile")
     checks.assert_clean()
 
 
