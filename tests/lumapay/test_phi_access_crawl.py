@@ -328,6 +328,9 @@ ADMIN_SHOWS_NO_PATIENT = {
     "otp_static.StaticDevice": "staff backup-code devices",
     "ehr_sync.EhrConnection": "a clinic's EHR settings (never its credentials)",
     "uploads.Upload": "who uploaded which kind of file, its status and counts: never its name, content or rows",
+    "payouts.Payout": "payouts to the clinic's bank: amounts, dates, bank's last four, trace ids",
+    "payouts.PayoutLine": "a payout's balance transactions: amounts and gateway ids, linked to a transaction by id only",
+    "payouts.GatewayBalance": "the clinic's balance at its gateway",
 }
 
 
