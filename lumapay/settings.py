@@ -73,6 +73,8 @@ INSTALLED_APPS = [
     "transactions",
     "uploads",
     "payouts",
+    "intake_forms",
+    "helpcenter",
 ]
 
 MIDDLEWARE = [

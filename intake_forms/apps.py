@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class IntakeFormsConfig(AppConfig):
+    name = "intake_forms"
+    verbose_name = "Intake forms"
