@@ -38,7 +38,7 @@ class Migration(migrations.Migration):
                 ('failure_message', models.CharField(blank=True, max_length=500)),
                 ('description', models.CharField(blank=True, max_length=200)),
                 ('as_of', models.BigIntegerField(default=0, help_text='when the gateway said the above (Unix seconds)')),
-                ('reconciliation', models.CharField(choices=[('waiting', 'Lines not fetched yet'), ('matched', 'Lines add up to the payout'), ('difference', 'Lines do not add up to the payout')], default='waiting', max_length=20)),
+                ('reconciliation', models.CharField(choices=[('waiting', 'Lines not fetched yet'), ('matched', 'Lines add up to the payout'), ('difference', 'Lines do not add up to the payout'), ('not_itemized', 'Not itemized by the processor (a payout asked for by hand)')], default='waiting', max_length=20)),
                 ('lines_count', models.PositiveIntegerField(default=0)),
                 ('lines_net_cents', models.BigIntegerField(blank=True, help_text="the lines' net amounts added up", null=True)),
                 ('reconciled_at', models.DateTimeField(blank=True, help_text='when the lines were last fetched', null=True)),
