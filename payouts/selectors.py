@@ -184,7 +184,7 @@ def payout_lines_page(*, payout: Payout, after: Cursor | None = None, size: int 
         # fee_taken_cents: the fee as what it takes off the line (negative; a refunded fee positive).
         lines.annotate(fee_taken_cents=-F("fee_cents")).order_by("created_at", "id").only(
             "id", "kind", "amount_cents", "fee_cents", "net_cents", "currency", "created_at", "available_on",
-            "source_id", "description", "transaction_id",
+            "source_id", "transaction_id",
         )[: size + 1]
     )
     has_more = len(rows) > size

@@ -189,6 +189,16 @@ def _balance_store(fact: BalanceFact) -> bool:
             balance.as_of = fact.as_of
             balance.save(update_fields=["available_cents", "pending_cents", "as_of", "updated_at"])
             changed = True
+        # A balance report is whole: a currency it no longer names has nothing left in it.
+        gone = GatewayBalance.objects.filter(organization_id=fact.organization_id, as_of__lte=fact.as_of).exclude(
+            currency__in=[amount.currency.lower() for amount in fact.amounts]
+        )
+        changed = bool(
+            gone.exclude(available_cents=0, pending_cents=0).update(
+                available_cents=0, pending_cents=0, next_payout_date=None, next_payout_estimate_cents=None,
+                as_of=fact.as_of, updated_at=timezone.now(),
+            )
+        ) or changed
     return changed
 
 
@@ -261,7 +271,6 @@ def _lines_store(*, payout_id: int, facts: list[PayoutLineFact]) -> Payout:
                     available_on=fact.available_on,
                     source_id=fact.source_id,
                     charge_id=fact.charge_id,
-                    description=fact.description[:300],
                     transaction_id=links.get(fact.gateway_line_id),
                 )
                 for fact in facts

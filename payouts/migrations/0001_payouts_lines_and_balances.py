@@ -62,7 +62,6 @@ class Migration(migrations.Migration):
                 ('available_on', models.DateField(blank=True, null=True)),
                 ('source_id', models.CharField(blank=True, help_text="the gateway's id of the charge, refund or dispute", max_length=100)),
                 ('charge_id', models.CharField(blank=True, help_text="the gateway's id of the charge it concerns", max_length=100)),
-                ('description', models.CharField(blank=True, max_length=300)),
                 ('organization', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='org_profile.organization')),
                 ('payout', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='lines', to='payouts.payout')),
                 ('transaction', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='payout_lines', to='transactions.transaction')),
