@@ -352,3 +352,17 @@ def test_the_header_links_to_luma_u_for_every_role(client_for, administrator, ma
     for user in (administrator, manager, staff_user):
         body = client_for(user).get(reverse("transactions:dashboard")).content.decode()
         assert f'<a href="{TRACK_URL}" >Luma U</a>' in body
+
+
+def test_the_database_hides_another_clinics_progress_rows(organization, other_organization):
+    from lumapay.tenant_rls import organization_scope
+
+    insider = MembershipFactory(organization=organization, role=Role.STAFF).user
+    outsider = MembershipFactory(organization=other_organization, role=Role.STAFF).user
+    pass_track(insider, organization, STAFF_TRACK)
+    pass_track(outsider, other_organization, STAFF_TRACK)
+
+    with organization_scope(organization.pk):
+        # No organization filter here: row-level security adds it.
+        assert set(LessonProgress.objects.values_list("organization_id", flat=True)) == {organization.pk}
+        assert list(TrackCompletion.objects.values_list("organization_id", flat=True)) == [organization.pk]
