@@ -10,6 +10,7 @@ urlpatterns = [
     path("ehr-connections/", include("ehr_sync.connection_urls")),
     path("uploads/", include("uploads.urls")),
     path("payouts/", include("payouts.urls")),
+    path("help/", include("helpcenter.urls")),
     path("pay/", include("transactions.pay_urls")),
     path("sandbox/", include("transactions.sandbox.urls")),
     path("webhooks/", include("transactions.webhook_urls")),
