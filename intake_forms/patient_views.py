@@ -222,7 +222,7 @@ def fill(request, submission, token):
     sections, has_conditions = _fields(submission, errors)
     return _render(
         request, submission, token, "fill.html",
-        {"sections": sections, "has_conditions": has_conditions, "errors": errors, "message": message},
+        {"sections": sections, "has_conditions": has_conditions, "errors": errors, "message": message, "message_is_error": status != 200},
         status=status,
     )
 
