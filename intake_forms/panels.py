@@ -1,6 +1,7 @@
 """Intake forms on other apps' pages, registered from ``IntakeFormsConfig.ready``:
 
 - the patient profile (``ehr_sync.patient_panels``): the patient's submissions, and "Send a form";
+- a transaction's page (``transactions.transaction_panels``): the form whose payment question it paid;
 - the pay page (``transactions.pay_page_panels``): the form that goes with an automatic copay
   request, linked above the "Pay" button;
 - a new automatic copay request (``post_save`` of ``PaymentRequest``) starts a submission of each
@@ -14,6 +15,7 @@ from django.http import HttpRequest
 from ehr_sync.patient_panels import PatientPanels
 from transactions.enums import CollectionRule
 from transactions.pay_page_panels import PayPagePanels
+from transactions.transaction_panels import TransactionPanels
 
 from .models import FormSubmission, IntakeForm, SubmissionStatus
 
@@ -62,3 +64,18 @@ def copay_request_made(sender, instance, created, **kwargs) -> None:
         from .services import forms_attach_to_copay_request
 
         forms_attach_to_copay_request(instance)
+
+
+def transaction_forms_context(request: HttpRequest, transaction) -> dict:
+    """The form whose payment question this transaction paid (any member who sees the transaction)."""
+    return {
+        "intake_form_submissions": list(
+            FormSubmission.objects.filter(organization=request.organization, payment_transaction=transaction).select_related("version__form")
+        )
+    }
+
+
+FORM_TRANSACTION_PANELS = TransactionPanels(
+    templates={"after_money": "intake_forms/_transaction_forms.html"},
+    context=transaction_forms_context,
+)

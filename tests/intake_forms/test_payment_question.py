@@ -165,3 +165,45 @@ def test_a_staff_made_request_starts_no_form(organization, manager, patient):
     form.save()
     payment_request_make(organization=organization, patient=patient)
     assert not FormSubmission.objects.exists()
+
+
+def test_tomorrows_automatic_copay_request_brings_the_form(organization, location, manager, django_capture_on_commit_callbacks):
+    from django.core import mail
+
+    from transactions.services.collection_schedule import collection_schedule_run
+
+    from ..factories import PatientFactory
+    from ..transactions.collection_support import hours_from_now, rules_on
+
+    form = form_make(organization=organization, actor=manager, questions=[_payment("copay")])
+    form.with_copay_request = True
+    form.save()
+    rules_on(organization)
+    patient = PatientFactory(organization=organization, email="maria@mail.example")
+    appointment = AppointmentFactory(patient=patient, location=location, starts_at=hours_from_now(30), copay_cents=3500)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert collection_schedule_run().copay_sent == 1
+
+    submission = FormSubmission.objects.get()
+    copay_request = PaymentRequest.objects.get(appointment=appointment)
+    assert (submission.sent_with, submission.appointment, submission.patient) == (copay_request, appointment, patient)
+    assert len(mail.outbox) == 1
+
+
+def test_staff_see_the_paid_submission_and_its_transaction(
+    client, client_for, organization, location, manager, patient, django_capture_on_commit_callbacks
+):
+    from django.urls import reverse
+
+    form = form_make(organization=organization, actor=manager, questions=[_payment("fixed", amount="25")])
+    submission = submission_start(form=form, patient=patient)
+    open_form(client, submission)
+    submission = _pay_and_finish(client, submission, django_capture_on_commit_callbacks)
+    transaction = submission.payment_transaction
+
+    staff = client_for(manager)
+    page = staff.get(reverse("intake_forms:submission_detail", args=[submission.pk])).content.decode()
+    assert "Paid $25.00" in page and reverse("transactions:transaction_detail", args=[transaction.pk]) in page
+    page = staff.get(reverse("transactions:transaction_detail", args=[transaction.pk])).content.decode()
+    assert reverse("intake_forms:submission_detail", args=[submission.pk]) in page
