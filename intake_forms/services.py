@@ -30,7 +30,14 @@ from lumapay.sms import sms_send
 from org_profile.access import MANAGERS, staff_access
 from transactions.enums import PaymentRequestKind, PaymentRequestStatus
 from transactions.models import PaymentRequest
-from transactions.services.payments import checkout_begin, checkout_outcome_record
+from transactions.locks import payment_request_lock
+from transactions.services.payments import (
+    checkout_begin,
+    checkout_outcome_record,
+    payment_request_checkout_close,
+    payment_request_checkout_open,
+    payment_request_state,
+)
 
 from .models import (
     FormFile,
@@ -582,13 +589,19 @@ def payment_begin(
     """The payment question's hosted checkout. Under the submission's lock: its payment request
     is made once (the copay request the form came with, for a copay question) and
     ``checkout_begin`` resumes an open checkout, so a double submit makes one payment."""
+    _payment_request_refresh(submission)
     with db_transaction.atomic():
         locked = FormSubmission.objects.select_for_update(of=("self",)).select_related(
-            "patient", "sent_with", "appointment", "organization"
+            "patient", "sent_with", "appointment", "organization", "payment_request"
         ).get(pk=submission.pk)
         question = payment_question(locked.version)
         if question is None or locked.status == SubmissionStatus.COMPLETE:
             raise FormError(_("There is nothing to pay on this form."))
+        if locked.payment_request is not None and locked.payment_request_id != locked.sent_with_id and payment_request_state(
+            locked.payment_request
+        ) in (PaymentRequestStatus.EXPIRED, PaymentRequestStatus.CANCELLED):
+            # The form's own request ran out (a patient back weeks later): a new one replaces it.
+            locked.payment_request = None
         if locked.payment_request is None:
             if question.payment_mode == PaymentMode.COPAY and locked.sent_with is not None:
                 locked.payment_request = locked.sent_with
@@ -616,6 +629,32 @@ def payment_begin(
         payment_request=payment_request, ip_address=ip_address, locale=locale,
         success_url=return_url, cancel_url=return_url,
     )
+
+
+def _payment_request_refresh(submission: FormSubmission) -> None:
+    """A patient who left the checkout and chose another amount: the form's own open request
+    takes the new amount, once any checkout still open at the gateway for the old one is closed
+    (so the patient can never pay both)."""
+    existing = submission.payment_request
+    question = payment_question(submission.version)
+    if (
+        existing is None
+        or question is None
+        or question.payment_mode != PaymentMode.CHOSEN
+        or existing.pk == submission.sent_with_id
+        or payment_request_state(existing) != PaymentRequestStatus.OPEN
+    ):
+        return
+    amount = payment_amount(submission=submission, question=question)
+    if not amount or amount == existing.amount_cents:
+        return
+    payment_request_checkout_close(payment_request=existing)  # raises PaymentLinkUnavailable when paid
+    with db_transaction.atomic():
+        locked = payment_request_lock(payment_request_id=existing.pk)
+        if locked.status == PaymentRequestStatus.OPEN and not payment_request_checkout_open(locked):
+            locked.amount_cents = amount
+            locked.save(update_fields=["amount_cents"])
+    existing.refresh_from_db()
 
 
 def _location_of(submission: FormSubmission):

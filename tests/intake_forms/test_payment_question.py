@@ -207,3 +207,29 @@ def test_staff_see_the_paid_submission_and_its_transaction(
     assert "Paid $25.00" in page and reverse("transactions:transaction_detail", args=[transaction.pk]) in page
     page = staff.get(reverse("transactions:transaction_detail", args=[transaction.pk])).content.decode()
     assert reverse("intake_forms:submission_detail", args=[submission.pk]) in page
+
+
+def test_a_patient_who_left_the_checkout_and_chose_another_amount_pays_the_new_one_once(
+    client, organization, location, manager, patient, django_capture_on_commit_callbacks
+):
+    form = form_make(organization=organization, actor=manager, questions=[_payment("chosen", min="10", max="100")])
+    submission = submission_start(form=form, patient=patient)
+    open_form(client, submission)
+    first = client.post(form_url("fill", submission), {"action": "pay", **answers(submission, {"Your payment": "40"})})
+    assert first.status_code == 302
+
+    # Back without paying; now 60.
+    second = client.post(form_url("fill", submission), {"action": "pay", **answers(submission, {"Your payment": "60"})})
+    assert second["Location"] != first["Location"]
+    pay_on_sandbox(client, second, django_capture_on_commit_callbacks)
+    client.get(form_url("payment_return", submission))
+
+    submission.refresh_from_db()
+    assert submission.payment_transaction.charged_cents == 6000
+    assert PaymentRequest.objects.get().amount_cents == 6000
+    assert Transaction.objects.filter(charged_cents__gt=0).count() == 1
+    # The first checkout was closed at the Sandbox: it can no longer be paid.
+    from urllib.parse import urlsplit
+
+    stale = client.post(urlsplit(first["Location"]).path, {"number": "4242 4242 4242 4242", "expiry_month": "12", "expiry_year": "2031", "cvc": "123"})
+    assert Transaction.objects.filter(charged_cents__gt=0).count() == 1, stale.status_code
