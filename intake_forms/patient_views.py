@@ -85,6 +85,9 @@ def _language_for(request, submission) -> str:
         _state_update(request, submission, lang=requested)
         return requested
     chosen = _state(request, submission).get("lang")
+    if chosen not in LANGUAGE_CODES and submission.sent_with_id:
+        # The language the patient chose on the copay request's pay page, which linked here.
+        chosen = request.session.get(PAY_SESSION_KEY, {}).get(submission.sent_with.public_id.hex, {}).get("lang")
     if chosen in LANGUAGE_CODES:
         return chosen
     preferred = submission.patient.preferred_language

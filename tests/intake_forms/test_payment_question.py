@@ -233,3 +233,18 @@ def test_a_patient_who_left_the_checkout_and_chose_another_amount_pays_the_new_o
 
     stale = client.post(urlsplit(first["Location"]).path, {"number": "4242 4242 4242 4242", "expiry_month": "12", "expiry_year": "2031", "cvc": "123"})
     assert Transaction.objects.filter(charged_cents__gt=0).count() == 1, stale.status_code
+
+
+def test_the_language_chosen_on_the_pay_page_carries_to_the_form(client, organization, location, manager, patient):
+    form = form_make(organization=organization, actor=manager, questions=[_payment("copay")])
+    form.with_copay_request = True
+    form.save()
+    copay_request = PaymentRequest.objects.create(
+        organization=organization, patient=patient, location=location, kind=PaymentRequestKind.COPAY,
+        billing_item="Copay", amount_cents=2000, automation_rule=CollectionRule.COPAY_BEFORE_VISIT,
+        expires_at=timezone.now() + datetime.timedelta(days=2),
+    )
+    submission = FormSubmission.objects.get()
+    verified(client, copay_request).get(pay_url("details", copay_request) + "?lang=es")
+    response = client.get(form_url("fill", submission))
+    assert response["Content-Language"] == "es" and "Enviar el formulario" in response.content.decode()
