@@ -112,6 +112,15 @@ class AuditAction(models.TextChoices):
     EHR_POSTING_RETRIED = "ehr_posting.retried", _("Posting to the EHR started again by staff")
     EHR_POSTING_FILE_DOWNLOADED = "ehr_posting.file_downloaded", _("Daily EHR posting file downloaded")
 
+    # ---- Intake forms (intake_forms/): added on branch intake-forms; the migration is made at merge ----
+    FORM_PUBLISHED = "form.published", _("Intake form version published")
+    FORM_SENT = "form.sent", _("Intake form sent to the patient")
+    FORM_LINK_VERIFICATION_PASSED = "form.verification_passed", _("Form link: date of birth confirmed")
+    FORM_LINK_VERIFICATION_FAILED = "form.verification_failed", _("Form link: wrong date of birth")
+    FORM_LINK_LOCKED = "form.link_locked", _("Form link locked after too many wrong dates of birth")
+    FORM_PAYMENT_DECLINED = "form.payment_declined", _("Form payment question declined by the patient")
+    FORM_COMPLETED = "form.completed", _("Intake form completed by the patient")
+
 
 def audit_action_label(action: str) -> str:
     """The action's label; an action no longer listed (from older rows) in words."""

@@ -48,6 +48,9 @@ PAGE_LABELS = {
     "transactions:ehr_posting_file_download": _("Daily EHR posting file download"),
     "ehr_connections:run_detail": _("EHR sync run: rejected records"),
     "uploads:detail": _("Upload Center: a file's problems"),
+    "intake_forms:submission_detail": _("Intake form submission"),
+    "intake_forms:submission_pdf": _("Intake form submission (PDF)"),
+    "intake_forms:form_file": _("Intake form: a patient's uploaded file"),
 }
 
 

@@ -12,6 +12,8 @@ urlpatterns = [
     path("payouts/", include("payouts.urls")),
     path("help/", include("helpcenter.urls")),
     path("pay/", include("transactions.pay_urls")),
+    path("form/", include("intake_forms.patient_urls")),
+    path("intake-forms/", include("intake_forms.urls")),
     path("sandbox/", include("transactions.sandbox.urls")),
     path("webhooks/", include("transactions.webhook_urls")),
     path("dev/outbox/", dev_outbox, name="dev_outbox"),

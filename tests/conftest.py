@@ -84,3 +84,14 @@ def client_for(client):
         return client
 
     return sign_in
+
+
+@pytest.fixture(scope="session")
+def localstripe_server():
+    """One localstripe for the session (tests/stripe_support.py), for every directory's Stripe tests."""
+    from .stripe_support import LocalStripeServer
+
+    server = LocalStripeServer()
+    server.start()
+    yield server
+    server.stop()

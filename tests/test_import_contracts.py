@@ -43,7 +43,8 @@ def test_transactions_supplies_the_payment_panels_of_the_patient_pages():
     # when the patient pages ask which partials fill their slots
     templates = patient_panel_templates()
 
-    # then the payments app (registered from its AppConfig) supplies each one, and nothing else does
+    # then the payments app (registered from its AppConfig) supplies each one, and intake forms
+    # (above transactions) adds the patient's submissions below the appointments
     assert templates == {
         "hub_row_actions": ["transactions/patient_panels/_hub_row_actions.html"],
         "profile_actions": ["transactions/patient_panels/_profile_actions.html"],
@@ -53,5 +54,6 @@ def test_transactions_supplies_the_payment_panels_of_the_patient_pages():
         "after_appointments": [
             "transactions/patient_panels/_requests_and_transactions.html",
             "transactions/patient_panels/_payment_plans.html",
+            "intake_forms/_patient_forms.html",
         ],
     }

@@ -12,10 +12,12 @@ from transactions.enums import ExportStatus, PaymentRequestKind
 from transactions.models import PaymentPlan, PaymentRequest, SavedCard, TransactionExport
 from transactions.services.transaction_open import transaction_open
 from payouts.models import Payout
+from intake_forms.models import FormFile
+from intake_forms.services import form_create, form_publish, question_add, section_add, submission_start
 
 from .factories import AppointmentFactory, LocationFactory, MembershipFactory, OrganizationFactory, PatientFactory
 
-STAFF_NAMESPACES = ("transactions", "patients", "payouts")
+STAFF_NAMESPACES = ("transactions", "patients", "payouts", "intake_forms")
 
 # url name -> which of organization A's objects its id names.
 OBJECT_FOR_URL = {
@@ -47,6 +49,11 @@ OBJECT_FOR_URL = {
     "transactions:export_detail": "export",
     "transactions:export_download": "export",
     "payouts:detail": "payout",
+    "intake_forms:form_edit": "intake_form",
+    "intake_forms:form_send": "intake_form",
+    "intake_forms:submission_detail": "form_submission",
+    "intake_forms:submission_pdf": "form_submission",
+    "intake_forms:form_file": "form_file",
 }
 
 
@@ -115,7 +122,23 @@ def organization_a_objects(db):
         organization=organization, gateway="sandbox", gateway_payout_id="po_organization_a", amount_cents=10_000,
         currency="usd", status="paid", created_at="2026-01-01T00:00:00Z", arrival_date="2026-01-03",
     )
+    manager = MembershipFactory(organization=organization, role=Role.MANAGER).user
+    intake_form = form_create(organization=organization, actor=manager, title="Intake")
+    question_add(
+        organization=organization, actor=manager,
+        section=section_add(organization=organization, actor=manager, form=intake_form, title="About you"),
+        values={"kind": "file", "label": "Insurance card"},
+    )
+    form_publish(organization=organization, actor=manager, form=intake_form)
+    form_submission = submission_start(form=intake_form, patient=patient)
+    form_file = FormFile.objects.create(
+        organization=organization, submission=form_submission, question_key="k", file_name="card.png",
+        content_type="image/png", size=1, data=b"x",
+    )
     return {
+        "intake_form": intake_form,
+        "form_submission": form_submission,
+        "form_file": form_file,
         "payout": payout,
         "patient": patient,
         "payment_request": payment_request,

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 import ehr_sync.connection_urls
 import ehr_sync.urls
+import intake_forms.urls
 import payouts.urls
 import transactions.urls
 import uploads.urls
@@ -148,7 +149,26 @@ def _automation_with_a_line(client, w):
     return client.get(reverse("transactions:automation"))
 
 
+def _form_submission(w):
+    from intake_forms.models import FormFile
+    from intake_forms.services import form_create, form_publish, question_add, section_add, submission_start
+
+    form = form_create(organization=w.organization, actor=w.administrator, title="Intake")
+    section = section_add(organization=w.organization, actor=w.administrator, form=form, title="About you")
+    question = question_add(organization=w.organization, actor=w.administrator, section=section, values={"kind": "file", "label": "Card"})
+    form_publish(organization=w.organization, actor=w.administrator, form=form)
+    submission = submission_start(form=form, patient=w.patient)
+    FormFile.objects.create(
+        organization=w.organization, submission=submission, question_key=question.key, file_name="card.png",
+        content_type="image/png", size=9, data=b"\x89PNG\r\n\x1a\nx",
+    )
+    return submission
+
+
 SHOWS_PATIENTS = {
+    "intake_forms:submission_detail": _get(lambda w: reverse("intake_forms:submission_detail", args=[_form_submission(w).pk])),
+    "intake_forms:submission_pdf": _get(lambda w: reverse("intake_forms:submission_pdf", args=[_form_submission(w).pk])),
+    "intake_forms:form_file": _get(lambda w: reverse("intake_forms:form_file", args=[_form_submission(w).files.get().pk])),
     "transactions:automation": _automation_with_a_line,
     "patients:hub": _get(lambda w: reverse("patients:hub")),
     "patients:profile": _get(lambda w: reverse("patients:profile", args=[w.patient.pk])),
@@ -217,6 +237,9 @@ SHOWS_NO_PATIENT = {
     "payouts:list": "the balance and the payouts: amounts, dates, statuses",
     "payouts:export": "the payouts as CSV: amounts, dates, bank digits, trace ids",
     "payouts:detail": "a payout's lines: kinds, amounts and transaction numbers, no patient names",
+    "intake_forms:form_list": "the clinic's forms: titles, versions, counts",
+    "intake_forms:form_edit": "a form's questions (the builder), no answers",
+    "intake_forms:form_send": "sends a form, then back to the patient's profile (which records its look)",
 }
 
 
@@ -227,6 +250,7 @@ def test_every_staff_url_is_either_crawled_or_said_to_show_no_patient():
         | {f"ehr_connections:{p.name}" for p in ehr_sync.connection_urls.urlpatterns}
         | {f"uploads:{p.name}" for p in uploads.urls.urlpatterns}
         | {f"payouts:{p.name}" for p in payouts.urls.urlpatterns}
+        | {f"intake_forms:{p.name}" for p in intake_forms.urls.urlpatterns}
     )
 
     assert set(SHOWS_PATIENTS) | set(SHOWS_NO_PATIENT) == names

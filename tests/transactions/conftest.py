@@ -13,7 +13,6 @@ from ..stripe_support import (
     SECRET_KEY,
     WEBHOOK_SECRET,
     STRIPE_TEST_PATIENTS,
-    LocalStripeServer,
     RecordingStripeClient,
     StripeWorld,
     stripe_clinic,
@@ -21,12 +20,8 @@ from ..stripe_support import (
 )
 
 
-@pytest.fixture(scope="session")
-def localstripe_server():
-    server = LocalStripeServer()
-    server.start()
-    yield server
-    server.stop()
+# ``localstripe_server`` (one localstripe for the whole session) is in tests/conftest.py: the intake
+# forms' tests use it too, and localstripe cannot start twice in one process.
 
 
 @pytest.fixture

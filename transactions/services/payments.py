@@ -277,7 +277,14 @@ def payment_request_checkout_open(payment_request: PaymentRequest) -> bool:
     )
 
 
-def checkout_begin(*, payment_request: PaymentRequest, ip_address: str | None, locale: str = "auto") -> CheckoutStart:
+def checkout_begin(
+    *,
+    payment_request: PaymentRequest,
+    ip_address: str | None,
+    locale: str = "auto",
+    success_url: str = "",
+    cancel_url: str = "",
+) -> CheckoutStart:
     """Start the gateway's hosted checkout for an open request, or resume the one already started.
 
     ``locale`` is the language the checkout's pages speak: the pay page passes the one the patient
@@ -288,7 +295,12 @@ def checkout_begin(*, payment_request: PaymentRequest, ip_address: str | None, l
     and never a second charge. Raises ``PaymentLinkUnavailable`` when the request is paid (also when
     the gateway says its checkout was paid and we had not heard yet), cancelled or expired, and
     ``GatewayError`` when the gateway refuses (then nothing is written).
+
+    ``success_url`` and ``cancel_url`` are where the gateway sends the patient back (the pay
+    link's confirmation and "cancelled" pages unless given: an intake form's payment question
+    brings the patient back to the form).
     """
+    returns = {"success_url": success_url, "cancel_url": cancel_url}
     with db_transaction.atomic():
         locked = payment_request_lock(payment_request_id=payment_request.pk)
         state = payment_request_state(locked)
@@ -299,7 +311,7 @@ def checkout_begin(*, payment_request: PaymentRequest, ip_address: str | None, l
 
         previous = _latest_unpaid_checkout(locked, vendor=organization.payment_gateway)
         if previous is None:
-            return _checkout_start(payment_request=locked, gateway=gateway, ip_address=ip_address, locale=locale)
+            return _checkout_start(payment_request=locked, gateway=gateway, ip_address=ip_address, locale=locale, **returns)
 
         if _is_resumable(previous):
             fact = gateway.checkout_outcome(transaction=previous)
@@ -309,7 +321,7 @@ def checkout_begin(*, payment_request: PaymentRequest, ip_address: str | None, l
         charge_fact_record(transaction=previous, fact=fact)
         if fact.status != "succeeded":
             if not _is_resumable(previous):
-                return _checkout_start(payment_request=locked, gateway=gateway, ip_address=ip_address, locale=locale)
+                return _checkout_start(payment_request=locked, gateway=gateway, ip_address=ip_address, locale=locale, **returns)
             audit_event_record(
                 organization=organization,
                 action=AuditAction.CHECKOUT_RESUMED,
@@ -329,7 +341,9 @@ def checkout_begin(*, payment_request: PaymentRequest, ip_address: str | None, l
     raise _unavailable(PaymentRequestStatus.PAID)
 
 
-def _checkout_start(*, payment_request: PaymentRequest, gateway, ip_address: str | None, locale: str) -> CheckoutStart:
+def _checkout_start(
+    *, payment_request: PaymentRequest, gateway, ip_address: str | None, locale: str, success_url: str = "", cancel_url: str = ""
+) -> CheckoutStart:
     """A new transaction, its "charge requested" event and the gateway's checkout, all or nothing.
     The caller holds the payment request's lock."""
     organization = payment_request.organization
@@ -338,8 +352,8 @@ def _checkout_start(*, payment_request: PaymentRequest, gateway, ip_address: str
     )
     start = gateway.checkout_start(
         transaction=transaction,
-        success_url=_absolute("pay:done", payment_request),
-        cancel_url=_absolute("pay:cancelled", payment_request),
+        success_url=success_url or _absolute("pay:done", payment_request),
+        cancel_url=cancel_url or _absolute("pay:cancelled", payment_request),
         locale=locale,
     )
     transaction.gateway_checkout_id = start.checkout_id

@@ -33,6 +33,7 @@ from ..enums import PaymentRequestStatus as State, SavedCardStatus
 from ..forms.pay_page import DateOfBirthForm
 from ..gateways.base import GatewayError
 from ..links import payment_request_from_token
+from ..pay_page_panels import pay_page_panel_context, pay_page_panel_templates
 from ..selectors.saved_cards import card_on_file_offered, saved_card_of_patient, saved_card_of_setup, saved_cards_active
 from ..services.payments import (
     DateOfBirthMismatch,
@@ -288,6 +289,8 @@ def details(request, payment_request, token):
             "plan_purpose": plan_link_purpose(payment_request),
             "plan_instalment": payment_request.plan_instalments.select_related("plan", "plan__saved_card").first(),
             "card_consent_text": card_on_file_consent_text(payment_request.organization),
+            "pay_page_panels": pay_page_panel_templates(),
+            **pay_page_panel_context(payment_request),
             **_cards_context(payment_request),
         },
     )
