@@ -12,6 +12,9 @@ urlpatterns = [
     path("payouts/", include("payouts.urls")),
     path("pay/", include("transactions.pay_urls")),
     path("sandbox/", include("transactions.sandbox.urls")),
+    path("help/", include("helpcenter.urls")),
+    # Members' e-mailed replies to support tickets, through the e-mail provider's inbound webhook.
+    path("webhooks/email/", include("helpcenter.inbound_urls")),
     path("webhooks/", include("transactions.webhook_urls")),
     path("dev/outbox/", dev_outbox, name="dev_outbox"),
     path("", include("transactions.urls")),
