@@ -331,6 +331,11 @@ ADMIN_SHOWS_NO_PATIENT = {
     "payouts.Payout": "payouts to the clinic's bank: amounts, dates, bank's last four, trace ids",
     "payouts.PayoutLine": "a payout's balance transactions: amounts and gateway ids, linked to a transaction by id only",
     "payouts.GatewayBalance": "the clinic's balance at its gateway",
+    # Help Center (helpcenter/help_admin.py): tickets hold no patient information unless their member
+    # marked them; a marked ticket's subject is not listed, and opening it (or its files) is recorded
+    # (tests/helpcenter/test_ticket_email.py).
+    "helpcenter.SupportTicket": "support tickets: unmarked ones hold no patient information; a marked one's look is recorded",
+    "helpcenter.HelpArticle": "Help Center articles about the product",
 }
 
 
