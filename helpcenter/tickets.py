@@ -359,6 +359,7 @@ def ticket_answer_email(message_id: int):
         "ticket": ticket,
         "message": message,
         "ticket_url": settings.SITE_URL + reverse("helpcenter:ticket_detail", args=[ticket.pk]),
+        "reply_address": ticket_reply_address(ticket),
     }
     subject = (
         f"[LumaPay support #{ticket.pk}] An answer to your ticket"

@@ -85,6 +85,7 @@ def test_the_email_round_trip_appends_the_members_reply(client, staff_user, inbo
     assert email.reply_to == [f"support+{ticket.reply_token}@help.lumapay.test"]
     assert f"#{ticket.pk}" in email.subject and "Please reload the page" in email.body
     assert f"http://testserver/help/tickets/{ticket.pk}/" in email.body
+    assert email.reply_to[0] in email.body  # the dev outbox shows no headers: the address is in the text
 
     reply_text = (
         "Reloading fixed it, thanks!\n\nOn Mon, Nov 30, 2026 at 9:00 AM LumaPay support wrote:\n"
