@@ -19,6 +19,7 @@ from django.utils import timezone
 
 import ehr_sync.connection_urls
 import ehr_sync.urls
+import helpcenter.urls
 import payouts.urls
 import transactions.urls
 import uploads.urls
@@ -217,6 +218,15 @@ SHOWS_NO_PATIENT = {
     "payouts:list": "the balance and the payouts: amounts, dates, statuses",
     "payouts:export": "the payouts as CSV: amounts, dates, bank digits, trace ids",
     "payouts:detail": "a payout's lines: kinds, amounts and transaction numbers, no patient names",
+    # The Help Center (helpcenter/help_urls.py, in helpcenter.urls): articles about the product, and support tickets, which
+    # hold no patient information unless their member marked them; a look at a marked ticket or its
+    # files is recorded without patients (it names none LumaPay knows), tests/helpcenter/test_tickets.py.
+    "helpcenter:index": "articles about the product and the search of them",
+    "helpcenter:article": "an article about the product",
+    "helpcenter:ticket_list": "support tickets' subjects and statuses",
+    "helpcenter:ticket_new": "an empty ticket form",
+    "helpcenter:ticket_detail": "a support ticket; a marked one's look is recorded (no patient it could name)",
+    "helpcenter:attachment_download": "a ticket's file; a marked ticket's is recorded (no patient it could name)",
 }
 
 
@@ -227,6 +237,7 @@ def test_every_staff_url_is_either_crawled_or_said_to_show_no_patient():
         | {f"ehr_connections:{p.name}" for p in ehr_sync.connection_urls.urlpatterns}
         | {f"uploads:{p.name}" for p in uploads.urls.urlpatterns}
         | {f"payouts:{p.name}" for p in payouts.urls.urlpatterns}
+        | {f"helpcenter:{p.name}" for p in helpcenter.urls.urlpatterns}
     )
 
     assert set(SHOWS_PATIENTS) | set(SHOWS_NO_PATIENT) == names
