@@ -86,3 +86,15 @@ def test_an_empty_search_shows_the_articles_for_the_members_role(help_articles, 
     for_you = {article.slug for article in response.context["articles_for_you"]}
     others = {article.slug for article in response.context["other_articles"]}
     assert "payment-requests" in for_you and "refunds" in others and "ehr-connections" in others
+
+
+def test_the_management_command_syncs_the_article_files():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("help_articles_sync", stdout=out)
+
+    assert HelpArticle.objects.filter(slug="refunds").exists()
+    assert out.getvalue().startswith(f"Help Center articles: {HelpArticle.objects.count()} created")
