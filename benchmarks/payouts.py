@@ -240,14 +240,14 @@ def _clinic_fill(clinic: Clinic, now: datetime.datetime, log):
                 net_total += net
                 line_rows.append((organization.pk, payout_id, f"txn_{clinic.number}_{line_number:08d}", kind, gross, fee,
                                   net, "usd", moment, moment.date(), f"ch_{clinic.number}_{line_number:08d}",
-                                  f"ch_{clinic.number}_{line_number:08d}", "", linked))
+                                  f"ch_{clinic.number}_{line_number:08d}", linked))
             # The adjustment that makes the lines add up to the payout (as a processor's would).
             line_number += 1
             if count == BIG_PAYOUT_LINES:
                 amount = net_total + 1_234  # the big day's payout is what its lines carry
             adjust = amount - net_total + (1 if payout_id % 997 == 0 else 0)
             line_rows.append((organization.pk, payout_id, f"txn_{clinic.number}_{line_number:08d}", "adjustment", adjust, 0,
-                              adjust, "usd", created, created.date(), "", "", "Balance adjustment", None))
+                              adjust, "usd", created, created.date(), "", "", None))
             updates.append((amount, count + 1, net_total + adjust, created, payout_id))
             if len(line_rows) >= 50_000:
                 _copy(connection, "payouts_payoutline", LINE_COLUMNS, line_rows)
@@ -267,7 +267,7 @@ def _clinic_fill(clinic: Clinic, now: datetime.datetime, log):
 
 LINE_COLUMNS = (
     "organization_id", "payout_id", "gateway_line_id", "kind", "amount_cents", "fee_cents", "net_cents", "currency",
-    "created_at", "available_on", "source_id", "charge_id", "description", "transaction_id",
+    "created_at", "available_on", "source_id", "charge_id", "transaction_id",
 )
 
 
@@ -336,12 +336,12 @@ def _bench_detail(organization, client, *, runs, timed, result, log) -> list[dic
                 kinds = cursor.fetchall()
                 if after is None:
                     cursor.execute(
-                        "SELECT id, kind, amount_cents, fee_cents, net_cents, created_at, source_id, description, "
+                        "SELECT id, kind, amount_cents, fee_cents, net_cents, created_at, source_id, "
                         "transaction_id FROM payouts_payoutline WHERE organization_id = %s AND payout_id = %s "
                         "ORDER BY created_at, id LIMIT 101", [organization.pk, payout.pk])
                 else:
                     cursor.execute(
-                        "SELECT id, kind, amount_cents, fee_cents, net_cents, created_at, source_id, description, "
+                        "SELECT id, kind, amount_cents, fee_cents, net_cents, created_at, source_id, "
                         "transaction_id FROM payouts_payoutline WHERE organization_id = %s AND payout_id = %s "
                         "AND (created_at, id) > (%s, %s) ORDER BY created_at, id LIMIT 101",
                         [organization.pk, payout.pk, after.created_at, after.pk])
@@ -349,7 +349,7 @@ def _bench_detail(organization, client, *, runs, timed, result, log) -> list[dic
             html = [f"<h1>{head[1]}</h1><p>{head[4]} {head[5]} {head[6]}</p><table>"]
             html += [f"<tr><td>{k}</td><td>{c}</td><td>{a}</td><td>{f}</td><td>{n}</td></tr>" for k, c, a, f, n in kinds]
             html += [f"<tr><td>{line[5]}</td><td>{line[1]}</td><td>{line[2]}</td><td>{line[3]}</td><td>{line[4]}</td>"
-                     f"<td><a href=\"/transactions/{line[8]}/\">{line[8]}</a></td><td>{line[6]}</td></tr>" for line in lines[:100]]
+                     f"<td><a href=\"/transactions/{line[7]}/\">{line[7]}</a></td><td>{line[6]}</td></tr>" for line in lines[:100]]
             return "".join(html)
 
         page_times, base_times = timed(lambda: client.get(url), baseline, runs)

@@ -16,6 +16,7 @@ import hashlib
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.views.decorators.debug import sensitive_variables
 
 __all__ = ["InvalidToken", "fernet_for", "text_decrypt", "text_encrypt"]
 
@@ -40,11 +41,13 @@ def fernet_for(*, setting: str, purpose: str, what: str) -> MultiFernet:
         ) from None
 
 
+@sensitive_variables("value")
 def text_encrypt(fernet: MultiFernet, value: str) -> str:
     """The token to store for ``value`` ("" for nothing)."""
     return fernet.encrypt(value.encode()).decode() if value else ""
 
 
+@sensitive_variables()
 def text_decrypt(fernet: MultiFernet, token: str) -> str:
     """``value`` back from its token ("" for nothing); raises ``InvalidToken`` for a foreign key."""
     return fernet.decrypt(token.encode()).decode() if token else ""

@@ -10,9 +10,9 @@ urlpatterns = [
     path("ehr-connections/", include("ehr_sync.connection_urls")),
     path("uploads/", include("uploads.urls")),
     path("payouts/", include("payouts.urls")),
+    path("help/", include("helpcenter.urls")),
     path("pay/", include("transactions.pay_urls")),
     path("sandbox/", include("transactions.sandbox.urls")),
-    path("help/", include("helpcenter.urls")),
     # Members' e-mailed replies to support tickets, through the e-mail provider's inbound webhook.
     path("webhooks/email/", include("helpcenter.inbound_urls")),
     path("webhooks/", include("transactions.webhook_urls")),

@@ -68,6 +68,17 @@ class OrganizationAdmin(admin.ModelAdmin):
     list_filter = ["payment_gateway"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [LocationInline]
+    # The profile is the clinic's administrators' to change (validated, audited, sent to Stripe:
+    # org_profile.profile), and the Stripe state is Stripe's word (account.updated): operators
+    # read them here, never edit them around those rules.
+    readonly_fields = [
+        "legal_name", "business_type", "tax_id_last4", "address_line1", "address_line2", "city", "state",
+        "postal_code", "industry_code", "public_name", "support_phone", "support_email", "website",
+        "statement_descriptor", "stripe_account_id", "stripe_charges_enabled", "stripe_payouts_enabled",
+        "stripe_details_submitted", "stripe_requirements_due", "stripe_requirements", "stripe_current_deadline",
+        "stripe_disabled_reason", "stripe_account_updated_at",
+        "stripe_disconnected_at",
+    ]  # fmt: skip
     # A website typed without a scheme ("clinic.example") is read as https://, as Django 6 will.
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 

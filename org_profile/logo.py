@@ -44,12 +44,17 @@ def logo_png_from_upload(data: bytes) -> tuple[bytes, tuple[int, int]]:
                 probe.verify()
             with Image.open(io.BytesIO(data)) as image:
                 image.seek(0)  # an animated image: its first frame
+                # A JPEG decodes straight to a reduced size (less memory for a large photo).
+                image.draft("RGB", (LOGO_MAX_SIDE * 2, LOGO_MAX_SIDE * 2))
                 image = ImageOps.exif_transpose(image)
-                image = image.convert("RGBA")
                 image.thumbnail((LOGO_MAX_SIDE, LOGO_MAX_SIDE), Image.Resampling.LANCZOS)
+                # Only the pixels are kept: no colour profile, text chunks or EXIF carried over
+                # (an uploaded profile could be any bytes, shown to every patient).
+                pixels = Image.new("RGBA", image.size)
+                pixels.paste(image.convert("RGBA"))
                 out = io.BytesIO()
-                image.save(out, format="PNG", optimize=True)
-                return out.getvalue(), image.size
+                pixels.save(out, format="PNG", optimize=True)
+                return out.getvalue(), pixels.size
         except LogoRefused:
             raise
         except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):

@@ -9,6 +9,7 @@ and a person's date of birth and SSN digits are "on file".
 from __future__ import annotations
 
 from cryptography.fernet import MultiFernet
+from django.views.decorators.debug import sensitive_variables
 
 from lumapay.encryption import InvalidToken, fernet_for, text_decrypt, text_encrypt
 from lumapay.errors import ApplicationError
@@ -24,10 +25,12 @@ def _fernet() -> MultiFernet:
     )
 
 
+@sensitive_variables("value")
 def secret_encrypt(value: str) -> str:
     return text_encrypt(_fernet(), value)
 
 
+@sensitive_variables()
 def secret_decrypt(token: str) -> str:
     try:
         return text_decrypt(_fernet(), token)

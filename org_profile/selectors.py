@@ -13,6 +13,8 @@ def memberships_of(*, user) -> QuerySet[Membership]:
     return (
         Membership.objects.filter(user=user, is_active=True)
         .select_related("organization")
+        # Read on every staff page: the logo's bytes only where it is shown (loaded then).
+        .defer("organization__logo_png")
         .order_by("organization__name")
     )
 

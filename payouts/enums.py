@@ -38,3 +38,6 @@ class Reconciliation(models.TextChoices):
     WAITING = "waiting", _("Lines not fetched yet")
     MATCHED = "matched", _("Lines add up to the payout")
     DIFFERENCE = "difference", _("Lines do not add up to the payout")
+    # Stripe lists the balance transactions of automatic payouts only: a payout asked for by hand
+    # (an instant payout from the clinic's Stripe Dashboard) carries no list to fetch.
+    NOT_ITEMIZED = "not_itemized", _("Not itemized by the processor (a payout asked for by hand)")

@@ -86,7 +86,9 @@ class PayoutLine(models.Model):
     available_on = models.DateField(null=True, blank=True)
     source_id = models.CharField(max_length=100, blank=True, help_text="the gateway's id of the charge, refund or dispute")
     charge_id = models.CharField(max_length=100, blank=True, help_text="the gateway's id of the charge it concerns")
-    description = models.CharField(max_length=300, blank=True)
+    # No description is kept: a charge's description at the gateway is whatever was typed where
+    # the charge was made (a clinic charging in its own Stripe Dashboard may write a patient's
+    # name), and payout pages name no patient. The kind and the gateway's ids say what a line is.
     transaction = models.ForeignKey(
         Transaction, null=True, blank=True, on_delete=models.SET_NULL, related_name="payout_lines"
     )

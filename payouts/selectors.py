@@ -61,9 +61,19 @@ def payouts_page(
 
 @dataclass(frozen=True)
 class CurrencyTotal:
+    """The filtered payouts of one currency: how many, what they send to the bank (every status
+    but failed and cancelled), and what failed or was cancelled (that money went back to the
+    balance and out again in a later payout: counting it too would count it twice)."""
+
     currency: str
     count: int
     amount_cents: int
+    returned_cents: int = 0
+    returned_count: int = 0
+
+
+# Payouts whose money never reached the bank (it went back to the balance).
+RETURNED_STATUSES = (PayoutStatus.FAILED, PayoutStatus.CANCELED)
 
 
 @dataclass(frozen=True)
@@ -74,8 +84,22 @@ class PayoutTotals:
 
 def payouts_totals(payouts: QuerySet[Payout]) -> PayoutTotals:
     """Count and sum of the filtered set, one row per currency (one grouped query)."""
-    rows = payouts.order_by().values("currency").annotate(count=Count("id"), amount=Sum("amount_cents")).order_by("currency")
-    by_currency = [CurrencyTotal(row["currency"], row["count"], row["amount"] or 0) for row in rows]
+    returned = Q(status__in=RETURNED_STATUSES)
+    rows = (
+        payouts.order_by()
+        .values("currency")
+        .annotate(
+            count=Count("id"),
+            amount=Sum("amount_cents", filter=~returned),
+            returned=Sum("amount_cents", filter=returned),
+            returned_count=Count("id", filter=returned),
+        )
+        .order_by("currency")
+    )
+    by_currency = [
+        CurrencyTotal(row["currency"], row["count"], row["amount"] or 0, row["returned"] or 0, row["returned_count"])
+        for row in rows
+    ]
     return PayoutTotals(count=sum(total.count for total in by_currency), by_currency=by_currency)
 
 
@@ -160,7 +184,7 @@ def payout_lines_page(*, payout: Payout, after: Cursor | None = None, size: int 
         # fee_taken_cents: the fee as what it takes off the line (negative; a refunded fee positive).
         lines.annotate(fee_taken_cents=-F("fee_cents")).order_by("created_at", "id").only(
             "id", "kind", "amount_cents", "fee_cents", "net_cents", "currency", "created_at", "available_on",
-            "source_id", "description", "transaction_id",
+            "source_id", "transaction_id",
         )[: size + 1]
     )
     has_more = len(rows) > size

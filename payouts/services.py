@@ -34,7 +34,7 @@ from lumapay.task_queue import task_enqueue_on_commit
 from lumapay.tenant_rls import organization_scope
 from org_profile.enums import PaymentGateway
 from org_profile.models import Organization
-from transactions.gateways import payouts_for
+from transactions.gateways import gateway_named, payouts_for
 from transactions.gateways.base import BalanceFact, GatewayError, GatewayUnavailable, PayoutFact, PayoutLineFact
 from transactions.models import Dispute, Refund, Transaction
 
@@ -189,6 +189,16 @@ def _balance_store(fact: BalanceFact) -> bool:
             balance.as_of = fact.as_of
             balance.save(update_fields=["available_cents", "pending_cents", "as_of", "updated_at"])
             changed = True
+        # A balance report is whole: a currency it no longer names has nothing left in it.
+        gone = GatewayBalance.objects.filter(organization_id=fact.organization_id, as_of__lte=fact.as_of).exclude(
+            currency__in=[amount.currency.lower() for amount in fact.amounts]
+        )
+        changed = bool(
+            gone.exclude(available_cents=0, pending_cents=0).update(
+                available_cents=0, pending_cents=0, next_payout_date=None, next_payout_estimate_cents=None,
+                as_of=fact.as_of, updated_at=timezone.now(),
+            )
+        ) or changed
     return changed
 
 
@@ -218,8 +228,16 @@ def payout_reconcile(*, payout_id: int) -> Payout | None:
     payout = Payout.objects.select_related("organization").filter(pk=payout_id).first()
     if payout is None:
         return None
+    # The gateway that made the payout (the clinic may have moved to another since).
+    gateway = gateway_named(payout.gateway)
+    if not payout.automatic and not gateway.itemizes_manual_payouts:
+        if payout.reconciliation != Reconciliation.NOT_ITEMIZED:
+            Payout.objects.filter(pk=payout.pk).update(
+                reconciliation=Reconciliation.NOT_ITEMIZED, reconcile_error="", updated_at=timezone.now()
+            )
+        return payout
     try:
-        facts = list(payouts_for(payout.organization).payout_lines(
+        facts = list(gateway.payout_lines(
             organization=payout.organization, gateway_payout_id=payout.gateway_payout_id
         ))  # fmt: skip
     except GatewayError as error:
@@ -253,7 +271,6 @@ def _lines_store(*, payout_id: int, facts: list[PayoutLineFact]) -> Payout:
                     available_on=fact.available_on,
                     source_id=fact.source_id,
                     charge_id=fact.charge_id,
-                    description=fact.description[:300],
                     transaction_id=links.get(fact.gateway_line_id),
                 )
                 for fact in facts
@@ -382,9 +399,11 @@ def payouts_reconcile_organization(*, organization: Organization, now: datetime 
             raise ValueError(f"The gateway listed payout {fact.gateway_payout_id} of another organization.")
         if payout_fact_apply(gateway=gateway.name, fact=fact):
             applied.append(fact.gateway_payout_id)  # its reconciliation is queued already
+    # Within the look-back only: a payout whose lines stay short of it (or cannot be fetched) is
+    # asked for again for that long, then left to an operator (admin: "Fetch the lines again").
     due = list(
-        Payout.objects.filter(organization=organization)
-        .exclude(reconciliation=Reconciliation.MATCHED)
+        Payout.objects.filter(organization=organization, created_at__gte=since)
+        .exclude(reconciliation__in=[Reconciliation.MATCHED, Reconciliation.NOT_ITEMIZED])
         .exclude(gateway=gateway.name, gateway_payout_id__in=applied)
         .order_by("updated_at")
         .values_list("pk", flat=True)[: settings.PAYOUTS_RECONCILE_BATCH]

@@ -125,7 +125,15 @@ def payout_detail(request, pk):
 
 def _reconciliation(payout, totals) -> dict:
     """Whether the lines add up to the payout, in words: "waiting" (not fetched yet), "matched",
-    or "difference" with what is missing or extra."""
+    or "difference" with what is missing or extra; "not_itemized" for a payout the processor keeps
+    no list of lines for (one asked for by hand at Stripe)."""
+    if payout.reconciliation == Reconciliation.NOT_ITEMIZED:
+        return {
+            "state": "waiting",
+            "text": "This payout was asked for by hand (an instant or manual payout), and Stripe lists the payments "
+            "a payout carries for scheduled payouts only: the payments it paid out are the balance that was available "
+            "when it was made. Its amount is checked against the bank deposit by its trace ID.",
+        }
     if totals.count == 0 and payout.reconciliation != Reconciliation.MATCHED:
         if payout.reconcile_error:
             text = f"The payout's lines could not be fetched from the payment processor yet: {payout.reconcile_error}"

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 import ehr_sync.connection_urls
 import ehr_sync.urls
-import helpcenter.urls
+import helpcenter.help_urls
 import payouts.urls
 import transactions.urls
 import uploads.urls
@@ -237,7 +237,7 @@ def test_every_staff_url_is_either_crawled_or_said_to_show_no_patient():
         | {f"ehr_connections:{p.name}" for p in ehr_sync.connection_urls.urlpatterns}
         | {f"uploads:{p.name}" for p in uploads.urls.urlpatterns}
         | {f"payouts:{p.name}" for p in payouts.urls.urlpatterns}
-        | {f"helpcenter:{p.name}" for p in helpcenter.urls.urlpatterns}
+        | {f"helpcenter:{p.name}" for p in helpcenter.help_urls.urlpatterns}
     )
 
     assert set(SHOWS_PATIENTS) | set(SHOWS_NO_PATIENT) == names

@@ -112,3 +112,25 @@ def test_the_profile_shows_the_logo_inline(client_for, organization, administrat
     body = client.get(reverse("organization_profile")).content.decode()
 
     assert '<img src="data:image/png;base64,' in body
+
+
+def test_only_the_pixels_are_kept_never_an_uploaded_colour_profile_or_text():
+    import io as _io
+    import os as _os
+
+    from PIL import Image as _Image
+    from PIL import PngImagePlugin as _Png
+
+    from org_profile.logo import logo_png_from_upload
+
+    junk_profile = _os.urandom(300_000)
+    upload = _io.BytesIO()
+    info = _Png.PngInfo()
+    info.add_text("Comment", "anything at all " * 1000)
+    _Image.new("RGB", (20, 20), "teal").save(upload, format="PNG", icc_profile=junk_profile, pnginfo=info)
+
+    stored, size = logo_png_from_upload(upload.getvalue())
+
+    assert size == (20, 20)
+    assert len(stored) < 2_000 and junk_profile[:64] not in stored and b"anything at all" not in stored
+    assert "icc_profile" not in _Image.open(_io.BytesIO(stored)).info

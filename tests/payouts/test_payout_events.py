@@ -151,3 +151,16 @@ def test_the_balance_is_kept_per_currency_newest_first_with_the_next_payout(clin
     balance.refresh_from_db()
     assert (balance.available_cents, balance.pending_cents) == (1, 2)
     assert GatewayBalance.objects.filter(organization=clinic).count() == 1
+
+
+def test_a_currency_the_next_balance_report_leaves_out_is_emptied(organization):
+    balance_fact_apply(gateway="sandbox", fact=BalanceFact(
+        organization_id=organization.pk, as_of=100,
+        amounts=(BalanceAmount("usd", 5000, 100), BalanceAmount("cad", 700, 0)),
+    ))  # fmt: skip
+    balance_fact_apply(gateway="sandbox", fact=BalanceFact(
+        organization_id=organization.pk, as_of=200, amounts=(BalanceAmount("usd", 4000, 0),)
+    ))  # fmt: skip
+
+    balances = dict(GatewayBalance.objects.filter(organization=organization).values_list("currency", "available_cents"))
+    assert balances == {"usd": 4000, "cad": 0}

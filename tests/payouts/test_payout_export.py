@@ -109,7 +109,7 @@ def test_the_csv_names_no_patient(client, manager, organization, payouts, patien
 
     transaction = ledger_transaction(organization=organization, location=LocationFactory(organization=organization),
                                      patient=patient, created_at=payouts[0].created_at)
-    PayoutLineFactory(payout=payouts[0], transaction=transaction, description="Payment")
+    PayoutLineFactory(payout=payouts[0], transaction=transaction)
     client.force_login(manager)
 
     _, rows = export(client)

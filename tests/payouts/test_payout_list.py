@@ -63,8 +63,13 @@ def test_the_list_is_newest_first_with_totals(signed_in_manager, payouts):
                              ("canceled", "in_transit", "instant", "failed", "paid_big", "paid_small")]
     totals = response.context["totals"]
     assert totals.count == 6
-    assert [(t.currency, t.count, t.amount_cents) for t in totals.by_currency] == [("usd", 6, 372_499)]
-    assert "$3,724.99" in response.content.decode()
+    # Failed and cancelled payouts' money went back to the balance (and out in a later payout):
+    # it is shown apart, never added to what reached the bank.
+    assert [(t.currency, t.count, t.amount_cents, t.returned_count, t.returned_cents) for t in totals.by_currency] == [
+        ("usd", 6, 372_499 - 40_000 - 7_000, 2, 47_000)
+    ]
+    body = response.content.decode()
+    assert "$3,254.99" in body and "$470.00" in body
 
 
 @pytest.mark.parametrize(
@@ -93,7 +98,10 @@ def test_each_filter_alone_and_combined(signed_in_manager, payouts, params, expe
 
     assert ids(response) == [payouts[name].pk for name in expected]
     assert response.context["totals"].count == len(expected)
-    assert response.context["totals"].by_currency[0].amount_cents == sum(payouts[n].amount_cents for n in expected)
+    total = response.context["totals"].by_currency[0]
+    returned = [n for n in expected if n in ("failed", "canceled")]
+    assert total.amount_cents == sum(payouts[n].amount_cents for n in expected if n not in returned)
+    assert total.returned_cents == sum(payouts[n].amount_cents for n in returned)
 
 
 def test_created_dates_are_the_organizations_days_at_midnight(signed_in_manager, payouts):

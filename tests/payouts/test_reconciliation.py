@@ -30,6 +30,7 @@ def stand_in(monkeypatch):
     """The payouts app asks this gateway for lines (the Sandbox makes no disputes or adjustments)."""
     gateway = StandInGateway()
     monkeypatch.setattr(services, "payouts_for", lambda organization: gateway)
+    monkeypatch.setattr(services, "gateway_named", lambda name: gateway)
     return gateway
 
 
@@ -115,7 +116,7 @@ def test_a_failed_fetch_is_recorded_and_retried(organization, stand_in):
     stand_in.balance = lambda **kwargs: services.BalanceFact(organization_id=organization.pk, amounts=())
     stand_in.next_payouts = lambda **kwargs: []
     with TestCase.captureOnCommitCallbacks(execute=True):
-        services.payouts_reconcile_organization(organization=organization)
+        services.payouts_reconcile_organization(organization=organization, now=payout.created_at + timedelta(days=1))
     payout.refresh_from_db()
     assert (payout.reconciliation, payout.reconcile_error) == ("matched", "")
 

@@ -148,3 +148,29 @@ def test_the_sweep_leaves_out_a_stripe_clinic_that_disconnected_lumapay(organiza
 
     assert {organization.pk, connected.pk} <= clinics
     assert disconnected.pk not in clinics and never.pk not in clinics
+
+
+def test_the_sweep_asks_again_only_within_its_look_back(organization, settings):
+    """A payout whose lines stay short of it is fetched again for PAYOUTS_RECONCILE_LOOKBACK_DAYS,
+    then left to an operator: never every half hour forever."""
+    now = timezone.now()
+    for number, age_days in ((1, 3), (2, settings.PAYOUTS_RECONCILE_LOOKBACK_DAYS + 5)):
+        services.payout_fact_apply(
+            gateway="sandbox",
+            fact=payout_fact(organization, gateway_payout_id=f"po_old_{number}", created=now - timedelta(days=age_days)),
+            reconcile=False,
+        )
+    Payout.objects.filter(organization=organization).update(reconciliation="difference")
+    queued = []
+    import payouts.services as payouts_services
+
+    original = payouts_services._reconcile_on_commit
+    payouts_services._reconcile_on_commit = queued.append
+    try:
+        with organization_scope(organization.pk):
+            services.payouts_reconcile_organization(organization=organization, now=now)
+    finally:
+        payouts_services._reconcile_on_commit = original
+
+    recent = Payout.objects.get(gateway_payout_id="po_old_1")
+    assert queued == [recent.pk]

@@ -113,6 +113,9 @@ def test_owners_are_created_then_updated_with_only_what_changed_then_removed(str
 
     (create,) = stripe_world.http.sent("POST", f"/v1/accounts/{account}/persons")
     assert create.account == account
+    # Keyed by the person, not the change: a create retried after an edit (its answer lost) can
+    # never make a second person at Stripe.
+    assert create.idempotency_key.endswith(f":organization_person:{OrganizationPerson.objects.get().pk}:account_person_create:1")
     assert create.params == {
         "first_name": "Priya", "last_name": "Natarajan", "email": "priya@riverside.example", "phone": "+13125550131",
         "dob": {"day": "18", "month": "3", "year": "1974"}, "ssn_last_4": "0418",

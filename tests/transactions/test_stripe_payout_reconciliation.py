@@ -127,3 +127,24 @@ def test_a_payout_event_before_its_payments_events_links_them_once_they_arrive(
 
     line.refresh_from_db()
     assert line.transaction_id == payment.pk
+
+
+def test_a_payout_asked_for_by_hand_is_not_itemized_and_stripe_is_not_asked_for_its_lines(
+    stripe_world, stripe_organization, django_capture_on_commit_callbacks
+):
+    # Stripe refuses BalanceTransaction.list(payout=) for a manual payout ("can only be filtered
+    # on automatic transfers"): LumaPay does not ask, and the payout is not retried forever.
+    account = stripe_organization.stripe_account_id
+    payment = stripe_checkout_paid(stripe_world, stripe_organization, amount_cents=5000)
+    instant = stripe_world.payouts.payout_add(
+        account, [charge_line(5000, payment_intent=payment.gateway_charge_id)], status="paid", automatic=False, method="instant"
+    )
+
+    _deliver(django_capture_on_commit_callbacks, stripe_event("payout.paid", instant, account=account))
+    with django_capture_on_commit_callbacks(execute=True):
+        totals = payouts_reconcile_organization(organization=stripe_organization)
+
+    payout = Payout.objects.get(organization=stripe_organization)
+    assert (payout.method, payout.automatic, payout.reconciliation) == ("instant", False, "not_itemized")
+    assert stripe_world.http.sent("GET", "/v1/balance_transactions") == []
+    assert totals["reconcile_queued"] == 0

@@ -312,6 +312,9 @@ class Payouts(Protocol):
     never moved by LumaPay. Every method answers with facts and writes nothing of ours."""
 
     name: str
+    # Whether ``payout_lines`` answers for a payout that is not ``automatic`` (one asked for by
+    # hand). Stripe itemizes automatic payouts only; the Sandbox itemizes every payout.
+    itemizes_manual_payouts: bool
 
     def payout_lines(self, *, organization, gateway_payout_id: str) -> Iterator[PayoutLineFact]:
         """Every balance transaction the payout carries, all pages followed, the payout's own

@@ -42,6 +42,7 @@ SIGNATURE_TOLERANCE_SECONDS = 300
 
 class SandboxGateway:
     name = "sandbox"
+    itemizes_manual_payouts = True
 
     def checkout_start(
         self, *, transaction, success_url: str, cancel_url: str, locale: str = processor.AUTO_LOCALE

@@ -293,8 +293,9 @@ def _payout_make(organization_id: int, currency: str, day: date) -> SandboxPayou
     """The payout of ``day``: every balance transaction available by then, booked before its
     midnight and not paid out yet. None when they add up to nothing to send."""
     made_at = _midnight(day)
-    carried = _unpaid(organization_id).filter(currency=currency, available_on__lte=day, created_at__lt=made_at)
-    total = carried.aggregate(total=Sum("net_cents"))["total"] or 0
+    carried, total = _carried(
+        _unpaid(organization_id).filter(currency=currency, available_on__lte=day, created_at__lt=made_at)
+    )
     if total <= 0:
         return None
     payout_id = payout_id_for(organization_id, currency, day)
@@ -310,8 +311,16 @@ def _payout_make(organization_id: int, currency: str, day: date) -> SandboxPayou
         bank_last4=bank_last4,
         created_at=made_at,
     )
-    carried.update(payout=payout)
+    SandboxBalanceTransaction.objects.filter(id__in=carried).update(payout=payout)
     return payout
+
+
+def _carried(unpaid) -> tuple[list[str], int]:
+    """The ids of the balance transactions a payout takes, locked, and their net added up: the
+    payout carries exactly the rows it was summed from (one booked meanwhile by a balance read,
+    which books without the schedule's lock, waits for the next payout)."""
+    rows = list(unpaid.select_for_update().values_list("id", "net_cents"))
+    return [row_id for row_id, _ in rows], sum(net for _, net in rows)
 
 
 def _statuses_advance(organization_id: int, *, at: datetime, result: AdvanceResult, events: list) -> None:
@@ -376,8 +385,7 @@ def payout_instant(organization_id: int, *, now: datetime | None = None) -> Sand
         books_update(organization_id)
         unpaid = _unpaid(organization_id).filter(created_at__lte=now)
         for currency in sorted(set(unpaid.values_list("currency", flat=True).distinct())):
-            carried = unpaid.filter(currency=currency)
-            total = carried.aggregate(total=Sum("net_cents"))["total"] or 0
+            carried, total = _carried(unpaid.filter(currency=currency))
             if total <= 0:
                 continue
             payout_id = "po_sbx_i" + hashlib.sha256(f"sandbox-instant:{organization_id}:{currency}:{now.isoformat()}".encode()).hexdigest()[:23]
@@ -394,7 +402,7 @@ def payout_instant(organization_id: int, *, now: datetime | None = None) -> Sand
                 bank_last4=bank_last4,
                 created_at=now,
             )
-            carried.update(payout=payout, available_on=today)
+            SandboxBalanceTransaction.objects.filter(id__in=carried).update(payout=payout, available_on=today)
             _event_send_on_commit("payout.created", payout_payload(payout), organization_id)
             payout.status = SandboxPayoutStatus.IN_TRANSIT
             payout.in_transit_at = now

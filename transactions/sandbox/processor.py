@@ -677,14 +677,16 @@ def _event_send_on_commit(event_type: str, obj: dict, organization_id: int) -> N
     event = {
         "id": _new_id("evt"),
         "type": event_type,
-        "created": int(time.time()),
         "account": organization_id,
         "data": {"object": obj},
     }
+    # Stamped when it is sent, after the commit: what it says is true from then on (stamped
+    # earlier, a listing of the processor's state read just before the commit would look newer
+    # than the event and win over it).
     # robust: the merchant's webhook failing must not fail the processor's side (a real
     # processor's delivery is a separate HTTP call); the merchant's ledger still converges through
     # its confirmation page and its refund call, which read the outcome from the processor.
-    db_transaction.on_commit(lambda: event_post(event), robust=True)
+    db_transaction.on_commit(lambda: event_post({**event, "created": int(time.time())}), robust=True)
 
 
 def event_post(event: dict) -> int:

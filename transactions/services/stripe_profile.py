@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import logging
 
+from django.db import transaction as db_transaction
 from django.views.decorators.debug import sensitive_variables
 
 from lumapay.audit import audit_event_record
@@ -142,26 +143,37 @@ def stripe_account_profile_push(*, organization_id: int, fields: list[str], audi
 
 @sensitive_variables()
 def stripe_person_push(*, person_id: int, fields: list[str], audit_event_id: int) -> bool:
-    """Create or update an owner or the controller as a person on the clinic's Stripe account."""
-    person = OrganizationPerson.objects.filter(pk=person_id).select_related("organization").first()
-    if person is None or not _pushable(person.organization):
-        return False
-    organization = person.organization
-    # A person new to Stripe gets everything on file; a known one only what changed.
-    if not person.stripe_person_id:
-        fields = sorted(set(fields) | {"first_name", "last_name", "email", "phone", "title", "date_of_birth", "ssn_last4",
-                                       "address_line1", "address_line2", "city", "state", "postal_code", "is_owner", "is_controller"})
-    params = person_params(person, fields)
-    if not params:
-        return False
-    stripe_person_id = StripeGateway().account_person_save(
-        account_id=organization.stripe_account_id,
-        person_id=person.stripe_person_id,
-        params=params,
-        idempotency_key=idempotency_key(row="audit_event", pk=audit_event_id, action="account_person"),
-    )
-    if stripe_person_id != person.stripe_person_id:
-        OrganizationPerson.objects.filter(pk=person.pk).update(stripe_person_id=stripe_person_id)
+    """Create or update an owner or the controller as a person on the clinic's Stripe account.
+
+    The person's row stays locked from reading its Stripe id to storing it, so two pushes for one
+    person (an edit while the first push is retried) run one after the other: the second finds the
+    person created and updates it, never creating it twice. The create is keyed by the person, so
+    a retried create whose answer was lost gets the same Stripe person back."""
+    with db_transaction.atomic():
+        person = OrganizationPerson.objects.select_for_update().filter(pk=person_id).select_related("organization").first()
+        if person is None or not _pushable(person.organization):
+            return False
+        organization = person.organization
+        # A person new to Stripe gets everything on file; a known one only what changed.
+        creating = not person.stripe_person_id
+        if creating:
+            fields = sorted(set(fields) | {"first_name", "last_name", "email", "phone", "title", "date_of_birth", "ssn_last4",
+                                           "address_line1", "address_line2", "city", "state", "postal_code", "is_owner", "is_controller"})
+        params = person_params(person, fields)
+        if not params:
+            return False
+        stripe_person_id = StripeGateway().account_person_save(
+            account_id=organization.stripe_account_id,
+            person_id=person.stripe_person_id,
+            params=params,
+            idempotency_key=(
+                idempotency_key(row="organization_person", pk=person.pk, action="account_person_create")
+                if creating
+                else idempotency_key(row="audit_event", pk=audit_event_id, action="account_person")
+            ),
+        )
+        if stripe_person_id != person.stripe_person_id:
+            OrganizationPerson.objects.filter(pk=person.pk).update(stripe_person_id=stripe_person_id)
     _pushed_record(organization, {"person": person.pk, "fields": sorted(fields)})
     return True
 

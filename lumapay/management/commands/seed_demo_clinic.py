@@ -21,6 +21,7 @@ from django.utils import timezone
 from ehr_sync.demo import demo_ehr_build, demo_patients_build, demo_patients_summary
 from helpcenter.articles import help_articles_sync
 from org_profile.demo import demo_tenancy_build, demo_tenancy_summary
+from helpcenter.luma_u.demo import demo_luma_u_build, demo_luma_u_summary
 from payouts.demo import demo_payouts_build, demo_payouts_summary
 from transactions.demo import demo_card_on_file_build, demo_payments_build, demo_payments_summary
 
@@ -54,12 +55,15 @@ class Command(BaseCommand):
             )
             # The Sandbox pays the payments out, and the payouts are reconciled (payouts/demo.py).
             demo_payouts_build(organization=organization, now=now)
+            # Luma U: some progress for the staff user and a completed track for the manager.
+            demo_luma_u_build(organization=organization, users=tenancy.users)
         verb = "Created" if tenancy.created else "Already seeded:"
         lines = [
             f"{verb} {organization.name} (slug {organization.slug}), sandbox payments.",
             *demo_patients_summary(organization),
             *demo_payments_summary(organization),
             *demo_payouts_summary(organization),
+            *demo_luma_u_summary(organization),
             *demo_tenancy_summary(organization),
         ]
         # `make dev` runs the demo clinic's EHR (ehr_sync/demo_fhir_server.py) and says where.

@@ -12,6 +12,10 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 import stripe
 from django.conf import settings
 
+# stripe-python prints every request's body (an EIN, an owner's date of birth) to stderr when the
+# environment sets STRIPE_LOG=debug or info, whatever the logging configuration says: never here.
+stripe.log = None
+
 from lumapay.models import Installation
 from org_profile.fees import platform_fee_cents
 from org_profile.models import Organization

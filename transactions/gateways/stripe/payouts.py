@@ -35,6 +35,10 @@ WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 class StripePayouts:
     """Payouts and the balance (part of ``StripeGateway``; ``transactions.gateways.base.Payouts``)."""
 
+    # Stripe filters balance transactions by payout for automatic payouts only ("can only be
+    # filtered on automatic transfers"): an instant or other manual payout has no list of lines.
+    itemizes_manual_payouts = False
+
     def payout_lines(self, *, organization: Organization, gateway_payout_id: str) -> Iterator[PayoutLineFact]:
         """Every balance transaction the payout carries (``BalanceTransaction.list(payout=)``, each
         one's source expanded to find the charge a refund or dispute concerns), all pages followed.
