@@ -111,6 +111,11 @@ class AuditAction(models.TextChoices):
     EHR_POSTING_FAILED = "ehr_posting.failed", _("Posting to the EHR failed")
     EHR_POSTING_RETRIED = "ehr_posting.retried", _("Posting to the EHR started again by staff")
     EHR_POSTING_FILE_DOWNLOADED = "ehr_posting.file_downloaded", _("Daily EHR posting file downloaded")
+    # -- Help Center support tickets (helpcenter/tickets.py) --
+    SUPPORT_TICKET_OPENED = "support_ticket.opened", _("Support ticket opened")
+    SUPPORT_TICKET_REPLIED = "support_ticket.replied", _("Support ticket answered by the clinic")
+    SUPPORT_TICKET_ANSWERED = "support_ticket.answered", _("Support ticket answered by LumaPay support")
+    SUPPORT_TICKET_STATUS_CHANGED = "support_ticket.status_changed", _("Support ticket status changed")
 
     # ---- Intake forms (intake_forms/): added on branch intake-forms; the migration is made at merge ----
     FORM_PUBLISHED = "form.published", _("Intake form version published")

@@ -117,6 +117,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "org_profile.context_processors.current_organization",
+                # The header's "Help for this page" (helpcenter/help_link.py).
+                "helpcenter.help_link.help_for_this_page",
             ],
         },
     },
@@ -435,6 +437,13 @@ if PATIENT_MESSAGE_CLAIM_LEASE_SECONDS <= 3 * EMAIL_TIMEOUT:
 # Attempts at sending one e-mail or SMS a patient is owed before it is given up, with the reason
 # on the timeline (about an hour and a half of retries, doubling from 30 seconds, at the default).
 PATIENT_MESSAGE_MAX_ATTEMPTS = env.int("PATIENT_MESSAGE_MAX_ATTEMPTS", default=8)
+
+# -- Help Center support tickets (helpcenter/tickets.py) --
+# Operators' answers are e-mailed with Reply-To <local>+<ticket token>@<domain> of this address;
+# the e-mail provider's inbound route for that domain posts replies to /webhooks/email/<provider>/inbound/.
+HELP_CENTER_REPLY_ADDRESS = env.str("HELP_CENTER_REPLY_ADDRESS", default="support@lumapay.localhost")
+HELP_TICKET_ATTACHMENT_MAX_BYTES = env.int("HELP_TICKET_ATTACHMENT_MAX_BYTES", default=5 * 1024 * 1024)
+HELP_TICKET_MAX_ATTACHMENTS = env.int("HELP_TICKET_MAX_ATTACHMENTS", default=5)
 
 # SMS: "dev_outbox", "console", "memory" or "twilio".
 SMS_BACKEND = env.str("SMS_BACKEND", default="dev_outbox" if DEBUG else "twilio")

@@ -15,6 +15,8 @@ urlpatterns = [
     path("form/", include("intake_forms.patient_urls")),
     path("intake-forms/", include("intake_forms.urls")),
     path("sandbox/", include("transactions.sandbox.urls")),
+    # Members' e-mailed replies to support tickets, through the e-mail provider's inbound webhook.
+    path("webhooks/email/", include("helpcenter.inbound_urls")),
     path("webhooks/", include("transactions.webhook_urls")),
     path("dev/outbox/", dev_outbox, name="dev_outbox"),
     path("", include("transactions.urls")),

@@ -10,9 +10,9 @@ TENANT_TABLES = ["helpcenter_lessonprogress", "helpcenter_trackcompletion"]
 
 class Migration(migrations.Migration):
 
-    # Luma U has no helpcenter dependency on this branch; at the merge it follows the Help
-    # Center's own migration.
+    # Luma U follows the Help Center's own migration (one line of helpcenter migrations).
     dependencies = [
+        ('helpcenter', '0001_help_articles_and_tickets'),
         ('org_profile', '0009_organization_profile'),
     ]
 

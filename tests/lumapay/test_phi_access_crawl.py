@@ -20,6 +20,7 @@ from django.utils import timezone
 import ehr_sync.connection_urls
 import ehr_sync.urls
 import intake_forms.urls
+import helpcenter.help_urls
 import payouts.urls
 import transactions.urls
 import uploads.urls
@@ -240,6 +241,15 @@ SHOWS_NO_PATIENT = {
     "intake_forms:form_list": "the clinic's forms: titles, versions, counts",
     "intake_forms:form_edit": "a form's questions (the builder), no answers",
     "intake_forms:form_send": "sends a form, then back to the patient's profile (which records its look)",
+    # The Help Center (helpcenter/help_urls.py, in helpcenter.urls): articles about the product, and support tickets, which
+    # hold no patient information unless their member marked them; a look at a marked ticket or its
+    # files is recorded without patients (it names none LumaPay knows), tests/helpcenter/test_tickets.py.
+    "helpcenter:index": "articles about the product and the search of them",
+    "helpcenter:article": "an article about the product",
+    "helpcenter:ticket_list": "support tickets' subjects and statuses",
+    "helpcenter:ticket_new": "an empty ticket form",
+    "helpcenter:ticket_detail": "a support ticket; a marked one's look is recorded (no patient it could name)",
+    "helpcenter:attachment_download": "a ticket's file; a marked ticket's is recorded (no patient it could name)",
 }
 
 
@@ -251,6 +261,7 @@ def test_every_staff_url_is_either_crawled_or_said_to_show_no_patient():
         | {f"uploads:{p.name}" for p in uploads.urls.urlpatterns}
         | {f"payouts:{p.name}" for p in payouts.urls.urlpatterns}
         | {f"intake_forms:{p.name}" for p in intake_forms.urls.urlpatterns}
+        | {f"helpcenter:{p.name}" for p in helpcenter.help_urls.urlpatterns}
     )
 
     assert set(SHOWS_PATIENTS) | set(SHOWS_NO_PATIENT) == names
@@ -355,6 +366,11 @@ ADMIN_SHOWS_NO_PATIENT = {
     "payouts.Payout": "payouts to the clinic's bank: amounts, dates, bank's last four, trace ids",
     "payouts.PayoutLine": "a payout's balance transactions: amounts and gateway ids, linked to a transaction by id only",
     "payouts.GatewayBalance": "the clinic's balance at its gateway",
+    # Help Center (helpcenter/help_admin.py): tickets hold no patient information unless their member
+    # marked them; a marked ticket's subject is not listed, and opening it (or its files) is recorded
+    # (tests/helpcenter/test_ticket_email.py).
+    "helpcenter.SupportTicket": "support tickets: unmarked ones hold no patient information; a marked one's look is recorded",
+    "helpcenter.HelpArticle": "Help Center articles about the product",
 }
 
 

@@ -19,6 +19,7 @@ from django.db import transaction as db_transaction
 from django.utils import timezone
 
 from ehr_sync.demo import demo_ehr_build, demo_patients_build, demo_patients_summary
+from helpcenter.articles import help_articles_sync
 from org_profile.demo import demo_tenancy_build, demo_tenancy_summary
 from helpcenter.luma_u.demo import demo_luma_u_build, demo_luma_u_summary
 from payouts.demo import demo_payouts_build, demo_payouts_summary
@@ -71,5 +72,8 @@ class Command(BaseCommand):
             # A card on file for one of the EHR's patients: holds and payment plans to try at once.
             with db_transaction.atomic():
                 lines += demo_card_on_file_build(organization=organization, now=now)
+        # The Help Center's articles, from helpcenter/articles/*.md (manage.py help_articles_sync).
+        counts = help_articles_sync()
+        lines.append("Help Center articles: {created} created, {updated} updated, {unchanged} unchanged.".format(**counts))
         for line in lines:
             self.stdout.write(line)
