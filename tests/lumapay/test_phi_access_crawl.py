@@ -19,8 +19,8 @@ from django.utils import timezone
 
 import ehr_sync.connection_urls
 import ehr_sync.urls
-import intake_forms.urls
 import helpcenter.help_urls
+import intake_forms.urls
 import payouts.urls
 import transactions.urls
 import uploads.urls
