@@ -16,7 +16,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('lumapay', '0015_audit_actions_for_payouts_and_profile'),
+        ('lumapay', '0014_audit_actions_for_automatic_collection'),
         ('org_profile', '0009_organization_profile'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
