@@ -69,7 +69,8 @@ def test_an_administrator_adds_a_fhir_connection_and_syncs_it_now(page, checks, 
 
     # Given an administrator signed in, on the EHR connections page
     sign_in(page, administrator)
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="EHR connections").click()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Settings").click()
+    page.get_by_role("navigation", name="Settings").get_by_role("link", name="EHR connections").click()
     expect(page.get_by_role("heading", name="EHR connections", level=1)).to_be_visible()
     checks.check(page, "EHR connections (none)")
 
