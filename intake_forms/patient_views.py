@@ -13,6 +13,7 @@ import math
 import time
 from functools import wraps
 
+from django.conf import settings
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import translation
@@ -203,7 +204,8 @@ def fill(request, submission, token):
             try:
                 start = payment_begin(
                     submission=submission, ip_address=_ip(request), locale=translation.get_language(),
-                    return_url=request.build_absolute_uri(reverse("form:payment_return", kwargs={"token": token})),
+                    # From SITE_URL, as the pay page's: never from the request's Host header.
+                    return_url=settings.SITE_URL.rstrip("/") + reverse("form:payment_return", kwargs={"token": token}),
                 )
             except FormError as error:
                 message, status = error.message, 400

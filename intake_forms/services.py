@@ -137,7 +137,10 @@ def _amount(value) -> int | None:
     if not re.fullmatch(r"\d{1,7}(\.\d{1,2})?", text):
         raise FormError("Enter amounts in dollars, such as 25 or 25.50.")
     dollars, _dot, cents = text.partition(".")
-    return int(dollars) * 100 + int((cents + "00")[:2])
+    cents_total = int(dollars) * 100 + int((cents + "00")[:2])
+    if cents_total > settings.PAYMENT_REQUEST_MAX_CENTS:
+        raise FormError(f"Enter at most ${settings.PAYMENT_REQUEST_MAX_CENTS / 100:,.2f}: the most one payment may take.")
+    return cents_total
 
 
 def question_add(*, organization, actor, section: FormSection, values: dict) -> FormQuestion:
@@ -158,6 +161,8 @@ def question_add(*, organization, actor, section: FormSection, values: dict) -> 
     condition_key = (values.get("condition_key") or "").strip()
     if condition_key and not FormQuestion.objects.filter(section__version=section.version, key=condition_key).exists():
         raise FormError("The condition's question is not on this form.")
+    if condition_key and kind == QuestionKind.PAYMENT:
+        raise FormError("The payment question is asked of everyone: it cannot depend on an answer.")
     question = FormQuestion(
         organization=organization,
         section=section,
@@ -222,6 +227,7 @@ def form_publish(*, organization, actor, form: IntakeForm, ip_address: str | Non
             raise FormError("There is nothing new to publish.")
         if not FormQuestion.objects.filter(section__version=draft).exists():
             raise FormError("Add at least one question before publishing.")
+        _conditions_check(version_questions(draft))
         draft.published_at, draft.published_by = timezone.now(), actor
         draft.save(update_fields=["published_at", "published_by"])
         audit_event_record(
@@ -233,6 +239,22 @@ def form_publish(*, organization, actor, form: IntakeForm, ip_address: str | Non
             ip_address=ip_address,
         )
     return draft
+
+
+def _conditions_check(questions: list[FormQuestion]) -> None:
+    """Every condition reads an answer given earlier on the form, so no question (the payment
+    question least of all) is hidden for good by a reorder or a removal."""
+    seen: set[str] = set()
+    for question in questions:
+        if question.condition_key:
+            if question.kind == QuestionKind.PAYMENT:
+                raise FormError("The payment question is asked of everyone: remove its condition before publishing.")
+            if question.condition_key not in seen:
+                raise FormError(
+                    f"“{question.label}” depends on a question that is not before it on the form: move it below that "
+                    "question, or remove its condition, before publishing."
+                )
+        seen.add(question.key)
 
 
 def form_settings_update(*, organization, actor, form: IntakeForm, with_copay_request: bool) -> IntakeForm:
@@ -436,7 +458,13 @@ def _clean(question: FormQuestion, raw) -> tuple[object, str]:
 
 def _answered(question: FormQuestion, submission: FormSubmission, answers: dict) -> bool:
     if question.kind == QuestionKind.PAYMENT:
-        return submission_paid(submission) or (question.declining_allowed and submission.payment_declined)
+        if submission_paid(submission) or (question.declining_allowed and submission.payment_declined):
+            return True
+        # Nothing to pay (no copay on the visit, a zero balance): nothing keeps the form from being
+        # sent. A chosen amount is still the patient's to choose and pay.
+        return question.payment_mode != PaymentMode.CHOSEN and submission.payment_request_id is None and not (
+            payment_amount(submission=submission, question=question) or 0
+        ) > 0
     if question.kind == QuestionKind.FILE:
         return submission.files.filter(question_key=question.key).exists()
     if question.kind == QuestionKind.CONSENT:
@@ -509,7 +537,15 @@ def answers_save(*, submission: FormSubmission, data, files=None, finish: bool =
 
 def _complete(locked: FormSubmission, *, ip_address: str | None) -> None:
     locked.status, locked.completed_at = SubmissionStatus.COMPLETE, timezone.now()
-    locked.save(update_fields=["status", "completed_at", "updated_at"])
+    fields = ["status", "completed_at", "updated_at"]
+    if locked.payment_request_id and locked.payment_transaction_id is None:
+        # Paid without coming back through the form (a closed tab, the pay page, a card on file):
+        # the request's payment is the form's.
+        paid = locked.payment_request.transactions.filter(charged_cents__gt=0).order_by("created_at", "id").first()
+        if paid is not None:
+            locked.payment_transaction = paid
+            fields.append("payment_transaction")
+    locked.save(update_fields=fields)
     audit_event_record(
         organization=locked.organization, action=AuditAction.FORM_COMPLETED, actor_type=ActorType.PATIENT,
         patient=locked.patient, payment_request=locked.payment_request, transaction=locked.payment_transaction,
@@ -603,8 +639,20 @@ def payment_begin(
             # The form's own request ran out (a patient back weeks later): a new one replaces it.
             locked.payment_request = None
         if locked.payment_request is None:
+            open_balance_request = (
+                PaymentRequest.objects.filter(
+                    organization=locked.organization, patient=locked.patient, kind=PaymentRequestKind.BALANCE,
+                    status=PaymentRequestStatus.OPEN, expires_at__gt=timezone.now(),
+                ).order_by("-created_at").first()
+                if question.payment_mode == PaymentMode.BALANCE
+                else None
+            )
             if question.payment_mode == PaymentMode.COPAY and locked.sent_with is not None:
                 locked.payment_request = locked.sent_with
+            elif open_balance_request is not None:
+                # The balance is asked for already (a balance request's link): the form pays that
+                # request, so the patient can never pay the same balance twice.
+                locked.payment_request = open_balance_request
             else:
                 amount = payment_amount(submission=locked, question=question)
                 if not amount or amount <= 0:

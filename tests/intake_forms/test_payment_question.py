@@ -248,3 +248,38 @@ def test_the_language_chosen_on_the_pay_page_carries_to_the_form(client, organiz
     verified(client, copay_request).get(pay_url("details", copay_request) + "?lang=es")
     response = client.get(form_url("fill", submission))
     assert response["Content-Language"] == "es" and "Enviar el formulario" in response.content.decode()
+
+
+def test_a_copay_question_with_no_copay_to_pay_does_not_keep_the_form_from_being_sent(client, organization, manager, patient):
+    # Sent by itself (no visit, no copay request): there is nothing to pay, nothing to decline.
+    form = form_make(organization=organization, actor=manager, questions=[_payment("copay")])
+    submission = submission_start(form=form, patient=patient)
+    open_form(client, submission)
+
+    assert client.post(form_url("fill", submission), {"action": "finish"}).status_code == 302
+    submission.refresh_from_db()
+    assert submission.status == SubmissionStatus.COMPLETE and submission.payment_request is None
+
+
+def test_a_balance_question_pays_the_balance_request_already_open(
+    client, organization, location, manager, patient, django_capture_on_commit_callbacks
+):
+    BalanceFactory(organization=organization, patient=patient, amount_due_cents=12000)
+    asked = payment_request_make(organization=organization, patient=patient, location=location, amount_cents=12000)
+    PaymentRequest.objects.filter(pk=asked.pk).update(kind=PaymentRequestKind.BALANCE)
+    form = form_make(organization=organization, actor=manager, questions=[_payment("balance")])
+    submission = submission_start(form=form, patient=patient)
+    open_form(client, submission)
+
+    submission = _pay_and_finish(client, submission, django_capture_on_commit_callbacks)
+
+    assert submission.payment_request_id == asked.pk
+    assert PaymentRequest.objects.filter(patient=patient, kind=PaymentRequestKind.BALANCE).count() == 1
+    assert Transaction.objects.get().payment_request_id == asked.pk
+
+
+def test_an_amount_above_what_one_payment_may_take_is_refused(organization, manager):
+    from intake_forms.services import FormError
+
+    with pytest.raises(FormError, match="the most one payment may take"):
+        form_make(organization=organization, actor=manager, questions=[_payment("chosen", min="10", max="9000000")])

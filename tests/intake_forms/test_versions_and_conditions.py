@@ -97,3 +97,25 @@ def test_a_consent_needs_agreement_and_a_typed_signature(organization, manager, 
     assert answers_save(submission=submission, data={f"q_{key}": "yes", f"q_{key}_signature": ""}, finish=True)
     assert answers_save(submission=submission, data={f"q_{key}": "yes", f"q_{key}_signature": "Ana Pérez"}, finish=True) == {}
     assert submission.answers[key] == {"agreed": True, "signature": "Ana Pérez"}
+
+
+def test_publishing_refuses_a_condition_on_a_question_that_comes_after_it(organization, manager):
+    # Moved above the question it depends on, "How many a day?" would be hidden for good.
+    form = form_make(organization=organization, actor=manager, questions=SMOKER, publish=False)
+    section = form_draft(form=form).sections.get()
+    item_move(organization=organization, actor=manager, item=section.questions.get(label="How many a day?"), direction="up")
+
+    with pytest.raises(FormError, match="depends on a question that is not before it"):
+        form_publish(organization=organization, actor=manager, form=form)
+
+    item_move(organization=organization, actor=manager, item=section.questions.get(label="How many a day?"), direction="down")
+    form_publish(organization=organization, actor=manager, form=form)
+
+
+def test_the_payment_question_cannot_depend_on_an_answer(organization, manager):
+    with pytest.raises(FormError, match="asked of everyone"):
+        form_make(organization=organization, actor=manager, publish=False, questions=[
+            {"kind": QuestionKind.SINGLE_CHOICE, "label": "Insured?", "choices": "yes\nno"},
+            {"kind": "payment", "label": "Your copay", "payment_mode": "fixed", "amount": "20",
+             "condition_on": "Insured?", "condition_value": "no"},
+        ])  # fmt: skip
