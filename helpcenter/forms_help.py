@@ -22,6 +22,10 @@ class MultipleFileField(forms.FileField):
 
 class TicketForm(forms.Form):
     subject = forms.CharField(label=_("Subject"), max_length=200)
+
+    def clean_subject(self):
+        # One line: the subject goes into the answer e-mail's Subject header.
+        return " ".join(self.cleaned_data["subject"].split())
     category = forms.ChoiceField(label=_("What is it about?"), choices=TicketCategory.choices)
     body = forms.CharField(
         label=_("Your message"),

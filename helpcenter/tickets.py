@@ -416,8 +416,11 @@ def ticket_reply_inbound(*, recipients, sender: str, text: str, message_id: str 
         return InboundOutcome.UNKNOWN_TICKET
     with organization_scope(organization_id):
         ticket = SupportTicket.objects.select_related("created_by", "organization").get(reply_token=token)
-        if (sender or "").strip().lower() != ticket.created_by.email.strip().lower():
-            logger.info("Inbound support e-mail for ticket %s refused: not from its member", ticket.pk)
+        if (sender or "").strip().lower() != ticket.created_by.email.strip().lower() or not ticket.created_by.memberships.filter(
+            organization_id=organization_id, is_active=True
+        ).exists() or not ticket.created_by.is_active:
+            # Not from the member, or from one who has left the clinic since.
+            logger.info("Inbound support e-mail for ticket %s refused: not from an active member who opened it", ticket.pk)
             return InboundOutcome.WRONG_SENDER
         body = reply_text_of(text)
         if not body:

@@ -153,6 +153,7 @@ def attachment_download(request, pk):
     # Always a download, never shown inline: a file is not a page of LumaPay's.
     response["Content-Disposition"] = f'attachment; filename="attachment-{attachment.pk}{_extension(attachment.content_type)}"'
     response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-store"
     return response
 
 

@@ -47,7 +47,7 @@ def certificate_context(*, organization: Organization, actor) -> dict:
 
 def max_passed_at(*, membership):
     return (
-        LessonProgress.objects.filter(organization_id=membership.organization_id, membership=membership)
+        LessonProgress.objects.filter(organization_id=membership.organization_id, membership=membership, passed_at__isnull=False)
         .order_by("-passed_at")
         .values_list("passed_at", flat=True)
         .first()

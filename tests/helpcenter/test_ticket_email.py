@@ -117,6 +117,16 @@ def test_a_reply_from_anyone_but_the_member_is_not_appended(client, staff_user, 
     assert SupportTicket.objects.get(pk=ticket.pk).status == TicketStatus.ANSWERED
 
 
+def test_a_reply_from_a_member_who_has_left_the_clinic_is_not_appended(client, staff_user, inbound_secret, django_capture_on_commit_callbacks):
+    ticket = _open_ticket(client, staff_user)
+    _operator_answers(client, ticket, "An answer.", django_capture_on_commit_callbacks=django_capture_on_commit_callbacks)
+    staff_user.memberships.update(is_active=False)
+
+    _postmark_inbound(client, sender=staff_user.email, to=mail.outbox[0].reply_to[0], text="Still here?")
+
+    assert ticket.messages.count() == 2
+
+
 def test_a_reply_to_an_unknown_token_changes_nothing(client, staff_user, inbound_secret):
     ticket = _open_ticket(client, staff_user)
 
