@@ -55,7 +55,7 @@ def clinic():
     ]):
         PayoutLineFactory(payout=in_transit, kind=kind, amount_cents=amount, fee_cents=fee,
                           transaction=transaction if kind != PayoutLineKind.ADJUSTMENT else None,
-                          description="Balance adjustment for a very long reason from the processor" if n == 3 else "",
+                          source_id="adj_a_very_long_reference_from_the_processor_00000000" if n == 3 else f"ch_{n}",
                           created_at=now - datetime.timedelta(days=2, minutes=10 - n))
     return manager, in_transit
 
