@@ -120,9 +120,12 @@ def test_another_organizations_connection_and_run_are_not_found(admin_client):
     assert theirs.name == "Theirs" and theirs.sync_requested_at is None
 
 
-def test_administrators_see_the_link_in_the_header(admin_client):
-    response = admin_client.get(reverse("patients:hub"))
-    assert reverse("ehr_connections:list").encode() in response.content
+def test_administrators_reach_the_connections_from_the_settings_menu(admin_client):
+    # The header's Settings entry opens the organization's settings, whose menu lists the connections.
+    hub = admin_client.get(reverse("patients:hub")).content.decode()
+    assert f'<a href="{reverse("organization_settings")}" >Settings</a>' in hub
+    settings_page = admin_client.get(reverse("organization_settings")).content.decode()
+    assert f'href="{reverse("ehr_connections:list")}"' in settings_page
 
 
 # -- adding and changing; secrets ------------------------------------------------------------------
