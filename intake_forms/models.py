@@ -134,6 +134,10 @@ class FormSubmission(models.Model):
         "transactions.Transaction", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     payment_declined = models.BooleanField(default=False)
+    link_delivery = models.OneToOneField(
+        "transactions.PaymentRequestDelivery", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="the e-mail or SMS that carries the link of a form sent by itself",
+    )
     status = models.CharField(max_length=20, choices=SubmissionStatus.choices, default=SubmissionStatus.IN_PROGRESS)
     answers = models.JSONField(default=dict, blank=True, help_text="question key → answer")
     failed_verification_count = models.PositiveIntegerField(default=0)

@@ -3,7 +3,7 @@
 - the patient profile (``ehr_sync.patient_panels``): the patient's submissions, and "Send a form";
 - a transaction's page (``transactions.transaction_panels``): the form whose payment question it paid;
 - the pay page (``transactions.pay_page_panels``): the form that goes with an automatic copay
-  request, linked above the "Pay" button;
+  request, linked above the "Pay" button and named in the request's e-mail and text message;
 - a new automatic copay request (``post_save`` of ``PaymentRequest``) starts a submission of each
   form marked "with the copay request before a visit".
 """
@@ -24,7 +24,9 @@ def patient_forms_context(request: HttpRequest, patient) -> dict:
     organization = request.organization
     return {
         "intake_submissions": list(
-            FormSubmission.objects.filter(organization=organization, patient=patient).select_related("version__form")[:50]
+            FormSubmission.objects.filter(organization=organization, patient=patient).select_related(
+                "version__form", "link_delivery"
+            )[:50]
         ),
         "intake_forms_to_send": [
             form for form in IntakeForm.objects.filter(organization=organization) if form.versions.filter(published_at__isnull=False).exists()
@@ -53,9 +55,16 @@ def pay_page_forms_context(payment_request) -> dict:
     }
 
 
+def copay_request_message_lines(payment_request) -> list[str]:
+    from .services import copay_request_message_lines as lines
+
+    return lines(payment_request)
+
+
 FORM_PAY_PAGE_PANELS = PayPagePanels(
     templates={"before_pay": "intake_forms/_pay_page_forms.html"},
     context=pay_page_forms_context,
+    message_lines=copay_request_message_lines,
 )
 
 

@@ -14,11 +14,11 @@ import re
 
 from django.conf import settings
 from django.core import signing
-from django.core.mail import send_mail
 from django.db import transaction as db_transaction
 from django.db.models import Max
 from django.urls import reverse
-from django.utils import timezone
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from lumapay.audit import audit_event_record
@@ -26,10 +26,9 @@ from lumapay.enums import AuditAction
 from lumapay.errors import ApplicationError
 from lumapay.models import ActorType, sms_opted_out
 from lumapay.rate_limits import rate_limit_increment, rate_limit_reached
-from lumapay.sms import sms_send
 from org_profile.access import MANAGERS, staff_access
-from transactions.enums import PaymentRequestKind, PaymentRequestStatus
-from transactions.models import PaymentRequest
+from transactions.enums import DeliveryChannel, MessagePurpose, PaymentRequestKind, PaymentRequestStatus
+from transactions.models import PaymentRequest, PaymentRequestDelivery
 from transactions.locks import payment_request_lock
 from transactions.services.payments import (
     checkout_begin,
@@ -38,6 +37,7 @@ from transactions.services.payments import (
     payment_request_checkout_open,
     payment_request_state,
 )
+from transactions.services.patient_messages import patient_message_owe
 
 from .models import (
     FormFile,
@@ -316,19 +316,66 @@ def form_send(*, organization, actor, form: IntakeForm, patient, channel: str, i
             patient=patient, changes={"form": form.pk, "version": submission.version.number, "channel": channel},
             ip_address=ip_address,
         )
-        link = form_link_url(submission)
-        # No PHI in the message beyond the clinic's name: the link opens behind the date-of-birth check.
-        body = _("%(clinic)s asks you to fill in a form before your visit: %(link)s") % {
-            "clinic": organization.display_name, "link": link,
-        }
-        if channel == "email":
-            db_transaction.on_commit(lambda: send_mail(
-                _("A form from %(clinic)s") % {"clinic": organization.display_name}, body,
-                None, [destination],
-            ))
-        else:
-            db_transaction.on_commit(lambda: sms_send(to=destination, body=body))
+        # Owed with the submission, sent through the patients' outbox once this commits: retried
+        # with backoff, re-sent when stuck, refused for a number that replied STOP since.
+        submission.link_delivery = patient_message_owe(
+            organization_id=organization.pk, purpose=MessagePurpose.FORM_LINK, channel=channel, destination=destination,
+        )
+        submission.save(update_fields=["link_delivery"])
     return submission
+
+
+_MESSAGE_TEMPLATES = "intake_forms/messages"
+
+
+def form_link_message_render(delivery: PaymentRequestDelivery) -> tuple[str, str, str]:
+    """The message with a form's link, in the patient's language: the clinic's name, the form's
+    title and the link, nothing about the patient (the link opens behind the date-of-birth check)."""
+    submission = FormSubmission.objects.select_related("organization", "patient", "version__form").get(link_delivery=delivery)
+    organization = submission.organization
+    context = {
+        "clinic_name": organization.display_name,
+        "form_title": submission.version.form.title,
+        "link": form_link_url(submission),
+        "support_phone": organization.support_phone,
+        "support_email": organization.support_email,
+    }
+    with translation.override(submission.patient.preferred_language), timezone.override(organization.timezone):
+        if delivery.channel == DeliveryChannel.SMS:
+            return "", render_to_string(f"{_MESSAGE_TEMPLATES}/sms.txt", context), ""
+        return tuple(
+            render_to_string(f"{_MESSAGE_TEMPLATES}/{name}", context)
+            for name in ("email_subject.txt", "email_body.txt", "email_body.html")
+        )
+
+
+def form_link_message_outcome(delivery: PaymentRequestDelivery, sent: bool, details: dict) -> None:
+    """On the patient's history: the form's link went out, or why it did not."""
+    submission = FormSubmission.objects.select_related("organization", "patient").get(link_delivery=delivery)
+    audit_event_record(
+        organization=submission.organization,
+        action=AuditAction.FORM_LINK_DELIVERY_SENT if sent else AuditAction.FORM_LINK_DELIVERY_FAILED,
+        actor_type=ActorType.SYSTEM, patient=submission.patient,
+        changes={"form": submission.version.form_id, "delivery_id": delivery.pk, "channel": delivery.channel, **details},
+    )
+
+
+def copay_request_message_lines(payment_request: PaymentRequest) -> list[str]:
+    """What the copay request's e-mail and text add when forms go with it: that the same link
+    opens them (in the language active when called)."""
+    titles = [
+        submission.version.form.title
+        for submission in FormSubmission.objects.filter(
+            organization_id=payment_request.organization_id, sent_with=payment_request
+        ).exclude(status=SubmissionStatus.COMPLETE).select_related("version__form")
+    ]
+    if not titles:
+        return []
+    return [translation.ngettext(
+        "Please also fill in the form “%(titles)s” before your visit: the same link opens it.",
+        "Please also fill in the forms “%(titles)s” before your visit: the same link opens them.",
+        len(titles),
+    ) % {"titles": "”, “".join(titles)}]
 
 
 # -- the patient's date-of-birth check ------------------------------------------------------------

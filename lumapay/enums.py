@@ -125,6 +125,8 @@ class AuditAction(models.TextChoices):
     FORM_LINK_LOCKED = "form.link_locked", _("Form link locked after too many wrong dates of birth")
     FORM_PAYMENT_DECLINED = "form.payment_declined", _("Form payment question declined by the patient")
     FORM_COMPLETED = "form.completed", _("Intake form completed by the patient")
+    FORM_LINK_DELIVERY_SENT = "form.link_delivery_sent", _("Message with the form's link handed to the provider")
+    FORM_LINK_DELIVERY_FAILED = "form.link_delivery_failed", _("Message with the form's link not sent")
 
 
 def audit_action_label(action: str) -> str:

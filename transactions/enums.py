@@ -28,6 +28,9 @@ class MessagePurpose(models.TextChoices):
     # A plan's instalment was declined: what happened, when it is tried again, and the link to
     # pay it or put a new card on file (the instalment's payment request).
     PLAN_CHARGE_FAILED = "plan_charge_failed", _("Plan instalment declined")
+    # The link to an intake form sent by itself (intake_forms renders it and records its outcome,
+    # see ``services.patient_messages.patient_message_register``).
+    FORM_LINK = "form_link", _("Form link")
 
 
 class DeliveryStatus(models.TextChoices):

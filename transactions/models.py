@@ -113,8 +113,9 @@ class PaymentRequest(models.Model):
 
 class PaymentRequestDelivery(models.Model):
     """One e-mail or SMS a patient is owed: the outbox. A request's link (one row per channel,
-    ``payment_request`` set) or a paid transaction's receipt (``transaction`` set, at most one per
-    channel).
+    ``payment_request`` set), a paid transaction's receipt (``transaction`` set, at most one per
+    channel), or a message an app above this one registered (an intake form's link: neither set,
+    the form's submission points at its row).
 
     Written in the same database transaction as its cause (the request sent, the charge recorded),
     so a rollback owes nothing and a commit cannot lose it; then sent by the task
@@ -150,6 +151,7 @@ class PaymentRequestDelivery(models.Model):
                     Q(purpose=MessagePurpose.PAYMENT_LINK, payment_request__isnull=False, transaction__isnull=True)
                     | Q(purpose=MessagePurpose.RECEIPT, transaction__isnull=False, payment_request__isnull=True)
                     | Q(purpose=MessagePurpose.PLAN_CHARGE_FAILED, payment_request__isnull=False)
+                    | Q(purpose=MessagePurpose.FORM_LINK, payment_request__isnull=True, transaction__isnull=True)
                 ),
                 name="delivery_purpose_names_its_cause",
             ),

@@ -3,7 +3,8 @@
 Imports between apps run one way (… ← transactions ← intake_forms), so the pay page cannot ask
 whether a form goes with its request. An app registers a ``PayPagePanels`` from its
 ``AppConfig.ready()``: partial templates for named slots and a function of the payment request
-that returns the context they read (an empty dict: the partials render nothing). Modelled on
+that returns the context they read (an empty dict: the partials render nothing), and may add
+lines to the e-mail and text message that carry the request's link. Modelled on
 ``transaction_panels``.
 """
 
@@ -22,6 +23,8 @@ class PayPagePanels:
     templates: Mapping[str, str]
     # (payment_request) -> the context the partials read.
     context: Callable[[object], dict] | None = None
+    # (payment_request) -> lines for the message with the link, in the language active when called.
+    message_lines: Callable[[object], list[str]] | None = None
 
 
 _registered: list[PayPagePanels] = []
@@ -45,3 +48,7 @@ def pay_page_panel_context(payment_request) -> dict:
         if panels.context is not None:
             context.update(panels.context(payment_request))
     return context
+
+
+def pay_page_message_lines(payment_request) -> list[str]:
+    return [line for panels in _registered if panels.message_lines is not None for line in panels.message_lines(payment_request)]

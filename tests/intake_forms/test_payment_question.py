@@ -189,6 +189,8 @@ def test_tomorrows_automatic_copay_request_brings_the_form(organization, locatio
     copay_request = PaymentRequest.objects.get(appointment=appointment)
     assert (submission.sent_with, submission.appointment, submission.patient) == (copay_request, appointment, patient)
     assert len(mail.outbox) == 1
+    # The request's own e-mail says the same link opens the form.
+    assert f"Please also fill in the form “{form.title}” before your visit" in mail.outbox[0].body
 
 
 def test_staff_see_the_paid_submission_and_its_transaction(

@@ -8,21 +8,34 @@ from intake_forms.services import submission_start
 from transactions.enums import PaymentRequestStatus
 from transactions.models import Transaction
 
-from ..factories import PatientFactory
+from ..factories import AppointmentFactory, BalanceFactory, PatientFactory
 from .support import answers, form_make, form_url, open_form
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("mode, question, expected_cents", [("fixed", {"amount": "75"}, 7500), ("chosen", {"min": "5", "max": "50"}, 2000)])
+@pytest.mark.parametrize(
+    "mode, question, expected_cents",
+    [
+        ("fixed", {"amount": "75"}, 7500),
+        ("copay", {}, 3500),
+        ("balance", {}, 18250),
+        ("chosen", {"min": "5", "max": "50"}, 2000),
+    ],
+)
 def test_the_payment_question_pays_on_stripe_checkout_once(
     client, stripe_world, stripe_organization, location, manager, mode, question, expected_cents
 ):
     patient = PatientFactory(organization=stripe_organization)
+    appointment = None
+    if mode == "copay":
+        appointment = AppointmentFactory(organization=stripe_organization, patient=patient, location=location, copay_cents=3500)
+    if mode == "balance":
+        BalanceFactory(organization=stripe_organization, patient=patient, amount_due_cents=18250)
     form = form_make(organization=stripe_organization, actor=manager, questions=[
         {"kind": "payment", "label": "Your payment", "payment_mode": mode, **question},
     ])
-    submission = submission_start(form=form, patient=patient)
+    submission = submission_start(form=form, patient=patient, appointment=appointment)
     open_form(client, submission)
     data = answers(submission, {"Your payment": "20"}) if mode == "chosen" else {}
 

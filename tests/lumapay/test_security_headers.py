@@ -31,6 +31,7 @@ PRODUCTION = {
 }
 # Served pages: e-mails and the receipt PDF's HTML are not (they must be styled inline).
 NOT_SERVED = ("templates/transactions/emails/", "templates/transactions/payment_requests/messages/",
+              "templates/intake_forms/messages/",
               "templates/transactions/receipts/receipt_pdf.html", "templates/intake_forms/submission_pdf.html",
               "templates/helpcenter/luma_u/certificate_pdf.html")
 INLINE = re.compile(r"<style|<script(?![^>]*\bsrc=)|\sstyle=\"|\son[a-z]+=\"", re.IGNORECASE)

@@ -35,6 +35,7 @@ import datetime
 import logging
 import random
 import smtplib
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formataddr, parseaddr
 
@@ -58,6 +59,7 @@ from ..enums import DeliveryChannel, DeliveryStatus, MessagePurpose, PaymentRequ
 from ..links import payment_link_url
 from ..locks import delivery_lock
 from ..models import PaymentRequest, PaymentRequestDelivery, Transaction
+from ..pay_page_panels import pay_page_message_lines
 from .receipts import receipt_context
 
 logger = logging.getLogger(__name__)
@@ -101,7 +103,43 @@ class _Outcome:
     details: dict
 
 
+@dataclass(frozen=True)
+class RegisteredMessage:
+    """A message of an app above ``transactions`` (imports run one way, so this module cannot read
+    its models), sent through this outbox with the same claim, retries, STOP check and sweep.
+    Registered from the app's ``AppConfig.ready()`` with ``patient_message_register``."""
+
+    # (delivery) -> (subject, text, html): rendered in the patient's language; an SMS sends the
+    # text alone, an e-mail the three (html may be "").
+    render: Callable[[PaymentRequestDelivery], tuple[str, str, str]]
+    # (delivery, sent, details) -> None: the audit event of the outcome, in the transaction that
+    # marks the row; ``details`` has the provider's id when sent, the reason when not.
+    outcome: Callable[[PaymentRequestDelivery, bool, dict], None]
+
+
+_registered_messages: dict[str, RegisteredMessage] = {}
+
+
+def patient_message_register(purpose: str, message: RegisteredMessage) -> None:
+    if purpose in (MessagePurpose.PAYMENT_LINK, MessagePurpose.RECEIPT, MessagePurpose.PLAN_CHARGE_FAILED):
+        raise ValueError(f"{purpose} is this outbox's own message")
+    _registered_messages[MessagePurpose(purpose)] = message
+
+
 # -- owing a message (inside the cause's database transaction) --------------------------------------
+
+
+def patient_message_owe(*, organization_id: int, purpose: str, channel: str, destination: str) -> PaymentRequestDelivery:
+    """Owe a patient a registered message (``patient_message_register``) in the caller's
+    transaction; the caller keeps the row's id with its cause, which the renderer reads."""
+    if purpose not in _registered_messages:
+        raise ValueError(f"No message registered for {purpose}")
+    delivery = PaymentRequestDelivery.objects.create(
+        organization_id=organization_id, purpose=purpose, channel=channel, destination=destination
+    )
+    task_enqueue_on_commit(SEND_TASK, delivery.pk, robust=True)
+    return delivery
+
 
 
 def payment_link_deliveries_owe(
@@ -315,6 +353,8 @@ def _render_and_send(delivery: PaymentRequestDelivery) -> _Outcome:
         return _receipt_send(delivery)
     if delivery.purpose == MessagePurpose.PLAN_CHARGE_FAILED:
         return _plan_notice_send(delivery)
+    if delivery.purpose in _registered_messages:
+        return _registered_send(delivery)
     if delivery.channel == DeliveryChannel.EMAIL:
         return _link_email_send(delivery)
     return _link_sms_send(delivery)
@@ -391,6 +431,13 @@ def _outcome_record(
         fields.append("error_message")
         logger.warning("delivery %s (%s) failed for good", delivery.pk, delivery.channel)
     delivery.save(update_fields=fields)
+    if delivery.purpose in _registered_messages:
+        _registered_messages[delivery.purpose].outcome(
+            delivery,
+            status == DeliveryStatus.SENT,
+            (details or {}) if status == DeliveryStatus.SENT else {"reason": delivery.error_message},
+        )
+        return delivery
     if delivery.purpose == MessagePurpose.RECEIPT:
         transaction = Transaction.objects.select_related("organization", "patient", "payment_request").get(
             pk=delivery.transaction_id
@@ -503,10 +550,10 @@ def _link_render(
     payment_request: PaymentRequest, template_names: list[str], *, folder: str = _LINK_TEMPLATES, extra: dict | None = None
 ) -> list[str]:
     """The link's message in the patient's preferred language, with dates in the clinic's time zone."""
-    context = {**_link_context(payment_request), **(extra or {})}
     with translation.override(payment_request.patient.preferred_language), timezone.override(
         payment_request.organization.timezone
     ):
+        context = {**_link_context(payment_request), "also": pay_page_message_lines(payment_request), **(extra or {})}
         return [render_to_string(f"{folder}/{name}", context) for name in template_names]
 
 
@@ -516,10 +563,14 @@ def _link_request(delivery: PaymentRequestDelivery) -> PaymentRequest:
 
 def _link_email_send(delivery: PaymentRequestDelivery) -> _Outcome:
     payment_request = _link_request(delivery)
-    organization = payment_request.organization
     subject, text_body, html_body = _link_render(
         payment_request, ["email_subject.txt", "email_body.txt", "email_body.html"]
     )
+    return _clinic_email_send(delivery, payment_request.organization, subject, text_body, html_body)
+
+
+def _clinic_email_send(delivery: PaymentRequestDelivery, organization, subject: str, text_body: str, html_body: str) -> _Outcome:
+    """An e-mail from the clinic (its name, our address; replies to its support address)."""
     _, from_address = parseaddr(settings.DEFAULT_FROM_EMAIL)
     message = EmailMultiAlternatives(
         subject=" ".join(subject.split()),
@@ -529,13 +580,25 @@ def _link_email_send(delivery: PaymentRequestDelivery) -> _Outcome:
         reply_to=[organization.support_email] if organization.support_email else None,
         headers={"Message-ID": _message_id(delivery)},
     )
-    message.attach_alternative(html_body, "text/html")
+    if html_body:
+        message.attach_alternative(html_body, "text/html")
     provider_message_id = _email_send(message)
     return _Outcome(provider_message_id, {"provider_message_id": provider_message_id[:100]})
 
 
+def _registered_send(delivery: PaymentRequestDelivery) -> _Outcome:
+    subject, text_body, html_body = _registered_messages[delivery.purpose].render(delivery)
+    if delivery.channel == DeliveryChannel.EMAIL:
+        return _clinic_email_send(delivery, delivery.organization, subject, text_body, html_body)
+    return _sms_hand_over(delivery, text_body)
+
+
 def _link_sms_send(delivery: PaymentRequestDelivery) -> _Outcome:
     (body,) = _link_render(_link_request(delivery), ["sms.txt"])
+    return _sms_hand_over(delivery, body)
+
+
+def _sms_hand_over(delivery: PaymentRequestDelivery, body: str) -> _Outcome:
     try:
         provider_message_id = sms_send(to=delivery.destination, body=" ".join(body.split()))
     except SmsOptedOut as error:
@@ -562,28 +625,9 @@ def _plan_notice_send(delivery: PaymentRequestDelivery) -> _Outcome:
     folder = "transactions/payment_plans/messages"
     if delivery.channel == DeliveryChannel.SMS:
         (body,) = _link_render(payment_request, ["sms.txt"], folder=folder, extra=extra)
-        try:
-            provider_message_id = sms_send(to=delivery.destination, body=" ".join(body.split()))
-        except SmsOptedOut as error:
-            raise _Refused(error.message) from error
-        except SmsDeliveryError as error:
-            if error.transient:
-                raise
-            raise _Refused(error.message) from error
-        return _Outcome(provider_message_id, {"provider_message_id": provider_message_id[:100]})
+        return _sms_hand_over(delivery, body)
     subject, text_body = _link_render(payment_request, ["email_subject.txt", "email_body.txt"], folder=folder, extra=extra)
-    organization = payment_request.organization
-    _, from_address = parseaddr(settings.DEFAULT_FROM_EMAIL)
-    message = EmailMultiAlternatives(
-        subject=" ".join(subject.split()),
-        body=text_body,
-        from_email=formataddr((organization.display_name, from_address)),
-        to=[delivery.destination],
-        reply_to=[organization.support_email] if organization.support_email else None,
-        headers={"Message-ID": _message_id(delivery)},
-    )
-    provider_message_id = _email_send(message)
-    return _Outcome(provider_message_id, {"provider_message_id": provider_message_id[:100]})
+    return _clinic_email_send(delivery, payment_request.organization, subject, text_body, "")
 
 
 def _receipt_language(transaction: Transaction) -> str:
