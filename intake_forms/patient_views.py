@@ -28,10 +28,10 @@ from transactions.services.payments import PaymentLinkUnavailable
 from transactions.views.pay_page import (
     LANGUAGE_CODES,
     SESSION_KEY as PAY_SESSION_KEY,
-    _clinic_context,
-    _finish,
-    _ip,
-    _language_links,
+    clinic_context,
+    language_links_for,
+    patient_ip,
+    patient_page_finish,
 )
 
 from .models import PaymentMode, QuestionKind, SubmissionStatus
@@ -41,6 +41,7 @@ from .services import (
     FormLinkLocked,
     FormLinkRateLimited,
     answers_save,
+    form_link_expired,
     form_link_verify,
     form_lock_remaining,
     payment_amount,
@@ -104,13 +105,16 @@ def _form_page(view):
             submission = submission_from_token(token)
         if submission is None:
             with translation.override(request.GET.get("lang") if request.GET.get("lang") in LANGUAGE_CODES else "en"):
-                response = render(request, "intake_forms/patient/invalid.html", {"language_links": _language_links(request)}, status=404)
-            return _finish(response, translation.get_language())
+                response = render(request, "intake_forms/patient/invalid.html", {"language_links": language_links_for(request)}, status=404)
+            return patient_page_finish(response, translation.get_language())
         with organization_scope(submission.organization_id):
             language = _language_for(request, submission)
             with translation.override(language):
-                response = view(request, submission, token)
-        return _finish(response, language)
+                if form_link_expired(submission):
+                    response = _render(request, submission, token, "expired.html", status=410)
+                else:
+                    response = view(request, submission, token)
+        return patient_page_finish(response, language)
 
     return wrapper
 
@@ -120,8 +124,8 @@ def _render(request, submission, token, template, context=None, status=200):
         "submission": submission,
         "form_title": submission.version.form.title,
         "token": token,
-        "language_links": _language_links(request),
-        **_clinic_context(submission.organization),
+        "language_links": language_links_for(request),
+        **clinic_context(submission.organization),
         **(context or {}),
     }
     return render(request, f"intake_forms/patient/{template}", page, status=status)
@@ -136,7 +140,7 @@ def verify(request, submission, token):
     locked, rate_limited = form_lock_remaining(submission), False
     if request.method == "POST" and form.is_valid():
         try:
-            form_link_verify(submission=submission, date_of_birth=form.cleaned_data["date_of_birth"], ip_address=_ip(request))
+            form_link_verify(submission=submission, date_of_birth=form.cleaned_data["date_of_birth"], ip_address=patient_ip(request))
         except FormDateOfBirthMismatch as error:
             form.add_error(None, error.message)
         except FormLinkLocked:
@@ -196,14 +200,14 @@ def fill(request, submission, token):
     if request.method == "POST":
         action = request.POST.get("action", "save")
         errors = answers_save(
-            submission=submission, data=request.POST, files=request.FILES, finish=action == "finish", ip_address=_ip(request)
+            submission=submission, data=request.POST, files=request.FILES, finish=action == "finish", ip_address=patient_ip(request)
         )
         if submission.status == SubmissionStatus.COMPLETE:
             return redirect("form:fill", token=token)
         if action == "pay" and not errors:
             try:
                 start = payment_begin(
-                    submission=submission, ip_address=_ip(request), locale=translation.get_language(),
+                    submission=submission, ip_address=patient_ip(request), locale=translation.get_language(),
                     # From SITE_URL, as the pay page's: never from the request's Host header.
                     return_url=settings.SITE_URL.rstrip("/") + reverse("form:payment_return", kwargs={"token": token}),
                 )
@@ -217,7 +221,7 @@ def fill(request, submission, token):
                 return redirect(start.redirect_url)
         elif action == "decline" and not errors:
             try:
-                payment_decline(submission=submission, ip_address=_ip(request))
+                payment_decline(submission=submission, ip_address=patient_ip(request))
             except FormError as error:
                 message, status = error.message, 400
         elif action == "save" and not errors:

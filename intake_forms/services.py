@@ -289,6 +289,15 @@ def submission_from_token(token: str) -> FormSubmission | None:
     )
 
 
+def form_link_expired(submission: FormSubmission, *, now: datetime.datetime | None = None) -> bool:
+    """An unfinished form's link works for ``INTAKE_FORM_LINK_TTL_DAYS`` from when it was sent (a
+    forwarded or old message stops opening it); a completed one keeps showing its thank-you page."""
+    if submission.status == SubmissionStatus.COMPLETE:
+        return False
+    lifetime = datetime.timedelta(days=settings.INTAKE_FORM_LINK_TTL_DAYS)
+    return submission.created_at + lifetime <= (now or timezone.now())
+
+
 def submission_start(*, form: IntakeForm, patient, appointment=None, sent_with=None, actor=None) -> FormSubmission:
     version = form_published_version(form)
     if version is None:

@@ -471,6 +471,8 @@ DEV_OUTBOX_ENABLED = env.bool("DEV_OUTBOX_ENABLED", default=DEBUG)
 
 # Payment links.
 PAYMENT_LINK_TTL_DAYS = env.int("PAYMENT_LINK_TTL_DAYS", default=30)
+# Intake form links: days a patient may open an unfinished form from its link.
+INTAKE_FORM_LINK_TTL_DAYS = env.int("INTAKE_FORM_LINK_TTL_DAYS", default=30)
 PAY_LINK_MAX_FAILED_DOB_ATTEMPTS = env.int("PAY_LINK_MAX_FAILED_DOB_ATTEMPTS", default=5)
 PAY_LINK_LOCKOUT_MINUTES = env.int("PAY_LINK_LOCKOUT_MINUTES", default=30)
 PAY_PAGE_MAX_FAILED_DOB_ATTEMPTS_PER_ADDRESS = env.int("PAY_PAGE_MAX_FAILED_DOB_ATTEMPTS_PER_ADDRESS", default=20)

@@ -97,3 +97,27 @@ def test_a_file_over_the_size_limit_is_refused(client, submission, monkeypatch):
     open_form(client, submission)
     assert _upload(client, submission, "card.png", PNG + b"\x00" * 200).status_code == 400
     assert not FormFile.objects.exists()
+
+
+def test_an_unfinished_forms_link_expires_and_asks_the_patient_to_contact_the_clinic(client, submission, settings):
+    settings.INTAKE_FORM_LINK_TTL_DAYS = 30
+    open_form(client, submission)
+    assert client.get(form_url("fill", submission)).status_code == 200
+
+    type(submission).objects.filter(pk=submission.pk).update(created_at=submission.created_at - datetime.timedelta(days=30))
+    for name in ("verify", "fill"):
+        response = client.get(form_url(name, submission) + "?lang=es")
+        page = response.content.decode()
+        assert response.status_code == 410
+        assert "Este enlace al formulario ha vencido" in page and submission.organization.display_name in page
+        # Nothing of the form or the patient's answers.
+        assert submission.patient.last_name not in page and "Reason" not in page
+    assert client.post(form_url("fill", submission), {"action": "save"}).status_code == 410
+
+
+def test_a_completed_forms_link_still_shows_its_thank_you_page_after_the_link_lifetime(client, submission, settings):
+    type(submission).objects.filter(pk=submission.pk).update(
+        status=SubmissionStatus.COMPLETE, created_at=submission.created_at - datetime.timedelta(days=400)
+    )
+    open_form(client, submission)
+    assert client.get(form_url("fill", submission)).status_code in (200, 302)

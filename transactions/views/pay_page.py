@@ -109,7 +109,8 @@ def _language_for(request, payment_request) -> str:
     return preferred if preferred in LANGUAGE_CODES else settings.LANGUAGE_CODE
 
 
-def _ip(request) -> str | None:
+def patient_ip(request) -> str | None:
+    """The patient's address as recorded on their page's audit events (None when unusable)."""
     address = client_ip(request)
     try:
         return str(ipaddress.ip_address(address)) if address else None
@@ -120,7 +121,8 @@ def _ip(request) -> str | None:
 # -- rendering ------------------------------------------------------------------------------------
 
 
-def _finish(response, language: str):
+def patient_page_finish(response, language: str):
+    """What every page a patient opens from a link answers with (the pay page's, a form's)."""
     response.headers["Content-Language"] = language
     # The link's token is in the address: never send it to another site.
     response.headers["Referrer-Policy"] = "same-origin"
@@ -143,12 +145,13 @@ def _pay_page(view):
             language = _language_for(request, payment_request)
             with translation.override(language):
                 response = view(request, payment_request, token)
-        return _finish(response, language)
+        return patient_page_finish(response, language)
 
     return wrapper
 
 
-def _clinic_context(organization, location=None) -> dict:
+def clinic_context(organization, location=None) -> dict:
+    """The clinic's name, contact and logo that a patient's page shows."""
     return {
         "clinic": organization,
         "clinic_name": organization.display_name if organization else "",
@@ -159,7 +162,8 @@ def _clinic_context(organization, location=None) -> dict:
     }
 
 
-def _language_links(request) -> list[dict]:
+def language_links_for(request) -> list[dict]:
+    """The page in each language the patient may choose."""
     current = translation.get_language()
     return [
         {"code": code, "name": LANGUAGE_NAMES.get(code, code), "url": f"{request.path}?lang={code}", "current": code == current}
@@ -171,8 +175,8 @@ def _render(request, payment_request, token, template: str, context: dict | None
     page = {
         "payment_request": payment_request,
         "token": token,
-        "language_links": _language_links(request),
-        **_clinic_context(payment_request.organization, payment_request.location),
+        "language_links": language_links_for(request),
+        **clinic_context(payment_request.organization, payment_request.location),
         **(context or {}),
     }
     return render(request, f"transactions/pay/{template}", page, status=status)
@@ -201,10 +205,10 @@ def _invalid_link(request, token):
         response = render(
             request,
             "transactions/pay/invalid.html",
-            {"language_links": _language_links(request), **_clinic_context(organization)},
+            {"language_links": language_links_for(request), **clinic_context(organization)},
             status=404,
         )
-    return _finish(response, language)
+    return patient_page_finish(response, language)
 
 
 def _locked_minutes(payment_request) -> int:
@@ -224,7 +228,7 @@ def _closed(request, payment_request, token, state: str):
 @_pay_page
 def verify(request, payment_request, token):
     """The clinic's name and the date-of-birth question; nothing else before it is answered."""
-    ip_address = _ip(request)
+    ip_address = patient_ip(request)
     state = payment_request_state(payment_request)
     if request.method != "POST":
         payment_link_open(payment_request=payment_request, ip_address=ip_address)
@@ -304,7 +308,7 @@ def checkout(request, payment_request, token):
         return redirect("pay:verify", token=token)
     try:
         # The hosted checkout speaks the language the patient reads this page in.
-        start = checkout_begin(payment_request=payment_request, ip_address=_ip(request), locale=translation.get_language())
+        start = checkout_begin(payment_request=payment_request, ip_address=patient_ip(request), locale=translation.get_language())
     except PaymentLinkUnavailable as error:
         return redirect("pay:done" if error.state == State.PAID else "pay:verify", token=token)
     except GatewayError:
@@ -398,7 +402,7 @@ def card_save(request, payment_request, token):
             payment_request=payment_request,
             consent_given=request.POST.get("consent") == "yes",
             consent_text=request.POST.get("consent_text", ""),
-            ip_address=_ip(request),
+            ip_address=patient_ip(request),
             success_url=request.build_absolute_uri(reverse("pay:card_saved", kwargs={"token": token})),
             cancel_url=request.build_absolute_uri(reverse("pay:done", kwargs={"token": token})),
             locale=translation.get_language(),
@@ -437,7 +441,7 @@ def card_saved(request, payment_request, token):
         purpose = plan_link_purpose(payment_request)
         if purpose == "instalment":
             plan = payment_plan_card_change(
-                plan=payment_request.plan_instalments.first().plan, saved_card=saved_card, ip_address=_ip(request)
+                plan=payment_request.plan_instalments.first().plan, saved_card=saved_card, ip_address=patient_ip(request)
             )
         elif purpose == "offer":
             return redirect("pay:plan", token=token)
@@ -455,7 +459,7 @@ def card_remove(request, payment_request, token):
         raise Http404
     saved_card = found_or_404(saved_card_of_patient(payment_request=payment_request, pk=int(card_id)))
     try:
-        saved_card = saved_card_remove(saved_card=saved_card, actor=None, ip_address=_ip(request))
+        saved_card = saved_card_remove(saved_card=saved_card, actor=None, ip_address=patient_ip(request))
     except GatewayError:
         return _render(
             request,
@@ -505,7 +509,7 @@ def receipt(request, payment_request, token):
             organization=payment_request.organization,
             actor=None,
             transaction=transaction,
-            ip_address=_ip(request),
+            ip_address=patient_ip(request),
             language=translation.get_language(),
         )
     except ReceiptUnavailable:

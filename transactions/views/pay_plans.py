@@ -24,7 +24,7 @@ from ..services.payment_plans import (
 )
 from ..services.payments import payment_request_state
 from ..services.saved_cards import card_on_file_consent_text
-from .pay_page import _ip, _is_verified, _pay_page, _render
+from .pay_page import _is_verified, _pay_page, _render, patient_ip
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -63,7 +63,7 @@ def plan(request, payment_request, token):
                     billing_item=payment_request.billing_item,
                     consent_given=request.POST.get("consent") == "yes",
                     consent_text=request.POST.get("consent_text", ""),
-                    ip_address=_ip(request),
+                    ip_address=patient_ip(request),
                     source_payment_request=payment_request,
                     charge_due_now=True,
                 )
