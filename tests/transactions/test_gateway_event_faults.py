@@ -243,8 +243,13 @@ def test_a_fault_mid_batch_strands_no_event(stack, stripe_world, stripe_organiza
     assert GatewayEvent.objects.count() == len(events)
     assert GatewayEvent.objects.filter(status=GatewayEventStatus.FAILED).count() == 0
     assert _ledger_snapshot() == in_order
-    # The attempts the fault cut short count; the reason recorded is cleared once processed.
-    assert GatewayEvent.objects.filter(attempts__gte=2).exists()
+    # An attempt the fault cut short counts when beat's sweep finds its event stalled (one more
+    # attempt on the row). When Redis hands the killed worker's task to the new worker first, the
+    # event is simply processed, on its first counted attempt. The reason recorded is cleared once
+    # processed.
+    worker_logs = "".join(process.log(None) for process in stack.processes if process.name == "worker")
+    if "queued again (attempt" in worker_logs:
+        assert GatewayEvent.objects.filter(attempts__gte=2).exists()
     assert set(GatewayEvent.objects.values_list("error_message", flat=True)) == {""}
     print(
         f"{fault}: {unprocessed_at_the_kill} of {len(events)} events unprocessed at the fault; "
