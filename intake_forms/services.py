@@ -304,9 +304,13 @@ def submission_start(*, form: IntakeForm, patient, appointment=None, sent_with=N
         raise FormError("Publish the form before sending it.")
     if patient.organization_id != form.organization_id:
         raise FormError("This patient is not one of this organization's patients.")
+    question = payment_question(version)
+    # A copay question on a form that goes with the copay request pays that request, from the
+    # start: paid on the pay page (or held and captured), the form shows it paid and asks nothing.
+    pays_the_copay_request = sent_with is not None and question is not None and question.payment_mode == PaymentMode.COPAY
     return FormSubmission.objects.create(
         organization=form.organization, version=version, patient=patient, appointment=appointment,
-        sent_with=sent_with, created_by=actor,
+        sent_with=sent_with, created_by=actor, payment_request=sent_with if pays_the_copay_request else None,
     )
 
 

@@ -8,11 +8,12 @@ from django.utils import timezone
 
 from intake_forms.models import FormSubmission, SubmissionStatus
 from intake_forms.services import submission_start
+from lumapay.models import AuditEvent
 from transactions.enums import CollectionRule, PaymentRequestKind, PaymentRequestStatus
 from transactions.models import PaymentRequest, SandboxCharge, Transaction
 
 from ..factories import AppointmentFactory, BalanceFactory
-from ..transactions.pay_support import payment_request_make, pay_url, verified
+from ..transactions.pay_support import card_fields, payment_request_make, pay_url, verified
 from .support import answers, form_make, form_url, open_form, pay_on_sandbox
 
 pytestmark = pytest.mark.django_db
@@ -285,3 +286,42 @@ def test_an_amount_above_what_one_payment_may_take_is_refused(organization, mana
 
     with pytest.raises(FormError, match="the most one payment may take"):
         form_make(organization=organization, actor=manager, questions=[_payment("chosen", min="10", max="9000000")])
+
+
+def test_a_copay_paid_on_the_pay_page_is_the_forms_payment_when_the_patient_finishes_the_form(
+    client, organization, location, manager, patient, django_capture_on_commit_callbacks
+):
+    from ..transactions.pay_support import checkout_path
+
+    form = form_make(organization=organization, actor=manager, questions=[
+        {"kind": "short_text", "label": "Reason for the visit", "required": "yes"}, _payment("copay"),
+    ])
+    form.with_copay_request = True
+    form.save()
+    appointment = AppointmentFactory(organization=organization, patient=patient, location=location, copay_cents=3500)
+    copay_request = PaymentRequest.objects.create(
+        organization=organization, patient=patient, location=location, appointment=appointment,
+        kind=PaymentRequestKind.COPAY, billing_item="Copay", amount_cents=3500,
+        automation_rule=CollectionRule.COPAY_BEFORE_VISIT, expires_at=timezone.now() + datetime.timedelta(days=2),
+    )
+    submission = FormSubmission.objects.get()
+
+    # The patient pays on the pay page itself, never pressing the form's "Pay".
+    verified(client, copay_request)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(checkout_path(client, copay_request), card_fields()).status_code == 302
+    copay_request.refresh_from_db()
+    assert copay_request.status == PaymentRequestStatus.PAID
+    paid = Transaction.objects.get()
+
+    # The form sees the copay paid: no second payment asked, and finishing links the payment.
+    data = answers(submission, {"Reason for the visit": "Check-up"})
+    page = client.get(form_url("fill", submission)).content.decode()
+    assert "Paid:" in page and 'value="pay"' not in page
+    assert client.post(form_url("fill", submission), {"action": "finish", **data}).status_code == 302
+    submission.refresh_from_db()
+    assert (submission.status, submission.payment_request, submission.payment_transaction) == (
+        SubmissionStatus.COMPLETE, copay_request, paid,
+    )
+    assert Transaction.objects.count() == 1
+    assert AuditEvent.objects.get(action="form.completed").transaction == paid
