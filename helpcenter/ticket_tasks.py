@@ -24,3 +24,18 @@ def ticket_answer_email_send(message_id: int) -> None:
     """E-mail the member an operator's answer (queued after the answer commits)."""
     with organization_scope_of(TicketMessage, message_id):
         tickets.ticket_answer_email_send(message_id=message_id)
+
+
+@shared_task(
+    name="helpcenter.ticket_tasks.ticket_operator_notice_send",
+    acks_late=True,
+    autoretry_for=(SMTPException, ConnectionError, TimeoutError),
+    retry_backoff=30,
+    retry_backoff_max=3600,
+    retry_jitter=True,
+    max_retries=8,
+)
+def ticket_operator_notice_send(message_id: int) -> None:
+    """Tell the operators of a member's new ticket or reply (queued after it commits)."""
+    with organization_scope_of(TicketMessage, message_id):
+        tickets.ticket_operator_notice_send(message_id=message_id)

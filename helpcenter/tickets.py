@@ -224,6 +224,7 @@ def ticket_create(
             body=body,
         )
         _attachments_store(message=message, attachments=attachments)
+        _operators_notify(message)
         actor_type, actor_user = actor_from(actor)
         audit_event_record(
             organization=organization,
@@ -265,6 +266,7 @@ def _member_message(*, ticket: SupportTicket, author, body: str, channel: str, e
         body=body,
         email_message_id=email_message_id[:300],
     )
+    _operators_notify(message)
     old = ticket.status
     ticket.status = TicketStatus.OPEN
     ticket.save(update_fields=["status", "updated_at"])
@@ -372,6 +374,47 @@ def ticket_answer_email(message_id: int):
         to=[ticket.created_by.email],
         reply_to=[ticket_reply_address(ticket)],
     )
+
+
+def _operators_notify(message: TicketMessage) -> None:
+    """Tell LumaPay's operators (``HELP_CENTER_OPERATOR_EMAILS``) of a member's new ticket or
+    reply, once the caller's transaction commits."""
+    if settings.HELP_CENTER_OPERATOR_EMAILS:
+        task_enqueue_on_commit("helpcenter.ticket_tasks.ticket_operator_notice_send", message.pk)
+
+
+def ticket_operator_notice(message_id: int):
+    """The notice to operators of a member's message (an EmailMessage, not sent): the ticket's
+    number, clinic, category and the admin's link. Never the message, which may name a patient
+    whatever the box says; the subject only when the ticket is not marked as holding patient
+    information."""
+    from django.core.mail import EmailMessage
+    from django.template.loader import render_to_string
+    from django.urls import reverse
+
+    message = TicketMessage.objects.select_related("ticket__organization").get(pk=message_id)
+    ticket = message.ticket
+    first = not ticket.messages.filter(pk__lt=message.pk).exists()
+    what = "New ticket" if first else f"Reply {'by e-mail' if message.channel == MessageChannel.EMAIL else 'in LumaPay'}"
+    subject = f"[LumaPay support #{ticket.pk}] {what} from {ticket.organization.name}"
+    if not ticket.contains_patient_information:
+        subject += f": {ticket.subject}"
+    context = {
+        "ticket": ticket,
+        "first": first,
+        "what": what,
+        "admin_url": settings.SITE_URL + reverse("admin:helpcenter_supportticket_change", args=[ticket.pk]),
+    }
+    return EmailMessage(
+        subject=subject,
+        body=render_to_string("helpcenter/help/email/ticket_operator_notice.txt", context),
+        to=list(settings.HELP_CENTER_OPERATOR_EMAILS),
+    )
+
+
+def ticket_operator_notice_send(*, message_id: int) -> None:
+    ticket_operator_notice(message_id).send()
+    logger.info("Operators told of support ticket message %s", message_id)
 
 
 def ticket_answer_email_send(*, message_id: int) -> None:

@@ -442,6 +442,9 @@ PATIENT_MESSAGE_MAX_ATTEMPTS = env.int("PATIENT_MESSAGE_MAX_ATTEMPTS", default=8
 # Operators' answers are e-mailed with Reply-To <local>+<ticket token>@<domain> of this address;
 # the e-mail provider's inbound route for that domain posts replies to /webhooks/email/<provider>/inbound/.
 HELP_CENTER_REPLY_ADDRESS = env.str("HELP_CENTER_REPLY_ADDRESS", default="support@lumapay.localhost")
+# Who hears of a new ticket or a member's reply (a short notice with the admin's link, never the
+# message): LumaPay's support team.
+HELP_CENTER_OPERATOR_EMAILS = env.list("HELP_CENTER_OPERATOR_EMAILS", default=[])
 HELP_TICKET_ATTACHMENT_MAX_BYTES = env.int("HELP_TICKET_ATTACHMENT_MAX_BYTES", default=5 * 1024 * 1024)
 HELP_TICKET_MAX_ATTACHMENTS = env.int("HELP_TICKET_MAX_ATTACHMENTS", default=5)
 

@@ -178,3 +178,51 @@ def test_no_ticket_text_reaches_a_log(client, staff_user, inbound_secret, caplog
     for word in [*secret_words, staff_user.email, ticket.reply_token]:
         assert word not in logged
     assert not re.search(r"support\+[0-9a-f]{24}", logged)
+
+
+def test_operators_hear_of_a_new_ticket_and_of_each_reply_without_the_message(
+    client, staff_user, inbound_secret, settings, django_capture_on_commit_callbacks
+):
+    settings.HELP_CENTER_OPERATOR_EMAILS = ["support-team@lumapay.test", "on-call@lumapay.test"]
+    client.force_login(staff_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("helpcenter:ticket_new"), ticket_data())
+    ticket = SupportTicket.objects.get()
+    (notice,) = mail.outbox
+    assert notice.to == ["support-team@lumapay.test", "on-call@lumapay.test"]
+    assert notice.subject == f"[LumaPay support #{ticket.pk}] New ticket from {ticket.organization.name}: Export button does nothing"
+    assert f"http://testserver/admin/helpcenter/supportticket/{ticket.pk}/change/" in notice.body
+    assert "nothing downloads" not in notice.body  # the message stays in LumaPay
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("helpcenter:ticket_detail", args=[ticket.pk]), {"body": "Still broken after a reload."})
+    assert "Reply in LumaPay" in mail.outbox[-1].subject and "Still broken" not in mail.outbox[-1].body
+
+    client.logout()
+    _operator_answers(client, ticket, "An answer.", django_capture_on_commit_callbacks=django_capture_on_commit_callbacks)
+    assert mail.outbox[-1].to == [staff_user.email]  # the operator's own answer notifies no operator
+    with django_capture_on_commit_callbacks(execute=True):
+        _postmark_inbound(client, sender=staff_user.email, to=f"support+{ticket.reply_token}@help.lumapay.test", text="Thanks!")
+    assert "Reply by e-mail" in mail.outbox[-1].subject and mail.outbox[-1].to[0] == "support-team@lumapay.test"
+    assert len(mail.outbox) == 4
+
+
+def test_a_ticket_marked_as_holding_patient_information_keeps_its_subject_out_of_the_notice(
+    client, staff_user, settings, django_capture_on_commit_callbacks
+):
+    settings.HELP_CENTER_OPERATOR_EMAILS = ["support-team@lumapay.test"]
+    client.force_login(staff_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("helpcenter:ticket_new"), ticket_data(subject="Refund for Jane Roe", contains_patient_information="on"))
+    (notice,) = mail.outbox
+    assert "Jane Roe" not in notice.subject and "Jane Roe" not in notice.body
+    assert "holding patient information" in notice.body
+
+
+def test_nobody_is_told_when_no_operator_address_is_set(client, staff_user, settings, django_capture_on_commit_callbacks):
+    settings.HELP_CENTER_OPERATOR_EMAILS = []
+    client.force_login(staff_user)
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        client.post(reverse("helpcenter:ticket_new"), ticket_data())
+    assert mail.outbox == [] and SupportTicket.objects.count() == 1
+    assert not any("operator" in repr(callback) for callback in queued)
