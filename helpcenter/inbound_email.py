@@ -29,4 +29,6 @@ def support_ticket_reply_received(sender, event, esp_name, **kwargs):
         sender=from_address,
         text=message.text or "",
         message_id=message.get("Message-ID", "") or event.event_id or "",
+        # Attached files (inline images too), checked and kept as the ticket page's are.
+        files=[(part.get_filename() or "file", part.get_content_bytes() or b"") for part in message.attachments],
     )

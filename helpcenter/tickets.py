@@ -89,19 +89,45 @@ def attachments_check(files) -> list[AttachmentIn]:
         raise TicketRefused(f"Attach at most {most} files.")
     checked = []
     for upload in files:
-        name = (getattr(upload, "name", "") or "file").replace("/", "_").replace("\\", "_")[-200:]
+        name = _file_name(getattr(upload, "name", ""))
         if upload.size > limit:
             raise TicketRefused(f"{name} is too large: attach files of at most {_megabytes(limit)}.")
-        if upload.size == 0:
-            raise TicketRefused(f"{name} is empty.")
-        data = upload.read()
-        if len(data) > limit:
-            raise TicketRefused(f"{name} is too large: attach files of at most {_megabytes(limit)}.")
-        content_type = attachment_content_type(data)
-        if content_type is None:
-            raise TicketRefused(f"{name} cannot be attached: LumaPay accepts {ACCEPTED_KINDS} files.")
-        checked.append(AttachmentIn(file_name=name, content_type=content_type, content=data))
+        checked.append(_attachment_check(name, upload.read()))
     return checked
+
+
+def _file_name(name: str | None) -> str:
+    return (name or "file").replace("/", "_").replace("\\", "_")[-200:]
+
+
+def _attachment_check(name: str, data: bytes) -> AttachmentIn:
+    """One file's size and kind (by content). Raises TicketRefused naming it and the reason."""
+    limit = settings.HELP_TICKET_ATTACHMENT_MAX_BYTES
+    if not data:
+        raise TicketRefused(f"{name} is empty.")
+    if len(data) > limit:
+        raise TicketRefused(f"{name} is too large: attach files of at most {_megabytes(limit)}.")
+    content_type = attachment_content_type(data)
+    if content_type is None:
+        raise TicketRefused(f"{name} cannot be attached: LumaPay accepts {ACCEPTED_KINDS} files.")
+    return AttachmentIn(file_name=name, content_type=content_type, content=data)
+
+
+def _inbound_attachments(files) -> tuple[list[AttachmentIn], list[str]]:
+    """An e-mailed reply's files: those LumaPay accepts, and why each other one was left out (the
+    reply itself is never refused for a file; the reasons go on the message, so nothing is lost
+    silently)."""
+    accepted, left_out = [], []
+    for name, data in files or ():
+        name = _file_name(name)
+        if len(accepted) >= settings.HELP_TICKET_MAX_ATTACHMENTS:
+            left_out.append(f"{name}: at most {settings.HELP_TICKET_MAX_ATTACHMENTS} files are kept.")
+            continue
+        try:
+            accepted.append(_attachment_check(name, data))
+        except TicketRefused as refusal:
+            left_out.append(refusal.message)
+    return accepted, left_out
 
 
 def _megabytes(size: int) -> str:
@@ -444,7 +470,7 @@ def reply_text_of(text: str) -> str:
     return "\n".join(lines).strip()
 
 
-def ticket_reply_inbound(*, recipients, sender: str, text: str, message_id: str = "") -> str:
+def ticket_reply_inbound(*, recipients, sender: str, text: str, message_id: str = "", files=()) -> str:
     """A member's e-mailed reply, as the e-mail provider's inbound webhook delivered it: appended
     to the ticket its address's token names, when it comes from the member who opened the ticket.
     Returns one of ``InboundOutcome``; anything but APPENDED leaves every ticket as it was."""
@@ -466,14 +492,18 @@ def ticket_reply_inbound(*, recipients, sender: str, text: str, message_id: str 
             logger.info("Inbound support e-mail for ticket %s refused: not from an active member who opened it", ticket.pk)
             return InboundOutcome.WRONG_SENDER
         body = reply_text_of(text)
-        if not body:
+        attachments, left_out = _inbound_attachments(files)
+        if not body and not attachments and not left_out:
             return InboundOutcome.EMPTY
+        if left_out:
+            body = "\n\n".join(part for part in (body, "Files not added to the ticket:\n" + "\n".join(left_out)) if part)
         try:
             with transaction.atomic():
-                _member_message(
+                message = _member_message(
                     ticket=ticket, author=ticket.created_by, body=body[:BODY_MAX_CHARS],
                     channel=MessageChannel.EMAIL, email_message_id=message_id or "",
                 )
+                _attachments_store(message=message, attachments=attachments)
         except IntegrityError:
             return InboundOutcome.DUPLICATE
     logger.info("Inbound support e-mail appended to ticket %s", ticket.pk)

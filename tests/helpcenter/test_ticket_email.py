@@ -4,6 +4,7 @@ e-mail provider's inbound webhook (Postmark's format, django-anymail's view, bas
 appended to the ticket. Nothing is mocked: the e-mail is Django's test outbox, the webhook a
 real request to the view."""
 
+import base64
 import json
 import logging
 import re
@@ -52,7 +53,7 @@ def _operator_answers(client, ticket, reply, *, status=None, django_capture_on_c
     return operator
 
 
-def _postmark_inbound(client, *, sender, to, text, message_id="<reply-1@mail.example>", secret=SECRET):
+def _postmark_inbound(client, *, sender, to, text, message_id="<reply-1@mail.example>", secret=SECRET, attachments=()):
     payload = {
         "FromFull": {"Email": sender, "Name": "Dana"},
         "ToFull": [{"Email": to, "Name": ""}],
@@ -61,8 +62,11 @@ def _postmark_inbound(client, *, sender, to, text, message_id="<reply-1@mail.exa
         "TextBody": text,
         "Headers": [{"Name": "Message-ID", "Value": message_id}],
         "MessageID": "22c74902-a0c1-4511-804f-341342852c90",
+        "Attachments": [
+            {"Name": name, "Content": base64.b64encode(data).decode(), "ContentType": kind, "ContentLength": len(data)}
+            for name, data, kind in attachments
+        ],
     }
-    import base64
 
     auth = "Basic " + base64.b64encode(secret.encode()).decode()
     return client.post(INBOUND, json.dumps(payload), content_type="application/json", HTTP_AUTHORIZATION=auth)
@@ -226,3 +230,27 @@ def test_nobody_is_told_when_no_operator_address_is_set(client, staff_user, sett
         client.post(reverse("helpcenter:ticket_new"), ticket_data())
     assert mail.outbox == [] and SupportTicket.objects.count() == 1
     assert not any("operator" in repr(callback) for callback in queued)
+
+
+def test_a_screenshot_in_an_emailed_reply_is_kept_and_a_file_we_refuse_is_named_on_the_reply(
+    client, staff_user, inbound_secret, django_capture_on_commit_callbacks
+):
+    from .support import WINDOWS_PROGRAM
+
+    ticket = _open_ticket(client, staff_user)
+    response = _postmark_inbound(
+        client, sender=staff_user.email, to=f"support+{ticket.reply_token}@help.lumapay.test", text="Here is the screen.",
+        attachments=[("screen.png", PNG, "image/png"), ("tool.exe", WINDOWS_PROGRAM, "application/octet-stream")],
+    )
+    assert response.status_code == 200
+    reply = ticket.messages.latest("pk")
+    assert reply.channel == MessageChannel.EMAIL
+    (kept,) = reply.attachments.all()
+    assert (kept.file_name, kept.content_type, bytes(kept.content)) == ("screen.png", "image/png", PNG)
+    assert reply.body.startswith("Here is the screen.")
+    assert "Files not added to the ticket:" in reply.body and "tool.exe cannot be attached" in reply.body
+
+    # The member sees both on the ticket's page.
+    client.force_login(staff_user)
+    page = client.get(reverse("helpcenter:ticket_detail", args=[ticket.pk])).content.decode()
+    assert "screen.png" in page and "tool.exe cannot be attached" in page
