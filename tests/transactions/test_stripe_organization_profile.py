@@ -59,7 +59,9 @@ def test_a_public_change_sends_only_what_changed_to_the_connected_account(stripe
         "settings": {"payments": {"statement_descriptor": "RIVERSIDE CARE"}},
     }
     changed = AuditEvent.objects.get(action=AuditAction.ORGANIZATION_PUBLIC_CHANGED)
-    assert request.idempotency_key == idempotency_key(row="audit_event", pk=changed.pk, action="account_profile")
+    assert request.idempotency_key == idempotency_key(
+        row="audit_event", pk=changed.pk, action="account_profile", content=request.params
+    )
     pushed = AuditEvent.objects.get(action=AuditAction.STRIPE_ACCOUNT_PROFILE_PUSHED)
     assert (pushed.actor_type, pushed.changes) == (
         ActorType.SYSTEM, {"stripe_account_id": account, "fields": ["public_name", "statement_descriptor", "support_phone"]}
@@ -260,3 +262,53 @@ def test_a_new_connected_account_starts_with_the_profile(stripe_world, organizat
     assert create.params["business_type"] == "non_profit"
     assert create.params["business_profile"]["mcc"] == "8099"
     assert create.params["settings"] == {"payments": {"statement_descriptor": "RIVERSIDE CARE"}}
+
+
+def test_a_push_retried_after_the_values_changed_sends_them_under_a_new_key(stripe_world, stripe_organization, administrator, on_commit):
+    from transactions.services.stripe_profile import stripe_account_profile_push
+
+    account = stripe_organization.stripe_account_id
+    on_commit(lambda: organization_public_update(
+        organization=stripe_organization, actor=administrator,
+        data={"public_name": "Riverside Family Care", "support_phone": stripe_organization.support_phone,
+              "support_email": stripe_organization.support_email, "statement_descriptor": ""},
+    ))  # fmt: skip
+    changed = AuditEvent.objects.get(action=AuditAction.ORGANIZATION_PUBLIC_CHANGED)
+    (first,) = stripe_world.http.sent("POST", f"/v1/accounts/{account}")
+
+    # The same push again (a retry whose answer was lost), same values: the same key.
+    stripe_account_profile_push(organization_id=stripe_organization.pk, fields=["public_name"], audit_event_id=changed.pk)
+    again = stripe_world.http.sent("POST", f"/v1/accounts/{account}")[-1]
+    assert again.idempotency_key == first.idempotency_key
+    # The name changed again before the retry: the retry sends the new name under another key
+    # (Stripe refuses a key reused with other parameters), and nothing of the name is in the key.
+    Organization.objects.filter(pk=stripe_organization.pk).update(public_name="Riverside Health")
+    stripe_account_profile_push(organization_id=stripe_organization.pk, fields=["public_name"], audit_event_id=changed.pk)
+    changed_again = stripe_world.http.sent("POST", f"/v1/accounts/{account}")[-1]
+    assert changed_again.params == {"business_profile": {"name": "Riverside Health"}}
+    assert changed_again.idempotency_key != first.idempotency_key
+    assert changed_again.idempotency_key.startswith(first.idempotency_key.rsplit(":", 1)[0] + ":")
+    assert "Riverside" not in changed_again.idempotency_key
+
+
+def test_owners_sent_to_a_disconnected_account_are_created_again_on_the_new_one(stripe_world, stripe_organization, administrator, on_commit):
+    old = stripe_organization.stripe_account_id
+    person = on_commit(lambda: organization_person_add(organization=stripe_organization, actor=administrator, data=PERSON))
+    person.refresh_from_db()
+    assert person.stripe_person_id in stripe_world.connect.persons[old]
+
+    event = stripe_event("account.application.deauthorized", {"id": "ca_x", "object": "application"}, account=old, created=1_900_000_200)
+    on_commit(lambda: event_receive(event))
+    row = Organization.objects.get(pk=stripe_organization.pk)
+    stripe_onboarding_start(organization=row, actor=administrator, return_url="https://x.example/r", refresh_url="https://x.example/f")
+    row.refresh_from_db()
+    person.refresh_from_db()
+    assert person.stripe_person_id == ""
+
+    on_commit(lambda: organization_person_change(
+        organization=row, actor=administrator, person_id=person.pk, data={**PERSON, "title": "CEO"}
+    ))  # fmt: skip
+    (create,) = stripe_world.http.sent("POST", f"/v1/accounts/{row.stripe_account_id}/persons")
+    assert create.params["first_name"] == "Priya" and create.params["relationship"]["title"] == "CEO"
+    person.refresh_from_db()
+    assert person.stripe_person_id in stripe_world.connect.persons[row.stripe_account_id]

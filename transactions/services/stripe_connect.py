@@ -22,7 +22,7 @@ from lumapay.models import ActorType, AuditEvent
 from lumapay.task_queue import task_enqueue_on_commit
 from org_profile.access import ADMINISTRATORS, AccessDenied, staff_access
 from org_profile.enums import PaymentGateway
-from org_profile.models import Organization
+from org_profile.models import Organization, OrganizationPerson
 
 from ..gateways.base import AccountFact
 from ..gateways.stripe import StripeGateway, stripe_configured
@@ -172,6 +172,9 @@ def stripe_onboarding_start(*, organization: Organization, actor, return_url: st
         )
         organization.refresh_from_db()
         if stored:
+            # The owners LumaPay sent belong to the old account: on the new one they are created
+            # again (with everything on file) at their next push, not updated under stale ids.
+            OrganizationPerson.objects.filter(organization=organization).exclude(stripe_person_id="").update(stripe_person_id="")
             audit_event_record(
                 organization=organization,
                 action=AuditAction.STRIPE_ACCOUNT_CREATED,

@@ -135,7 +135,7 @@ def stripe_account_profile_push(*, organization_id: int, fields: list[str], audi
     StripeGateway().account_profile_update(
         account_id=organization.stripe_account_id,
         params=params,
-        idempotency_key=idempotency_key(row="audit_event", pk=audit_event_id, action="account_profile"),
+        idempotency_key=idempotency_key(row="audit_event", pk=audit_event_id, action="account_profile", content=params),
     )
     _pushed_record(organization, {"fields": sorted(fields)})
     return True
@@ -169,7 +169,7 @@ def stripe_person_push(*, person_id: int, fields: list[str], audit_event_id: int
             idempotency_key=(
                 idempotency_key(row="organization_person", pk=person.pk, action="account_person_create")
                 if creating
-                else idempotency_key(row="audit_event", pk=audit_event_id, action="account_person")
+                else idempotency_key(row="audit_event", pk=audit_event_id, action="account_person", content=params)
             ),
         )
         if stripe_person_id != person.stripe_person_id:

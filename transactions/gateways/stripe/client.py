@@ -6,11 +6,13 @@ version from settings (``STRIPE_SECRET_KEY``, ``STRIPE_API_VERSION``).
 
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 import stripe
 from django.conf import settings
+from django.utils.crypto import salted_hmac
 
 # stripe-python prints every request's body (an EIN, an owner's date of birth) to stderr when the
 # environment sets STRIPE_LOG=debug or info, whatever the logging configuration says: never here.
@@ -68,7 +70,7 @@ def idempotency_namespace() -> str:
     return installation.namespace
 
 
-def idempotency_key(*, row: str, pk: int, action: str, attempt: int = 1) -> str:
+def idempotency_key(*, row: str, pk: int, action: str, attempt: int = 1, content: object = None) -> str:
     """The Idempotency-Key of every POST we send to Stripe: ``lumapay:<namespace>:<row>:<pk>:<action>:<attempt>``.
 
     The same row, action and attempt always give the same key, so a retry of a request whose answer
@@ -77,10 +79,20 @@ def idempotency_key(*, row: str, pk: int, action: str, attempt: int = 1) -> str:
     new onboarding link) is a new row or a higher ``attempt``. The namespace keeps two installations
     sharing one platform account apart: bare database ids would collide. Stripe keeps a key for at
     least 24 hours.
+
+    ``content``, for a request that sends what the row says when it is sent (an update pushed after
+    an edit): a keyed digest of it ends the key, so a retry that finds the values changed since
+    sends them under a new key (Stripe refuses a key reused with other parameters) and a retry of
+    the same values keeps the key. The digest is an HMAC with ``SECRET_KEY``: nothing of the values
+    can be read or guessed from it.
     """
     if not (row.replace("_", "").isalpha() and action.replace("_", "").isalpha() and int(pk) > 0 and int(attempt) > 0):
         raise ValueError(f"not an idempotency key: row={row!r} pk={pk!r} action={action!r} attempt={attempt!r}")
-    return f"lumapay:{idempotency_namespace()}:{row}:{int(pk)}:{action}:{int(attempt)}"
+    key = f"lumapay:{idempotency_namespace()}:{row}:{int(pk)}:{action}:{int(attempt)}"
+    if content is not None:
+        serialized = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+        key += ":" + salted_hmac("lumapay.stripe.idempotency-content", serialized).hexdigest()[:20]
+    return key
 
 
 def application_fee(organization: Organization, amount_cents: int) -> dict:
