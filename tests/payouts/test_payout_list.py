@@ -174,6 +174,21 @@ def test_balance_next_payout_and_payouts_on_their_way_are_at_the_top(signed_in_m
     assert "arrives Apr 3, 2026 in the account ending 6789" in html
 
 
+def test_a_negative_balance_says_where_the_shortfall_comes_from(signed_in_manager, organization):
+    GatewayBalanceFactory(organization=organization, available_cents=-112_650, pending_cents=0)
+
+    html = signed_in_manager.get(URL).content.decode()
+
+    assert "\u2212$1,126.50" in html
+    assert "Refunds and disputes took more than the available money" in html
+    assert "takes the $1,126.50 from the next payments first" in html
+
+
+def test_a_positive_balance_has_no_shortfall_notice(signed_in_manager, organization):
+    GatewayBalanceFactory(organization=organization, available_cents=100, pending_cents=0)
+    assert "took more than the available money" not in signed_in_manager.get(URL).content.decode()
+
+
 def test_an_empty_list_says_what_to_do(signed_in_manager):
     response = signed_in_manager.get(URL)
 
