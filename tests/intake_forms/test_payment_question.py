@@ -23,6 +23,23 @@ def _payment(mode, **extra):
     return {"kind": "payment", "label": "Your payment", "payment_mode": mode, **extra}
 
 
+def _form_with_the_copay_request(organization, location, manager, patient):
+    """A form with a copay question, sent with each automatic copay request; a visit's copay
+    request of $35.00 (which starts the form's submission)."""
+    form = form_make(organization=organization, actor=manager, questions=[
+        {"kind": "short_text", "label": "Reason for the visit", "required": "yes"}, _payment("copay"),
+    ])
+    form.with_copay_request = True
+    form.save()
+    appointment = AppointmentFactory(organization=organization, patient=patient, location=location, copay_cents=3500)
+    copay_request = PaymentRequest.objects.create(
+        organization=organization, patient=patient, location=location, appointment=appointment,
+        kind=PaymentRequestKind.COPAY, billing_item="Copay", amount_cents=3500,
+        automation_rule=CollectionRule.COPAY_BEFORE_VISIT, expires_at=timezone.now() + datetime.timedelta(days=2),
+    )
+    return form, appointment, copay_request
+
+
 def _pay_and_finish(client, submission, capture, data=None):
     response = client.post(form_url("fill", submission), {"action": "pay", **(data or {})})
     back = pay_on_sandbox(client, response, capture)
@@ -127,17 +144,7 @@ def test_declining_is_refused_where_not_allowed(client, organization, location, 
 def test_a_form_with_the_copay_request_is_linked_from_its_pay_page_and_pays_that_request(
     client, organization, location, manager, patient, django_capture_on_commit_callbacks
 ):
-    form = form_make(organization=organization, actor=manager, questions=[
-        {"kind": "short_text", "label": "Reason for the visit", "required": "yes"}, _payment("copay"),
-    ])
-    form.with_copay_request = True
-    form.save()
-    appointment = AppointmentFactory(organization=organization, patient=patient, location=location, copay_cents=3500)
-    copay_request = PaymentRequest.objects.create(
-        organization=organization, patient=patient, location=location, appointment=appointment,
-        kind=PaymentRequestKind.COPAY, billing_item="Copay", amount_cents=3500,
-        automation_rule=CollectionRule.COPAY_BEFORE_VISIT, expires_at=timezone.now() + datetime.timedelta(days=2),
-    )
+    form, appointment, copay_request = _form_with_the_copay_request(organization, location, manager, patient)
     submission = FormSubmission.objects.get()
     assert submission.sent_with == copay_request and submission.appointment == appointment
 
@@ -293,17 +300,7 @@ def test_a_copay_paid_on_the_pay_page_is_the_forms_payment_when_the_patient_fini
 ):
     from ..transactions.pay_support import checkout_path
 
-    form = form_make(organization=organization, actor=manager, questions=[
-        {"kind": "short_text", "label": "Reason for the visit", "required": "yes"}, _payment("copay"),
-    ])
-    form.with_copay_request = True
-    form.save()
-    appointment = AppointmentFactory(organization=organization, patient=patient, location=location, copay_cents=3500)
-    copay_request = PaymentRequest.objects.create(
-        organization=organization, patient=patient, location=location, appointment=appointment,
-        kind=PaymentRequestKind.COPAY, billing_item="Copay", amount_cents=3500,
-        automation_rule=CollectionRule.COPAY_BEFORE_VISIT, expires_at=timezone.now() + datetime.timedelta(days=2),
-    )
+    form, appointment, copay_request = _form_with_the_copay_request(organization, location, manager, patient)
     submission = FormSubmission.objects.get()
 
     # The patient pays on the pay page itself, never pressing the form's "Pay".
