@@ -151,9 +151,14 @@ def _attachments_store(*, message: TicketMessage, attachments: list[AttachmentIn
 # -- the page the member was on --------------------------------------------------------------------
 
 
+# Not kept as a ticket's page: the Help Center itself, and the patients' pages, whose addresses
+# carry a link's token (a bearer credential that must not sit in a ticket operators read).
+_NOT_STAFF_PAGES = {"helpcenter", "pay", "form", "sandbox", "webhooks", "inbound_email"}
+
+
 def page_path_clean(value: str | None) -> str:
-    """The path of a LumaPay page from a URL or a path (the query string and fragment dropped),
-    or "" when it is not one of ours (another site, a help page itself, nonsense)."""
+    """The path of a LumaPay staff page from a URL or a path (the query string and fragment
+    dropped), or "" when it is not one (another site, a help or patient page, nonsense)."""
     if not value:
         return ""
     parts = urlsplit(value.strip())
@@ -166,7 +171,7 @@ def page_path_clean(value: str | None) -> str:
         match = resolve(path)
     except Resolver404:
         return ""
-    if match.namespace == "helpcenter":
+    if match.namespace in _NOT_STAFF_PAGES:
         return ""
     return path
 

@@ -52,7 +52,15 @@ def test_the_page_comes_from_the_referring_staff_page_without_its_query(client, 
     assert response.context["form"]["page"].value() == "/patients/"
 
 
-@pytest.mark.parametrize("page", ["https://evil.example/patients/", "/no/such/page/", "//evil.example/x", "/help/"])
+@pytest.mark.parametrize(
+    "page",
+    [
+        "https://evil.example/patients/", "/no/such/page/", "//evil.example/x", "/help/",
+        # A patient's link carries its token: never kept in a ticket.
+        "/pay/0123456789abcdef0123456789abcdef:abcDEF_-0123456789abcdefghijklmnopqrstuvwx/",
+        "/form/0123456789abcdef0123456789abcdef:abcDEF_-0123456789abcdefghijklmnopqrstuvwx/",
+    ],
+)
 def test_a_page_that_is_not_a_lumapay_staff_page_is_not_kept(page, client, staff_user):
     client.force_login(staff_user)
 
