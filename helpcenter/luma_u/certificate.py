@@ -8,7 +8,9 @@ when every lesson of the member's current track has its quiz passed.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.template.loader import render_to_string
+from django.urls import reverse
 
 from lumapay.dates import format_date
 from lumapay.errors import ApplicationError
@@ -41,6 +43,7 @@ def certificate_context(*, organization: Organization, actor) -> dict:
         "organization_name": organization.name,
         "completed_on": format_date(completion.completed_at, organization.timezone),
         "verification_code": completion.verification_code,
+        "verify_url": settings.SITE_URL + reverse("helpcenter:luma_u:certificate_verify"),
         "lesson_count": progress.total,
     }
 

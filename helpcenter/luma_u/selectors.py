@@ -163,3 +163,27 @@ def team_progress(*, organization: Organization) -> list[TeamMember]:
             )
         )
     return team
+
+
+def certificate_by_code(code: str):
+    """The completed track a certificate's verification code names (any organization: the code
+    alone identifies it, as printed), or None. ``code`` is matched without case or spaces, and the
+    dashes are optional."""
+    from lumapay.tenant_rls import all_organizations
+
+    from .models import TrackCompletion
+
+    raw = "".join(ch for ch in (code or "").upper() if ch.isalnum())
+    if raw.startswith("LU"):
+        raw = raw[2:]
+    if len(raw) != 12:
+        return None
+    normalized = f"LU-{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+    # Reviewed cross-clinic step: a certificate is checked by someone outside the clinic (a
+    # licensing body, an employer), with its code and nothing else.
+    with all_organizations():
+        return (
+            TrackCompletion.objects.select_related("organization", "membership__user")
+            .filter(verification_code=normalized)
+            .first()
+        )

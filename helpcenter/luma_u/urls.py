@@ -10,4 +10,5 @@ urlpatterns = [
     path("lessons/<slug:slug>/quiz/", views.lesson_quiz, name="lesson_quiz"),
     path("certificate.pdf", views.certificate, name="certificate"),
     path("team/", views.team, name="team"),
+    path("certificates/verify/", views.certificate_verify, name="certificate_verify"),
 ]

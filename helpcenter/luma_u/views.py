@@ -11,10 +11,22 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_POST, require_safe
 
+from lumapay.audit import client_ip
+from lumapay.dates import format_date
+from lumapay.rate_limits import rate_limit_increment, rate_limit_reached
 from org_profile.access import EVERYONE, MANAGERS, membership_required
 
 from .certificate import CertificateUnavailable, certificate_filename, certificate_pdf
-from .selectors import lesson_html, lesson_progress_get, quiz_in_order, team_progress, track_of, track_progress
+from .content import TRACKS
+from .selectors import (
+    certificate_by_code,
+    lesson_html,
+    lesson_progress_get,
+    quiz_in_order,
+    team_progress,
+    track_of,
+    track_progress,
+)
 from .services import LessonNotFound, QuizIncomplete, lesson_read_record, quiz_submit
 
 
@@ -108,3 +120,35 @@ def team(request):
         "helpcenter/luma_u/team.html",
         {"nav": "luma_u", "team": team_progress(organization=request.organization)},
     )
+
+
+VERIFY_LOOKUPS_PER_HOUR = 30
+
+
+@require_safe
+def certificate_verify(request):
+    """Public: anyone holding a certificate's verification code can check it is real (no sign-in;
+    it shows what the certificate says and nothing more). Limited per address, as codes are."""
+    code = request.GET.get("code", "").strip()[:40]
+    context = {"code": code, "checked": bool(code)}
+    status = 200
+    if code:
+        key = f"luma-u-verify:{client_ip(request) or 'unknown'}"
+        if rate_limit_reached(key, limit=VERIFY_LOOKUPS_PER_HOUR):
+            context["rate_limited"], status = True, 429
+        else:
+            rate_limit_increment(key, window_seconds=3600)
+            completion = certificate_by_code(code)
+            if completion is not None:
+                user = completion.membership.user
+                track = TRACKS.get(completion.track)
+                context["certificate"] = {
+                    "member_name": user.get_full_name() or user.email,
+                    "organization_name": completion.organization.name,
+                    "track_title": track.title if track else completion.track,
+                    "completed_on": format_date(completion.completed_at, completion.organization.timezone),
+                    "code": completion.verification_code,
+                }
+            else:
+                status = 404
+    return render(request, "helpcenter/luma_u/verify.html", context, status=status)

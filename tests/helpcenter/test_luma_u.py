@@ -269,6 +269,7 @@ def test_the_certificate_names_the_member_track_organization_local_day_and_code(
     assert STAFF_TRACK.title in text
     assert "Completed on Mar 3, 2027" in text
     assert f"Verification code: {completion.verification_code}" in text
+    assert "Check it at http://testserver/help/luma-u/certificates/verify/" in text
 
 
 def test_no_certificate_before_every_quiz_is_passed(organization, manager):
@@ -366,3 +367,36 @@ def test_the_database_hides_another_clinics_progress_rows(organization, other_or
         # No organization filter here: row-level security adds it.
         assert set(LessonProgress.objects.values_list("organization_id", flat=True)) == {organization.pk}
         assert list(TrackCompletion.objects.values_list("organization_id", flat=True)) == [organization.pk]
+
+
+VERIFY_URL = "/help/luma-u/certificates/verify/"
+
+
+def test_anyone_checks_a_certificate_by_its_code_without_signing_in(client, db):
+    organization = OrganizationFactory(name="Riverside Family Medicine", timezone="America/Los_Angeles")
+    user = UserFactory(first_name="Dana", last_name="Reyes")
+    MembershipFactory(organization=organization, user=user, role=Role.STAFF)
+    pass_track(user, organization, STAFF_TRACK)
+    completion = TrackCompletion.objects.get()
+    completion.completed_at = datetime.datetime(2027, 3, 4, 3, 30, tzinfo=datetime.UTC)
+    completion.save()
+
+    assert client.get(VERIFY_URL).status_code == 200
+    # As printed, or typed in lower case without the dashes.
+    for typed in (completion.verification_code, completion.verification_code.lower().replace("-", " ")):
+        response = client.get(VERIFY_URL, {"code": typed})
+        page = response.content.decode()
+        assert response.status_code == 200 and "This certificate is real." in page
+        assert "Dana Reyes" in page and "Riverside Family Medicine" in page and STAFF_TRACK.title in page
+        assert "Mar 3, 2027" in page
+
+    response = client.get(VERIFY_URL, {"code": "LU-AAAA-BBBB-CCCC"})
+    assert response.status_code == 404 and "No Luma U certificate has the code" in response.content.decode()
+    assert "Dana Reyes" not in response.content.decode()
+
+
+def test_checking_codes_is_limited_per_address(client, db, settings):
+    for _ in range(30):
+        assert client.get(VERIFY_URL, {"code": "LU-AAAA-BBBB-CCCC"}).status_code == 404
+    response = client.get(VERIFY_URL, {"code": "LU-AAAA-BBBB-CCCC"})
+    assert response.status_code == 429 and "Too many codes" in response.content.decode()
