@@ -350,6 +350,9 @@ def _links_for(organization_id: int, lines) -> dict[str, int]:
     return links
 
 
+LINK_BATCH_SIZE = 2000
+
+
 def payout_lines_link_pending(*, organization_id: int, since: datetime | None = None) -> int:
     """Link the lines stored unlinked whose transaction is now in our ledger (the payout's event
     came before its charges'). Looks at the payouts created since ``since`` (the sweep's window).
@@ -359,13 +362,20 @@ def payout_lines_link_pending(*, organization_id: int, since: datetime | None = 
     ).exclude(source_id="", charge_id="")
     if since is not None:
         pending = pending.filter(payout__created_at__gte=since)
-    linked = 0
-    batch = list(pending.only("id", "gateway_line_id", "kind", "source_id", "charge_id")[:5000])
-    links = _links_for(organization_id, batch)
-    for line in batch:
-        transaction_id = links.get(line.gateway_line_id)
-        if transaction_id is not None:
-            linked += PayoutLine.objects.filter(pk=line.pk, transaction__isnull=True).update(transaction_id=transaction_id)
+    linked, last_id = 0, 0
+    # Every pending line, a batch at a time in id order: lines that will never link (a charge made
+    # outside LumaPay) must not hide the ones behind them.
+    while batch := list(
+        pending.filter(id__gt=last_id).order_by("id").only("id", "gateway_line_id", "kind", "source_id", "charge_id")[
+            :LINK_BATCH_SIZE
+        ]
+    ):
+        last_id = batch[-1].id
+        links = _links_for(organization_id, batch)
+        for line in batch:
+            transaction_id = links.get(line.gateway_line_id)
+            if transaction_id is not None:
+                linked += PayoutLine.objects.filter(pk=line.pk, transaction__isnull=True).update(transaction_id=transaction_id)
     if linked:
         logger.info("organization %s: %s payout line(s) linked to their transactions", organization_id, linked)
     return linked

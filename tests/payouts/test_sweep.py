@@ -174,3 +174,25 @@ def test_the_sweep_asks_again_only_within_its_look_back(organization, settings):
 
     recent = Payout.objects.get(gateway_payout_id="po_old_1")
     assert queued == [recent.pk]
+
+
+def test_lines_that_will_never_link_do_not_hide_the_ones_behind_them(organization, monkeypatch):
+    from payouts.enums import PayoutLineKind
+
+    from ..transactions.payments import paid_transaction
+    from .factories import PayoutFactory, PayoutLineFactory
+
+    monkeypatch.setattr(services, "LINK_BATCH_SIZE", 3)
+    payout = PayoutFactory(organization=organization)
+    # Seven charges made outside LumaPay (never in our ledger), then one of ours, stored before
+    # its charge's event arrived.
+    for _ in range(7):
+        PayoutLineFactory(payout=payout, kind=PayoutLineKind.CHARGE)
+    ours = paid_transaction(organization=organization)
+    late = PayoutLineFactory(payout=payout, kind=PayoutLineKind.CHARGE, source_id=ours.gateway_charge_id)
+
+    assert services.payout_lines_link_pending(organization_id=organization.pk) == 1
+
+    late.refresh_from_db()
+    assert late.transaction_id == ours.pk
+    assert PayoutLine.objects.filter(payout=payout, transaction__isnull=True).count() == 7
