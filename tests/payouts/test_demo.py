@@ -25,7 +25,11 @@ def test_the_demo_clinic_has_three_months_of_payouts_reconciled_to_the_cent(sett
     # Which payouts the bank returns is drawn from their ids (the clinic's id and the day): on a fresh
     # database, three; here the clinic's id is whatever the test database's sequence gives.
     assert statuses["failed"] <= payouts.count() * 0.2
-    assert statuses["pending"] + statuses["in_transit"] >= 1
+    # Something is on its way to the bank, unless the refunds since the last payout took more than
+    # came in: then, as at Stripe, nothing goes out until the balance is above zero. Which of the two
+    # the demo shows depends on the weekday and hour it is seeded at (its 90 days end now).
+    balance = GatewayBalance.objects.get(organization=clinic, currency="usd")
+    assert statuses["pending"] + statuses["in_transit"] >= 1 or balance.available_cents <= 0, (statuses, balance.available_cents)
     assert not payouts.exclude(reconciliation="matched").exists()
     for payout in payouts:
         total = PayoutLine.objects.filter(payout=payout).aggregate(total=Sum("net_cents"))["total"]
