@@ -53,7 +53,7 @@ def demo_payouts_summary(organization: Organization) -> list[str]:
         lines.append(
             f"  Balance: {balance.available_cents / 100:.2f} available, {balance.pending_cents / 100:.2f} pending"
             + (
-                f"; next payout {balance.next_payout_estimate_cents / 100:.2f} arriving {balance.next_payout_date}"
+                f"; next payout {balance.next_payout_estimate_cents / 100:.2f} sent {balance.next_payout_date}"
                 if balance.next_payout_date
                 else ""
             )

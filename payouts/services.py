@@ -211,7 +211,7 @@ def payouts_balance_refresh(*, organization: Organization) -> list[GatewayBalanc
     balances = list(GatewayBalance.objects.filter(organization=organization))
     for balance in balances:
         next_payout = upcoming.get(balance.currency)
-        balance.next_payout_date = next_payout.arrival_date if next_payout else None
+        balance.next_payout_date = next_payout.payout_date if next_payout else None
         balance.next_payout_estimate_cents = next_payout.estimated_cents if next_payout else None
         balance.save(update_fields=["next_payout_date", "next_payout_estimate_cents", "updated_at"])
     return balances

@@ -260,7 +260,7 @@ def test_next_payout_on_a_weekly_schedule_counts_the_pending_funds_in_time(gatew
     found = gateway.next_payouts(organization=stripe_organization)
 
     # Friday is 4 days away, more than the 2 days funds stay pending: all of it is paid out then.
-    assert found == [NextPayout(currency="usd", arrival_date=datetime.date(2026, 12, 4), estimated_cents=42500)]
+    assert found == [NextPayout(currency="usd", payout_date=datetime.date(2026, 12, 4), estimated_cents=42500)]
     assert {request.account for request in stripe_world.http.recorded} == {account}
     assert [request.path for request in stripe_world.http.recorded] == ["/v1/account", "/v1/balance"]
 
@@ -274,12 +274,12 @@ def test_next_payout_on_a_daily_schedule_counts_only_what_is_available(gateway, 
     found = gateway.next_payouts(organization=stripe_organization)
 
     # The next weekday is Monday, 3 days away: pending funds (2 days) are counted too.
-    assert found == [NextPayout(currency="usd", arrival_date=datetime.date(2026, 12, 7), estimated_cents=10200)]
+    assert found == [NextPayout(currency="usd", payout_date=datetime.date(2026, 12, 7), estimated_cents=10200)]
 
     # On a Monday the next payout is Tuesday, 1 day away: only the available balance is sure.
     clinic_clock(datetime.datetime(2026, 12, 7, 15, 0, tzinfo=UTC))
     assert gateway.next_payouts(organization=stripe_organization) == [
-        NextPayout(currency="usd", arrival_date=datetime.date(2026, 12, 8), estimated_cents=1200)
+        NextPayout(currency="usd", payout_date=datetime.date(2026, 12, 8), estimated_cents=1200)
     ]
 
 

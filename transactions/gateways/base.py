@@ -206,10 +206,11 @@ class PayoutLineFact:
 
 @dataclass(frozen=True)
 class NextPayout:
-    """When the gateway will next pay the clinic out on its schedule, and about how much."""
+    """When the gateway will next pay the clinic out on its schedule (the day the payout is sent:
+    the bank has it a day or two later), and about how much."""
 
     currency: str
-    arrival_date: date
+    payout_date: date
     estimated_cents: int
 
 

@@ -200,7 +200,7 @@ class SandboxGateway:
         return [
             NextPayout(
                 currency=upcoming["currency"],
-                arrival_date=date.fromisoformat(upcoming["arrival_date"]),
+                payout_date=date.fromisoformat(upcoming["payout_date"]),
                 estimated_cents=upcoming["amount"],
             )
             for upcoming in sandbox_payouts.next_payouts(organization.pk)

@@ -113,7 +113,7 @@ class StripePayouts:
             if amount.available_cents + amount.pending_cents <= 0:
                 continue
             estimate = amount.available_cents + (amount.pending_cents if all_pending_in_time else 0)
-            estimates.append(NextPayout(currency=amount.currency, arrival_date=day, estimated_cents=max(estimate, 0)))
+            estimates.append(NextPayout(currency=amount.currency, payout_date=day, estimated_cents=max(estimate, 0)))
         return estimates
 
     # -- internals -----------------------------------------------------------------------------
