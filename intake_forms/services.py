@@ -16,8 +16,8 @@ from django.conf import settings
 from django.core import signing
 from django.db import transaction as db_transaction
 from django.db.models import Max
-from django.urls import reverse
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -30,6 +30,7 @@ from org_profile.access import MANAGERS, staff_access
 from transactions.enums import DeliveryChannel, MessagePurpose, PaymentRequestKind, PaymentRequestStatus
 from transactions.models import PaymentRequest, PaymentRequestDelivery
 from transactions.locks import payment_request_lock
+from transactions.services.patient_messages import patient_message_owe
 from transactions.services.payments import (
     checkout_begin,
     checkout_outcome_record,
@@ -37,7 +38,6 @@ from transactions.services.payments import (
     payment_request_checkout_open,
     payment_request_state,
 )
-from transactions.services.patient_messages import patient_message_owe
 
 from .models import (
     FormFile,

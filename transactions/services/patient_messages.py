@@ -2,7 +2,8 @@
 
 A message is owed in the same database transaction as its cause: a request's link with the request
 (``payment_link_deliveries_owe``), a receipt with the ledger event that marks the transaction paid
-(``receipt_owe``). A rollback of the cause owes nothing; a commit cannot lose it, whatever happens
+(``receipt_owe``), a message an app above this one registered (``patient_message_register``; an
+intake form's link) with what it is about (``patient_message_owe``). A rollback of the cause owes nothing; a commit cannot lose it, whatever happens
 to the task queued after it.
 
 Sending one (``delivery_send``, the task ``patient_message_send``) takes three steps, and no lock
@@ -139,7 +140,6 @@ def patient_message_owe(*, organization_id: int, purpose: str, channel: str, des
     )
     task_enqueue_on_commit(SEND_TASK, delivery.pk, robust=True)
     return delivery
-
 
 
 def payment_link_deliveries_owe(
