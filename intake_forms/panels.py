@@ -36,7 +36,7 @@ def patient_forms_context(request: HttpRequest, patient) -> dict:
 
 FORM_PATIENT_PANELS = PatientPanels(
     templates={"after_appointments": "intake_forms/_patient_forms.html"},
-    profile_context=patient_forms_context,
+    context=patient_forms_context,
 )
 
 

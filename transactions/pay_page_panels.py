@@ -1,54 +1,34 @@
-"""Places on the patient's pay page where apps above ``transactions`` add their parts.
-
-Imports between apps run one way (… ← transactions ← intake_forms), so the pay page cannot ask
-whether a form goes with its request. An app registers a ``PayPagePanels`` from its
-``AppConfig.ready()``: partial templates for named slots and a function of the payment request
-that returns the context they read (an empty dict: the partials render nothing), and may add
-lines to the e-mail and text message that carry the request's link. Modelled on
-``transaction_panels``.
+"""The slots of the patient's pay page, where apps above ``transactions`` add their parts (the form
+that goes with a copay request), which transactions cannot ask for (see ``lumapay.page_panels``).
+The panels' ``context`` is called with the payment request (an empty dict: the partials render
+nothing); their ``message_lines`` add lines to the e-mail and text message carrying the request's
+link.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from lumapay.page_panels import PageSlots, Panels
 
-SLOTS = (
-    "before_pay",  # above the amount and the "Pay" button, and on the confirmation
+PAY_PAGE = PageSlots(
+    "pay page",
+    (
+        "before_pay",  # above the amount and the "Pay" button, and on the confirmation
+    ),
 )
+PayPagePanels = Panels
 
 
-@dataclass(frozen=True)
-class PayPagePanels:
-    templates: Mapping[str, str]
-    # (payment_request) -> the context the partials read.
-    context: Callable[[object], dict] | None = None
-    # (payment_request) -> lines for the message with the link, in the language active when called.
-    message_lines: Callable[[object], list[str]] | None = None
-
-
-_registered: list[PayPagePanels] = []
-
-
-def pay_page_panels_register(panels: PayPagePanels) -> None:
-    unknown = set(panels.templates) - set(SLOTS)
-    if unknown:
-        raise ValueError(f"No such pay page slot: {', '.join(sorted(unknown))}")
-    if panels not in _registered:
-        _registered.append(panels)
+def pay_page_panels_register(panels: Panels) -> None:
+    PAY_PAGE.register(panels)
 
 
 def pay_page_panel_templates() -> dict[str, list[str]]:
-    return {slot: [panels.templates[slot] for panels in _registered if slot in panels.templates] for slot in SLOTS}
+    return PAY_PAGE.templates()
 
 
 def pay_page_panel_context(payment_request) -> dict:
-    context: dict = {}
-    for panels in _registered:
-        if panels.context is not None:
-            context.update(panels.context(payment_request))
-    return context
+    return PAY_PAGE.context(payment_request)
 
 
 def pay_page_message_lines(payment_request) -> list[str]:
-    return [line for panels in _registered if panels.message_lines is not None for line in panels.message_lines(payment_request)]
+    return PAY_PAGE.message_lines(payment_request)

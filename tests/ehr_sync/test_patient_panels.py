@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def nothing_registered(monkeypatch):
-    monkeypatch.setattr(patient_panels, "_registered", [])
+    monkeypatch.setattr(patient_panels.PATIENT_PAGES, "registered", [])
 
 
 def test_with_no_app_registered_the_profile_shows_the_patients_own_records_only(
@@ -31,14 +31,14 @@ def test_with_no_app_registered_the_profile_shows_the_patients_own_records_only(
 def test_a_slot_that_does_not_exist_is_refused(nothing_registered):
     with pytest.raises(ValueError, match="No such patient page slot: sidebar"):
         patient_panels_register(PatientPanels(templates={"sidebar": "x.html"}))
-    assert patient_panels._registered == []
+    assert patient_panels.PATIENT_PAGES.registered == []
 
 
 def test_two_apps_may_not_supply_the_same_name_to_the_profile(nothing_registered, rf, patient):
     # given two apps whose profile context both supply "forms"
-    patient_panels_register(PatientPanels(templates={}, profile_context=lambda request, patient: {"forms": 1}))
-    patient_panels_register(PatientPanels(templates={}, profile_context=lambda request, patient: {"forms": 2}))
+    patient_panels_register(PatientPanels(templates={}, context=lambda request, patient: {"forms": 1}))
+    patient_panels_register(PatientPanels(templates={}, context=lambda request, patient: {"forms": 2}))
 
     # when the profile asks for its context, then the clash is named
-    with pytest.raises(ValueError, match="Patient profile context supplied twice: forms"):
+    with pytest.raises(ValueError, match="Patient page context supplied twice: forms"):
         patient_profile_context(rf.get("/"), patient)

@@ -68,5 +68,5 @@ PAYMENT_PANELS = PatientPanels(
         "appointment_actions": f"{_TEMPLATES}/_appointment_actions.html",
         "after_appointments": f"{_TEMPLATES}/_requests_and_transactions.html",
     },
-    profile_context=patient_payment_context,
+    context=patient_payment_context,
 )

@@ -56,5 +56,5 @@ def patient_plans_context(request: HttpRequest, patient: Patient) -> dict:
 
 PLAN_PANELS = PatientPanels(
     templates={"after_appointments": "transactions/patient_panels/_payment_plans.html"},
-    profile_context=patient_plans_context,
+    context=patient_plans_context,
 )
