@@ -34,6 +34,7 @@ from .enums import PaymentRequestKind, TransactionStatus
 from .models import (
     DailyAmountTotal,
     DailyCardTotal,
+    DailyPaidTotal,
     DailyTotal,
     Transaction,
     amount_band,
@@ -64,6 +65,7 @@ DAILY_CARD_TOTAL_FILTERS = frozenset(
     {"created_from", "created_to", "paid_from", "paid_to", "status", "kind", "vendor", "card_brand", "has_errors"}
 )
 DAILY_AMOUNT_TOTAL_FILTERS = frozenset({"amount_min", "amount_max", "paid_from", "paid_to"})
+DAILY_PAID_TOTAL_FILTERS = frozenset({"paid_from", "paid_to"})
 
 
 # A patient search that finds at most this many patients filters the transactions by a list of
@@ -256,17 +258,23 @@ class TransactionFilter(django_filters.FilterSet):
     # -- the same set, summed ahead -----------------------------------------------------------
 
     def daily_totals(self) -> SummedAhead | None:
-        """The daily-total cells holding exactly the filtered set (``DailyTotal``, ``DailyCardTotal``
-        for vendor and card-brand filters, ``DailyAmountTotal`` for the amount filter), or None when
+        """The daily-total cells holding exactly the filtered set (``DailyPaidTotal`` with no filter
+        or the paid dates alone, ``DailyTotal``, ``DailyCardTotal`` for vendor and card-brand
+        filters, ``DailyAmountTotal`` for the amount filter), or None when
         a filter in use is not one of their columns. Local dates compare as dates: the cells are
         local days."""
         data = self._cleaned()
         used = {name for name, value in data.items() if value not in (None, "", [])}
         sees_every_location = location_ids_visible(membership=self.membership) is None
-        if used & {"amount_min", "amount_max"} or (used <= {"paid_from", "paid_to"} and sees_every_location):
-            # Also the unfiltered page and the paid dates alone: the amount cells are the fewest
-            # (14,200 against 35,800 kind, vendor and card-brand cells for the throughput
-            # benchmark's organization), and with no amount bound they hold every transaction.
+        if used <= DAILY_PAID_TOTAL_FILTERS and sees_every_location:
+            # The unfiltered page and the paid dates alone: one cell per day paid (730 for two
+            # years, against 14,200 amount cells for the throughput benchmark's organization).
+            cells = DailyPaidTotal.objects.filter(organization_id=self.organization.pk)
+            for name, lookup in (("paid_from", "paid_on__gte"), ("paid_to", "paid_on__lte")):
+                if data.get(name) is not None:
+                    cells = cells.filter(**{lookup: data[name]})
+            return SummedAhead(cells)
+        if used & {"amount_min", "amount_max"}:
             if used - DAILY_AMOUNT_TOTAL_FILTERS or not sees_every_location:
                 return None
             return self._amount_totals(data)
