@@ -8,6 +8,7 @@ compared in cents. A filter whose value does not validate is shown with its erro
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from urllib.parse import urlencode
@@ -225,6 +226,13 @@ class TransactionFilter(django_filters.FilterSet):
         self.filters["billing_item"].extra["choices"] = [
             (item, item) for item in billing_items_of(organization=self.organization)
         ]
+
+    def get_form_class(self):
+        form_class = super().get_form_class()
+        # The form's fields were built for this filterset alone (each filter makes its own): the
+        # form's deep copy of them, their widgets and choices, on every page, is work for nothing.
+        form_class.base_fields = _FieldsOwned(form_class.base_fields)
+        return form_class
 
     # -- filters with their own SQL ----------------------------------------------------------------
 
@@ -449,6 +457,35 @@ class TransactionFilter(django_filters.FilterSet):
         """The valid (from, to) local dates of the ``created`` or ``paid`` filter."""
         data = self._cleaned()
         return data.get(f"{prefix}_from"), data.get(f"{prefix}_to")
+
+
+class _FieldsOwned(dict):
+    """A form's fields that only one form instance uses: its ``copy.deepcopy`` (Django's forms copy
+    their class's fields for each instance) keeps the same field objects."""
+
+    def __deepcopy__(self, memo):
+        return dict(self)
+
+
+class _FiltersCopiedShallow(dict):
+    """A filterset's filters, copied for each instance (django-filter deep-copies them: ~1 ms of
+    each dashboard page, choices, labels and widgets included) one level deep instead: each filter
+    object and its ``extra`` (where an instance puts its choices), not what they hold, which no
+    instance changes."""
+
+    def __deepcopy__(self, memo):
+        copies = {}
+        for name, original in self.items():
+            copied = copy.copy(original)
+            copied.extra = dict(original.extra)
+            copied.__dict__.pop("_field", None)  # a field is built for each instance, from its own extra
+            if copied.method is not None:
+                copied.method = copied.method  # its FilterMethod bound to the copy (and its parent)
+            copies[name] = copied
+        return copies
+
+
+TransactionFilter.base_filters = _FiltersCopiedShallow(TransactionFilter.base_filters)
 
 
 def query_from_params(params: dict | None) -> QueryDict:

@@ -940,3 +940,25 @@ def test_the_unfiltered_page_and_the_paid_dates_alone_read_the_paid_day_cells(cl
     sums = [q["sql"] for q in captured.captured_queries if "SUM(" in q["sql"].upper()]
     assert len(sums) == 1
     assert '"transactions_dailypaidtotal"' in sums[0]
+
+
+def test_each_filterset_has_its_own_filters_choices_and_fields(manager, organization, data, other_organization):
+    from org_profile.models import Membership
+
+    other_manager = MembershipFactory(organization=other_organization, role=Role.MANAGER)
+    LocationFactory(organization=other_organization, name="Lakeside")
+
+    ours = TransactionFilter({"has_errors": "true"}, membership=Membership.objects.get(user=manager))
+    theirs = TransactionFilter({}, membership=other_manager)
+
+    # the filters, their choices and the form's fields are each filterset's own; the class's are untouched
+    assert ours.filters["location"] is not theirs.filters["location"]
+    assert [name for _, name in theirs.filters["location"].extra["choices"]] == ["Lakeside"]
+    assert "Lakeside" not in [name for _, name in ours.filters["location"].extra["choices"]]
+    assert "choices" not in TransactionFilter.base_filters["location"].extra or not TransactionFilter.base_filters[
+        "location"].extra["choices"]
+    assert ours.form.fields["location"] is not theirs.form.fields["location"]
+    assert [name for _, name in theirs.form.fields["location"].choices] == ["Lakeside"]
+    # a filter with a method of its own finds it on its own filterset
+    assert ours.filters["has_errors"].filter.method.__self__ is ours
+    assert ours.qs.count() == Transaction.objects.filter(organization=organization, has_unresolved_problems=True).count()
