@@ -164,6 +164,10 @@ def _first_rows(transactions: QuerySet[Transaction], ordering: tuple[str, ...], 
     covering indexes hold every column the filters read."""
     ids = transactions.order_by(*ordering).values("pk")[:limit]
     rows = transactions.model._default_manager.filter(pk__in=ids).order_by(*ordering)
+    if transactions._fields:
+        # A ``values_list(..., named=True)`` page (the dashboard's): rows as named tuples of just
+        # those columns, ``pk`` and ``created_at`` among them for the cursors.
+        return list(rows.values_list(*transactions._fields, named=True))
     rows.query.select_related = transactions.query.select_related
     rows.query.deferred_loading = transactions.query.deferred_loading
     return list(rows)
