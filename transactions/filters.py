@@ -272,7 +272,7 @@ class TransactionFilter(django_filters.FilterSet):
         a filter in use is not one of their columns. Local dates compare as dates: the cells are
         local days."""
         data = self._cleaned()
-        used = {name for name, value in data.items() if value not in (None, "", [])}
+        used = self.used_filters()
         sees_every_location = location_ids_visible(membership=self.membership) is None
         if used <= DAILY_PAID_TOTAL_FILTERS and sees_every_location:
             # The unfiltered page and the paid dates alone: one cell per day paid (730 for two
@@ -314,6 +314,10 @@ class TransactionFilter(django_filters.FilterSet):
         if data.get("has_errors") is not None:
             cells = cells.filter(has_unresolved_problems=data["has_errors"])
         return SummedAhead(cells)
+
+    def used_filters(self) -> set[str]:
+        """The names of the filters in use with a valid value."""
+        return {name for name, value in self._cleaned().items() if value not in (None, "", [])}
 
     def _amount_totals(self, data: dict) -> SummedAhead:
         """The amount range (with the paid dates, if any) as the ``DailyAmountTotal`` cells whose

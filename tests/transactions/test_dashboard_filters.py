@@ -962,3 +962,21 @@ def test_each_filterset_has_its_own_filters_choices_and_fields(manager, organiza
     # a filter with a method of its own finds it on its own filterset
     assert ours.filters["has_errors"].filter.method.__self__ is ours
     assert ours.qs.count() == Transaction.objects.filter(organization=organization, has_unresolved_problems=True).count()
+
+
+@pytest.mark.parametrize("params", [{}, {"created_from": "2026-03-01"}, {"status": ["succeeded"]}])
+def test_the_pages_ids_come_from_the_transactions_alone_and_only_its_rows_join(client_for, manager, data, params):
+    # when a manager opens a page of the dashboard
+    with CaptureQueriesContext(connection) as captured:
+        response = client_for(manager).get(DASHBOARD, params)
+
+    # then the ids' subquery joins nothing (it is a range of a covering index), the rows join the
+    # patient and the location they name
+    assert response.status_code == 200
+    [page] = [q["sql"] for q in captured.captured_queries if "LIMIT 26" in q["sql"]]
+    rows, _, ids = page.partition(" IN (SELECT ")
+    assert "JOIN" not in ids
+    assert '"ehr_sync_patient"' in rows and '"org_profile_location"' in rows
+    assert [row.pk for row in response.context["page"].object_list] == [
+        t.pk for t in TransactionFilter(params, membership=manager.memberships.get()).qs[:25]
+    ]

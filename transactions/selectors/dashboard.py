@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from django.db import connection
 from django.db.models import BigIntegerField, Count, Q, QuerySet, Sum
 from django.db.models.functions import Cast, TruncDate
+from django.db.models.utils import create_namedtuple_class
 
 from lumapay.dates import date_formatter
 from lumapay.prepared import prepared_rows
@@ -125,12 +126,18 @@ def transactions_page(
     older_than: Cursor | None = None,
     newer_than: Cursor | None = None,
     size: int = PAGE_SIZE,
+    row_fields: tuple[str, ...] | None = None,
+    prepared: bool = False,
 ) -> KeysetPage:
     """``size`` transactions, newest first: the newest ones, or those just older than
     ``older_than``, or just newer than ``newer_than``.
 
     The redundant ``created_at <= cursor`` lets PostgreSQL start the index range at the cursor;
-    the OR then settles ties on the same microsecond by id.
+    the OR then settles ties on the same microsecond by id. With ``row_fields`` the rows are named
+    tuples of those columns (``pk`` and ``created_at`` among them, for the cursors), not models;
+    ``prepared`` reads them as a prepared statement (``lumapay.prepared``: PostgreSQL planned this
+    read, over the transactions' many indexes, for twice as long as it ran), only for filters whose
+    best plan does not depend on their values.
     """
     if newer_than is not None:
         rows = _first_rows(
@@ -139,10 +146,12 @@ def transactions_page(
             ),
             ("created_at", "id"),
             size + 1,
+            row_fields,
+            prepared,
         )
         if len(rows) <= size:
             # Back at the newest rows: show the first page whole rather than a short one.
-            return transactions_page(transactions, size=size)
+            return transactions_page(transactions, size=size, row_fields=row_fields, prepared=prepared)
         rows = rows[:size]
         rows.reverse()
         return KeysetPage(object_list=rows, has_newer=True, has_older=True)
@@ -150,11 +159,17 @@ def transactions_page(
         transactions = transactions.filter(created_at__lte=older_than.created_at).filter(
             Q(created_at__lt=older_than.created_at) | Q(id__lt=older_than.pk)
         )
-    rows = _first_rows(transactions, ("-created_at", "-id"), size + 1)
+    rows = _first_rows(transactions, ("-created_at", "-id"), size + 1, row_fields, prepared)
     return KeysetPage(object_list=rows[:size], has_newer=older_than is not None, has_older=len(rows) > size)
 
 
-def _first_rows(transactions: QuerySet[Transaction], ordering: tuple[str, ...], limit: int) -> list[Transaction]:
+def _first_rows(
+    transactions: QuerySet[Transaction],
+    ordering: tuple[str, ...],
+    limit: int,
+    row_fields: tuple[str, ...] | None,
+    prepared: bool = False,
+) -> list[Transaction]:
     """The first ``limit`` rows of ``transactions`` in ``ordering``, as one query in two steps:
     the ids, filtered and ordered within a covering index (no table row read for the rows the
     filters reject), then just those rows with what ``transactions`` joins (patient, location).
@@ -164,10 +179,16 @@ def _first_rows(transactions: QuerySet[Transaction], ordering: tuple[str, ...], 
     covering indexes hold every column the filters read."""
     ids = transactions.order_by(*ordering).values("pk")[:limit]
     rows = transactions.model._default_manager.filter(pk__in=ids).order_by(*ordering)
-    if transactions._fields:
-        # A ``values_list(..., named=True)`` page (the dashboard's): rows as named tuples of just
-        # those columns, ``pk`` and ``created_at`` among them for the cursors.
-        return list(rows.values_list(*transactions._fields, named=True))
+    if row_fields:
+        # Named tuples of just those columns. Only the rows join what they show: the ids come from
+        # the transactions alone (joined to patients and locations, the ids' read walked every row
+        # of the date range instead of 26 index entries: 24 ms for the last 7 days).
+        rows = rows.values_list(*row_fields, named=True)
+        if prepared:
+            # Their columns need no converter (dates, texts, integers), as values_list would apply.
+            row_class = create_namedtuple_class(*row_fields)
+            return [row_class(*row) for row in prepared_rows(*rows.query.sql_with_params())]
+        return list(rows)
     rows.query.select_related = transactions.query.select_related
     rows.query.deferred_loading = transactions.query.deferred_loading
     return list(rows)
