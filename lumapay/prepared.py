@@ -23,6 +23,7 @@ Through Django's cursor wrapper, so the query is logged, counted in tests and pa
 from __future__ import annotations
 
 from django.db import DEFAULT_DB_ALIAS, connections
+from psycopg import ClientCursor
 
 try:
     from django.db.backends.postgresql.base import ServerBindingCursor
@@ -35,13 +36,22 @@ _NEVER_BY_COUNT = 2**62
 if ServerBindingCursor is not None:
 
     class _PreparingCursor(ServerBindingCursor):
+        # Set by ``prepared_rows`` when Django logs queries (DEBUG, tests capturing queries).
+        logs_literal_sql = False
+
         def execute(self, query, params=None, *, prepare=None, binary=None):
             result = super().execute(query, params, prepare=True, binary=binary)
-            if self._query is None:
-                # psycopg keeps no query for a statement it ran prepared; Django's query log (and
-                # the tests' query counts) read it from here, with $1 for the parameters.
-                self._query = self._convert_query(query, params)
+            if self.logs_literal_sql:
+                # Django's query log reads the SQL from here: the statement with its values in
+                # place, as Django's own (client-binding) cursors log it, so that a logged query
+                # can be run again as it is (the benchmark replays the dashboard's SQL).
+                self._query = _LoggedQuery(ClientCursor(self.connection).mogrify(query, params).encode())
             return result
+
+
+class _LoggedQuery:
+    def __init__(self, query: bytes):
+        self.query = query
 
 
 def prepared_rows(sql: str, params, *, using: str = DEFAULT_DB_ALIAS) -> list[tuple]:
@@ -67,5 +77,7 @@ def prepared_rows(sql: str, params, *, using: str = DEFAULT_DB_ALIAS) -> list[tu
     finally:
         database.cursor_factory = factory
     with cursor:
+        if isinstance(cursor.cursor, _PreparingCursor):
+            cursor.cursor.logs_literal_sql = connection.queries_logged
         cursor.execute(sql, params)
         return cursor.fetchall()
