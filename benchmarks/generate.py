@@ -504,7 +504,9 @@ def generate(*, log=print) -> Dataset:
 
 
 # The dashboard's daily totals: rebuilt after COPY, and by migrations that change them.
-DAILY_TOTAL_TABLES = ("transactions_dailytotal", "transactions_dailycardtotal", "transactions_dailyamounttotal")
+DAILY_TOTAL_TABLES = (
+    "transactions_dailytotal", "transactions_dailycardtotal", "transactions_dailyamounttotal", "transactions_dailypaidtotal"
+)
 BULK_TABLES = (
     "ehr_sync_patient", "transactions_paymentrequest", "transactions_transaction", "transactions_refund",
     "transactions_transactionevent", "lumapay_auditevent",

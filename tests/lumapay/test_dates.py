@@ -7,7 +7,7 @@ import pytest
 from django.template import Context, Template
 from django.utils import dateformat, timezone, translation
 
-from lumapay.dates import DATETIME_FORMATS, format_date, format_datetime
+from lumapay.dates import DATETIME_FORMATS, date_formatter, format_date, format_datetime
 
 # 09:18 UTC: 4:18 in New York (EST), 1:18 in Los Angeles (PST), 10:18 in Madrid (CET).
 MOMENT = dt.datetime(2026, 11, 29, 9, 18, tzinfo=dt.UTC)
@@ -61,6 +61,15 @@ def test_spanish_months_are_spanish():
     with translation.override("es"):
         assert format_date(dt.date(2026, 1, 5)) == "5 ene 2026"
         assert format_date(dt.date(2026, 12, 24)) == "24 dic 2026"
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_a_date_formatter_writes_what_format_date_writes_in_the_language_active_when_made(language):
+    days = [dt.date(2026, 1, 1) + dt.timedelta(days=n) for n in range(0, 400, 13)]
+    with translation.override(language):
+        day_text = date_formatter()
+        expected = [format_date(day) for day in days]
+    assert [day_text(day) for day in days] == expected
 
 
 def test_nothing_is_written_for_no_date():

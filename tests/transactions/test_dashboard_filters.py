@@ -617,7 +617,8 @@ def test_the_dashboard_indexes_exist_as_designed(db):
             "SELECT indexname, indexdef FROM pg_indexes WHERE indexname = ANY(%s)",
             [["transaction_org_created_cover", "transaction_org_location_cover", "transaction_org_billing_cover",
               "transaction_org_amount_cover", "transaction_patient_cover", "transaction_org_paid",
-              "transaction_event_failures", "daily_total_cell", "daily_card_total_cell", "daily_amount_total_cell"]],
+              "transaction_event_failures", "daily_total_cell", "daily_card_total_cell", "daily_amount_total_cell",
+              "daily_paid_total_cell"]],
         )
         definitions = {name: definition.split(" USING ", 1)[1] for name, definition in cursor.fetchall()}
 
@@ -653,6 +654,10 @@ def test_the_dashboard_indexes_exist_as_designed(db):
         "daily_amount_total_cell": (
             "btree (organization_id, amount_low, paid_on) "
             "INCLUDE (amount_high, transactions, charged_cents, refunded_cents, payments) NULLS NOT DISTINCT"
+        ),
+        "daily_paid_total_cell": (
+            "btree (organization_id, paid_on) INCLUDE (transactions, charged_cents, refunded_cents, payments) "
+            "NULLS NOT DISTINCT"
         ),
         "transaction_org_paid": "btree (organization_id, paid_at DESC) WHERE (paid_at IS NOT NULL)",
         "transaction_event_failures": (
@@ -878,3 +883,100 @@ def test_the_amount_and_kind_cells_follow_every_change(organization, location):
         (c.kind, c.transactions) for c in DailyCardTotal.objects.filter(organization=organization).exclude(transactions=0)
     )
     assert kinds == [("copay", 1), ("copay", 1)]
+
+
+def test_the_paid_day_cells_follow_every_change_a_deletion_and_a_time_zone_change(organization, location):
+    from transactions.models import DailyPaidTotal
+
+    # given a payment late in the evening in Los Angeles, a refunded one, and one still unpaid
+    organization.timezone = LA
+    organization.save(update_fields=["timezone"])
+    patient = PatientFactory(organization=organization)
+    late = ledger_transaction(organization=organization, location=location, patient=patient,
+                              created_at=local(LA, 2026, 3, 1, 23, 30))
+    refunded = ledger_transaction(organization=organization, location=location, patient=patient, amount_cents=3000,
+                                  created_at=local(LA, 2026, 3, 2, 9, 0), refunded_cents=1000)
+    unpaid = ledger_transaction(organization=organization, location=location, patient=patient,
+                                created_at=local(LA, 2026, 3, 2, 10, 0), outcome="pending")
+
+    def cells():
+        return sorted(
+            (c.paid_on.isoformat() if c.paid_on else "", c.transactions, c.charged_cents, c.refunded_cents, c.payments)
+            for c in DailyPaidTotal.objects.filter(organization=organization).exclude(transactions=0)
+        )
+
+    # then each transaction is in the cell of its local day paid, the unpaid one in the day-less cell
+    assert cells() == [("", 1, 0, 0, 0), ("2026-03-01", 1, 5000, 0, 1), ("2026-03-02", 1, 3000, 1000, 1)]
+
+    # when the unpaid one is paid the next day, the refunded one is refunded a little more, and the
+    # late one is deleted
+    Transaction.objects.filter(pk=unpaid.pk).update(
+        paid_at=local(LA, 2026, 3, 3, 8, 0), charged_cents=4000, status=TransactionStatus.SUCCEEDED
+    )
+    Transaction.objects.filter(pk=refunded.pk).update(refunded_cents=1500)
+    with connection.cursor() as cursor:
+        # (its ledger events first: they protect it)
+        cursor.execute("DELETE FROM transactions_transactionevent WHERE transaction_id = %s", [late.pk])
+        cursor.execute("DELETE FROM transactions_transaction WHERE id = %s", [late.pk])
+
+    # then the cells moved with them, and none is left negative
+    assert cells() == [("2026-03-02", 1, 3000, 1500, 1), ("2026-03-03", 1, 4000, 0, 1)]
+    assert not DailyPaidTotal.objects.filter(transactions__lt=0).exists()
+
+    # when the organization moves to Tokyo, 8:00 on Mar 3 in Los Angeles is Mar 4 there
+    organization.timezone = "Asia/Tokyo"
+    organization.save(update_fields=["timezone"])
+    assert cells() == [("2026-03-03", 1, 3000, 1500, 1), ("2026-03-04", 1, 4000, 0, 1)]
+
+
+@pytest.mark.parametrize("params", [{}, {"paid_from": "2026-03-01"}, {"paid_from": "2026-03-01", "paid_to": "2026-03-22"}])
+def test_the_unfiltered_page_and_the_paid_dates_alone_read_the_paid_day_cells(client_for, manager, data, params):
+    # when a manager opens the dashboard unfiltered, or filtered by the days paid alone
+    with CaptureQueriesContext(connection) as captured:
+        response = client_for(manager).get(DASHBOARD, params)
+
+    # then the totals are summed from one cell per day paid, never from the transactions or the amount bands
+    assert response.status_code == 200
+    sums = [q["sql"] for q in captured.captured_queries if "SUM(" in q["sql"].upper()]
+    assert len(sums) == 1
+    assert '"transactions_dailypaidtotal"' in sums[0]
+
+
+def test_each_filterset_has_its_own_filters_choices_and_fields(manager, organization, data, other_organization):
+    from org_profile.models import Membership
+
+    other_manager = MembershipFactory(organization=other_organization, role=Role.MANAGER)
+    LocationFactory(organization=other_organization, name="Lakeside")
+
+    ours = TransactionFilter({"has_errors": "true"}, membership=Membership.objects.get(user=manager))
+    theirs = TransactionFilter({}, membership=other_manager)
+
+    # the filters, their choices and the form's fields are each filterset's own; the class's are untouched
+    assert ours.filters["location"] is not theirs.filters["location"]
+    assert [name for _, name in theirs.filters["location"].extra["choices"]] == ["Lakeside"]
+    assert "Lakeside" not in [name for _, name in ours.filters["location"].extra["choices"]]
+    assert "choices" not in TransactionFilter.base_filters["location"].extra or not TransactionFilter.base_filters[
+        "location"].extra["choices"]
+    assert ours.form.fields["location"] is not theirs.form.fields["location"]
+    assert [name for _, name in theirs.form.fields["location"].choices] == ["Lakeside"]
+    # a filter with a method of its own finds it on its own filterset
+    assert ours.filters["has_errors"].filter.method.__self__ is ours
+    assert ours.qs.count() == Transaction.objects.filter(organization=organization, has_unresolved_problems=True).count()
+
+
+@pytest.mark.parametrize("params", [{}, {"created_from": "2026-03-01"}, {"status": ["succeeded"]}])
+def test_the_pages_ids_come_from_the_transactions_alone_and_only_its_rows_join(client_for, manager, data, params):
+    # when a manager opens a page of the dashboard
+    with CaptureQueriesContext(connection) as captured:
+        response = client_for(manager).get(DASHBOARD, params)
+
+    # then the ids' subquery joins nothing (it is a range of a covering index), the rows join the
+    # patient and the location they name
+    assert response.status_code == 200
+    [page] = [q["sql"] for q in captured.captured_queries if "LIMIT 26" in q["sql"]]
+    rows, _, ids = page.partition(" IN (SELECT ")
+    assert "JOIN" not in ids
+    assert '"ehr_sync_patient"' in rows and '"org_profile_location"' in rows
+    assert [row.pk for row in response.context["page"].object_list] == [
+        t.pk for t in TransactionFilter(params, membership=manager.memberships.get()).qs[:25]
+    ]
