@@ -484,7 +484,7 @@ class DailyPaidTotal(DailyCells):
     organization's whole set in about one cell per day it collected (730 for two years), where
     the unfiltered dashboard summed 14,200 ``DailyAmountTotal`` cells (10 ms of the database's CPU
     on every page for the throughput benchmark's organization), and the paid dates alone for a
-    manager. Kept by the same trigger (migration 0024), in the same database transaction as every
+    manager. Kept by the same trigger (migration 0025), in the same database transaction as every
     write to a transaction, so the totals read from it are exact and current.
     """
 

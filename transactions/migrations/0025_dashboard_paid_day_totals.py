@@ -165,7 +165,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('org_profile', '0009_organization_profile'),
-        ('transactions', '0023_sandbox_payouts'),
+        ('transactions', '0024_form_links_through_the_patients_outbox'),
     ]
 
     operations = [
