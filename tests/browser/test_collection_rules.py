@@ -36,6 +36,10 @@ def test_a_manager_turns_the_copay_rule_on_and_sees_the_automation(page, checks,
 
     page.get_by_label("How many hours before the visit to place the hold").fill("24")
     page.get_by_label("How many hours before the visit", exact=True).fill("48")
+    # No quiet hours (the same start and end), so the beat's pass below sends whatever the hour:
+    # the default ones (21:00 to 08:00 in the clinic's zone) hold everything at night.
+    page.get_by_label("Quiet hours start").fill("00:00")
+    page.get_by_label("Quiet hours end").fill("00:00")
     page.get_by_role("button", name="Save the rules").click()
     expect(page.get_by_text("Saved the collection rules. Nothing was sent now")).to_be_visible()
     assert CollectionRules.objects.get(organization=organization).copay_request_enabled is True
