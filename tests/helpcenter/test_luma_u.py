@@ -248,15 +248,21 @@ def test_passing_every_quiz_completes_the_track_once(client_for, organization, s
     assert "Download your certificate (PDF)" in track_page
 
 
-def test_the_certificate_names_the_member_track_organization_local_day_and_code(client_for, db):
+def _dana_completed_the_staff_track():
+    """Dana Reyes of a Los Angeles clinic, the staff track completed at 03:30 UTC on Mar 4, 2027:
+    still Mar 3 there."""
     organization = OrganizationFactory(name="Riverside Family Medicine", timezone="America/Los_Angeles")
     user = UserFactory(first_name="Dana", last_name="Reyes")
     MembershipFactory(organization=organization, user=user, role=Role.STAFF)
     pass_track(user, organization, STAFF_TRACK)
     completion = TrackCompletion.objects.get()
-    # 03:30 UTC on Mar 4 is still Mar 3 in Los Angeles.
     completion.completed_at = datetime.datetime(2027, 3, 4, 3, 30, tzinfo=datetime.UTC)
     completion.save()
+    return user, completion
+
+
+def test_the_certificate_names_the_member_track_organization_local_day_and_code(client_for, db):
+    user, completion = _dana_completed_the_staff_track()
 
     response = client_for(user).get(CERTIFICATE_URL)
     assert response.status_code == 200
@@ -373,13 +379,7 @@ VERIFY_URL = "/help/luma-u/certificates/verify/"
 
 
 def test_anyone_checks_a_certificate_by_its_code_without_signing_in(client, db):
-    organization = OrganizationFactory(name="Riverside Family Medicine", timezone="America/Los_Angeles")
-    user = UserFactory(first_name="Dana", last_name="Reyes")
-    MembershipFactory(organization=organization, user=user, role=Role.STAFF)
-    pass_track(user, organization, STAFF_TRACK)
-    completion = TrackCompletion.objects.get()
-    completion.completed_at = datetime.datetime(2027, 3, 4, 3, 30, tzinfo=datetime.UTC)
-    completion.save()
+    _user, completion = _dana_completed_the_staff_track()
 
     assert client.get(VERIFY_URL).status_code == 200
     # As printed, or typed in lower case without the dashes.
